@@ -1,0 +1,312 @@
+//! The Docker backend, on bollard. One network per instance, labels on
+//! everything, ports published on 127.0.0.1 only. The labels are the state:
+//! `down` and a later `up` find everything by them, also after a crash.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use bollard::container::{
+    Config, CreateContainerOptions, ListContainersOptions, LogOutput, LogsOptions, NetworkingConfig, RemoveContainerOptions, RestartContainerOptions, StopContainerOptions,
+};
+use bollard::image::CreateImageOptions;
+use bollard::models::{EndpointSettings, HostConfig, PortBinding};
+use bollard::network::{CreateNetworkOptions, ListNetworksOptions};
+use bollard::volume::{ListVolumesOptions, RemoveVolumeOptions};
+use bollard::Docker;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+
+use super::{BackendError, ContainerState, Converged, InstanceState, Removed};
+use crate::plan::{labels, ContainerSpec, Plan, Role};
+
+/// A connection to a Docker engine.
+#[derive(Clone)]
+pub struct DockerBackend {
+    docker: Docker,
+}
+
+fn op_err(op: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> BackendError {
+    let op = op.into();
+    move |e| match e {
+        bollard::errors::Error::DockerResponseServerError { status_code, message } => BackendError::Docker { op, detail: format!("{message} (HTTP {status_code})") },
+        other => BackendError::Unreachable { detail: crate::probe::http::error_chain(&other) },
+    }
+}
+
+fn is_404(e: &bollard::errors::Error) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+}
+
+impl DockerBackend {
+    /// Connect using DOCKER_HOST or the local socket. Does not talk to the engine yet.
+    pub fn connect() -> Result<Self, BackendError> {
+        let docker = Docker::connect_with_local_defaults().map_err(|e| BackendError::Unreachable { detail: e.to_string() })?;
+        Ok(DockerBackend { docker })
+    }
+
+    /// The bollard client, for image baking.
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    pub async fn ping(&self) -> Result<(), BackendError> {
+        match tokio::time::timeout(Duration::from_secs(5), self.docker.ping()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(BackendError::Unreachable { detail: crate::probe::http::error_chain(&e) }),
+            Err(_) => Err(BackendError::Unreachable { detail: "no answer within 5 s".into() }),
+        }
+    }
+
+    async fn list(&self, filter_label: String) -> Result<Vec<bollard::models::ContainerSummary>, BackendError> {
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), vec![filter_label]);
+        self.docker.list_containers(Some(ListContainersOptions { all: true, filters, ..Default::default() })).await.map_err(op_err("listing containers"))
+    }
+
+    async fn ensure_network(&self, plan: &Plan) -> Result<(), BackendError> {
+        let mut filters = HashMap::new();
+        filters.insert("name".to_string(), vec![plan.network.clone()]);
+        let nets = self.docker.list_networks(Some(ListNetworksOptions { filters })).await.map_err(op_err("listing networks"))?;
+        if nets.iter().any(|n| n.name.as_deref() == Some(plan.network.as_str())) {
+            return Ok(());
+        }
+        let labels: HashMap<String, String> = plan.labels.clone().into_iter().collect();
+        let res = self
+            .docker
+            .create_network(CreateNetworkOptions { name: plan.network.clone(), driver: "bridge".into(), check_duplicate: true, labels, ..Default::default() })
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            // Another `up` of the same instance made it in the meantime.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(e) => Err(op_err(format!("creating network {}", plan.network))(e)),
+        }
+    }
+
+    async fn create(&self, plan: &Plan, spec: &ContainerSpec, digest: &str) -> Result<(), BackendError> {
+        let port_key = format!("{}/tcp", spec.port.container);
+        let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
+        labels.insert(labels::SPEC.into(), digest.to_string());
+        let binds: Vec<String> = spec.mounts.iter().map(|m| format!("{}:{}{}", m.host.display(), m.container, if m.read_only { ":ro" } else { "" })).collect();
+        let mut endpoints = HashMap::new();
+        endpoints.insert(plan.network.clone(), EndpointSettings { aliases: Some(spec.aliases.clone()), ..Default::default() });
+        let config = Config {
+            image: Some(spec.image.clone()),
+            cmd: spec.command.clone(),
+            entrypoint: spec.entrypoint.clone(),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(labels),
+            hostname: Some(format!("{}-{}", spec.service, spec.node)),
+            exposed_ports: Some(HashMap::from([(port_key.clone(), HashMap::new())])),
+            host_config: Some(HostConfig {
+                port_bindings: Some(HashMap::from([(port_key, Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(spec.port.host.to_string()) }]))])),
+                binds: (!binds.is_empty()).then_some(binds),
+                network_mode: Some(plan.network.clone()),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig { endpoints_config: endpoints }),
+            stop_timeout: Some(5),
+            ..Default::default()
+        };
+        let res = self.docker.create_container(Some(CreateContainerOptions { name: spec.name.clone(), platform: None }), config).await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if is_404(&e) => Err(BackendError::ImageMissing {
+                image: spec.image.clone(),
+                hint: "bake the local image set with `lab images bake` and use `--images debian`, or pull it with `lab images pull`".into(),
+            }),
+            Err(e) => Err(op_err(format!("creating container {}", spec.name))(e)),
+        }
+    }
+
+    async fn remove(&self, name: &str) -> Result<(), BackendError> {
+        match self.docker.remove_container(name, Some(RemoveContainerOptions { force: true, v: true, ..Default::default() })).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_404(&e) => Ok(()),
+            Err(e) => Err(op_err(format!("removing container {name}"))(e)),
+        }
+    }
+
+    pub async fn converge(&self, plan: &Plan) -> Result<Vec<(String, Converged)>, BackendError> {
+        self.ensure_network(plan).await?;
+        let existing = self.list(format!("{}={}", labels::INSTANCE, plan.instance)).await?;
+        let by_name: HashMap<String, &bollard::models::ContainerSummary> =
+            existing.iter().filter_map(|c| Some((c.names.as_ref()?.first()?.trim_start_matches('/').to_string(), c))).collect();
+        // Containers the plan no longer has.
+        for name in by_name.keys() {
+            if !plan.containers.iter().any(|c| &c.name == name) {
+                self.remove(name).await?;
+            }
+        }
+        let jobs = plan.containers.iter().map(|spec| async {
+            let digest = spec.digest(&plan.network);
+            let outcome = match by_name.get(&spec.name) {
+                Some(c) if c.labels.as_ref().and_then(|l| l.get(labels::SPEC)) == Some(&digest) => Converged::Kept,
+                Some(_) => {
+                    self.remove(&spec.name).await?;
+                    self.create(plan, spec, &digest).await?;
+                    Converged::Recreated
+                }
+                None => {
+                    self.create(plan, spec, &digest).await?;
+                    Converged::Created
+                }
+            };
+            Ok::<_, BackendError>((spec.name.clone(), outcome))
+        });
+        futures_util::future::try_join_all(jobs).await
+    }
+
+    pub async fn start(&self, name: &str) -> Result<(), BackendError> {
+        match self.docker.start_container::<String>(name, None).await {
+            Ok(()) => Ok(()),
+            // 304: already running.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(e) if is_404(&e) => Err(BackendError::NoContainer(name.into())),
+            Err(e) => Err(op_err(format!("starting {name}"))(e)),
+        }
+    }
+
+    pub async fn stop(&self, name: &str, grace: Duration) -> Result<(), BackendError> {
+        match self.docker.stop_container(name, Some(StopContainerOptions { t: grace.as_secs() as i64 })).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(e) if is_404(&e) => Err(BackendError::NoContainer(name.into())),
+            Err(e) => Err(op_err(format!("stopping {name}"))(e)),
+        }
+    }
+
+    pub async fn restart(&self, name: &str, grace: Duration) -> Result<(), BackendError> {
+        self.docker.restart_container(name, Some(RestartContainerOptions { t: grace.as_secs() as isize })).await.map_err(|e| {
+            if is_404(&e) {
+                BackendError::NoContainer(name.into())
+            } else {
+                op_err(format!("restarting {name}"))(e)
+            }
+        })
+    }
+
+    pub async fn instances(&self, instance: Option<&str>) -> Result<Vec<InstanceState>, BackendError> {
+        let filter = match instance {
+            Some(i) => format!("{}={i}", labels::INSTANCE),
+            None => labels::INSTANCE.to_string(),
+        };
+        let containers = self.list(filter.clone()).await?;
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), vec![filter]);
+        let nets = self.docker.list_networks(Some(ListNetworksOptions { filters })).await.map_err(op_err("listing networks"))?;
+        let mut out: BTreeMap<String, InstanceState> = BTreeMap::new();
+        let entry = |out: &mut BTreeMap<String, InstanceState>, l: &HashMap<String, String>| -> Option<String> {
+            let inst = l.get(labels::INSTANCE)?.clone();
+            out.entry(inst.clone()).or_insert_with(|| InstanceState {
+                instance: inst.clone(),
+                lab: l.get(labels::LAB).cloned().unwrap_or_default(),
+                student: l.get(labels::STUDENT).cloned(),
+                target: l.get(labels::TARGET).cloned(),
+                containers: vec![],
+                networks: vec![],
+            });
+            Some(inst)
+        };
+        for c in containers {
+            let l = c.labels.clone().unwrap_or_default();
+            let Some(inst) = entry(&mut out, &l) else { continue };
+            let port = c.ports.as_ref().and_then(|ps| ps.iter().find(|p| p.ip.as_deref() == Some("127.0.0.1") && p.public_port.is_some()).cloned());
+            let state = ContainerState {
+                name: c.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default(),
+                service: l.get(labels::SERVICE).cloned().unwrap_or_default(),
+                node: l.get(labels::NODE).and_then(|n| n.parse().ok()).unwrap_or(1),
+                role: if l.get(labels::ROLE).map(String::as_str) == Some("service") { Role::Service } else { Role::Dependency },
+                state: c.state.clone().unwrap_or_default(),
+                image: c.image.clone().unwrap_or_default(),
+                host_port: port.as_ref().and_then(|p| p.public_port),
+                container_port: port.as_ref().map(|p| p.private_port),
+                labels: l.into_iter().collect(),
+            };
+            out.get_mut(&inst).expect("inserted").containers.push(state);
+        }
+        for n in nets {
+            let l = n.labels.clone().unwrap_or_default();
+            if let Some(inst) = entry(&mut out, &l) {
+                out.get_mut(&inst).expect("inserted").networks.push(n.name.clone().unwrap_or_default());
+            }
+        }
+        let mut v: Vec<InstanceState> = out.into_values().collect();
+        for i in &mut v {
+            i.containers.sort_by(|a, b| (a.role == Role::Service, &a.service, a.node).cmp(&(b.role == Role::Service, &b.service, b.node)));
+        }
+        Ok(v)
+    }
+
+    pub async fn down(&self, instance: Option<&str>) -> Result<Removed, BackendError> {
+        let mut removed = Removed::default();
+        let filter = match instance {
+            Some(i) => format!("{}={i}", labels::INSTANCE),
+            None => labels::INSTANCE.to_string(),
+        };
+        let containers = self.list(filter.clone()).await?;
+        let names: Vec<String> = containers.iter().filter_map(|c| c.names.as_ref()?.first().map(|n| n.trim_start_matches('/').to_string())).collect();
+        futures_util::future::try_join_all(names.iter().map(|n| self.remove(n))).await?;
+        removed.containers = names;
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), vec![filter.clone()]);
+        let nets = self.docker.list_networks(Some(ListNetworksOptions { filters: filters.clone() })).await.map_err(op_err("listing networks"))?;
+        for n in nets {
+            let name = n.name.clone().unwrap_or_default();
+            match self.docker.remove_network(&name).await {
+                Ok(()) => removed.networks.push(name),
+                Err(e) if is_404(&e) => {}
+                Err(e) => return Err(op_err(format!("removing network {name}"))(e)),
+            }
+        }
+        let vols = self.docker.list_volumes(Some(ListVolumesOptions { filters })).await.map_err(op_err("listing volumes"))?;
+        for v in vols.volumes.unwrap_or_default() {
+            match self.docker.remove_volume(&v.name, Some(RemoveVolumeOptions { force: true })).await {
+                Ok(()) => removed.volumes.push(v.name),
+                Err(e) if is_404(&e) => {}
+                Err(e) => return Err(op_err(format!("removing volume {}", v.name))(e)),
+            }
+        }
+        Ok(removed)
+    }
+
+    pub async fn logs(&self, name: &str, tail: usize, follow: bool) -> Result<BoxStream<'static, Result<String, BackendError>>, BackendError> {
+        self.docker.inspect_container(name, None).await.map_err(|e| if is_404(&e) { BackendError::NoContainer(name.into()) } else { op_err("inspecting")(e) })?;
+        let opts = LogsOptions::<String> { follow, stdout: true, stderr: true, tail: tail.to_string(), ..Default::default() };
+        let stream = self.docker.logs(name, Some(opts)).map(|item| match item {
+            Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message } | LogOutput::StdIn { message }) => Ok(String::from_utf8_lossy(&message).to_string()),
+            Err(e) => Err(op_err("reading logs")(e)),
+        });
+        Ok(stream.boxed())
+    }
+
+    pub async fn missing_images(&self, images: &[String]) -> Result<Vec<String>, BackendError> {
+        let mut missing = Vec::new();
+        for img in images {
+            match self.docker.inspect_image(img).await {
+                Ok(_) => {}
+                Err(e) if is_404(&e) => missing.push(img.clone()),
+                Err(e) => return Err(op_err(format!("inspecting image {img}"))(e)),
+            }
+        }
+        Ok(missing)
+    }
+
+    pub async fn pull(&self, image: &str, progress: &(dyn Fn(&str) + Sync)) -> Result<(), BackendError> {
+        let mut stream = self.docker.create_image(Some(CreateImageOptions { from_image: image, ..Default::default() }), None, None);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(err) = info.error {
+                        return Err(BackendError::Pull { image: image.into(), detail: err });
+                    }
+                    let line = [info.id.unwrap_or_default(), info.status.unwrap_or_default(), info.progress.unwrap_or_default()].join(" ");
+                    progress(line.trim());
+                }
+                Err(bollard::errors::Error::DockerResponseServerError { message, .. }) => return Err(BackendError::Pull { image: image.into(), detail: message }),
+                Err(e) => return Err(op_err(format!("pulling {image}"))(e)),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,160 @@
+//! A backend that keeps containers in memory and records every call, for
+//! testing sessions, `up`/`down` logic and actions without an engine.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+
+use super::{BackendError, ContainerState, Converged, InstanceState, Removed};
+use crate::plan::{labels, Plan};
+
+#[derive(Default)]
+struct State {
+    containers: BTreeMap<String, (ContainerState, String)>,
+    networks: BTreeMap<String, BTreeMap<String, String>>,
+    calls: Vec<String>,
+    missing: Vec<String>,
+}
+
+/// The fake backend. Clones share state.
+#[derive(Clone, Default)]
+pub struct FakeBackend {
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeBackend {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Every call so far, as `op name` strings.
+    pub fn calls(&self) -> Vec<String> {
+        self.state.lock().unwrap().calls.clone()
+    }
+    /// Pretend these images are not present.
+    pub fn set_missing(&self, images: Vec<String>) {
+        self.state.lock().unwrap().missing = images;
+    }
+    fn call(&self, s: String) {
+        self.state.lock().unwrap().calls.push(s);
+    }
+    fn set_state(&self, name: &str, state: &str) -> Result<(), BackendError> {
+        let mut st = self.state.lock().unwrap();
+        let c = st.containers.get_mut(name).ok_or_else(|| BackendError::NoContainer(name.into()))?;
+        c.0.state = state.into();
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    pub async fn converge(&self, plan: &Plan) -> Result<Vec<(String, Converged)>, BackendError> {
+        self.call(format!("converge {}", plan.instance));
+        let mut st = self.state.lock().unwrap();
+        st.networks.entry(plan.network.clone()).or_insert_with(|| plan.labels.clone());
+        let stale: Vec<String> = st.containers.iter().filter(|(n, (c, _))| c.labels.get(labels::INSTANCE) == Some(&plan.instance) && !plan.containers.iter().any(|p| &p.name == *n)).map(|(n, _)| n.clone()).collect();
+        for n in stale {
+            st.containers.remove(&n);
+        }
+        let mut out = Vec::new();
+        for spec in &plan.containers {
+            let digest = spec.digest(&plan.network);
+            let outcome = match st.containers.get(&spec.name) {
+                Some((_, d)) if *d == digest => Converged::Kept,
+                Some(_) => Converged::Recreated,
+                None => Converged::Created,
+            };
+            if outcome != Converged::Kept {
+                let state = ContainerState {
+                    name: spec.name.clone(),
+                    service: spec.service.clone(),
+                    node: spec.node,
+                    role: spec.role,
+                    state: "created".into(),
+                    image: spec.image.clone(),
+                    host_port: Some(spec.port.host),
+                    container_port: Some(spec.port.container),
+                    labels: spec.labels.clone(),
+                };
+                st.containers.insert(spec.name.clone(), (state, digest));
+            }
+            out.push((spec.name.clone(), outcome));
+        }
+        Ok(out)
+    }
+
+    pub async fn start(&self, name: &str) -> Result<(), BackendError> {
+        self.call(format!("start {name}"));
+        self.set_state(name, "running")
+    }
+    pub async fn stop(&self, name: &str, _grace: Duration) -> Result<(), BackendError> {
+        self.call(format!("stop {name}"));
+        self.set_state(name, "exited")
+    }
+    pub async fn restart(&self, name: &str, _grace: Duration) -> Result<(), BackendError> {
+        self.call(format!("restart {name}"));
+        self.set_state(name, "running")
+    }
+
+    pub async fn instances(&self, instance: Option<&str>) -> Result<Vec<InstanceState>, BackendError> {
+        let st = self.state.lock().unwrap();
+        let mut out: BTreeMap<String, InstanceState> = BTreeMap::new();
+        for (c, _) in st.containers.values() {
+            let inst = c.labels.get(labels::INSTANCE).cloned().unwrap_or_default();
+            if instance.is_some_and(|i| i != inst) {
+                continue;
+            }
+            out.entry(inst.clone())
+                .or_insert_with(|| InstanceState {
+                    instance: inst.clone(),
+                    lab: c.labels.get(labels::LAB).cloned().unwrap_or_default(),
+                    student: c.labels.get(labels::STUDENT).cloned(),
+                    target: c.labels.get(labels::TARGET).cloned(),
+                    containers: vec![],
+                    networks: vec![],
+                })
+                .containers
+                .push(c.clone());
+        }
+        for (n, l) in &st.networks {
+            let inst = l.get(labels::INSTANCE).cloned().unwrap_or_default();
+            if let Some(i) = out.get_mut(&inst) {
+                i.networks.push(n.clone());
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    pub async fn down(&self, instance: Option<&str>) -> Result<Removed, BackendError> {
+        self.call(format!("down {}", instance.unwrap_or("--all")));
+        let mut st = self.state.lock().unwrap();
+        let matches = |l: &BTreeMap<String, String>| instance.is_none_or(|i| l.get(labels::INSTANCE).map(String::as_str) == Some(i));
+        let names: Vec<String> = st.containers.iter().filter(|(_, (c, _))| matches(&c.labels)).map(|(n, _)| n.clone()).collect();
+        let nets: Vec<String> = st.networks.iter().filter(|(_, l)| matches(l)).map(|(n, _)| n.clone()).collect();
+        for n in &names {
+            st.containers.remove(n);
+        }
+        for n in &nets {
+            st.networks.remove(n);
+        }
+        Ok(Removed { containers: names, networks: nets, volumes: vec![] })
+    }
+
+    pub async fn logs(&self, name: &str, _tail: usize, _follow: bool) -> Result<BoxStream<'static, Result<String, BackendError>>, BackendError> {
+        self.call(format!("logs {name}"));
+        Ok(futures_util::stream::iter(vec![Ok(format!("fake log of {name}\n"))]).boxed())
+    }
+
+    pub async fn missing_images(&self, images: &[String]) -> Result<Vec<String>, BackendError> {
+        let st = self.state.lock().unwrap();
+        Ok(images.iter().filter(|i| st.missing.contains(i)).cloned().collect())
+    }
+
+    pub async fn pull(&self, image: &str, _progress: &(dyn Fn(&str) + Sync)) -> Result<(), BackendError> {
+        self.call(format!("pull {image}"));
+        Err(BackendError::Pull { image: image.into(), detail: "the fake backend has no registry".into() })
+    }
+}

@@ -1,0 +1,25 @@
+//! `lab down`: remove an instance, or every instance lab made.
+
+use super::session;
+use crate::error::{exit, Error};
+use crate::lab::Catalogue;
+
+pub async fn run(cat: &Catalogue, lab: Option<String>, student: Option<String>, all: bool, quiet: bool) -> Result<i32, Error> {
+    let s = session(quiet)?;
+    s.backend.ping().await?;
+    let instance = if all {
+        None
+    } else {
+        let name = lab.expect("clap requires lab without --all");
+        // Accept a lab that is no longer defined: the labels say what to remove.
+        let lab_name = cat.find(&name).map(|l| l.name().to_string()).unwrap_or(name);
+        Some(crate::plan::instance_name(&lab_name, student.as_deref()))
+    };
+    let removed = s.down(instance.as_deref()).await?;
+    if removed.containers.is_empty() && removed.networks.is_empty() {
+        println!("nothing to remove{}", instance.map(|i| format!(" for {i}")).unwrap_or_default());
+    } else {
+        println!("removed {} containers, {} networks, {} volumes", removed.containers.len(), removed.networks.len(), removed.volumes.len());
+    }
+    Ok(exit::OK)
+}

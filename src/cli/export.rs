@@ -1,0 +1,103 @@
+//! `lab export compose`: a docker-compose.yml equivalent of what `up` creates,
+//! made from the same plan (and so from the same templates).
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_yaml::{Mapping, Value};
+
+use crate::error::{exit, Error};
+use crate::images;
+use crate::lab::Catalogue;
+use crate::plan::{self, Plan, PlanOptions, Solution};
+
+#[derive(Subcommand, Debug)]
+pub enum ExportCommand {
+    /// Print a docker-compose.yml for a lab.
+    #[command(after_help = "Examples:\n  lab export compose url-shortener > docker-compose.yml\n  lab export compose url-shortener --binary ./shortener --images debian")]
+    Compose {
+        lab: String,
+        /// A built binary of the learner's service to include (mounted like `up` does).
+        #[arg(long)]
+        binary: Option<PathBuf>,
+        #[arg(long)]
+        student: Option<String>,
+        #[arg(long, value_enum)]
+        images: Option<images::ImageSet>,
+    },
+}
+
+pub fn run(cat: &Catalogue, cmd: ExportCommand) -> Result<i32, Error> {
+    let ExportCommand::Compose { lab, binary, student, images } = cmd;
+    let lab = cat.find(&lab)?;
+    super::check_student(&student)?;
+    let (set, _) = images::choose(images).map_err(Error::Usage)?;
+    let solution = match binary {
+        Some(b) => {
+            let abs = b.canonicalize().map_err(|e| Error::Usage(format!("--binary {}: {e}", b.display())))?;
+            Solution::Binary { path: abs, digest: String::new() }
+        }
+        None => Solution::None,
+    };
+    let mut held = Vec::new();
+    let opts = PlanOptions { student, images: set, solution, ports: Default::default(), extra_env: Default::default() };
+    let plan = plan::plan(&lab, &opts, || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let p = l.local_addr().map_err(|e| e.to_string())?.port();
+        held.push(l);
+        Ok(p)
+    })?;
+    print!("{}", compose(&plan));
+    Ok(exit::OK)
+}
+
+fn s(x: &str) -> Value {
+    Value::String(x.to_string())
+}
+
+/// The compose file of a plan.
+pub fn compose(plan: &Plan) -> String {
+    let mut services = Mapping::new();
+    for c in &plan.containers {
+        let mut svc = Mapping::new();
+        svc.insert(s("image"), s(&c.image));
+        svc.insert(s("container_name"), s(&c.name));
+        if let Some(cmd) = &c.entrypoint {
+            svc.insert(s("entrypoint"), Value::Sequence(cmd.iter().map(|x| s(x)).collect()));
+        }
+        if let Some(cmd) = &c.command {
+            svc.insert(s("command"), Value::Sequence(cmd.iter().map(|x| s(x)).collect()));
+        }
+        if !c.env.is_empty() {
+            svc.insert(s("environment"), Value::Mapping(c.env.iter().map(|(k, v)| (s(k), s(v))).collect()));
+        }
+        svc.insert(s("ports"), Value::Sequence(vec![s(&format!("127.0.0.1:{}:{}", c.port.host, c.port.container))]));
+        if !c.mounts.is_empty() {
+            svc.insert(s("volumes"), Value::Sequence(c.mounts.iter().map(|m| s(&format!("{}:{}{}", m.host.display(), m.container, if m.read_only { ":ro" } else { "" }))).collect()));
+        }
+        svc.insert(s("labels"), Value::Mapping(c.labels.iter().map(|(k, v)| (s(k), s(v))).collect()));
+        let mut net = Mapping::new();
+        net.insert(s("aliases"), Value::Sequence(c.aliases.iter().map(|a| s(a)).collect()));
+        let mut nets = Mapping::new();
+        nets.insert(s("lab"), Value::Mapping(net));
+        svc.insert(s("networks"), Value::Mapping(nets));
+        if c.role == plan::Role::Service {
+            let deps: Vec<Value> = plan.dependencies().map(|d| s(&d.service)).collect();
+            if !deps.is_empty() {
+                svc.insert(s("depends_on"), Value::Sequence(deps));
+            }
+        }
+        let key = if c.role == plan::Role::Service { format!("{}-{}", c.service, c.node) } else { c.service.clone() };
+        services.insert(s(&key), Value::Mapping(svc));
+    }
+    let mut root = Mapping::new();
+    root.insert(s("version"), s("3.8"));
+    root.insert(s("services"), Value::Mapping(services));
+    let mut net = Mapping::new();
+    net.insert(s("name"), s(&format!("{}-compose", plan.network)));
+    net.insert(s("labels"), Value::Mapping(Mapping::new()));
+    let mut nets = Mapping::new();
+    nets.insert(s("lab"), Value::Mapping(net));
+    root.insert(s("networks"), Value::Mapping(nets));
+    format!("# Made by `lab export compose {}`: the same containers `lab up` creates.\n{}", plan.lab, serde_yaml::to_string(&Value::Mapping(root)).expect("YAML serializes"))
+}

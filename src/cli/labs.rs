@@ -1,0 +1,91 @@
+//! `lab list`, `lab show`, `lab validate`: reading lab definitions, no backend.
+
+use std::path::PathBuf;
+
+use crate::error::{exit, Error};
+use crate::images::ImageSet;
+use crate::lab::{self, Catalogue};
+
+pub fn list(cat: &Catalogue) -> Result<i32, Error> {
+    let all = cat.all();
+    if all.is_empty() {
+        println!("no labs found; add a folder with --labs DIR");
+        return Ok(exit::OK);
+    }
+    let mut bad = false;
+    for (name, res) in all {
+        match res {
+            Ok(l) => println!("{:<16} rung {:<2} {}", name, l.def.rung.map(|r| r.to_string()).unwrap_or_else(|| "-".into()), l.def.title),
+            Err(_) => {
+                bad = true;
+                println!("{name:<16} (invalid: run `lab validate` for details)");
+            }
+        }
+    }
+    Ok(if bad { exit::BAD_INPUT } else { exit::OK })
+}
+
+pub fn show(cat: &Catalogue, name: &str, readme: bool) -> Result<i32, Error> {
+    let l = cat.find(name)?;
+    let d = &l.def;
+    println!("{} — {}", d.name, d.title);
+    println!("source: {}", l.source.describe());
+    if !d.summary.trim().is_empty() {
+        println!("\n{}", d.summary.trim());
+    }
+    println!("\nDependencies:");
+    if d.dependencies.is_empty() {
+        println!("  none");
+    }
+    for (n, dep) in &d.dependencies {
+        println!("  {n:<12} template {:<12} upstream {:<26} debian {}", dep.template, ImageSet::Upstream.image(&dep.template), ImageSet::Debian.image(&dep.template));
+    }
+    let s = &d.service;
+    println!("\nYour service `{}`: built from Go source, run as {} container(s), listening on port {}, ready when GET {} answers {}", s.name, s.replicas, s.port, s.ready.path, s.ready.status);
+    println!("Environment it receives:");
+    for (k, v) in &s.env {
+        println!("  {k}={v}");
+    }
+    println!("\nChecks:");
+    for st in &d.stages {
+        println!("  {}{}", st.stage, if st.required { " (required: later stages need it)" } else { "" });
+        for c in &st.checks {
+            println!("    {:<28} {}", c.name, c.expect);
+        }
+    }
+    if readme {
+        match l.readme() {
+            Some(r) => println!("\n{r}"),
+            None => println!("\n(no README.md)"),
+        }
+    } else {
+        println!("\nThe full contract: lab show {} --readme", d.name);
+    }
+    Ok(exit::OK)
+}
+
+pub fn validate(cat: &Catalogue, paths: &[PathBuf]) -> Result<i32, Error> {
+    let results: Vec<(String, Result<lab::Lab, lab::LoadError>)> = if paths.is_empty() {
+        cat.all()
+    } else {
+        paths.iter().map(|p| (p.display().to_string(), lab::load_path(p))).collect()
+    };
+    if results.is_empty() {
+        return Err(Error::Usage("no labs to validate".into()));
+    }
+    let mut bad = 0;
+    for (name, res) in results {
+        match res {
+            Ok(l) => println!("✓ {name} ({} checks)", l.def.stages.iter().map(|s| s.checks.len()).sum::<usize>()),
+            Err(e) => {
+                bad += 1;
+                println!("✗ {name}");
+                match e {
+                    lab::LoadError::Invalid(errs) => super::print_definition_errors(errs),
+                    other => eprintln!("{:?}", miette::Report::new(other)),
+                }
+            }
+        }
+    }
+    Ok(if bad > 0 { exit::BAD_INPUT } else { exit::OK })
+}

@@ -1,0 +1,233 @@
+//! The command line: the only place that knows clap. One file per subcommand;
+//! each builds the parts, calls the library and returns an exit code.
+
+mod down;
+mod export;
+mod images;
+mod labs;
+mod logs;
+mod status;
+mod up;
+mod verify;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::backend::{Backend, DockerBackend};
+use crate::error::Error;
+use crate::images::ImageSet;
+use crate::lab::Catalogue;
+use crate::session::{Session, SolutionArg};
+use crate::ui::Ui;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success; every check passed
+  1    the learner's service failed a check (or did not build, or did not start)
+  2    bad lab definition or bad arguments
+  3    the Docker engine could not be reached
+  4    lab itself could not run (missing image, dependency never ready, bake failed)
+  130  interrupted (Ctrl-C); what lab started has been removed
+
+Image set (first found wins): --images, LAB_IMAGES, `images:` in ~/.config/lab/config.yaml, upstream.";
+
+/// lab: bring up Go practice labs on Docker, break them, and verify the learner's service.
+#[derive(Parser, Debug)]
+#[command(name = "lab", version, about, after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
+pub struct Cli {
+    /// Another folder of labs (searched before the built-in ones); repeatable. Also LAB_PATH.
+    #[arg(long = "labs", global = true, value_name = "DIR")]
+    pub labs: Vec<PathBuf>,
+    /// Print only results and errors, no progress.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List the labs found in --labs folders and built in.
+    #[command(after_help = "Example:\n  lab list")]
+    List,
+    /// Show what a lab brings up, what the learner must build, and its checks.
+    #[command(after_help = "Example:\n  lab show url-shortener")]
+    Show {
+        /// Lab name or folder.
+        lab: String,
+        /// Print the learner's README too.
+        #[arg(long)]
+        readme: bool,
+    },
+    /// Check lab definitions without starting anything (all labs when no path is given).
+    #[command(after_help = "Examples:\n  lab validate\n  lab validate labs/url-shortener ./my-lab/lab.yaml")]
+    Validate {
+        /// Lab folders or lab.yaml files.
+        paths: Vec<PathBuf>,
+    },
+    /// Bring a lab up: dependencies, then the learner's service, each until ready.
+    #[command(after_help = "Examples:\n  lab up url-shortener --solution ./my-shortener\n  lab up url-shortener --target http://127.0.0.1:8080   # only Redis; run your service yourself\n  lab up url-shortener --solution ./my-shortener --student alice --images debian")]
+    Up(up::UpArgs),
+    /// Show running instances, their containers and addresses.
+    #[command(after_help = "Examples:\n  lab status\n  lab status url-shortener")]
+    Status {
+        /// Only this lab.
+        lab: Option<String>,
+        #[arg(long)]
+        student: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the logs of a lab's service or of one dependency.
+    #[command(after_help = "Examples:\n  lab logs url-shortener\n  lab logs url-shortener redis -f")]
+    Logs {
+        lab: String,
+        /// The service or dependency (default: the learner's service).
+        service: Option<String>,
+        /// Keep printing new lines.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many past lines.
+        #[arg(long, default_value_t = 100)]
+        tail: usize,
+        #[arg(long)]
+        student: Option<String>,
+    },
+    /// Remove a lab's instance (containers, network, volumes), or all with --all.
+    #[command(after_help = "Examples:\n  lab down url-shortener\n  lab down --all")]
+    Down {
+        #[arg(required_unless_present = "all")]
+        lab: Option<String>,
+        #[arg(long)]
+        student: Option<String>,
+        /// Every instance lab made on this engine.
+        #[arg(long, conflicts_with = "lab")]
+        all: bool,
+    },
+    /// Run a lab's checks against the learner's service and give a verdict.
+    #[command(after_help = "Examples:\n  lab verify url-shortener --solution ./my-shortener\n  lab verify url-shortener                     # against the instance `lab up` started\n  lab verify url-shortener --solution . --output junit --report junit.xml")]
+    Verify(verify::VerifyArgs),
+    /// Image sets: list, pull the upstream ones, bake the Debian ones.
+    #[command(subcommand)]
+    Images(images::ImagesCommand),
+    /// Export a lab as a file for another tool.
+    #[command(subcommand)]
+    Export(export::ExportCommand),
+}
+
+/// Options shared by `up` and `verify`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// The learner's solution: a Go folder (built with `go build`) or an executable.
+    #[arg(long, value_name = "PATH", conflicts_with = "target")]
+    pub solution: Option<PathBuf>,
+    /// Check a service that is already running at this URL instead.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Run a separate instance for this student (names and ports do not clash).
+    #[arg(long)]
+    pub student: Option<String>,
+    /// Image set: upstream (pulled) or debian (baked here).
+    #[arg(long, value_enum)]
+    pub images: Option<ImageSet>,
+    /// How to build a Go folder.
+    #[arg(long, value_enum, default_value_t = crate::build::GoMode::Auto)]
+    pub go_mode: crate::build::GoMode,
+    /// Extra environment for the learner's service, KEY=VALUE; repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+}
+
+impl RunArgs {
+    fn solution(&self) -> Result<SolutionArg, Error> {
+        Ok(match (&self.solution, &self.target) {
+            (Some(p), _) => SolutionArg::Path(p.clone()),
+            (None, Some(t)) => {
+                let u = reqwest::Url::parse(t).map_err(|e| Error::Usage(format!("--target {t}: {e}; give a URL such as http://127.0.0.1:8080")))?;
+                if !matches!(u.scheme(), "http" | "https") {
+                    return Err(Error::Usage(format!("--target {t}: only http and https URLs")));
+                }
+                SolutionArg::Target(t.trim_end_matches('/').to_string())
+            }
+            (None, None) => SolutionArg::None,
+        })
+    }
+
+    fn extra_env(&self) -> Result<BTreeMap<String, String>, Error> {
+        self.env
+            .iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+                _ => Err(Error::Usage(format!("--env {kv}: expected KEY=VALUE"))),
+            })
+            .collect()
+    }
+}
+
+fn check_student(s: &Option<String>) -> Result<(), Error> {
+    match s {
+        Some(s) if !crate::plan::valid_student(s) => Err(Error::Usage(format!("--student {s}: use lower-case letters, digits and dashes (at most 30)"))),
+        _ => Ok(()),
+    }
+}
+
+fn session(quiet: bool) -> Result<Session, Error> {
+    Ok(Session { backend: Backend::Docker(DockerBackend::connect()?), ui: Ui::new(quiet) })
+}
+
+/// Run the parsed command line; returns the exit code.
+pub async fn run(cli: Cli) -> i32 {
+    let catalogue = Catalogue::new(cli.labs.clone());
+    let quiet = cli.quiet;
+    let res = match cli.command {
+        Command::List => labs::list(&catalogue),
+        Command::Show { lab, readme } => labs::show(&catalogue, &lab, readme),
+        Command::Validate { paths } => labs::validate(&catalogue, &paths),
+        Command::Up(a) => up::run(&catalogue, a, quiet).await,
+        Command::Status { lab, student, json } => status::run(lab, student, json).await,
+        Command::Logs { lab, service, follow, tail, student } => logs::run(&catalogue, &lab, service, follow, tail, student).await,
+        Command::Down { lab, student, all } => down::run(&catalogue, lab, student, all, quiet).await,
+        Command::Verify(a) => verify::run(&catalogue, a, quiet).await,
+        Command::Images(c) => images::run(c, quiet).await,
+        Command::Export(c) => export::run(&catalogue, c),
+    };
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            let code = e.exit_code();
+            print_error(e);
+            code
+        }
+    }
+}
+
+/// Wait for Ctrl-C (or SIGTERM).
+pub(crate) async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+
+/// Print an error with miette; the problems of a lab definition one by one.
+pub(crate) fn print_error(e: Error) {
+    match e {
+        Error::Load(crate::lab::LoadError::Invalid(errs)) => print_definition_errors(errs),
+        other => eprintln!("{:?}", miette::Report::new(other)),
+    }
+}
+
+pub(crate) fn print_definition_errors(errs: crate::lab::DefinitionErrors) {
+    let n = errs.errors.len();
+    for d in errs.errors {
+        eprintln!("{:?}", miette::Report::new(d));
+    }
+    if n > 1 {
+        eprintln!("{n} problems in {}", errs.file);
+    }
+}

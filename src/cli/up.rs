@@ -1,0 +1,81 @@
+//! `lab up`: bring a lab up and say where everything is.
+
+use clap::Args;
+
+use super::{check_student, interrupted, session, RunArgs};
+use crate::error::{exit, Error};
+use crate::images;
+use crate::lab::Catalogue;
+use crate::plan::Plan;
+use crate::session::{Session, SolutionArg, UpOptions};
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Lab name or folder.
+    pub lab: String,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// On failure, keep what was started (for debugging) instead of removing it.
+    #[arg(long)]
+    pub keep_on_failure: bool,
+}
+
+pub async fn run(cat: &Catalogue, a: UpArgs, quiet: bool) -> Result<i32, Error> {
+    let lab = cat.find(&a.lab)?;
+    check_student(&a.run.student)?;
+    let (set, _) = images::choose(a.run.images).map_err(Error::Usage)?;
+    let opts = UpOptions { student: a.run.student.clone(), images: set, solution: a.run.solution()?, go_mode: a.run.go_mode, extra_env: a.run.extra_env()? };
+    let s = session(quiet)?;
+    s.ui.line(&format!("lab up {} ({} images)", lab.name(), set));
+    let plan = guarded_up(&s, &lab, &opts, a.keep_on_failure).await?;
+    print_plan(&plan);
+    Ok(exit::OK)
+}
+
+/// `up`, removing what it started if it fails or is interrupted (unless `keep`),
+/// as long as the instance did not exist before.
+pub(crate) async fn guarded_up(s: &Session, lab: &crate::lab::Lab, opts: &UpOptions, keep: bool) -> Result<Plan, Error> {
+    s.backend.ping().await?;
+    let existed = s.find_instance(lab.name(), opts.student.as_deref()).await?.is_some();
+    let res = tokio::select! {
+        r = s.up(lab, opts) => r,
+        _ = interrupted() => Err(Error::Interrupted),
+    };
+    if let Err(e) = &res {
+        if !existed && !keep && !matches!(e, Error::Backend(crate::backend::BackendError::Unreachable { .. })) {
+            let name = crate::plan::instance_name(lab.name(), opts.student.as_deref());
+            match s.down(Some(&name)).await {
+                Ok(r) if !r.containers.is_empty() || !r.networks.is_empty() => s.ui.line(&format!("removed the half-made instance {name} (keep it with --keep-on-failure)")),
+                Ok(_) => {}
+                Err(e2) => s.ui.warn(&format!("could not remove {name}: {e2}; run `lab down {}`", lab.name())),
+            }
+        }
+    }
+    res
+}
+
+fn print_plan(plan: &Plan) {
+    println!("\n{} is up.", plan.instance);
+    for c in &plan.containers {
+        println!("  {:<16} http://127.0.0.1:{} ({})", c.name, c.port.host, if c.role == crate::plan::Role::Service { "your service" } else { "dependency" }.to_string() + &format!(", port {} inside", c.port.container));
+    }
+    match (&plan.target, plan.replicas().next()) {
+        (Some(t), _) => {
+            println!("\nRun your service yourself with this environment, then `lab verify {}` checks {t}:", plan.lab);
+            for (k, v) in plan.service_env.first().into_iter().flatten() {
+                println!("  export {k}={}", shell_quote(v));
+            }
+        }
+        (None, Some(_)) => println!("\nNext: lab verify {}   (lab logs {} shows your service's log)", plan.lab, plan.lab),
+        (None, None) => println!("\nOnly the dependencies run. Give --solution PATH or --target URL for your service."),
+    }
+    let _ = SolutionArg::None;
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:@".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}

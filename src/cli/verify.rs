@@ -1,0 +1,163 @@
+//! `lab verify`: run a lab's checks and give a verdict a learner understands
+//! and a CI can read.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{check_student, interrupted, session, up::guarded_up, RunArgs};
+use crate::error::{exit, Error};
+use crate::event::{CheckResult, Event, Failure, Outcome, RunReport, Summary};
+use crate::images;
+use crate::lab::Catalogue;
+use crate::report::{self, Format, Terminal};
+use crate::session::{SolutionArg, UpOptions};
+use crate::verify::{self, Target};
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Lab name or folder.
+    pub lab: String,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Terminal)]
+    pub output: Format,
+    /// Also write the report to this file (.xml: JUnit, .json: JSON).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Keep the instance running afterwards when verify brought it up.
+    #[arg(long)]
+    pub keep: bool,
+    /// Show each step as it runs.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Error> {
+    let lab = cat.find(&a.lab)?;
+    check_student(&a.run.student)?;
+    let report_format = match &a.report {
+        None => None,
+        Some(p) => match p.extension().and_then(|e| e.to_str()) {
+            Some("xml") => Some(Format::Junit),
+            Some("json") => Some(Format::Json),
+            _ => return Err(Error::Usage(format!("--report {}: name a .xml (JUnit) or .json file", p.display()))),
+        },
+    };
+    let solution = a.run.solution()?;
+    let s = session(quiet || a.output != Format::Terminal)?;
+    s.backend.ping().await?;
+    let existed = s.find_instance(lab.name(), a.run.student.as_deref()).await?.is_some();
+
+    let plan = match &solution {
+        SolutionArg::None => s.running_plan(&lab, a.run.student.as_deref()).await?,
+        _ => {
+            let (set, _) = images::choose(a.run.images).map_err(Error::Usage)?;
+            let opts = UpOptions { student: a.run.student.clone(), images: set, solution: solution.clone(), go_mode: a.run.go_mode, extra_env: a.run.extra_env()? };
+            match guarded_up(&s, &lab, &opts, false).await {
+                Ok(p) => p,
+                // The learner's code did not build or start: a failed check, reported as such.
+                Err(e @ (Error::Build(crate::build::BuildError::Compile { .. }) | Error::ServiceNotReady { .. })) => {
+                    let report = startup_failure(lab.name(), &e);
+                    emit_report(&report, &a, report_format)?;
+                    return Ok(exit::CHECKS_FAILED);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    let brought_up = !existed;
+    let managed = plan.replicas().next().is_some();
+    if !managed && plan.target.is_none() {
+        if brought_up {
+            let _ = s.down(Some(&plan.instance)).await;
+        }
+        return Err(Error::Usage(format!("instance {} runs no service of yours; give --solution PATH or --target URL", plan.instance)));
+    }
+
+    let target = Target { lab: &lab, plan: &plan, backend: &s.backend, managed };
+    let mut term = Terminal::stdout(a.verbose);
+    let live = a.output == Format::Terminal;
+    let mut emit = |e: &Event| {
+        if live {
+            term.event(e);
+        }
+    };
+    let result = tokio::select! {
+        r = verify::run(&target, &mut emit) => Some(r),
+        _ = interrupted() => None,
+    };
+    let cleanup = async {
+        if brought_up && !a.keep {
+            if let Err(e) = s.down(Some(&plan.instance)).await {
+                s.ui.warn(&format!("could not remove {}: {e}", plan.instance));
+            }
+        } else {
+            // Leave a kept instance running as it was: start anything a check stopped.
+            for c in &plan.containers {
+                let _ = s.backend.start(&c.name).await;
+            }
+        }
+    };
+    let Some(report) = result else {
+        cleanup.await;
+        return Err(Error::Interrupted);
+    };
+    cleanup.await;
+    if brought_up && a.keep {
+        s.ui.line(&format!("kept {} running (lab down {} removes it)", plan.instance, lab.name()));
+    }
+    emit_report(&report, &a, report_format)?;
+    Ok(if report.passed() {
+        exit::OK
+    } else if report.summary.failed == 0 {
+        exit::LAB_FAILED
+    } else {
+        exit::CHECKS_FAILED
+    })
+}
+
+fn emit_report(report: &RunReport, a: &VerifyArgs, file_format: Option<Format>) -> Result<(), Error> {
+    match a.output {
+        Format::Terminal => {
+            // Live output already printed everything but a startup failure.
+            if report.checks.len() == 1 && report.checks[0].stage == "startup" && report.checks[0].name.starts_with("service-") {
+                print!("{}", report::render(report, Format::Terminal));
+            }
+        }
+        f => print!("{}", report::render(report, f)),
+    }
+    if let (Some(path), Some(f)) = (&a.report, file_format) {
+        std::fs::write(path, report::render(report, f)).map_err(|e| Error::Io(format!("writing {}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// A report with one failed check for a service that did not build or start.
+fn startup_failure(lab: &str, e: &Error) -> RunReport {
+    let (name, expect, summary, got, hint) = match e {
+        Error::Build(crate::build::BuildError::Compile { output, .. }) => {
+            ("service-builds", "the solution builds with `go build`", "your code does not compile".to_string(), output.clone(), "fix the compile errors shown".to_string())
+        }
+        Error::ServiceNotReady { container, last, logs, probe, .. } => (
+            "service-starts",
+            "the service starts and answers its readiness probe",
+            format!("{container} never became ready"),
+            format!("{last}\n{logs}"),
+            format!("it must answer {probe}; read the log lines above"),
+        ),
+        other => ("service-starts", "the service starts", other.to_string(), String::new(), String::new()),
+    };
+    let outcome = Outcome::Failed(Failure { summary, sent: String::new(), got, expected: expect.to_string(), hint, step: 1, logs: vec![] });
+    let mut s = Summary::default();
+    s.add(&outcome);
+    RunReport {
+        lab: lab.to_string(),
+        instance: String::new(),
+        target: String::new(),
+        checks: vec![CheckResult { stage: "startup".into(), name: name.into(), expect: expect.into(), outcome, duration: Duration::ZERO }],
+        summary: s,
+    }
+}

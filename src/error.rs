@@ -1,0 +1,79 @@
+//! The library's top-level error and the exit codes the CLI maps it to.
+
+use miette::Diagnostic;
+
+use crate::backend::BackendError;
+use crate::build::BuildError;
+use crate::images::bake::BakeError;
+use crate::lab::LoadError;
+use crate::plan::PlanError;
+
+/// Exit codes of `lab`, documented in `lab --help` and the README.
+pub mod exit {
+    /// Everything worked; every check passed.
+    pub const OK: i32 = 0;
+    /// The learner's service failed a check (or did not build, or did not start).
+    pub const CHECKS_FAILED: i32 = 1;
+    /// A bad lab definition or bad arguments.
+    pub const BAD_INPUT: i32 = 2;
+    /// The backend (Docker engine) could not be reached.
+    pub const BACKEND_UNREACHABLE: i32 = 3;
+    /// lab itself could not run: a missing image, a dependency that never became
+    /// ready, a failed bake, a missing toolchain.
+    pub const LAB_FAILED: i32 = 4;
+    /// Interrupted (Ctrl-C); what was started has been cleaned up.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// Anything that stops a command.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum Error {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Load(#[from] LoadError),
+    #[error("{0}")]
+    #[diagnostic(code(lab::usage))]
+    Usage(String),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Bake(#[from] BakeError),
+    /// A dependency never became ready: lab's problem, not the learner's.
+    #[error("{container} did not become ready within {timeout}: {last}\n{logs}")]
+    #[diagnostic(help("the last log lines of the container are above; `lab logs` shows more"))]
+    DependencyNotReady { container: String, timeout: String, last: String, logs: String },
+    /// The learner's service never became ready.
+    #[error("your service ({container}) did not become ready within {timeout}: {last}\n{logs}")]
+    #[diagnostic(help("it must answer {probe}; its last log lines are above"))]
+    ServiceNotReady { container: String, timeout: String, last: String, probe: String, logs: String },
+    #[error("no running instance of lab `{0}`")]
+    #[diagnostic(help("start it with `lab up {0} --solution PATH` (or give --solution/--target to `lab verify`)"))]
+    NotUp(String),
+    #[error("interrupted")]
+    Interrupted,
+    #[error("{0}")]
+    Io(String),
+}
+
+impl Error {
+    /// The exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Load(_) | Error::Usage(_) | Error::Plan(_) => exit::BAD_INPUT,
+            Error::Backend(BackendError::Unreachable { .. }) => exit::BACKEND_UNREACHABLE,
+            Error::Build(BuildError::Compile { .. }) | Error::ServiceNotReady { .. } => exit::CHECKS_FAILED,
+            Error::Build(BuildError::Missing(_) | BuildError::NotBuildable(_)) => exit::BAD_INPUT,
+            Error::NotUp(_) => exit::BAD_INPUT,
+            Error::Interrupted => exit::INTERRUPTED,
+            _ => exit::LAB_FAILED,
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Image sets. `upstream`: the official tags, pulled from a registry.
+//! `debian`: built on this machine from Debian packages by `lab images bake`,
+//! for machines without a registry and for air-gapped classrooms.
+//!
+//! The set is chosen by, first to last: `--images`, the `LAB_IMAGES`
+//! environment variable, `images:` in `$XDG_CONFIG_HOME/lab/config.yaml`
+//! (usually `~/.config/lab/config.yaml`), and the default `upstream`.
+
+pub mod bake;
+pub mod debian;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Which images a lab runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageSet {
+    /// Official images (redis, postgres, rabbitmq, prom/*), pulled from a registry.
+    Upstream,
+    /// Images baked here from Debian packages (`lab images bake`); no registry needed.
+    Debian,
+}
+
+impl fmt::Display for ImageSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ImageSet::Upstream => "upstream",
+            ImageSet::Debian => "debian",
+        })
+    }
+}
+
+/// Upstream tags, by template name; `base` runs the learner's binaries.
+pub const UPSTREAM: &[(&str, &str)] = &[
+    ("redis", "redis:7.0"),
+    ("postgres", "postgres:15"),
+    ("rabbitmq", "rabbitmq:3.10"),
+    ("prometheus", "prom/prometheus:v2.42.0"),
+    ("alertmanager", "prom/alertmanager:v0.25.0"),
+    ("base", "debian:bookworm-slim"),
+];
+
+impl ImageSet {
+    /// The image for a template name (or `base`).
+    pub fn image(self, name: &str) -> String {
+        match self {
+            ImageSet::Upstream => UPSTREAM.iter().find(|(n, _)| *n == name).map(|(_, t)| t.to_string()),
+            ImageSet::Debian => debian::recipe(name).map(|r| r.tag.to_string()),
+        }
+        .unwrap_or_else(|| format!("lab-unknown/{name}"))
+    }
+
+    /// Every (name, tag) of the set.
+    pub fn all(self) -> Vec<(&'static str, String)> {
+        let names: Vec<&'static str> = match self {
+            ImageSet::Upstream => UPSTREAM.iter().map(|(n, _)| *n).collect(),
+            ImageSet::Debian => debian::RECIPES.iter().map(|r| r.name).collect(),
+        };
+        names.into_iter().map(|n| (n, self.image(n))).collect()
+    }
+}
+
+/// Where the chosen set came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    Flag,
+    Env,
+    Config(PathBuf),
+    Default,
+}
+
+#[derive(Deserialize)]
+struct Config {
+    #[serde(default)]
+    images: Option<ImageSet>,
+}
+
+/// The config file path.
+pub fn config_path() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("lab").join("config.yaml"))
+}
+
+/// Resolve the image set from the flag, the environment and the config file.
+pub fn choose(flag: Option<ImageSet>) -> Result<(ImageSet, Choice), String> {
+    if let Some(s) = flag {
+        return Ok((s, Choice::Flag));
+    }
+    if let Ok(v) = std::env::var("LAB_IMAGES") {
+        if !v.is_empty() {
+            return match v.as_str() {
+                "upstream" => Ok((ImageSet::Upstream, Choice::Env)),
+                "debian" => Ok((ImageSet::Debian, Choice::Env)),
+                other => Err(format!("LAB_IMAGES={other} is not an image set; use `upstream` or `debian`")),
+            };
+        }
+    }
+    if let Some(p) = config_path() {
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            let cfg: Config = serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+            if let Some(s) = cfg.images {
+                return Ok((s, Choice::Config(p)));
+            }
+        }
+    }
+    Ok((ImageSet::Upstream, Choice::Default))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_has_an_image_in_both_sets() {
+        for name in crate::template::names().into_iter().chain(["base"]) {
+            for set in [ImageSet::Upstream, ImageSet::Debian] {
+                assert!(!set.image(name).starts_with("lab-unknown"), "{set} lacks {name}");
+            }
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Serde structs mirroring `lab.yaml` one to one. Unknown fields are refused so
+//! that a typo is an error with a location, never a silently ignored key.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A whole lab definition: `labs/<lab>/lab.yaml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabDef {
+    /// Lab name; must match the folder name.
+    pub name: String,
+    /// One line shown by `lab list`.
+    pub title: String,
+    /// Place on the learners' ladder (1 = first project).
+    #[serde(default)]
+    pub rung: Option<u32>,
+    /// What the learner builds, a paragraph for `lab show`.
+    #[serde(default)]
+    pub summary: String,
+    /// Dependencies, keyed by the name the learner's service reaches them by.
+    #[serde(default)]
+    pub dependencies: BTreeMap<String, Dependency>,
+    /// The learner's service.
+    pub service: Service,
+    /// Ordered stages of checks.
+    #[serde(default)]
+    pub stages: Vec<Stage>,
+}
+
+/// A dependency rendered from `compose-templates/<template>.yaml.tera`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dependency {
+    /// Template name (redis, postgres, rabbitmq, prometheus, alertmanager).
+    pub template: String,
+    /// Values handed to the template as `options` (database names, passwords...).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// How the learner's service is built.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum BuildKind {
+    /// A Go source directory, built with `go build` (static).
+    #[default]
+    Go,
+}
+
+/// Where the learner's service runs.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunKind {
+    /// As containers of the base image, with the binary mounted read-only.
+    #[default]
+    Container,
+}
+
+/// The learner's own service.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// Name used in container names, checks and actions.
+    #[serde(default = "default_service_name")]
+    pub name: String,
+    #[serde(default)]
+    pub build: BuildKind,
+    #[serde(default)]
+    pub run: RunKind,
+    /// How many replicas to run.
+    #[serde(default = "one")]
+    pub replicas: u32,
+    /// The TCP port the service listens on inside its container.
+    pub port: u16,
+    /// Environment; values are tera templates (see `lab show` for the variables).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// When the service counts as started.
+    pub ready: HttpReady,
+}
+
+fn default_service_name() -> String {
+    "app".into()
+}
+fn one() -> u32 {
+    1
+}
+
+/// Readiness of the learner's service: an HTTP GET that must answer `status`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpReady {
+    pub path: String,
+    #[serde(default = "ok_status")]
+    pub status: u16,
+    #[serde(default = "ready_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn ok_status() -> u16 {
+    200
+}
+fn ready_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// An ordered group of checks.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    pub stage: String,
+    /// When a check of a required stage fails, later stages are not run.
+    #[serde(default)]
+    pub required: bool,
+    pub checks: Vec<Check>,
+}
+
+/// One check: a name, an expectation in words, a hint, and the steps proving it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    pub name: String,
+    /// What is expected, in words a learner reads.
+    pub expect: String,
+    /// What to look at when it fails.
+    #[serde(default)]
+    pub hint: String,
+    pub steps: Vec<Step>,
+}
+
+/// One step: either an HTTP request with expectations, or an action on the lab.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    #[serde(default)]
+    pub request: Option<Request>,
+    #[serde(default, with = "serde_yaml::with::singleton_map")]
+    pub action: Option<Action>,
+    /// Send the request this many times (a number or a template such as `"{{ env.RATE_LIMIT }}"`);
+    /// the expectation must hold for every one. `{{ i }}` is the repetition, from 1.
+    #[serde(default)]
+    pub repeat: Option<IntOrTemplate>,
+    /// Keep sending until the expectation holds or this much time has passed.
+    #[serde(default, with = "humantime_serde")]
+    pub retry_for: Option<Duration>,
+    #[serde(default)]
+    pub expect: Option<Expect>,
+    /// Values to keep for later steps: variable name -> JSON pointer into the response body.
+    #[serde(default)]
+    pub save: BTreeMap<String, String>,
+}
+
+/// A number written plainly or as a template that renders to one.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum IntOrTemplate {
+    Int(u32),
+    Template(String),
+}
+
+/// An HTTP request to the learner's service.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    #[serde(default = "get")]
+    pub method: String,
+    /// Path and query, a template.
+    pub path: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A JSON body (strings inside are templates).
+    #[serde(default)]
+    pub json: Option<serde_json::Value>,
+    /// A raw body, a template.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Give up waiting for an answer after this long.
+    #[serde(default = "request_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn get() -> String {
+    "GET".into()
+}
+fn request_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// An action on the running lab.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub enum Action {
+    /// Restart a dependency or the learner's service and wait until it is ready.
+    Restart(String),
+    /// Stop a dependency or the learner's service.
+    Stop(String),
+    /// Start it again and wait until it is ready.
+    Start(String),
+    /// Wait.
+    #[serde(with = "humantime_serde")]
+    Sleep(Duration),
+}
+
+/// What a response must look like.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Expected status code.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Header name -> matcher.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Matcher>,
+    /// JSON pointer -> matcher, on the body parsed as JSON.
+    #[serde(default)]
+    pub json: BTreeMap<String, Matcher>,
+    /// Matcher on the raw body.
+    #[serde(default)]
+    pub body: Option<Matcher>,
+    /// The answer must arrive within this long.
+    #[serde(default, with = "humantime_serde")]
+    pub within: Option<Duration>,
+}
+
+/// A test on one value. All given tests must hold.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Matcher {
+    /// Equal to this (a template).
+    #[serde(default)]
+    pub equals: Option<String>,
+    /// Contains this (a template).
+    #[serde(default)]
+    pub contains: Option<String>,
+    /// Matches this regular expression.
+    #[serde(default)]
+    pub matches: Option<String>,
+    /// Present (true) or absent (false).
+    #[serde(default)]
+    pub present: Option<bool>,
+    /// A whole number at least this.
+    #[serde(default)]
+    pub min: Option<i64>,
+}

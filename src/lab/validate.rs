@@ -1,0 +1,235 @@
+//! Checks that go beyond the shape of the YAML: names, references between
+//! services, ports, templates, regular expressions, JSON pointers.
+
+use std::collections::{BTreeSet, HashSet};
+
+use super::model::*;
+
+/// One problem, located by its path in the document.
+pub(crate) struct Problem {
+    pub path: String,
+    pub on_key: bool,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+fn problem(path: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) -> Problem {
+    let hint = hint.into();
+    Problem { path: path.into(), on_key: false, message: message.into(), hint: (!hint.is_empty()).then_some(hint) }
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 40 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') && !s.starts_with('-') && !s.ends_with('-')
+}
+
+const NAME_HINT: &str = "use lower-case letters, digits and dashes, at most 40 characters (it becomes part of container names)";
+
+/// Every variable an environment template may use, with sample values.
+pub(crate) fn env_sample_context(def: &LabDef) -> tera::Context {
+    let mut ctx = tera::Context::new();
+    let mut deps = serde_json::Map::new();
+    for name in def.dependencies.keys() {
+        deps.insert(name.clone(), serde_json::json!({"host": name, "port": 1, "addr": format!("{name}:1")}));
+    }
+    ctx.insert("deps", &deps);
+    ctx.insert("self", &serde_json::json!({"url": "http://127.0.0.1:1", "node": 1, "host": "app-1", "port": 1}));
+    ctx.insert("instance", "lab-x");
+    ctx.insert("student", "");
+    ctx.insert("replicas", &def.service.replicas);
+    ctx.insert("peers", &Vec::<String>::new());
+    ctx
+}
+
+pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if !is_name(&def.name) {
+        out.push(problem("name", format!("lab name `{}` is not a valid name", def.name), NAME_HINT));
+    } else if let Some(folder) = folder {
+        if folder != def.name {
+            out.push(problem("name", format!("lab name `{}` differs from its folder `{folder}`", def.name), format!("rename the folder or set `name: {folder}`")));
+        }
+    }
+    if def.title.trim().is_empty() {
+        out.push(problem("title", "title is empty", "one line saying what the learner builds"));
+    }
+
+    let templates = crate::template::names();
+    let mut targets: BTreeSet<String> = BTreeSet::new();
+    for (name, dep) in &def.dependencies {
+        let path = format!("dependencies.{name}");
+        if !is_name(name) {
+            out.push(Problem { on_key: true, ..problem(&path, format!("dependency name `{name}` is not a valid name"), NAME_HINT) });
+        }
+        if !templates.contains(&dep.template.as_str()) {
+            out.push(problem(format!("{path}.template"), format!("no compose template named `{}`", dep.template), format!("known templates: {}", templates.join(", "))));
+        }
+        targets.insert(name.clone());
+    }
+
+    let svc = &def.service;
+    if !is_name(&svc.name) {
+        out.push(problem("service.name", format!("service name `{}` is not a valid name", svc.name), NAME_HINT));
+    }
+    if targets.contains(&svc.name) {
+        out.push(problem("service.name", format!("service name `{}` is also a dependency's name", svc.name), "names must be unique within a lab"));
+    }
+    targets.insert(svc.name.clone());
+    if svc.replicas == 0 || svc.replicas > 9 {
+        out.push(problem("service.replicas", format!("replicas must be 1 to 9, not {}", svc.replicas), ""));
+    }
+    if svc.port == 0 {
+        out.push(problem("service.port", "port 0 is not a port", "the TCP port your service listens on, e.g. 8080"));
+    }
+    if !svc.ready.path.starts_with('/') {
+        out.push(problem("service.ready.path", format!("readiness path `{}` must start with /", svc.ready.path), "for example /healthz"));
+    }
+    let ctx = env_sample_context(def);
+    for (k, v) in &svc.env {
+        if let Err(e) = tera::Tera::one_off(v, &ctx, false) {
+            out.push(problem(
+                format!("service.env.{k}"),
+                format!("template of {k} does not render: {}", tera_message(&e)),
+                "variables: deps.<dependency>.{host,port,addr}, self.{url,node,host,port}, instance, student, replicas, peers",
+            ));
+        }
+    }
+
+    if def.stages.is_empty() {
+        out.push(problem("stages", "the lab has no checks", "add at least one stage with checks; `lab verify` needs something to check"));
+    }
+    let mut names = HashSet::new();
+    for (si, stage) in def.stages.iter().enumerate() {
+        let sp = format!("stages[{si}]");
+        if !is_name(&stage.stage) {
+            out.push(problem(format!("{sp}.stage"), format!("stage name `{}` is not a valid name", stage.stage), NAME_HINT));
+        }
+        if stage.checks.is_empty() {
+            out.push(problem(format!("{sp}.checks"), "a stage needs at least one check", ""));
+        }
+        for (ci, check) in stage.checks.iter().enumerate() {
+            let cp = format!("{sp}.checks[{ci}]");
+            if !is_name(&check.name) {
+                out.push(problem(format!("{cp}.name"), format!("check name `{}` is not a valid name", check.name), NAME_HINT));
+            }
+            if !names.insert(check.name.clone()) {
+                out.push(problem(format!("{cp}.name"), format!("check name `{}` is used twice", check.name), "check names are unique within a lab; reports and CI key on them"));
+            }
+            if check.steps.is_empty() {
+                out.push(problem(format!("{cp}.steps"), "a check needs at least one step", ""));
+            }
+            for (i, step) in check.steps.iter().enumerate() {
+                validate_step(step, &format!("{cp}.steps[{i}]"), &targets, &mut out);
+            }
+        }
+    }
+    out
+}
+
+fn validate_step(step: &Step, p: &str, targets: &BTreeSet<String>, out: &mut Vec<Problem>) {
+    match (&step.request, &step.action) {
+        (Some(_), Some(_)) | (None, None) => {
+            out.push(problem(p, "a step has exactly one of `request` or `action`", "split it into two steps"));
+            return;
+        }
+        (None, Some(action)) => {
+            if step.expect.is_some() || step.repeat.is_some() || step.retry_for.is_some() || !step.save.is_empty() {
+                out.push(problem(p, "`expect`, `repeat`, `retry_for` and `save` go with a `request`, not an `action`", ""));
+            }
+            if let Action::Restart(t) | Action::Stop(t) | Action::Start(t) = action {
+                if !targets.contains(t) {
+                    out.push(problem(
+                        format!("{p}.action"),
+                        format!("`{t}` is neither a dependency nor the service"),
+                        format!("known: {}", targets.iter().cloned().collect::<Vec<_>>().join(", ")),
+                    ));
+                }
+            }
+        }
+        (Some(req), None) => {
+            const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+            if !METHODS.contains(&req.method.as_str()) {
+                out.push(problem(format!("{p}.request.method"), format!("unknown method `{}`", req.method), format!("one of {}", METHODS.join(", "))));
+            }
+            if !req.path.starts_with('/') {
+                out.push(problem(format!("{p}.request.path"), format!("path `{}` must start with /", req.path), ""));
+            }
+            if req.json.is_some() && req.body.is_some() {
+                out.push(problem(format!("{p}.request"), "give `json` or `body`, not both", ""));
+            }
+            for (k, v) in req.headers.iter() {
+                if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
+                    out.push(Problem { on_key: true, ..problem(format!("{p}.request.headers.{k}"), format!("`{k}` is not a valid header name"), "") });
+                }
+                check_template(v, &format!("{p}.request.headers.{k}"), out);
+            }
+            check_template(&req.path, &format!("{p}.request.path"), out);
+            if let Some(IntOrTemplate::Template(t)) = &step.repeat {
+                check_template(t, &format!("{p}.repeat"), out);
+            }
+            if step.repeat.is_some() && step.retry_for.is_some() {
+                out.push(problem(p, "`repeat` and `retry_for` do not go together", "use two steps"));
+            }
+            if let Some(expect) = &step.expect {
+                for (name, m) in &expect.headers {
+                    if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                        out.push(Problem { on_key: true, ..problem(format!("{p}.expect.headers.{name}"), format!("`{name}` is not a valid header name"), "") });
+                    }
+                    validate_matcher(m, &format!("{p}.expect.headers.{name}"), out);
+                }
+                for (ptr, m) in &expect.json {
+                    if !ptr.is_empty() && !ptr.starts_with('/') {
+                        out.push(Problem { on_key: true, ..problem(format!("{p}.expect.json.{ptr}"), format!("`{ptr}` is not a JSON pointer"), "a JSON pointer starts with /, e.g. /code or /items/0/id") });
+                    }
+                    validate_matcher(m, &format!("{p}.expect.json.{ptr}"), out);
+                }
+                if let Some(m) = &expect.body {
+                    validate_matcher(m, &format!("{p}.expect.body"), out);
+                }
+                if let Some(s) = expect.status {
+                    if !(100..=599).contains(&s) {
+                        out.push(problem(format!("{p}.expect.status"), format!("{s} is not an HTTP status"), ""));
+                    }
+                }
+            }
+            for (var, ptr) in &step.save {
+                if !ptr.is_empty() && !ptr.starts_with('/') {
+                    out.push(problem(format!("{p}.save.{var}"), format!("`{ptr}` is not a JSON pointer"), "a JSON pointer starts with /, e.g. /code"));
+                }
+            }
+        }
+    }
+}
+
+fn validate_matcher(m: &Matcher, p: &str, out: &mut Vec<Problem>) {
+    if let Some(re) = &m.matches {
+        if let Err(e) = regex::Regex::new(re) {
+            out.push(problem(format!("{p}.matches"), format!("not a regular expression: {e}"), ""));
+        }
+    }
+    for t in [&m.equals, &m.contains].into_iter().flatten() {
+        check_template(t, p, out);
+    }
+    if m.equals.is_none() && m.contains.is_none() && m.matches.is_none() && m.present.is_none() && m.min.is_none() {
+        out.push(problem(p, "a matcher needs one of equals, contains, matches, present, min", ""));
+    }
+}
+
+fn check_template(t: &str, p: &str, out: &mut Vec<Problem>) {
+    if t.contains("{{") || t.contains("{%") {
+        let mut tera = tera::Tera::default();
+        if let Err(e) = tera.add_raw_template("t", t) {
+            out.push(problem(p, format!("template does not parse: {}", tera_message(&e)), ""));
+        }
+    }
+}
+
+/// The innermost message of a tera error (its Display is only the outer one).
+pub(crate) fn tera_message(e: &tera::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = cur {
+        msg = s.to_string();
+        cur = s.source();
+    }
+    msg
+}

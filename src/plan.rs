@@ -1,0 +1,316 @@
+//! From a lab and options to a backend-neutral plan: which containers, with
+//! which images, environment, ports, mounts, labels and readiness. Pure: no I/O.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::images::ImageSet;
+use crate::lab::Lab;
+use crate::probe::Readiness;
+use crate::template::{self, TemplateError};
+
+/// Label keys put on everything lab creates. Docker's labels are the state.
+pub mod labels {
+    pub const INSTANCE: &str = "lab.instance";
+    pub const LAB: &str = "lab.lab";
+    pub const STUDENT: &str = "lab.student";
+    pub const SERVICE: &str = "lab.service";
+    pub const NODE: &str = "lab.node";
+    pub const ROLE: &str = "lab.role";
+    pub const SPEC: &str = "lab.spec";
+    pub const TARGET: &str = "lab.target";
+}
+
+/// Where the learner's binary is mounted inside its containers.
+pub const BIN_DIR: &str = "/lab/bin";
+
+/// What a container is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Dependency,
+    Service,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Dependency => "dependency",
+            Role::Service => "service",
+        }
+    }
+}
+
+/// A port published on 127.0.0.1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortSpec {
+    pub container: u16,
+    pub host: u16,
+}
+
+/// A host folder mounted into a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mount {
+    pub host: PathBuf,
+    pub container: String,
+    pub read_only: bool,
+}
+
+/// One container to run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub service: String,
+    pub node: u32,
+    pub role: Role,
+    pub image: String,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: BTreeMap<String, String>,
+    /// Names other containers of the instance reach it by.
+    pub aliases: Vec<String>,
+    pub port: PortSpec,
+    pub mounts: Vec<Mount>,
+    pub labels: BTreeMap<String, String>,
+    pub ready: Readiness,
+    #[serde(skip)]
+    pub ready_timeout: Duration,
+    /// The compose service text the template rendered (dependencies only).
+    #[serde(skip)]
+    pub compose: Option<String>,
+}
+
+impl ContainerSpec {
+    /// A digest of everything that defines the container; a change means recreate.
+    pub fn digest(&self, extra: &str) -> String {
+        let json = serde_json::to_string(self).expect("plain data serializes");
+        let mut h = Sha256::new();
+        h.update(json.as_bytes());
+        h.update(extra.as_bytes());
+        h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Everything `up` creates for one instance.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub instance: String,
+    pub lab: String,
+    pub student: Option<String>,
+    pub network: String,
+    /// Dependencies first, then the service's replicas.
+    pub containers: Vec<ContainerSpec>,
+    /// With `--target`, the URL of the learner's own running service.
+    pub target: Option<String>,
+    /// The environment the learner's service gets, per node (also shown for `--target`).
+    pub service_env: Vec<BTreeMap<String, String>>,
+    /// Labels on the network and on every container.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Plan {
+    pub fn dependencies(&self) -> impl Iterator<Item = &ContainerSpec> {
+        self.containers.iter().filter(|c| c.role == Role::Dependency)
+    }
+    pub fn replicas(&self) -> impl Iterator<Item = &ContainerSpec> {
+        self.containers.iter().filter(|c| c.role == Role::Service)
+    }
+    /// The URL of node `n` (1-based) of the learner's service, as lab reaches it.
+    pub fn service_url(&self, node: u32) -> Option<String> {
+        if let Some(t) = &self.target {
+            return Some(t.trim_end_matches('/').to_string());
+        }
+        self.replicas().find(|c| c.node == node).map(|c| format!("http://127.0.0.1:{}", c.port.host))
+    }
+}
+
+/// How the learner's service is provided.
+#[derive(Debug, Clone)]
+pub enum Solution {
+    /// A built binary on the host, mounted into the containers.
+    Binary { path: PathBuf, digest: String },
+    /// An already running service at this URL.
+    Target(String),
+    /// Only the dependencies (e.g. `lab export`, or `up` without a solution).
+    None,
+}
+
+/// Options of a plan.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    pub student: Option<String>,
+    pub images: ImageSet,
+    pub solution: Solution,
+    /// Host ports already assigned, by container name; missing ones come from `free_port`.
+    pub ports: HashMap<String, u16>,
+    /// Extra environment for the learner's service (`--env`).
+    pub extra_env: BTreeMap<String, String>,
+}
+
+/// The instance name: `lab-<lab>[-<student>]`.
+pub fn instance_name(lab: &str, student: Option<&str>) -> String {
+    match student {
+        Some(s) if !s.is_empty() => format!("lab-{lab}-{s}"),
+        _ => format!("lab-{lab}"),
+    }
+}
+
+/// Whether a student name is usable in container names.
+pub fn valid_student(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 30 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// Failure to plan.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum PlanError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Template(#[from] TemplateError),
+    #[error("environment variable {var} of the service does not render: {message}")]
+    Env { var: String, message: String },
+    #[error("no free TCP port on 127.0.0.1: {0}")]
+    NoPort(String),
+}
+
+/// Build the plan. `free_port` is called for each port not already in `opts.ports`.
+pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result<u16, String>) -> Result<Plan, PlanError> {
+    let def = &lab.def;
+    let instance = instance_name(&def.name, opts.student.as_deref());
+    let mut common = BTreeMap::new();
+    common.insert(labels::INSTANCE.to_string(), instance.clone());
+    common.insert(labels::LAB.to_string(), def.name.clone());
+    if let Some(s) = &opts.student {
+        common.insert(labels::STUDENT.to_string(), s.clone());
+    }
+    if let Solution::Target(t) = &opts.solution {
+        common.insert(labels::TARGET.to_string(), t.clone());
+    }
+    let mut port_for = |name: &str| -> Result<u16, PlanError> {
+        match opts.ports.get(name) {
+            Some(p) => Ok(*p),
+            None => free_port().map_err(PlanError::NoPort),
+        }
+    };
+
+    let mut containers = Vec::new();
+    // Addresses of dependencies as the service sees them: inside the network for
+    // containers, on loopback for a service run by the learner (`--target`).
+    let on_host = matches!(opts.solution, Solution::Target(_));
+    let mut deps_ctx = serde_json::Map::new();
+    for (name, dep) in &def.dependencies {
+        let image = opts.images.image(&dep.template);
+        let (text, spec) = template::render(&dep.template, &image, name, &instance, &dep.options)?;
+        let cname = format!("{instance}-{name}-1");
+        let host_port = port_for(&cname)?;
+        let (host, port) = if on_host { ("127.0.0.1".to_string(), host_port) } else { (name.clone(), spec.lab.port) };
+        let mut entry = serde_json::json!({"host": host, "port": port, "addr": format!("{host}:{port}")});
+        if let Some(u) = &spec.lab.url {
+            entry["url"] = u.replace("{host}", &host).replace("{port}", &port.to_string()).into();
+        }
+        deps_ctx.insert(name.clone(), entry);
+        let mut l = common.clone();
+        l.insert(labels::SERVICE.into(), name.clone());
+        l.insert(labels::NODE.into(), "1".into());
+        l.insert(labels::ROLE.into(), Role::Dependency.as_str().into());
+        containers.push(ContainerSpec {
+            name: cname,
+            service: name.clone(),
+            node: 1,
+            role: Role::Dependency,
+            image,
+            command: spec.command.clone(),
+            entrypoint: spec.entrypoint.clone(),
+            env: spec.environment.clone(),
+            aliases: vec![name.clone()],
+            port: PortSpec { container: spec.lab.port, host: host_port },
+            mounts: vec![],
+            labels: l,
+            ready: spec.lab.ready.clone(),
+            ready_timeout: Duration::from_secs(60),
+            compose: Some(text),
+        });
+    }
+
+    let svc = &def.service;
+    let replicas = if matches!(opts.solution, Solution::Target(_)) { 1 } else { svc.replicas };
+    let mut node_ports = Vec::new();
+    for n in 1..=replicas {
+        let cname = format!("{instance}-{}-{n}", svc.name);
+        node_ports.push((cname.clone(), if matches!(opts.solution, Solution::Binary { .. }) { port_for(&cname)? } else { 0 }));
+    }
+    let peers: Vec<String> = (1..=replicas).map(|n| format!("{}-{n}:{}", svc.name, svc.port)).collect();
+    let mut service_env = Vec::new();
+    for n in 1..=replicas {
+        let host_port = node_ports[(n - 1) as usize].1;
+        let url = match &opts.solution {
+            Solution::Target(t) => t.trim_end_matches('/').to_string(),
+            _ => format!("http://127.0.0.1:{host_port}"),
+        };
+        let mut ctx = tera::Context::new();
+        ctx.insert("deps", &deps_ctx);
+        ctx.insert("self", &serde_json::json!({"url": url, "node": n, "host": format!("{}-{n}", svc.name), "port": svc.port}));
+        ctx.insert("instance", &instance);
+        ctx.insert("student", &opts.student.clone().unwrap_or_default());
+        ctx.insert("replicas", &replicas);
+        ctx.insert("peers", &peers);
+        let mut env = BTreeMap::new();
+        for (k, v) in &svc.env {
+            let r = tera::Tera::one_off(v, &ctx, false).map_err(|e| PlanError::Env { var: k.clone(), message: crate::lab::tera_message(&e) })?;
+            env.insert(k.clone(), r);
+        }
+        env.extend(opts.extra_env.clone());
+        service_env.push(env);
+    }
+
+    if let Solution::Binary { path, digest } = &opts.solution {
+        let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+        let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+        for n in 1..=replicas {
+            let (cname, host_port) = node_ports[(n - 1) as usize].clone();
+            let mut l = common.clone();
+            l.insert(labels::SERVICE.into(), svc.name.clone());
+            l.insert(labels::NODE.into(), n.to_string());
+            l.insert(labels::ROLE.into(), Role::Service.as_str().into());
+            // The binary's digest is part of the spec, so a rebuilt solution is restarted.
+            l.insert("lab.binary".into(), digest.clone());
+            containers.push(ContainerSpec {
+                name: cname,
+                service: svc.name.clone(),
+                node: n,
+                role: Role::Service,
+                image: opts.images.image("base"),
+                command: Some(vec![format!("{BIN_DIR}/{file}")]),
+                entrypoint: None,
+                env: service_env[(n - 1) as usize].clone(),
+                aliases: vec![svc.name.clone(), format!("{}-{n}", svc.name)],
+                port: PortSpec { container: svc.port, host: host_port },
+                mounts: vec![Mount { host: dir.clone(), container: BIN_DIR.into(), read_only: true }],
+                labels: l,
+                ready: Readiness::Http { path: svc.ready.path.clone(), status: svc.ready.status },
+                ready_timeout: svc.ready.timeout,
+                compose: None,
+            });
+        }
+    }
+
+    Ok(Plan {
+        network: instance.clone(),
+        instance,
+        lab: def.name.clone(),
+        student: opts.student.clone(),
+        target: match &opts.solution {
+            Solution::Target(t) => Some(t.clone()),
+            _ => None,
+        },
+        containers,
+        service_env,
+        labels: common,
+    })
+}
+
+#[cfg(test)]
+mod tests;

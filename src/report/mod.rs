@@ -1,0 +1,33 @@
+//! Reporters: the terminal (live, from events), JSON and JUnit XML (from the
+//! finished report).
+
+mod junit;
+mod terminal;
+
+pub use junit::junit;
+pub use terminal::Terminal;
+
+use crate::event::RunReport;
+
+/// Report formats of `lab verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Stages, checks, timings and failures, for people.
+    Terminal,
+    /// One JSON document, for scripts.
+    Json,
+    /// JUnit XML, which CI systems render.
+    Junit,
+}
+
+/// Render a finished report in a file format.
+pub fn render(report: &RunReport, format: Format) -> String {
+    match format {
+        Format::Json => serde_json::to_string_pretty(report).expect("report serializes") + "\n",
+        Format::Junit => junit(report),
+        Format::Terminal => terminal::render_report(report),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,119 @@
+//! The terminal reporter: stages and checks as they run, failures in full.
+
+use std::io::{IsTerminal, Write};
+
+use crate::event::{CheckResult, Event, Outcome, RunReport, Summary};
+use crate::verify::expect::fmt_dur;
+
+/// Prints events to a writer (stderr or stdout), with colour on a terminal.
+pub struct Terminal<W: Write> {
+    out: W,
+    color: bool,
+    verbose: bool,
+}
+
+impl Terminal<std::io::Stdout> {
+    pub fn stdout(verbose: bool) -> Self {
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        Terminal { out: std::io::stdout(), color, verbose }
+    }
+}
+
+impl<W: Write> Terminal<W> {
+    pub fn new(out: W, color: bool) -> Self {
+        Terminal { out, color, verbose: false }
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+
+    pub fn event(&mut self, e: &Event) {
+        let line = match e {
+            Event::RunStarted { lab, instance, target, checks, .. } => format!("{} {lab}: {checks} checks against {target} ({instance})\n", self.paint("1", "lab verify")),
+            Event::StageStarted { stage } => format!("\n{}\n", self.paint("1", stage)),
+            Event::CheckStarted { .. } => String::new(),
+            Event::Step { check, text } => {
+                if self.verbose {
+                    format!("    · {check}: {text}\n")
+                } else {
+                    String::new()
+                }
+            }
+            Event::CheckFinished(r) => self.check_line(r),
+            Event::StagesSkipped { reason, .. } => format!("\n{} {reason}\n", self.paint("33", "skipping the remaining stages:")),
+            Event::RunFinished(s) => self.summary_line(s),
+        };
+        let _ = self.out.write_all(line.as_bytes());
+        let _ = self.out.flush();
+    }
+
+    fn check_line(&self, r: &CheckResult) -> String {
+        let (mark, color) = match &r.outcome {
+            Outcome::Passed => ("✓", "32"),
+            Outcome::Failed(_) => ("✗", "31"),
+            Outcome::Skipped { .. } => ("-", "33"),
+            Outcome::Error { .. } => ("!", "35"),
+        };
+        let mut s = format!("  {} {:<28} {:>8}\n", self.paint(color, mark), r.name, fmt_dur(r.duration));
+        match &r.outcome {
+            Outcome::Passed => {}
+            Outcome::Skipped { reason } => s.push_str(&format!("      skipped: {reason}\n")),
+            Outcome::Error { message } => s.push_str(&format!("      lab could not run this check: {message}\n")),
+            Outcome::Failed(f) => {
+                s.push_str(&format!("      {}\n", self.paint("31", &f.summary)));
+                s.push_str(&format!("      expected: {}\n", r.expect));
+                s.push_str(&indent("sent:     ", &f.sent));
+                s.push_str(&indent("got:      ", &f.got));
+                if !f.hint.is_empty() {
+                    s.push_str(&indent("hint:     ", &f.hint));
+                }
+                if !f.logs.is_empty() {
+                    s.push_str("      service log (last lines):\n");
+                    for l in &f.logs {
+                        s.push_str(&format!("        | {l}\n"));
+                    }
+                }
+            }
+        }
+        s
+    }
+
+    fn summary_line(&self, s: &Summary) -> String {
+        let total = s.passed + s.failed + s.skipped + s.errors;
+        let verdict = if s.failed == 0 && s.errors == 0 { self.paint("32;1", "PASSED") } else { self.paint("31;1", "FAILED") };
+        format!("\n{verdict}: {total} checks, {} passed, {} failed, {} skipped, {} errors in {}\n", s.passed, s.failed, s.skipped, s.errors, fmt_dur(s.duration))
+    }
+}
+
+fn indent(label: &str, text: &str) -> String {
+    let mut out = String::new();
+    for (i, l) in text.trim_end().lines().enumerate() {
+        if i == 0 {
+            out.push_str(&format!("      {label}{l}\n"));
+        } else {
+            out.push_str(&format!("      {}{l}\n", " ".repeat(label.chars().count())));
+        }
+    }
+    out
+}
+
+/// A finished report as the terminal shows it (no colour).
+pub fn render_report(r: &RunReport) -> String {
+    let mut t = Terminal::new(Vec::new(), false);
+    t.event(&Event::RunStarted { lab: r.lab.clone(), instance: r.instance.clone(), target: r.target.clone(), stages: 0, checks: r.checks.len() });
+    let mut stage = String::new();
+    for c in &r.checks {
+        if c.stage != stage {
+            stage = c.stage.clone();
+            t.event(&Event::StageStarted { stage: stage.clone() });
+        }
+        t.event(&Event::CheckFinished(c.clone()));
+    }
+    t.event(&Event::RunFinished(r.summary.clone()));
+    String::from_utf8(t.out).expect("utf-8")
+}

@@ -1,0 +1,262 @@
+//! A session ties the parts together for the commands: build the solution,
+//! plan, get images, converge on the backend, wait for readiness; rebuild the
+//! plan of a running instance from its labels; take an instance down.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use crate::backend::{Backend, BackendError, Converged, InstanceState};
+use crate::build::{self, GoMode};
+use crate::error::Error;
+use crate::images::{bake, debian, ImageSet};
+use crate::lab::Lab;
+use crate::plan::{self, labels, ContainerSpec, Plan, PlanOptions, Role, Solution};
+use crate::probe::wait_ready;
+use crate::ui::Ui;
+use crate::verify::expect::fmt_dur;
+
+/// Extra labels that let a later command rebuild the plan of a running instance.
+const IMAGES_LABEL: &str = "lab.images";
+const ENV_LABEL: &str = "lab.extra-env";
+
+/// What the learner gives.
+#[derive(Debug, Clone)]
+pub enum SolutionArg {
+    /// A Go folder or a built executable.
+    Path(PathBuf),
+    /// A service already running at this URL.
+    Target(String),
+    /// Nothing: only the dependencies.
+    None,
+}
+
+/// Options of `up`.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub student: Option<String>,
+    pub images: ImageSet,
+    pub solution: SolutionArg,
+    pub go_mode: GoMode,
+    pub extra_env: BTreeMap<String, String>,
+}
+
+/// The commands' access to a backend, with progress output.
+pub struct Session {
+    pub backend: Backend,
+    pub ui: Ui,
+}
+
+/// Free ports on 127.0.0.1; the listeners are held until the plan is made, so
+/// that two ports of one plan never collide.
+#[derive(Default)]
+struct PortPicker {
+    held: Vec<TcpListener>,
+}
+
+impl PortPicker {
+    fn pick(&mut self) -> Result<u16, String> {
+        let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let p = l.local_addr().map_err(|e| e.to_string())?.port();
+        self.held.push(l);
+        Ok(p)
+    }
+}
+
+impl Session {
+    /// The running instance of a lab for a student, if any.
+    pub async fn find_instance(&self, lab: &str, student: Option<&str>) -> Result<Option<InstanceState>, Error> {
+        let name = plan::instance_name(lab, student);
+        Ok(self.backend.instances(Some(&name)).await?.into_iter().next())
+    }
+
+    /// Bring a lab up (idempotent: a second call converges). Returns the plan.
+    pub async fn up(&self, lab: &Lab, opts: &UpOptions) -> Result<Plan, Error> {
+        self.backend.ping().await?;
+        let instance = plan::instance_name(lab.name(), opts.student.as_deref());
+        let existing = self.backend.instances(Some(&instance)).await?.into_iter().next();
+        let ports: HashMap<String, u16> = existing.iter().flat_map(|i| i.containers.iter()).filter_map(|c| Some((c.name.clone(), c.host_port?))).collect();
+
+        let solution = match &opts.solution {
+            SolutionArg::None => Solution::None,
+            SolutionArg::Target(t) => Solution::Target(t.clone()),
+            SolutionArg::Path(p) => {
+                let task = self.ui.task(&format!("building {}", p.display()));
+                match build::build(p, &build::out_dir(&instance), &lab.def.service.name, opts.go_mode).await {
+                    Ok(b) => {
+                        task.finish(&format!("built {} in {}", p.display(), fmt_dur(b.took)));
+                        Solution::Binary { path: b.binary, digest: b.digest }
+                    }
+                    Err(e) => {
+                        task.fail();
+                        return Err(e.into());
+                    }
+                }
+            }
+        };
+        let mut picker = PortPicker::default();
+        let popts = PlanOptions { student: opts.student.clone(), images: opts.images, solution, ports, extra_env: opts.extra_env.clone() };
+        let mut plan = plan::plan(lab, &popts, || picker.pick())?;
+        drop(picker);
+        plan.labels.insert(IMAGES_LABEL.into(), opts.images.to_string());
+        plan.labels.insert(ENV_LABEL.into(), serde_json::to_string(&opts.extra_env).expect("map serializes"));
+        for c in &mut plan.containers {
+            c.labels.insert(IMAGES_LABEL.into(), opts.images.to_string());
+            c.labels.insert(ENV_LABEL.into(), serde_json::to_string(&opts.extra_env).expect("map serializes"));
+        }
+
+        self.ensure_images(&plan, opts.images).await?;
+        let converged = self.backend.converge(&plan).await?;
+        let changed = converged.iter().filter(|(_, c)| *c != Converged::Kept).count();
+        self.ui.done(&format!("{} containers on network {} ({changed} created or replaced)", converged.len(), plan.network));
+
+        // Dependencies first, all at once; then the service's replicas.
+        for role in [Role::Dependency, Role::Service] {
+            let group: Vec<&ContainerSpec> = plan.containers.iter().filter(|c| c.role == role).collect();
+            if group.is_empty() {
+                continue;
+            }
+            let jobs = group.iter().map(|c| async move {
+                self.backend.start(&c.name).await?;
+                let addr = SocketAddr::from(([127, 0, 0, 1], c.port.host));
+                match wait_ready(&c.ready, addr, c.ready_timeout).await {
+                    Ok(took) => {
+                        self.ui.done(&format!("{:<14} ready on 127.0.0.1:{:<5} ({})", c.service_label(), c.port.host, fmt_dur(took)));
+                        Ok(())
+                    }
+                    Err(last) => {
+                        let logs = self.tail_logs(&c.name, 15).await;
+                        Err(match c.role {
+                            Role::Dependency => Error::DependencyNotReady { container: c.name.clone(), timeout: fmt_dur(c.ready_timeout), last, logs },
+                            Role::Service => Error::ServiceNotReady { container: c.name.clone(), timeout: fmt_dur(c.ready_timeout), last, probe: probe_text(c), logs },
+                        })
+                    }
+                }
+            });
+            futures_util::future::try_join_all(jobs).await?;
+        }
+        Ok(plan)
+    }
+
+    async fn ensure_images(&self, plan: &Plan, set: ImageSet) -> Result<(), Error> {
+        let mut wanted: Vec<String> = plan.containers.iter().map(|c| c.image.clone()).collect();
+        wanted.sort();
+        wanted.dedup();
+        let missing = self.backend.missing_images(&wanted).await?;
+        for image in missing {
+            match set {
+                ImageSet::Upstream => {
+                    let task = self.ui.task(&format!("pulling {image}"));
+                    match self.backend.pull(&image, &|l| task.set(l)).await {
+                        Ok(()) => task.finish(&format!("pulled {image}")),
+                        Err(e) => {
+                            task.fail();
+                            return Err(e.into());
+                        }
+                    }
+                }
+                ImageSet::Debian => {
+                    let Some(recipe) = debian::RECIPES.iter().find(|r| r.tag == image) else {
+                        return Err(BackendError::ImageMissing { image, hint: "it is not part of the debian set".into() }.into());
+                    };
+                    self.bake(recipe).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Bake one image of the debian set, with progress.
+    pub async fn bake(&self, recipe: &debian::Recipe) -> Result<Duration, Error> {
+        let Backend::Docker(d) = &self.backend else {
+            return Err(BackendError::ImageMissing { image: recipe.tag.into(), hint: "this backend cannot bake images".into() }.into());
+        };
+        let task = self.ui.task(&format!("baking {} from Debian packages", recipe.tag));
+        match bake::bake(d.client(), recipe, &bake::BakeOptions::default(), &|l| task.set(l)).await {
+            Ok(took) => {
+                task.finish(&format!("baked {} in {}", recipe.tag, fmt_dur(took)));
+                Ok(took)
+            }
+            Err(e) => {
+                task.fail();
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The last lines of a container's log, indented for an error message.
+    pub async fn tail_logs(&self, container: &str, n: usize) -> String {
+        let Ok(mut s) = self.backend.logs(container, n, false).await else { return String::new() };
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = s.next().await {
+            text.push_str(&chunk);
+        }
+        if text.trim().is_empty() {
+            return format!("  ({container} logged nothing)");
+        }
+        text.lines().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Rebuild the plan of a running instance from its labels.
+    pub async fn running_plan(&self, lab: &Lab, student: Option<&str>) -> Result<Plan, Error> {
+        let inst = self.find_instance(lab.name(), student).await?.ok_or_else(|| Error::NotUp(lab.name().to_string()))?;
+        let any = inst.containers.first().ok_or_else(|| Error::NotUp(lab.name().to_string()))?;
+        let images = match any.labels.get(IMAGES_LABEL).map(String::as_str) {
+            Some("debian") => ImageSet::Debian,
+            _ => ImageSet::Upstream,
+        };
+        let extra_env: BTreeMap<String, String> = any.labels.get(ENV_LABEL).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+        let solution = if let Some(t) = &inst.target {
+            Solution::Target(t.clone())
+        } else if let Some(svc) = inst.containers.iter().find(|c| c.role == Role::Service) {
+            Solution::Binary { path: build::out_dir(&inst.instance).join(&lab.def.service.name), digest: svc.labels.get("lab.binary").cloned().unwrap_or_default() }
+        } else {
+            Solution::None
+        };
+        let ports: HashMap<String, u16> = inst.containers.iter().filter_map(|c| Some((c.name.clone(), c.host_port?))).collect();
+        let popts = PlanOptions { student: student.map(str::to_string), images, solution, ports, extra_env };
+        let mut picker = PortPicker::default();
+        let plan = plan::plan(lab, &popts, || picker.pick())?;
+        for c in &plan.containers {
+            if !inst.containers.iter().any(|s| s.name == c.name) {
+                return Err(Error::Usage(format!("instance {} lacks {}; run `lab up {}` again to converge it", inst.instance, c.name, lab.name())));
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Remove an instance (or all with `None`), saying what was removed.
+    pub async fn down(&self, instance: Option<&str>) -> Result<crate::backend::Removed, Error> {
+        let removed = self.backend.down(instance).await?;
+        if let Some(i) = instance {
+            let dir = build::out_dir(i);
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        Ok(removed)
+    }
+}
+
+impl ContainerSpec {
+    fn service_label(&self) -> String {
+        if self.role == Role::Service {
+            format!("{}-{}", self.service, self.node)
+        } else {
+            self.service.clone()
+        }
+    }
+}
+
+fn probe_text(c: &ContainerSpec) -> String {
+    match &c.ready {
+        crate::probe::Readiness::Http { path, status } => format!("GET {path} with {status} on port {}", c.port.container),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The label an instance's containers carry, for tests and the reaper.
+pub fn instance_label() -> &'static str {
+    labels::INSTANCE
+}

@@ -1,0 +1,160 @@
+//! Evaluating an `expect` block against an answer. Each mismatch says what was
+//! expected and what was found, in words a learner can act on.
+
+use std::time::Duration;
+
+use crate::lab::{Expect, Matcher};
+use crate::probe::http::HttpResponse;
+
+/// A mismatch: what was expected, what was found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mismatch {
+    pub expected: String,
+    pub got: String,
+}
+
+/// Test a value against a matcher whose templates are already rendered.
+pub fn test_value(what: &str, value: Option<&str>, m: &Matcher) -> Result<(), Mismatch> {
+    let shown = |v: Option<&str>| match v {
+        Some(v) => format!("{what} = {v:?}"),
+        None => format!("no {what}"),
+    };
+    if let Some(p) = m.present {
+        if p != value.is_some() {
+            return Err(Mismatch { expected: format!("{what} {}", if p { "present" } else { "absent" }), got: shown(value) });
+        }
+    }
+    if let Some(eq) = &m.equals {
+        if value != Some(eq.as_str()) {
+            return Err(Mismatch { expected: format!("{what} = {eq:?}"), got: shown(value) });
+        }
+    }
+    if let Some(c) = &m.contains {
+        if !value.is_some_and(|v| v.contains(c.as_str())) {
+            return Err(Mismatch { expected: format!("{what} containing {c:?}"), got: shown(value) });
+        }
+    }
+    if let Some(re) = &m.matches {
+        let r = regex::Regex::new(re).map_err(|e| Mismatch { expected: format!("{what} matching {re}"), got: format!("a bad pattern: {e}") })?;
+        if !value.is_some_and(|v| r.is_match(v)) {
+            return Err(Mismatch { expected: format!("{what} matching /{re}/"), got: shown(value) });
+        }
+    }
+    if let Some(min) = m.min {
+        match value.and_then(|v| v.trim().parse::<i64>().ok()) {
+            Some(n) if n >= min => {}
+            _ => return Err(Mismatch { expected: format!("{what}: a whole number ≥ {min}"), got: shown(value) }),
+        }
+    }
+    Ok(())
+}
+
+/// The JSON value at a pointer, as text (strings without quotes).
+pub fn json_at(body: &serde_json::Value, pointer: &str) -> Option<String> {
+    body.pointer(pointer).map(|v| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+/// Check a response. Matchers' templates must already be rendered.
+pub fn check(resp: &HttpResponse, e: &Expect) -> Result<(), Mismatch> {
+    if let Some(status) = e.status {
+        if resp.status != status {
+            return Err(Mismatch { expected: format!("status {status} {}", reason(status)), got: format!("status {} {}", resp.status, resp.reason) });
+        }
+    }
+    if let Some(within) = e.within {
+        if resp.elapsed > within {
+            return Err(Mismatch { expected: format!("an answer within {}", fmt_dur(within)), got: format!("an answer after {}", fmt_dur(resp.elapsed)) });
+        }
+    }
+    for (name, m) in &e.headers {
+        test_value(&format!("header {name}"), resp.header(name), m)?;
+    }
+    if !e.json.is_empty() {
+        let body: serde_json::Value = serde_json::from_slice(&resp.body).map_err(|err| Mismatch { expected: "a JSON body".into(), got: format!("a body that is not JSON ({err}): {}", resp.body_excerpt(200)) })?;
+        for (ptr, m) in &e.json {
+            test_value(&format!("JSON {ptr}"), json_at(&body, ptr).as_deref(), m)?;
+        }
+    }
+    if let Some(m) = &e.body {
+        test_value("body", Some(&String::from_utf8_lossy(&resp.body)), m)?;
+    }
+    Ok(())
+}
+
+/// A status's reason phrase.
+pub fn reason(status: u16) -> &'static str {
+    reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("")
+}
+
+/// A duration as a person reads it.
+pub fn fmt_dur(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn resp(status: u16, headers: &[(&str, &str)], body: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            reason: reason(status).into(),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            body: body.as_bytes().to_vec(),
+            truncated: false,
+            elapsed: Duration::from_millis(30),
+        }
+    }
+
+    fn m(f: impl FnOnce(&mut Matcher)) -> Matcher {
+        let mut x = Matcher::default();
+        f(&mut x);
+        x
+    }
+
+    #[test]
+    fn status_mismatch_names_both() {
+        let e = Expect { status: Some(302), ..Default::default() };
+        let err = check(&resp(301, &[], ""), &e).unwrap_err();
+        assert_eq!(err.expected, "status 302 Found");
+        assert_eq!(err.got, "status 301 Moved Permanently");
+    }
+
+    #[test]
+    fn headers_are_case_insensitive_and_min_reads_numbers() {
+        let mut headers = BTreeMap::new();
+        headers.insert("Retry-After".to_string(), m(|x| x.min = Some(1)));
+        let e = Expect { status: Some(429), headers, ..Default::default() };
+        assert!(check(&resp(429, &[("retry-after", "42")], ""), &e).is_ok());
+        let err = check(&resp(429, &[("retry-after", "0")], ""), &e).unwrap_err();
+        assert!(err.expected.contains("≥ 1"), "{err:?}");
+        let err = check(&resp(429, &[], ""), &e).unwrap_err();
+        assert_eq!(err.got, "no header Retry-After");
+    }
+
+    #[test]
+    fn json_pointers_and_non_json_bodies() {
+        let mut json = BTreeMap::new();
+        json.insert("/code".to_string(), m(|x| x.matches = Some("^[a-z]{4}$".into())));
+        let e = Expect { json, ..Default::default() };
+        assert!(check(&resp(201, &[], r#"{"code":"abcd"}"#), &e).is_ok());
+        assert!(check(&resp(201, &[], r#"{"code":"ab"}"#), &e).unwrap_err().got.contains("\"ab\""));
+        assert!(check(&resp(201, &[], "<html>"), &e).unwrap_err().got.contains("not JSON"));
+        assert_eq!(check(&resp(201, &[], "{}"), &e).unwrap_err().got, "no JSON /code");
+    }
+
+    #[test]
+    fn slow_answers_fail_within() {
+        let e = Expect { within: Some(Duration::from_millis(10)), ..Default::default() };
+        let err = check(&resp(200, &[], ""), &e).unwrap_err();
+        assert_eq!(err.got, "an answer after 30 ms");
+    }
+}

@@ -1,0 +1,439 @@
+//! Running a lab's checks against the learner's service: ordered stages of
+//! checks, each a list of steps (HTTP requests with expectations, actions on
+//! the lab). Every failure says what was sent, what came back, what was
+//! expected, and a hint.
+
+pub mod expect;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use rand::Rng;
+
+use crate::backend::Backend;
+use crate::event::{CheckResult, Event, Failure, Outcome, RunReport, Summary};
+use crate::lab::{Action, Check, IntOrTemplate, Lab, Step};
+use crate::plan::{ContainerSpec, Plan, Role};
+use crate::probe::http::{self, HttpFailure, HttpRequest, HttpResponse};
+use crate::probe::wait_ready;
+use expect::{fmt_dur, Mismatch};
+
+/// What the checks run against.
+pub struct Target<'a> {
+    pub lab: &'a Lab,
+    pub plan: &'a Plan,
+    pub backend: &'a Backend,
+    /// Whether lab runs the service (false with `--target`: actions on it are skipped).
+    pub managed: bool,
+}
+
+/// How long a stop waits before SIGKILL.
+const GRACE: Duration = Duration::from_secs(3);
+
+/// Run every stage; events go to `emit` as they happen.
+pub async fn run(t: &Target<'_>, emit: &mut (dyn FnMut(&Event) + Send)) -> RunReport {
+    let start = Instant::now();
+    let def = &t.lab.def;
+    let url = t.plan.service_url(1).unwrap_or_default();
+    emit(&Event::RunStarted {
+        lab: def.name.clone(),
+        instance: t.plan.instance.clone(),
+        target: url.clone(),
+        stages: def.stages.len(),
+        checks: def.stages.iter().map(|s| s.checks.len()).sum(),
+    });
+    let mut rng = rand::thread_rng();
+    let run_id: String = (0..8).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect();
+    let run_net = format!("198.18.{}", rng.gen_range(0..=255u8));
+    let mut results = Vec::new();
+    let mut summary = Summary::default();
+    let mut skip_rest: Option<String> = None;
+    for stage in &def.stages {
+        if let Some(reason) = &skip_rest {
+            for c in &stage.checks {
+                let r = CheckResult { stage: stage.stage.clone(), name: c.name.clone(), expect: c.expect.clone(), outcome: Outcome::Skipped { reason: reason.clone() }, duration: Duration::ZERO };
+                summary.add(&r.outcome);
+                emit(&Event::CheckFinished(r.clone()));
+                results.push(r);
+            }
+            continue;
+        }
+        emit(&Event::StageStarted { stage: stage.stage.clone() });
+        let mut stage_failed = false;
+        for check in &stage.checks {
+            emit(&Event::CheckStarted { stage: stage.stage.clone(), check: check.name.clone(), expect: check.expect.clone() });
+            let began = Instant::now();
+            let mut runner = CheckRunner { t, check, url: url.clone(), vars: BTreeMap::new(), run_id: run_id.clone(), run_net: run_net.clone(), stopped: BTreeSet::new() };
+            let mut outcome = runner.run(emit).await;
+            if let Err(e) = runner.restore().await {
+                if !matches!(outcome, Outcome::Failed(_)) {
+                    outcome = Outcome::Error { message: e };
+                }
+            }
+            if let Outcome::Failed(f) = &mut outcome {
+                f.logs = service_logs(t).await;
+            }
+            stage_failed |= matches!(outcome, Outcome::Failed(_) | Outcome::Error { .. });
+            let r = CheckResult { stage: stage.stage.clone(), name: check.name.clone(), expect: check.expect.clone(), outcome, duration: began.elapsed() };
+            summary.add(&r.outcome);
+            emit(&Event::CheckFinished(r.clone()));
+            results.push(r);
+        }
+        if stage_failed && stage.required {
+            let reason = format!("stage `{}` failed and later stages depend on it", stage.stage);
+            emit(&Event::StagesSkipped { after: stage.stage.clone(), reason: reason.clone() });
+            skip_rest = Some(reason);
+        }
+    }
+    summary.duration = start.elapsed();
+    emit(&Event::RunFinished(summary.clone()));
+    RunReport { lab: def.name.clone(), instance: t.plan.instance.clone(), target: url, checks: results, summary }
+}
+
+/// The last log lines of the service's first replica.
+async fn service_logs(t: &Target<'_>) -> Vec<String> {
+    if !t.managed {
+        return vec![];
+    }
+    let Some(c) = t.plan.replicas().next() else { return vec![] };
+    let Ok(mut stream) = t.backend.logs(&c.name, 12, false).await else { return vec![] };
+    let mut lines = Vec::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        lines.extend(chunk.lines().map(str::to_string));
+    }
+    let n = lines.len().saturating_sub(12);
+    lines.split_off(n)
+}
+
+struct CheckRunner<'a> {
+    t: &'a Target<'a>,
+    check: &'a Check,
+    url: String,
+    vars: BTreeMap<String, serde_json::Value>,
+    run_id: String,
+    run_net: String,
+    /// Containers this check stopped; started again when it ends.
+    stopped: BTreeSet<String>,
+}
+
+/// Why a step did not pass.
+enum StepError {
+    Failed(Failure),
+    Skip(String),
+    Lab(String),
+}
+
+impl<'a> CheckRunner<'a> {
+    async fn run(&mut self, emit: &mut (dyn FnMut(&Event) + Send)) -> Outcome {
+        // A check that acts on the learner's service needs lab to run it.
+        if !self.t.managed {
+            for s in &self.check.steps {
+                if let Some(Action::Restart(n) | Action::Stop(n) | Action::Start(n)) = &s.action {
+                    if *n == self.t.lab.def.service.name {
+                        return Outcome::Skipped { reason: format!("it {} the service, which lab does not run with --target", verb(s.action.as_ref().unwrap())) };
+                    }
+                }
+            }
+        }
+        for (i, step) in self.check.steps.iter().enumerate() {
+            let res = match (&step.request, &step.action) {
+                (Some(_), _) => self.request_step(step, i + 1, emit).await,
+                (None, Some(a)) => {
+                    emit(&Event::Step { check: self.check.name.clone(), text: action_text(a) });
+                    self.action(a, i + 1).await
+                }
+                _ => Err(StepError::Lab("a step has neither request nor action".into())),
+            };
+            match res {
+                Ok(()) => {}
+                Err(StepError::Failed(f)) => return Outcome::Failed(f),
+                Err(StepError::Skip(r)) => return Outcome::Skipped { reason: r },
+                Err(StepError::Lab(m)) => return Outcome::Error { message: format!("step {}: {m}", i + 1) },
+            }
+        }
+        Outcome::Passed
+    }
+
+    fn context(&self, i: u32) -> tera::Context {
+        let mut ctx = tera::Context::new();
+        ctx.insert("service", &serde_json::json!({"url": self.url}));
+        ctx.insert("run", &serde_json::json!({"id": self.run_id, "net": self.run_net}));
+        ctx.insert("env", &self.t.plan.service_env.first().cloned().unwrap_or_default());
+        let mut deps = serde_json::Map::new();
+        for d in self.t.plan.dependencies() {
+            deps.insert(d.service.clone(), serde_json::json!({"host": "127.0.0.1", "port": d.port.host, "addr": format!("127.0.0.1:{}", d.port.host)}));
+        }
+        ctx.insert("deps", &deps);
+        ctx.insert("i", &i);
+        for (k, v) in &self.vars {
+            ctx.insert(k.as_str(), v);
+        }
+        ctx
+    }
+
+    fn render(&self, s: &str, ctx: &tera::Context) -> Result<String, StepError> {
+        if !s.contains("{{") && !s.contains("{%") {
+            return Ok(s.to_string());
+        }
+        tera::Tera::one_off(s, ctx, false).map_err(|e| StepError::Lab(format!("template {s:?}: {}", crate::lab::tera_message(&e))))
+    }
+
+    fn render_json(&self, v: &serde_json::Value, ctx: &tera::Context) -> Result<serde_json::Value, StepError> {
+        Ok(match v {
+            serde_json::Value::String(s) => serde_json::Value::String(self.render(s, ctx)?),
+            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(|x| self.render_json(x, ctx)).collect::<Result<_, _>>()?),
+            serde_json::Value::Object(o) => serde_json::Value::Object(o.iter().map(|(k, x)| Ok((k.clone(), self.render_json(x, ctx)?))).collect::<Result<_, StepError>>()?),
+            other => other.clone(),
+        })
+    }
+
+    fn build_request(&self, step: &Step, ctx: &tera::Context) -> Result<(HttpRequest, String), StepError> {
+        let req = step.request.as_ref().expect("request step");
+        let path = self.render(&req.path, ctx)?;
+        let mut headers = BTreeMap::new();
+        for (k, v) in &req.headers {
+            headers.insert(k.clone(), self.render(v, ctx)?);
+        }
+        let (body, json, body_text) = match (&req.json, &req.body) {
+            (Some(j), _) => {
+                let v = self.render_json(j, ctx)?;
+                let text = v.to_string();
+                (Some(text.clone().into_bytes()), true, Some(text))
+            }
+            (None, Some(b)) => {
+                let text = self.render(b, ctx)?;
+                (Some(text.clone().into_bytes()), false, Some(text))
+            }
+            _ => (None, false, None),
+        };
+        let mut sent = format!("{} {path}", req.method);
+        for (k, v) in &headers {
+            sent.push_str(&format!("\n{k}: {v}"));
+        }
+        if let Some(b) = body_text {
+            sent.push_str(&format!("\n\n{}", shorten(&b, 300)));
+        }
+        Ok((HttpRequest { method: req.method.clone(), url: format!("{}{}", self.url, path), headers, body, json, timeout: req.timeout }, sent))
+    }
+
+    /// Render the templates inside an expectation.
+    fn render_expect(&self, step: &Step, ctx: &tera::Context) -> Result<crate::lab::Expect, StepError> {
+        let mut e = step.expect.clone().unwrap_or_default();
+        let fix = |m: &mut crate::lab::Matcher| -> Result<(), StepError> {
+            if let Some(x) = &m.equals {
+                m.equals = Some(self.render(x, ctx)?);
+            }
+            if let Some(x) = &m.contains {
+                m.contains = Some(self.render(x, ctx)?);
+            }
+            Ok(())
+        };
+        for m in e.headers.values_mut().chain(e.json.values_mut()).chain(e.body.iter_mut()) {
+            fix(m)?;
+        }
+        Ok(e)
+    }
+
+    async fn request_step(&mut self, step: &Step, n: usize, emit: &mut (dyn FnMut(&Event) + Send)) -> Result<(), StepError> {
+        let client = http::client();
+        let times = match &step.repeat {
+            None => 1,
+            Some(IntOrTemplate::Int(k)) => *k,
+            Some(IntOrTemplate::Template(s)) => {
+                let r = self.render(s, &self.context(1))?;
+                r.trim().parse().map_err(|_| StepError::Lab(format!("repeat {s:?} rendered {r:?}, not a number")))?
+            }
+        };
+        let deadline = step.retry_for.map(|d| Instant::now() + d);
+        for i in 1..=times {
+            let mut attempts = 0u32;
+            loop {
+                attempts += 1;
+                let ctx = self.context(i);
+                let (req, sent) = self.build_request(step, &ctx)?;
+                if i == 1 && attempts == 1 {
+                    emit(&Event::Step { check: self.check.name.clone(), text: format!("{}{}", sent.lines().next().unwrap_or(""), if times > 1 { format!(" ×{times}") } else { String::new() }) });
+                }
+                let result = http::send(&client, &req).await;
+                let outcome = match &result {
+                    Ok(resp) => self.evaluate(step, resp, &ctx),
+                    Err(f) => Err(no_answer(f, step)),
+                };
+                match outcome {
+                    Ok(()) => break,
+                    Err(mismatch) => {
+                        if let Some(d) = deadline {
+                            if Instant::now() < d {
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                                continue;
+                            }
+                        }
+                        let which = if times > 1 { format!("request {i} of {times}") } else if attempts > 1 { format!("after {attempts} attempts over {}", fmt_dur(step.retry_for.unwrap_or_default())) } else { "the request".to_string() };
+                        return Err(StepError::Failed(Failure {
+                            summary: format!("{which} got {}; expected {}", mismatch.got, mismatch.expected),
+                            sent,
+                            got: match &result {
+                                Ok(r) => describe(r),
+                                Err(f) => f.to_string(),
+                            },
+                            expected: mismatch.expected,
+                            hint: self.check.hint.clone(),
+                            step: n,
+                            logs: vec![],
+                        }));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, step: &Step, resp: &HttpResponse, ctx: &tera::Context) -> Result<(), Mismatch> {
+        // Save first, so the expectation can use what this answer holds.
+        let mut ctx = ctx.clone();
+        if !step.save.is_empty() {
+            let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or(serde_json::Value::Null);
+            for (var, ptr) in &step.save {
+                match body.pointer(ptr) {
+                    Some(v) => {
+                        self.vars.insert(var.clone(), v.clone());
+                        ctx.insert(var.as_str(), v);
+                    }
+                    None => {
+                        // Only a problem if the answer otherwise looks right: check status first.
+                        if let Some(s) = step.expect.as_ref().and_then(|e| e.status) {
+                            if s != resp.status {
+                                return expect::check(resp, &crate::lab::Expect { status: Some(s), ..Default::default() });
+                            }
+                        }
+                        return Err(Mismatch { expected: format!("a JSON body with {ptr}"), got: format!("a body without it: {}", resp.body_excerpt(200)) });
+                    }
+                }
+            }
+        }
+        let e = match self.render_expect(step, &ctx) {
+            Ok(e) => e,
+            Err(StepError::Lab(m)) => return Err(Mismatch { expected: "a renderable expectation".into(), got: m }),
+            Err(_) => unreachable!(),
+        };
+        expect::check(resp, &e)
+    }
+
+    fn containers(&self, name: &str) -> Vec<&'a ContainerSpec> {
+        self.t.plan.containers.iter().filter(|c| c.service == name).collect()
+    }
+
+    async fn action(&mut self, a: &Action, n: usize) -> Result<(), StepError> {
+        let lab_err = |e: crate::backend::BackendError| StepError::Lab(e.to_string());
+        match a {
+            Action::Sleep(d) => tokio::time::sleep(*d).await,
+            Action::Stop(name) => {
+                for c in self.containers(name) {
+                    self.t.backend.stop(&c.name, GRACE).await.map_err(lab_err)?;
+                    self.stopped.insert(c.name.clone());
+                }
+            }
+            Action::Start(name) | Action::Restart(name) => {
+                let cs = self.containers(name);
+                if cs.is_empty() {
+                    return Err(StepError::Skip(format!("`{name}` has no containers in this instance")));
+                }
+                for c in &cs {
+                    if matches!(a, Action::Restart(_)) {
+                        self.t.backend.restart(&c.name, GRACE).await.map_err(lab_err)?;
+                    } else {
+                        self.t.backend.start(&c.name).await.map_err(lab_err)?;
+                    }
+                    self.stopped.remove(&c.name);
+                }
+                for c in cs {
+                    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], c.port.host));
+                    if let Err(last) = wait_ready(&c.ready, addr, c.ready_timeout).await {
+                        if c.role == Role::Service {
+                            return Err(StepError::Failed(Failure {
+                                summary: format!("{} did not become ready again within {}", c.name, fmt_dur(c.ready_timeout)),
+                                sent: action_text(a),
+                                got: last,
+                                expected: format!("{} ready after the {}", c.service, verb(a)),
+                                hint: self.check.hint.clone(),
+                                step: n,
+                                logs: vec![],
+                            }));
+                        }
+                        return Err(StepError::Lab(format!("{} did not become ready again: {last}", c.name)));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Start what this check stopped, and wait until it is ready.
+    async fn restore(&mut self) -> Result<(), String> {
+        let names: Vec<String> = std::mem::take(&mut self.stopped).into_iter().collect();
+        for name in names {
+            let Some(c) = self.t.plan.containers.iter().find(|c| c.name == name) else { continue };
+            self.t.backend.start(&name).await.map_err(|e| e.to_string())?;
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], c.port.host));
+            wait_ready(&c.ready, addr, c.ready_timeout).await.map_err(|e| format!("{name} did not come back after the check: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+fn verb(a: &Action) -> &'static str {
+    match a {
+        Action::Restart(_) => "restarts",
+        Action::Stop(_) => "stops",
+        Action::Start(_) => "starts",
+        Action::Sleep(_) => "sleeps",
+    }
+}
+
+fn action_text(a: &Action) -> String {
+    match a {
+        Action::Restart(n) => format!("restart {n}"),
+        Action::Stop(n) => format!("stop {n}"),
+        Action::Start(n) => format!("start {n}"),
+        Action::Sleep(d) => format!("sleep {}", fmt_dur(*d)),
+    }
+}
+
+fn no_answer(f: &HttpFailure, step: &Step) -> Mismatch {
+    let expected = match step.expect.as_ref().and_then(|e| e.status) {
+        Some(s) => format!("status {s} {}{}", expect::reason(s), step.expect.as_ref().and_then(|e| e.within).map(|w| format!(" within {}", fmt_dur(w))).unwrap_or_default()),
+        None => "an answer".into(),
+    };
+    let got = match f {
+        HttpFailure::Timeout(_) => format!("no answer within {} (the service hung)", fmt_dur(step.request.as_ref().map(|r| r.timeout).unwrap_or_default())),
+        other => other.to_string(),
+    };
+    Mismatch { expected, got }
+}
+
+/// A response as shown in a failure.
+fn describe(r: &HttpResponse) -> String {
+    let mut s = format!("HTTP {} {} after {}", r.status, r.reason, fmt_dur(r.elapsed));
+    for (k, v) in &r.headers {
+        if ["location", "retry-after", "content-type"].contains(&k.as_str()) {
+            s.push_str(&format!("\n{k}: {v}"));
+        }
+    }
+    let body = r.body_excerpt(300);
+    if !body.is_empty() {
+        s.push_str(&format!("\n\n{body}"));
+    }
+    if r.truncated {
+        s.push_str(&format!("\n(body cut at {} bytes)", http::MAX_BODY));
+    }
+    s
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() > max {
+        format!("{}…", s.chars().take(max).collect::<String>())
+    } else {
+        s.to_string()
+    }
+}
