@@ -1,0 +1,107 @@
+use super::*;
+
+const GOOD: &str = r#"name: demo
+title: A demo
+dependencies:
+  cache:
+    template: redis
+service:
+  port: 8080
+  env:
+    REDIS_ADDR: "{{ deps.cache.addr }}"
+  ready: { path: /healthz }
+stages:
+  - stage: basics
+    checks:
+      - name: up
+        expect: it answers
+        steps:
+          - request: { path: /healthz }
+            expect: { status: 200 }
+          - action: { restart: cache }
+"#;
+
+fn errors(src: &str) -> Vec<DefinitionError> {
+    parse("demo/lab.yaml", src, Some("demo")).unwrap_err().errors
+}
+
+#[test]
+fn a_good_definition_loads() {
+    let def = parse("demo/lab.yaml", GOOD, Some("demo")).unwrap();
+    assert_eq!(def.service.name, "app");
+    assert_eq!(def.service.replicas, 1);
+    assert!(matches!(def.stages[0].checks[0].steps[1].action, Some(Action::Restart(ref t)) if t == "cache"));
+}
+
+#[test]
+fn unknown_fields_point_at_their_line() {
+    let src = GOOD.replace("  port: 8080", "  port: 8080\n  prot: 9090");
+    let e = &errors(&src)[0];
+    assert_eq!((e.line, e.column), (8, 3), "{e}");
+    assert!(e.message.contains("unknown field `prot`"), "{}", e.message);
+    assert!(e.hint.as_deref().unwrap().contains("spelling"));
+    assert!(e.to_string().starts_with("demo/lab.yaml:8:3: "), "{e}");
+}
+
+#[test]
+fn a_bad_reference_points_at_the_action() {
+    let src = GOOD.replace("restart: cache", "restart: database");
+    let e = &errors(&src)[0];
+    assert_eq!(e.line, 19, "{e}");
+    assert!(e.message.contains("`database` is neither a dependency nor the service"), "{}", e.message);
+    assert!(e.hint.as_deref().unwrap().contains("cache"));
+}
+
+#[test]
+fn an_unknown_template_and_an_undefined_variable_are_both_reported() {
+    let src = GOOD.replace("template: redis", "template: mongo").replace("deps.cache.addr", "deps.db.addr");
+    let errs = errors(&src);
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert_eq!(errs[0].line, 5);
+    assert!(errs[0].message.contains("no compose template named `mongo`"));
+    assert_eq!(errs[1].line, 9);
+    assert!(errs[1].message.contains("REDIS_ADDR"), "{}", errs[1].message);
+}
+
+#[test]
+fn folder_and_name_must_agree() {
+    let e = &parse("x/lab.yaml", GOOD, Some("other")).unwrap_err().errors[0];
+    assert_eq!(e.line, 1);
+    assert!(e.message.contains("differs from its folder `other`"));
+}
+
+#[test]
+fn steps_need_exactly_one_kind_and_sane_matchers() {
+    let src = GOOD.replace("          - action: { restart: cache }\n", "          - action: { restart: cache }\n            expect: { status: 200 }\n          - request: { path: nope, method: FETCH }\n            expect: { headers: { Location: { matches: \"(\" } }, json: { code: { equals: x } } }\n");
+    let msgs: Vec<String> = errors(&src).iter().map(|e| format!("{}:{} {}", e.line, e.column, e.message)).collect();
+    let all = msgs.join("\n");
+    assert!(all.contains("go with a `request`, not an `action`"), "{all}");
+    assert!(all.contains("unknown method `FETCH`"), "{all}");
+    assert!(all.contains("path `nope` must start with /"), "{all}");
+    assert!(all.contains("not a regular expression"), "{all}");
+    assert!(all.contains("`code` is not a JSON pointer"), "{all}");
+}
+
+#[test]
+fn duplicate_check_names_are_refused() {
+    let src = GOOD.replace("  - stage: basics", "  - stage: first\n    checks:\n      - name: up\n        expect: x\n        steps:\n          - request: { path: / }\n  - stage: basics");
+    assert!(errors(&src).iter().any(|e| e.message.contains("used twice")));
+}
+
+#[test]
+fn yaml_syntax_errors_have_a_location() {
+    let e = &errors("name: demo\ntitle: [unclosed\n")[0];
+    assert!(e.line >= 2, "{e}");
+}
+
+#[test]
+fn every_builtin_lab_is_valid() {
+    let cat = Catalogue::new(vec![]);
+    let all = cat.all();
+    assert!(!all.is_empty());
+    for (name, res) in all {
+        if let Err(e) = res {
+            panic!("{name}: {e:?}");
+        }
+    }
+}
