@@ -149,6 +149,8 @@ pub struct PlanOptions {
     pub ports: HashMap<String, u16>,
     /// Extra environment for the learner's service (`--env`).
     pub extra_env: BTreeMap<String, String>,
+    /// Overrides the lab's readiness timeout of the service.
+    pub ready_timeout: Option<Duration>,
 }
 
 /// The instance name: `lab-<lab>[-<student>]`.
@@ -291,7 +293,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
                 mounts: vec![Mount { host: dir.clone(), container: BIN_DIR.into(), read_only: true }],
                 labels: l,
                 ready: Readiness::Http { path: svc.ready.path.clone(), status: svc.ready.status },
-                ready_timeout: svc.ready.timeout,
+                ready_timeout: opts.ready_timeout.unwrap_or(svc.ready.timeout),
                 compose: None,
             });
         }

@@ -42,6 +42,7 @@ pub struct UpOptions {
     pub solution: SolutionArg,
     pub go_mode: GoMode,
     pub extra_env: BTreeMap<String, String>,
+    pub ready_timeout: Option<Duration>,
 }
 
 /// The commands' access to a backend, with progress output.
@@ -98,7 +99,7 @@ impl Session {
             }
         };
         let mut picker = PortPicker::default();
-        let popts = PlanOptions { student: opts.student.clone(), images: opts.images, solution, ports, extra_env: opts.extra_env.clone() };
+        let popts = PlanOptions { student: opts.student.clone(), images: opts.images, solution, ports, extra_env: opts.extra_env.clone(), ready_timeout: opts.ready_timeout };
         let mut plan = plan::plan(lab, &popts, || picker.pick())?;
         drop(picker);
         plan.labels.insert(IMAGES_LABEL.into(), opts.images.to_string());
@@ -217,7 +218,7 @@ impl Session {
             Solution::None
         };
         let ports: HashMap<String, u16> = inst.containers.iter().filter_map(|c| Some((c.name.clone(), c.host_port?))).collect();
-        let popts = PlanOptions { student: student.map(str::to_string), images, solution, ports, extra_env };
+        let popts = PlanOptions { student: student.map(str::to_string), images, solution, ports, extra_env, ready_timeout: None };
         let mut picker = PortPicker::default();
         let plan = plan::plan(lab, &popts, || picker.pick())?;
         for c in &plan.containers {

@@ -40,7 +40,7 @@ pub fn run(cat: &Catalogue, cmd: ExportCommand) -> Result<i32, Error> {
         None => Solution::None,
     };
     let mut held = Vec::new();
-    let opts = PlanOptions { student, images: set, solution, ports: Default::default(), extra_env: Default::default() };
+    let opts = PlanOptions { student, images: set, solution, ports: Default::default(), extra_env: Default::default(), ready_timeout: None };
     let plan = plan::plan(&lab, &opts, || {
         let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         let p = l.local_addr().map_err(|e| e.to_string())?.port();
@@ -99,5 +99,21 @@ pub fn compose(plan: &Plan) -> String {
     let mut nets = Mapping::new();
     nets.insert(s("lab"), Value::Mapping(net));
     root.insert(s("networks"), Value::Mapping(nets));
-    format!("# Made by `lab export compose {}`: the same containers `lab up` creates.\n{}", plan.lab, serde_yaml::to_string(&Value::Mapping(root)).expect("YAML serializes"))
+    let text = serde_yaml::to_string(&Value::Mapping(root)).expect("YAML serializes");
+    format!("# Made by `lab export compose {}`: the same containers `lab up` creates.\n{}", plan.lab, quote_yaml11(&text))
+}
+
+/// docker-compose reads YAML 1.1, where a bare `no` or `on` is a boolean; every
+/// value in the file is a string, so quote those words.
+fn quote_yaml11(text: &str) -> String {
+    let re = regex::Regex::new(r"(?mi)^(\s*(?:- |[^:\n]+: ))(yes|no|on|off|y|n|true|false|null|~)$").expect("static regex");
+    re.replace_all(text, "$1'$2'").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn yaml_11_booleans_are_quoted() {
+        assert_eq!(super::quote_yaml11("command:\n- --protected-mode\n- no\nA: on\nB: only\n"), "command:\n- --protected-mode\n- 'no'\nA: 'on'\nB: only\n");
+    }
 }

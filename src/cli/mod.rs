@@ -139,6 +139,9 @@ pub struct RunArgs {
     /// Extra environment for the learner's service, KEY=VALUE; repeatable.
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// How long the service may take to become ready (default: the lab's, e.g. 20s).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub ready_timeout: Option<std::time::Duration>,
 }
 
 impl RunArgs {
@@ -180,6 +183,9 @@ fn session(quiet: bool) -> Result<Session, Error> {
 
 /// Run the parsed command line; returns the exit code.
 pub async fn run(cli: Cli) -> i32 {
+    // Long lines stay whole when stderr is not a terminal (CI logs, tests).
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = miette::set_hook(Box::new(move |_| Box::new(miette::MietteHandlerOpts::new().wrap_lines(tty).color(tty && std::env::var_os("NO_COLOR").is_none()).build())));
     let catalogue = Catalogue::new(cli.labs.clone());
     let quiet = cli.quiet;
     let res = match cli.command {

@@ -24,7 +24,7 @@ pub async fn run(cat: &Catalogue, a: UpArgs, quiet: bool) -> Result<i32, Error> 
     let lab = cat.find(&a.lab)?;
     check_student(&a.run.student)?;
     let (set, _) = images::choose(a.run.images).map_err(Error::Usage)?;
-    let opts = UpOptions { student: a.run.student.clone(), images: set, solution: a.run.solution()?, go_mode: a.run.go_mode, extra_env: a.run.extra_env()? };
+    let opts = UpOptions { student: a.run.student.clone(), images: set, solution: a.run.solution()?, go_mode: a.run.go_mode, extra_env: a.run.extra_env()?, ready_timeout: a.run.ready_timeout };
     let s = session(quiet)?;
     s.ui.line(&format!("lab up {} ({} images)", lab.name(), set));
     let plan = guarded_up(&s, &lab, &opts, a.keep_on_failure).await?;

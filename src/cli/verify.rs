@@ -55,7 +55,7 @@ pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Err
         SolutionArg::None => s.running_plan(&lab, a.run.student.as_deref()).await?,
         _ => {
             let (set, _) = images::choose(a.run.images).map_err(Error::Usage)?;
-            let opts = UpOptions { student: a.run.student.clone(), images: set, solution: solution.clone(), go_mode: a.run.go_mode, extra_env: a.run.extra_env()? };
+            let opts = UpOptions { student: a.run.student.clone(), images: set, solution: solution.clone(), go_mode: a.run.go_mode, extra_env: a.run.extra_env()?, ready_timeout: a.run.ready_timeout };
             match guarded_up(&s, &lab, &opts, false).await {
                 Ok(p) => p,
                 // The learner's code did not build or start: a failed check, reported as such.

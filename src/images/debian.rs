@@ -26,9 +26,13 @@
 //! * `postgres` behaves like `postgres:15`: `POSTGRES_USER`, `POSTGRES_PASSWORD`,
 //!   `POSTGRES_DB`, `POSTGRES_INITDB_ARGS`, `POSTGRES_HOST_AUTH_METHOD`,
 //!   `/docker-entrypoint-initdb.d`, data in `/var/lib/postgresql/data`, the
-//!   server runs as `postgres` (exec'd, PID 1), `STOPSIGNAL SIGINT` for a fast
-//!   shutdown, locale `en_US.utf8` like upstream. LLVM JIT is left out
-//!   (about 130 MB); PostgreSQL silently runs without JIT then.
+//!   server runs as `postgres`, locale `en_US.utf8` like upstream. Upstream
+//!   sets `STOPSIGNAL SIGINT` (fast shutdown; SIGTERM is PostgreSQL's "smart"
+//!   shutdown, which waits for every client to disconnect), but `docker import`
+//!   rejects STOPSIGNAL, so `dumb-init --single-child --rewrite 15:2` is PID 1
+//!   and turns `docker stop`'s SIGTERM into SIGINT for the server, which the
+//!   entrypoint has exec'd into. LLVM JIT is left out (about 130 MB);
+//!   PostgreSQL silently runs without JIT then.
 //! * `rabbitmq` behaves like `rabbitmq:3`: `RABBITMQ_DEFAULT_USER`,
 //!   `RABBITMQ_DEFAULT_PASS`, `RABBITMQ_DEFAULT_VHOST` and
 //!   `RABBITMQ_ERLANG_COOKIE` (read by RabbitMQ itself since 3.9.4),
@@ -40,8 +44,14 @@
 //!   `prom/alertmanager`: same binary paths, config paths, entrypoints, default
 //!   commands, `USER nobody`, working directory = storage directory.
 //! * `base` has `ca-certificates`, `iproute2` (`ip`, `tc`), `iptables`,
-//!   `procps` and `tini` as PID 1 (so `docker stop` is quick and zombies of
-//!   `docker exec`'d helpers are reaped); `CMD ["sleep","infinity"]`.
+//!   `procps`, and `dumb-init` as PID 1 (so `docker stop` is quick even for
+//!   `sleep`, and orphans of `docker exec`'d helpers are reaped);
+//!   `CMD ["sleep","infinity"]`, replaced by `command:` to run a mounted binary.
+//!
+//! `docker import -c` accepts only CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK,
+//! LABEL, ONBUILD, USER, VOLUME and WORKDIR (Docker 20.10). No recipe declares
+//! a VOLUME: upstream's would leave an anonymous volume behind every
+//! container that is removed without `-v`.
 //!
 //! Every setup script ends with the same slimming step ([`SLIM`]): man pages,
 //! info pages, docs (except copyright files) and message translations are
@@ -177,7 +187,7 @@ if [ "$1" = postgres ] && [ "$(id -u)" = 0 ]; then
     chmod 00700 "$PGDATA" || :
     chown postgres:postgres /var/run/postgresql
     chmod 03775 /var/run/postgresql || :
-    # exec so that postgres ends up as PID 1 and gets the stop signal
+    # exec, so that postgres is dumb-init's child and gets the stop signal
     exec setpriv --reuid=postgres --regid=postgres --init-groups "$BASH_SOURCE" "$@"
 fi
 
@@ -223,8 +233,11 @@ EOM
     # temporary server, unix socket only
     pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p 5432" -w start
 
-    exists=$(psql_run --dbname postgres --set db="$POSTGRES_DB" --tuples-only --no-align \
-        -c "SELECT 1 FROM pg_database WHERE datname = :'db'" </dev/null)
+    # psql expands :'db' only in input it reads, not in -c
+    exists=$(psql_run --dbname postgres --set db="$POSTGRES_DB" --tuples-only --no-align <<'EOSQL'
+SELECT 1 FROM pg_database WHERE datname = :'db' ;
+EOSQL
+)
     if [ -z "$exists" ]; then
         psql_run --dbname postgres --set db="$POSTGRES_DB" <<'EOSQL'
 CREATE DATABASE :"db" ;
@@ -254,7 +267,7 @@ exec "$@"
 const POSTGRES: Recipe = Recipe {
     name: "postgres",
     tag: "lab-debian/postgres:15",
-    packages: &["postgresql-15"],
+    packages: &["postgresql-15", "dumb-init"],
     files: &[("/usr/local/bin/docker-entrypoint.sh", POSTGRES_ENTRYPOINT, 0o755)],
     setup: concat!(
         r#"
@@ -283,8 +296,8 @@ chmod 03775 /var/run/postgresql
         "ENV PGDATA=/var/lib/postgresql/data",
         "ENV LANG=en_US.utf8",
         "EXPOSE 5432/tcp",
-        "STOPSIGNAL SIGINT",
-        r#"ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]"#,
+        // stands in for upstream's STOPSIGNAL SIGINT, which import rejects
+        r#"ENTRYPOINT ["/usr/bin/dumb-init","--single-child","--rewrite","15:2","--","/usr/local/bin/docker-entrypoint.sh"]"#,
         r#"CMD ["postgres"]"#,
     ],
 };
@@ -429,11 +442,11 @@ chown nobody:nogroup /alertmanager
 const BASE: Recipe = Recipe {
     name: "base",
     tag: "lab-debian/base:bookworm",
-    packages: &["ca-certificates", "iproute2", "iptables", "procps", "tini"],
+    packages: &["ca-certificates", "iproute2", "iptables", "procps", "dumb-init"],
     files: &[],
     setup: concat!(
         r#"
-test -x /usr/bin/tini
+test -x /usr/bin/dumb-init
 command -v iptables
 command -v tc
 mkdir -p /tmp
@@ -444,7 +457,7 @@ chmod 1777 /tmp
     changes: &[
         concat!("ENV PATH=", std_path!()),
         "WORKDIR /",
-        r#"ENTRYPOINT ["/usr/bin/tini","--"]"#,
+        r#"ENTRYPOINT ["/usr/bin/dumb-init","--"]"#,
         r#"CMD ["sleep","infinity"]"#,
     ],
 };
@@ -462,8 +475,9 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
+    /// What `docker import -c` accepts (Docker 20.10); STOPSIGNAL is not among them.
     const KEYWORDS: &[&str] = &[
-        "CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "STOPSIGNAL", "USER", "VOLUME",
+        "CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL", "ONBUILD", "USER", "VOLUME",
         "WORKDIR",
     ];
 
@@ -578,7 +592,8 @@ mod tests {
         assert!(a.files.iter().any(|f| f.0 == "/etc/alertmanager/alertmanager.yml"));
         let pg = recipe("postgres").unwrap();
         assert!(pg.changes.contains(&"ENV PGDATA=/var/lib/postgresql/data"));
-        assert!(pg.changes.contains(&"STOPSIGNAL SIGINT"));
+        assert!(pg.changes.iter().any(|c| c.contains(r#""--rewrite","15:2""#)));
+        assert!(pg.packages.contains(&"dumb-init"));
         let rb = recipe("rabbitmq").unwrap();
         assert!(rb.changes.contains(&"ENV RABBITMQ_NODENAME=rabbit@localhost"));
         assert!(recipe("redis").unwrap().changes.contains(&"EXPOSE 6379/tcp"));

@@ -1,0 +1,105 @@
+//! The command line without Docker: help, definitions, arguments, exit codes.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn help_documents_exit_codes_and_examples() {
+    let mut c = lab();
+    c.arg("--help");
+    let out = run(c);
+    let text = stdout(&out);
+    assert!(text.contains("Exit codes:"), "{text}");
+    assert!(text.contains("3    the Docker engine could not be reached"));
+    let mut c = lab();
+    c.args(["verify", "--help"]);
+    let text = stdout(&run(c));
+    assert!(text.contains("lab verify url-shortener --solution ./my-shortener"), "{text}");
+}
+
+#[test]
+fn list_show_and_validate_the_built_in_labs() {
+    let mut c = lab();
+    c.arg("list");
+    assert!(stdout(&run(c)).contains("url-shortener"));
+    let mut c = lab();
+    c.args(["show", "url-shortener"]);
+    let text = stdout(&run(c));
+    assert!(text.contains("redis-down-503"), "{text}");
+    assert!(text.contains("REDIS_ADDR"), "{text}");
+    let mut c = lab();
+    c.arg("validate");
+    assert_eq!(run(c).status.code(), Some(0));
+}
+
+#[test]
+fn a_broken_definition_exits_2_with_its_location_and_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab_dir = dir.path().join("broken");
+    std::fs::create_dir(&lab_dir).unwrap();
+    let src = std::fs::read_to_string(root().join("labs/url-shortener/lab.yaml")).unwrap().replace("name: url-shortener", "name: broken").replace("action: { restart: app }", "action: { restart: ap }");
+    std::fs::write(lab_dir.join("lab.yaml"), src).unwrap();
+    let mut c = lab();
+    c.arg("validate").arg(&lab_dir);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("lab.yaml:"), "{err}");
+    assert!(err.contains("`ap` is neither a dependency nor the service"), "{err}");
+    assert!(err.contains("known: app, redis"), "{err}");
+
+    // up refuses it before touching any backend, even an unreachable one.
+    let mut c = lab();
+    c.arg("--labs").arg(dir.path()).args(["up", "broken"]).env("DOCKER_HOST", "unix:///nonexistent.sock");
+    assert_eq!(run(c).status.code(), Some(2));
+}
+
+#[test]
+fn an_unknown_lab_and_bad_arguments_exit_2() {
+    let mut c = lab();
+    c.args(["show", "nope"]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("known labs: url-shortener"));
+    let mut c = lab();
+    c.args(["up", "url-shortener", "--student", "Not Valid"]);
+    assert_eq!(run(c).status.code(), Some(2));
+    let mut c = lab();
+    c.args(["verify", "url-shortener", "--target", "ftp://x", "--solution", "."]);
+    assert_eq!(run(c).status.code(), Some(2), "--target and --solution conflict");
+    let mut c = lab();
+    c.args(["up", "url-shortener", "--env", "NOEQUALS"]).env("DOCKER_HOST", "unix:///nonexistent.sock");
+    assert_eq!(run(c).status.code(), Some(2));
+}
+
+#[test]
+fn an_unreachable_engine_exits_3() {
+    let mut c = lab();
+    c.args(["status"]).env("DOCKER_HOST", "unix:///nonexistent.sock");
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the Docker engine"));
+}
+
+#[test]
+fn export_compose_is_a_valid_compose_file() {
+    let mut c = lab();
+    c.args(["export", "compose", "url-shortener"]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let redis = &doc["services"]["redis"];
+    assert_eq!(redis["image"], "lab-debian/redis:7.0");
+    assert!(redis["ports"][0].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert_eq!(redis["labels"]["lab.instance"], "lab-url-shortener");
+    // docker-compose itself accepts it, where installed.
+    if std::path::Path::new("/usr/bin/docker-compose").exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("docker-compose.yml");
+        std::fs::write(&f, &text).unwrap();
+        let st = std::process::Command::new("docker-compose").arg("-f").arg(&f).arg("config").arg("-q").status().unwrap();
+        assert!(st.success());
+    }
+}

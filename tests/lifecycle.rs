@@ -1,0 +1,208 @@
+//! `up`, `status`, `down` on the real Docker engine: idempotence, students side
+//! by side, recovery after `kill -9`, cleanup after failures and Ctrl-C, and
+//! `--target` for a service the learner runs.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn status_json(student: &str) -> serde_json::Value {
+    let mut c = lab();
+    c.args(["status", "url-shortener", "--student", student, "--json"]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(0));
+    json(&out)
+}
+
+#[test]
+fn up_twice_converges_and_down_removes_everything() {
+    let _down = Down("url-shortener", Some("idem"));
+    let mut c = lab();
+    c.args(["up", "url-shortener", "--student", "idem", "--solution"]).arg(shortener());
+    let first = run(c);
+    assert_eq!(first.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&first.stderr).contains("(2 created or replaced)"));
+    let before = status_json("idem");
+
+    let mut c = lab();
+    c.args(["up", "url-shortener", "--student", "idem", "--solution"]).arg(shortener());
+    let second = run(c);
+    assert_eq!(second.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("(0 created or replaced)"), "second up must keep the containers");
+    let after = status_json("idem");
+    assert_eq!(before[0]["containers"].as_array().unwrap().len(), 2);
+    let ports = |v: &serde_json::Value| v[0]["containers"].as_array().unwrap().iter().map(|c| c["host_port"].clone()).collect::<Vec<_>>();
+    assert_eq!(ports(&before), ports(&after), "ports stay the same");
+
+    // Every container carries the labels, and ports are on loopback only.
+    for name in docker_names("container", "label=lab.instance=lab-url-shortener-idem") {
+        let out = Command::new("docker").args(["inspect", "-f", "{{json .HostConfig.PortBindings}} {{index .Config.Labels \"lab.lab\"}} {{index .Config.Labels \"lab.service\"}}", &name]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("\"HostIp\":\"127.0.0.1\""), "{name}: {text}");
+        assert!(text.contains(" url-shortener "), "{name}: {text}");
+    }
+
+    // A change to the service's environment replaces only the service.
+    let mut c = lab();
+    c.args(["up", "url-shortener", "--student", "idem", "--env", "EXTRA=1", "--solution"]).arg(shortener());
+    let third = run(c);
+    assert!(String::from_utf8_lossy(&third.stderr).contains("(1 created or replaced)"));
+
+    let mut c = lab();
+    c.args(["down", "url-shortener", "--student", "idem"]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("removed 2 containers, 1 networks"), "{}", stdout(&out));
+    assert_gone("lab-url-shortener-idem");
+}
+
+#[test]
+fn two_students_run_side_by_side() {
+    let _a = Down("url-shortener", Some("alice"));
+    let _b = Down("url-shortener", Some("bob"));
+    for s in ["alice", "bob"] {
+        let mut c = lab();
+        c.args(["up", "url-shortener", "--student", s, "--solution"]).arg(shortener());
+        assert_eq!(run(c).status.code(), Some(0));
+    }
+    let a = status_json("alice");
+    let b = status_json("bob");
+    let port = |v: &serde_json::Value, svc: &str| v[0]["containers"].as_array().unwrap().iter().find(|c| c["service"] == svc).unwrap()["host_port"].as_u64().unwrap();
+    assert_ne!(port(&a, "app"), port(&b, "app"));
+    assert_ne!(port(&a, "redis"), port(&b, "redis"));
+    for s in ["alice", "bob"] {
+        let mut c = lab();
+        c.args(["verify", "url-shortener", "--student", s, "--output", "json"]);
+        let out = run(c);
+        assert_eq!(out.status.code(), Some(0), "{s}");
+        // verify did not bring it up, so the instance keeps running.
+        assert_eq!(docker_names("container", &format!("label=lab.instance=lab-url-shortener-{s}")).len(), 2);
+    }
+    let mut c = lab();
+    c.args(["down", "url-shortener", "--student", "alice"]);
+    run(c);
+    assert_gone("lab-url-shortener-alice");
+    assert_eq!(docker_names("container", "label=lab.instance=lab-url-shortener-bob").len(), 2, "bob's instance is untouched");
+}
+
+#[test]
+fn kill_9_half_way_then_up_and_down_recover() {
+    let _down = Down("url-shortener", Some("crash"));
+    // A first up builds the binary so the second one reaches Docker quickly.
+    let mut child = lab().args(["up", "url-shortener", "--student", "crash", "--solution"]).arg(shortener()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let start = Instant::now();
+    let label = "label=lab.instance=lab-url-shortener-crash";
+    while docker_names("container", label).is_empty() && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let _ = child.wait();
+    assert!(!docker_names("container", label).is_empty(), "the crash left containers behind, as a crash does");
+
+    let mut c = lab();
+    c.args(["up", "url-shortener", "--student", "crash", "--solution"]).arg(shortener());
+    assert_eq!(run(c).status.code(), Some(0), "up converges after a crash");
+    let mut c = lab();
+    c.args(["verify", "url-shortener", "--student", "crash", "--output", "json"]);
+    assert_eq!(run(c).status.code(), Some(0));
+    let mut c = lab();
+    c.args(["down", "url-shortener", "--student", "crash"]);
+    assert_eq!(run(c).status.code(), Some(0));
+    assert_gone("lab-url-shortener-crash");
+}
+
+#[test]
+fn ctrl_c_during_verify_removes_what_it_started() {
+    let _down = Down("url-shortener", Some("sigint"));
+    let mut child = lab().args(["verify", "url-shortener", "--student", "sigint", "--solution"]).arg(shortener()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let label = "label=lab.instance=lab-url-shortener-sigint";
+    let start = Instant::now();
+    while docker_names("container", label).len() < 2 && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    // Either the interrupt landed (130) or verify had already finished (0).
+    assert!(matches!(status.code(), Some(130) | Some(0)), "{status:?}");
+    assert_gone("lab-url-shortener-sigint");
+}
+
+#[test]
+fn a_service_that_never_starts_fails_up_with_its_log_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("crasher");
+    std::fs::write(&bin, "#!/bin/sh\necho 'panic: cannot parse REDIS_ADDR' >&2\nexit 2\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _down = Down("url-shortener", Some("crasher"));
+    let mut c = lab();
+    c.args(["up", "url-shortener", "--student", "crasher", "--ready-timeout", "3s", "--solution"]).arg(&bin);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(1), "the learner's service failed: exit 1");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did not become ready"), "{err}");
+    assert!(err.contains("panic: cannot parse REDIS_ADDR"), "the service's log is shown: {err}");
+    assert_gone("lab-url-shortener-crasher");
+}
+
+#[test]
+fn target_mode_checks_a_service_the_learner_runs() {
+    let _down = Down("url-shortener", Some("target"));
+    // Reserve a port for the learner's service on loopback.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut c = lab();
+    c.args(["up", "url-shortener", "--student", "target", "--target", &url]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    let env: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("export "))
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+        .collect();
+    assert!(env.iter().any(|(k, v)| k == "REDIS_ADDR" && v.starts_with("127.0.0.1:")), "{text}");
+
+    // Build the reference solution and run it on the host as a learner would.
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = lab();
+    b.args(["export", "compose", "url-shortener"]); // cheap: proves export works for a target instance too
+    assert_eq!(run(b).status.code(), Some(0));
+    let built = build_solution(dir.path());
+    let mut svc = Command::new(&built).envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))).env("PORT", port.to_string()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut c = lab();
+    c.args(["verify", "url-shortener", "--student", "target", "--output", "json"]);
+    let out = run(c);
+    let _ = svc.kill();
+    let _ = svc.wait();
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(check(&report, "survives-restart")["status"], "skipped");
+    assert!(check(&report, "survives-restart")["reason"].as_str().unwrap().contains("--target"));
+    assert_eq!(check(&report, "redis-down-503")["status"], "passed");
+}
+
+/// Build the shortener with lab's own build step (through `lab up` of a throwaway student).
+fn build_solution(dir: &std::path::Path) -> std::path::PathBuf {
+    let gopath = dir.join("gopath/src/lab.local");
+    std::fs::create_dir_all(&gopath).unwrap();
+    std::os::unix::fs::symlink(shortener(), gopath.join("shortener")).unwrap();
+    let go = ["/usr/lib/go-1.23/bin/go", "/usr/lib/go/bin/go", "/usr/local/go/bin/go"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap_or("go");
+    let out = dir.join("shortener");
+    let status = Command::new(go)
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg("lab.local/shortener")
+        .env("GO111MODULE", "off")
+        .env("GOPATH", format!("{}:/usr/share/gocode", dir.join("gopath").display()))
+        .env("CGO_ENABLED", "0")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    out
+}

@@ -1,0 +1,87 @@
+//! The URL-shortener lab end to end on the real Docker engine: the reference
+//! solution passes every check; each realistic bug fails at the right check
+//! with a message a learner can act on.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn the_reference_solution_passes_every_check() {
+    let _down = Down("url-shortener", Some("good"));
+    let mut c = lab();
+    c.args(["verify", "url-shortener", "--student", "good", "--output", "json", "--solution"]).arg(shortener());
+    let out = run(c);
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["summary"]["passed"], 10);
+    assert_eq!(report["summary"]["failed"], 0);
+    // verify brought the instance up, so it took it down again.
+    assert_gone("lab-url-shortener-good");
+}
+
+/// (bug, the check that must fail, words its message must contain)
+const BUGS: &[(&str, &str, &str)] = &[
+    ("no-rate-limit", "rate-limit-per-client", "expected status 429 Too Many Requests"),
+    ("global-rate-limit", "rate-limit-per-client", "got status 429 Too Many Requests; expected status 201 Created"),
+    ("no-retry-after", "rate-limit-per-client", "no header Retry-After"),
+    ("memory", "survives-restart", "got status 404 Not Found; expected status 302 Found"),
+    ("redis-500", "redis-down-503", "got status 500 Internal Server Error; expected status 503 Service Unavailable"),
+    ("redis-hang", "redis-down-503", "the service hung"),
+    ("redirect-301", "redirect", "got status 301 Moved Permanently; expected status 302 Found"),
+    ("accept-any-url", "reject-invalid-url", "expected status 400 Bad Request"),
+];
+
+#[test]
+fn each_buggy_variant_fails_at_its_check() {
+    // Two at a time, each in its own student instance: this also shows instances side by side.
+    for pair in BUGS.chunks(2) {
+        let handles: Vec<_> = pair
+            .iter()
+            .enumerate()
+            .map(|(k, (bug, check_name, words))| {
+                let (bug, check_name, words) = (bug.to_string(), check_name.to_string(), words.to_string());
+                std::thread::spawn(move || {
+                    let student = format!("bug{k}");
+                    let mut c = lab();
+                    c.args(["verify", "url-shortener", "--student", &student, "--output", "json", "--env", &format!("SHORTENER_BUG={bug}"), "--solution"]).arg(shortener());
+                    let out = run(c);
+                    let _ = std::process::Command::new(env!("CARGO_BIN_EXE_lab")).args(["down", "url-shortener", "--student", &student]).output();
+                    let report = json(&out);
+                    assert_eq!(out.status.code(), Some(1), "{bug}: exit code\n{report:#}");
+                    let ch = check(&report, &check_name);
+                    assert_eq!(ch["status"], "failed", "{bug}: {check_name} should fail\n{report:#}");
+                    let text = format!("{} | {} | {}", ch["summary"], ch["got"], ch["expected"]);
+                    assert!(text.contains(&words), "{bug}: {check_name} message lacks {words:?}: {text}");
+                    assert!(!ch["hint"].as_str().unwrap_or("").is_empty(), "{bug}: no hint");
+                    // Every check that failed is explained by this bug: nothing else broke.
+                    let failed: Vec<&str> = report["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "failed" || c["status"] == "error").map(|c| c["name"].as_str().unwrap()).collect();
+                    assert!(failed.contains(&check_name.as_str()), "{bug}: {failed:?}");
+                    assert_gone(&format!("lab-url-shortener-{student}"));
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("variant thread");
+        }
+    }
+}
+
+#[test]
+fn junit_report_names_every_check() {
+    let _down = Down("url-shortener", Some("junit"));
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("report.xml");
+    let mut c = lab();
+    c.args(["verify", "url-shortener", "--student", "junit", "--env", "SHORTENER_BUG=redirect-301", "--solution"]).arg(shortener()).arg("--report").arg(&xml);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(1));
+    let text = std::fs::read_to_string(&xml).unwrap();
+    assert!(text.contains(r#"<testcase name="redirect""#), "{text}");
+    assert!(text.contains("<failure message=\"the request got status 301 Moved Permanently; expected status 302 Found\""), "{text}");
+    // Later stages depend on links and are skipped, not failed.
+    assert!(text.contains(r#"<testcase name="survives-restart""#) && text.contains("<skipped"), "{text}");
+    let term = stdout(&out);
+    assert!(term.contains("✗ redirect"), "{term}");
+    assert!(term.contains("hint:"), "{term}");
+}
