@@ -120,7 +120,7 @@ pub async fn build(src: &Path, out_dir: &Path, name: &str, mode: GoMode) -> Resu
             std::os::unix::fs::symlink(&abs, pkg_dir.join(name)).map_err(|e| BuildError::Io(e.to_string()))?;
             let gopath = std::env::join_paths([gp.path().to_path_buf(), PathBuf::from("/usr/share/gocode")]).map_err(|e| BuildError::Io(e.to_string()))?;
             mode_text = "GOPATH mode (GO111MODULE=off, libraries from /usr/share/gocode)".to_string();
-            cmd.env("GO111MODULE", "off").env("GOPATH", gopath).env("GOFLAGS", "").current_dir(gp.path()).arg("build").arg("-o").arg(&tmp).arg(format!("lab.local/{name}"));
+            cmd.env("GO111MODULE", "off").env("GOPATH", gopath).env("GOFLAGS", "").current_dir(gp.path()).arg("build").arg("-trimpath").arg("-o").arg(&tmp).arg(format!("lab.local/{name}"));
             _gopath_guard = gp;
         }
         let output = cmd.output().await.map_err(|e| BuildError::Io(format!("running {}: {e}", go.display())))?;
