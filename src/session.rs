@@ -261,3 +261,49 @@ fn probe_text(c: &ContainerSpec) -> String {
 pub fn instance_label() -> &'static str {
     labels::INSTANCE
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::FakeBackend;
+    use crate::lab::Catalogue;
+
+    fn session(fake: &FakeBackend) -> Session {
+        Session { backend: Backend::Fake(fake.clone()), ui: Ui::new(true) }
+    }
+
+    #[tokio::test]
+    async fn a_failed_pull_says_how_to_bake_and_exits_4() {
+        let fake = FakeBackend::new();
+        fake.set_missing(vec!["redis:7.0".into()]);
+        let lab = Catalogue::new(vec![]).find("url-shortener").unwrap();
+        let opts = UpOptions { student: None, images: ImageSet::Upstream, solution: SolutionArg::None, go_mode: GoMode::Auto, extra_env: BTreeMap::new(), ready_timeout: None };
+        let err = session(&fake).up(&lab, &opts).await.unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit::LAB_FAILED);
+        let shown = format!("{:?}", miette::Report::new(err));
+        assert!(shown.contains("pulling redis:7.0 failed"), "{shown}");
+        assert!(shown.contains("lab images bake"), "{shown}");
+        assert_eq!(fake.calls(), ["pull redis:7.0"], "nothing is created when an image is missing");
+    }
+
+    #[tokio::test]
+    async fn running_plan_rebuilds_ports_env_and_target_from_labels() {
+        let fake = FakeBackend::new();
+        let lab = Catalogue::new(vec![]).find("url-shortener").unwrap();
+        let mut extra = BTreeMap::new();
+        extra.insert("SHORTENER_BUG".to_string(), "memory".to_string());
+        let popts = PlanOptions { student: Some("eve".into()), images: ImageSet::Debian, solution: Solution::Target("http://127.0.0.1:9".into()), ports: HashMap::new(), extra_env: extra.clone(), ready_timeout: None };
+        let mut p = plan::plan(&lab, &popts, || Ok(45678)).unwrap();
+        for c in &mut p.containers {
+            c.labels.insert(IMAGES_LABEL.into(), "debian".into());
+            c.labels.insert(ENV_LABEL.into(), serde_json::to_string(&extra).unwrap());
+        }
+        fake.converge(&p).await.unwrap();
+        let again = session(&fake).running_plan(&lab, Some("eve")).await.unwrap();
+        assert_eq!(again.target.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(again.containers[0].port.host, 45678);
+        assert_eq!(again.containers[0].image, ImageSet::Debian.image("redis"));
+        assert_eq!(again.service_env[0]["SHORTENER_BUG"], "memory");
+        assert!(matches!(session(&fake).running_plan(&lab, Some("nobody")).await, Err(Error::NotUp(_))));
+    }
+}

@@ -85,10 +85,15 @@ pub fn config_path() -> Option<PathBuf> {
 
 /// Resolve the image set from the flag, the environment and the config file.
 pub fn choose(flag: Option<ImageSet>) -> Result<(ImageSet, Choice), String> {
+    choose_from(flag, std::env::var("LAB_IMAGES").ok(), config_path())
+}
+
+/// The same, with the environment variable and the config file given.
+pub fn choose_from(flag: Option<ImageSet>, env: Option<String>, config: Option<PathBuf>) -> Result<(ImageSet, Choice), String> {
     if let Some(s) = flag {
         return Ok((s, Choice::Flag));
     }
-    if let Ok(v) = std::env::var("LAB_IMAGES") {
+    if let Some(v) = env {
         if !v.is_empty() {
             return match v.as_str() {
                 "upstream" => Ok((ImageSet::Upstream, Choice::Env)),
@@ -97,7 +102,7 @@ pub fn choose(flag: Option<ImageSet>) -> Result<(ImageSet, Choice), String> {
             };
         }
     }
-    if let Some(p) = config_path() {
+    if let Some(p) = config {
         if let Ok(text) = std::fs::read_to_string(&p) {
             let cfg: Config = serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
             if let Some(s) = cfg.images {
@@ -111,6 +116,21 @@ pub fn choose(flag: Option<ImageSet>) -> Result<(ImageSet, Choice), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flag_beats_env_beats_config_beats_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config.yaml");
+        std::fs::write(&cfg, "images: debian\n").unwrap();
+        let c = || Some(cfg.clone());
+        assert_eq!(choose_from(Some(ImageSet::Upstream), Some("debian".into()), c()).unwrap(), (ImageSet::Upstream, Choice::Flag));
+        assert_eq!(choose_from(None, Some("upstream".into()), c()).unwrap(), (ImageSet::Upstream, Choice::Env));
+        assert_eq!(choose_from(None, None, c()).unwrap(), (ImageSet::Debian, Choice::Config(cfg.clone())));
+        assert_eq!(choose_from(None, Some(String::new()), Some(dir.path().join("none.yaml"))).unwrap(), (ImageSet::Upstream, Choice::Default));
+        assert!(choose_from(None, Some("alpine".into()), None).unwrap_err().contains("LAB_IMAGES=alpine"));
+        std::fs::write(&cfg, "images: [\n").unwrap();
+        assert!(choose_from(None, None, c()).unwrap_err().contains("config.yaml"));
+    }
 
     #[test]
     fn every_template_has_an_image_in_both_sets() {
