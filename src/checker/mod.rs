@@ -1,0 +1,1 @@
+//! History checkers (linearizability). Being written.
