@@ -57,6 +57,9 @@ pub enum Error {
     #[error("no running instance of lab `{0}`")]
     #[diagnostic(help("start it with `lab up {0} --solution PATH` (or give --solution/--target to `lab verify`)"))]
     NotUp(String),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Chaos(Box<crate::chaos::ChaosError>),
     #[error("interrupted")]
     Interrupted,
     #[error("{0}")]
@@ -73,6 +76,11 @@ impl Error {
             Error::Build(BuildError::Missing(_) | BuildError::NotBuildable(_)) => exit::BAD_INPUT,
             Error::NotUp(_) => exit::BAD_INPUT,
             Error::Interrupted => exit::INTERRUPTED,
+            Error::Chaos(e) => match e.as_ref() {
+                crate::chaos::ChaosError::Usage(_) | crate::chaos::ChaosError::NoTarget { .. } => exit::BAD_INPUT,
+                crate::chaos::ChaosError::Backend(BackendError::Unreachable { .. }) => exit::BACKEND_UNREACHABLE,
+                _ => exit::LAB_FAILED,
+            },
             _ => exit::LAB_FAILED,
         }
     }

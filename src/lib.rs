@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod build;
+pub mod chaos;
 pub mod checker;
 pub mod cli;
 pub mod error;

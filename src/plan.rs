@@ -23,6 +23,8 @@ pub mod labels {
     pub const ROLE: &str = "lab.role";
     pub const SPEC: &str = "lab.spec";
     pub const TARGET: &str = "lab.target";
+    /// The host port a container publishes (readable also while it is stopped).
+    pub const HOST_PORT: &str = "lab.host-port";
 }
 
 /// Where the learner's binary is mounted inside its containers.

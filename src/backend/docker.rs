@@ -16,8 +16,11 @@ use bollard::Docker;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
-use super::{BackendError, ContainerState, Converged, InstanceState, Removed};
+use super::{BackendError, ContainerState, Converged, FaultRecord, InstanceState, Removed};
 use crate::plan::{labels, ContainerSpec, Plan, Role};
+
+/// The label on a fault's record volume, holding the record as JSON.
+const FAULT_LABEL: &str = "lab.fault";
 
 /// A connection to a Docker engine.
 #[derive(Clone)]
@@ -87,6 +90,7 @@ impl DockerBackend {
         let port_key = format!("{}/tcp", spec.port.container);
         let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
         labels.insert(labels::SPEC.into(), digest.to_string());
+        labels.insert(labels::HOST_PORT.into(), spec.port.host.to_string());
         let binds: Vec<String> = spec.mounts.iter().map(|m| format!("{}:{}{}", m.host.display(), m.container, if m.read_only { ":ro" } else { "" })).collect();
         let mut endpoints = HashMap::new();
         endpoints.insert(plan.network.clone(), EndpointSettings { aliases: Some(spec.aliases.clone()), ..Default::default() });
@@ -219,7 +223,8 @@ impl DockerBackend {
                 role: if l.get(labels::ROLE).map(String::as_str) == Some("service") { Role::Service } else { Role::Dependency },
                 state: c.state.clone().unwrap_or_default(),
                 image: c.image.clone().unwrap_or_default(),
-                host_port: port.as_ref().and_then(|p| p.public_port),
+                // A stopped container publishes nothing; its label still says which port is its.
+                host_port: port.as_ref().and_then(|p| p.public_port).or_else(|| l.get(labels::HOST_PORT).and_then(|p| p.parse().ok())),
                 container_port: port.as_ref().map(|p| p.private_port),
                 labels: l.into_iter().collect(),
             };
@@ -290,6 +295,106 @@ impl DockerBackend {
             }
         }
         Ok(missing)
+    }
+
+    pub async fn kill(&self, name: &str, signal: &str) -> Result<(), BackendError> {
+        self.docker.kill_container(name, Some(bollard::container::KillContainerOptions { signal })).await.map_err(|e| if is_404(&e) { BackendError::NoContainer(name.into()) } else { op_err(format!("killing {name}"))(e) })
+    }
+
+    pub async fn pause(&self, name: &str, pause: bool) -> Result<(), BackendError> {
+        let res = if pause { self.docker.pause_container(name).await } else { self.docker.unpause_container(name).await };
+        res.map_err(|e| if is_404(&e) { BackendError::NoContainer(name.into()) } else { op_err(format!("{} {name}", if pause { "pausing" } else { "unpausing" }))(e) })
+    }
+
+    pub async fn ip(&self, name: &str) -> Result<String, BackendError> {
+        let info = self.docker.inspect_container(name, None).await.map_err(|e| if is_404(&e) { BackendError::NoContainer(name.into()) } else { op_err("inspecting")(e) })?;
+        info.network_settings
+            .and_then(|n| n.networks)
+            .and_then(|nets| nets.values().filter_map(|n| n.ip_address.clone()).find(|ip| !ip.is_empty()))
+            .ok_or_else(|| BackendError::Docker { op: format!("finding the address of {name}"), detail: "it has none (is it running?)".into() })
+    }
+
+    pub async fn net_exec(&self, name: &str, image: &str, script: &str) -> Result<String, BackendError> {
+        let info = self.docker.inspect_container(name, None).await.map_err(|e| if is_404(&e) { BackendError::NoContainer(name.into()) } else { op_err("inspecting")(e) })?;
+        let instance = info.config.and_then(|c| c.labels).and_then(|l| l.get(labels::INSTANCE).cloned()).unwrap_or_default();
+        let helper = format!("{name}-netfx-{:08x}", rand::random::<u32>());
+        let mut l = HashMap::new();
+        l.insert(labels::INSTANCE.to_string(), instance);
+        l.insert(labels::ROLE.to_string(), "helper".to_string());
+        let config = Config {
+            image: Some(image.to_string()),
+            entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
+            cmd: Some(vec![script.to_string()]),
+            labels: Some(l),
+            host_config: Some(HostConfig { network_mode: Some(format!("container:{name}")), cap_add: Some(vec!["NET_ADMIN".into()]), ..Default::default() }),
+            ..Default::default()
+        };
+        self.docker.create_container(Some(CreateContainerOptions { name: helper.clone(), platform: None }), config).await.map_err(|e| {
+            if is_404(&e) {
+                BackendError::ImageMissing { image: image.into(), hint: "network faults run in a helper of the base image: `lab images bake base` (or pull it)".into() }
+            } else {
+                op_err(format!("creating a network helper for {name}"))(e)
+            }
+        })?;
+        let result = async {
+            self.docker.start_container::<String>(&helper, None).await.map_err(op_err(format!("starting the network helper of {name}")))?;
+            let mut code = 0;
+            let mut waits = self.docker.wait_container::<String>(&helper, None);
+            while let Some(w) = waits.next().await {
+                match w {
+                    Ok(r) => code = r.status_code,
+                    // A non-zero exit comes back as an error carrying the code.
+                    Err(bollard::errors::Error::DockerContainerWaitError { code: c, .. }) => code = c,
+                    Err(e) => return Err(op_err("waiting for the network helper")(e)),
+                }
+            }
+            let mut out = String::new();
+            let mut logs = self.docker.logs::<String>(&helper, Some(LogsOptions { stdout: true, stderr: true, ..Default::default() }));
+            while let Some(Ok(chunk)) = logs.next().await {
+                out.push_str(&chunk.to_string());
+            }
+            if code != 0 {
+                return Err(BackendError::Docker { op: format!("network change in {name}"), detail: format!("exit {code}: {}", out.trim()) });
+            }
+            Ok(out)
+        }
+        .await;
+        let _ = self.remove(&helper).await;
+        result
+    }
+
+    pub async fn record_fault(&self, f: &FaultRecord) -> Result<(), BackendError> {
+        let mut l = HashMap::new();
+        l.insert(labels::INSTANCE.to_string(), f.instance.clone());
+        l.insert(FAULT_LABEL.to_string(), serde_json::to_string(f).expect("record serializes"));
+        let name = format!("{}-fault-{}", f.instance, f.id);
+        self.docker
+            .create_volume(bollard::volume::CreateVolumeOptions { name: name.clone(), driver: "local".into(), labels: l, ..Default::default() })
+            .await
+            .map_err(op_err(format!("recording fault {name}")))?;
+        Ok(())
+    }
+
+    pub async fn faults(&self, instance: Option<&str>) -> Result<Vec<FaultRecord>, BackendError> {
+        let mut filters = HashMap::new();
+        let mut label = vec![FAULT_LABEL.to_string()];
+        if let Some(i) = instance {
+            label.push(format!("{}={i}", labels::INSTANCE));
+        }
+        filters.insert("label".to_string(), label);
+        let vols = self.docker.list_volumes(Some(ListVolumesOptions { filters })).await.map_err(op_err("listing faults"))?;
+        let mut out: Vec<FaultRecord> = vols.volumes.unwrap_or_default().into_iter().filter_map(|v| serde_json::from_str(v.labels.get(FAULT_LABEL)?).ok()).collect();
+        out.sort_by(|a, b| (a.since, &a.id).cmp(&(b.since, &b.id)));
+        Ok(out)
+    }
+
+    pub async fn clear_fault(&self, f: &FaultRecord) -> Result<(), BackendError> {
+        let name = format!("{}-fault-{}", f.instance, f.id);
+        match self.docker.remove_volume(&name, Some(RemoveVolumeOptions { force: true })).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_404(&e) => Ok(()),
+            Err(e) => Err(op_err(format!("forgetting fault {name}"))(e)),
+        }
     }
 
     pub async fn pull(&self, image: &str, progress: &(dyn Fn(&str) + Sync)) -> Result<(), BackendError> {

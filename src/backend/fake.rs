@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
-use super::{BackendError, ContainerState, Converged, InstanceState, Removed};
+use super::{BackendError, ContainerState, Converged, FaultRecord, InstanceState, Removed};
 use crate::plan::{labels, Plan};
 
 #[derive(Default)]
@@ -17,6 +17,8 @@ struct State {
     networks: BTreeMap<String, BTreeMap<String, String>>,
     calls: Vec<String>,
     missing: Vec<String>,
+    faults: Vec<FaultRecord>,
+    net_error: Option<String>,
 }
 
 /// The fake backend. Clones share state.
@@ -36,6 +38,10 @@ impl FakeBackend {
     /// Pretend these images are not present.
     pub fn set_missing(&self, images: Vec<String>) {
         self.state.lock().unwrap().missing = images;
+    }
+    /// Make every net_exec fail with this tool output.
+    pub fn fail_net_exec(&self, output: &str) {
+        self.state.lock().unwrap().net_error = Some(output.to_string());
     }
     fn call(&self, s: String) {
         self.state.lock().unwrap().calls.push(s);
@@ -140,6 +146,7 @@ impl FakeBackend {
         for n in &nets {
             st.networks.remove(n);
         }
+        st.faults.retain(|f| instance.is_some_and(|i| f.instance != i));
         Ok(Removed { containers: names, networks: nets, volumes: vec![] })
     }
 
@@ -151,6 +158,40 @@ impl FakeBackend {
     pub async fn missing_images(&self, images: &[String]) -> Result<Vec<String>, BackendError> {
         let st = self.state.lock().unwrap();
         Ok(images.iter().filter(|i| st.missing.contains(i)).cloned().collect())
+    }
+
+    pub async fn kill(&self, name: &str, signal: &str) -> Result<(), BackendError> {
+        self.call(format!("kill {name} {signal}"));
+        self.set_state(name, "exited")
+    }
+    pub async fn pause(&self, name: &str, pause: bool) -> Result<(), BackendError> {
+        self.call(format!("{} {name}", if pause { "pause" } else { "unpause" }));
+        self.set_state(name, if pause { "paused" } else { "running" })
+    }
+    pub async fn net_exec(&self, name: &str, _image: &str, script: &str) -> Result<String, BackendError> {
+        self.call(format!("net_exec {name} {script}"));
+        match self.state.lock().unwrap().net_error.clone() {
+            Some(out) => Err(BackendError::Docker { op: format!("network change in {name}"), detail: out }),
+            None => Ok(String::new()),
+        }
+    }
+    pub async fn ip(&self, name: &str) -> Result<String, BackendError> {
+        let st = self.state.lock().unwrap();
+        let idx = st.containers.keys().position(|n| n == name).ok_or_else(|| BackendError::NoContainer(name.into()))?;
+        Ok(format!("10.99.0.{}", idx + 2))
+    }
+    pub async fn record_fault(&self, f: &FaultRecord) -> Result<(), BackendError> {
+        self.call(format!("record {} {}", f.kind, f.id));
+        self.state.lock().unwrap().faults.push(f.clone());
+        Ok(())
+    }
+    pub async fn faults(&self, instance: Option<&str>) -> Result<Vec<FaultRecord>, BackendError> {
+        Ok(self.state.lock().unwrap().faults.iter().filter(|f| instance.is_none_or(|i| f.instance == i)).cloned().collect())
+    }
+    pub async fn clear_fault(&self, f: &FaultRecord) -> Result<(), BackendError> {
+        self.call(format!("clear {}", f.id));
+        self.state.lock().unwrap().faults.retain(|x| x.id != f.id);
+        Ok(())
     }
 
     pub async fn pull(&self, image: &str, _progress: &(dyn Fn(&str) + Sync)) -> Result<(), BackendError> {

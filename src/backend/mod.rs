@@ -68,6 +68,24 @@ pub struct Removed {
     pub volumes: Vec<String>,
 }
 
+/// A fault as recorded on the backend, so that `status`, `heal` and `down`
+/// find it from any later invocation (and after a crash of the one that made it).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct FaultRecord {
+    /// Unique within the instance.
+    pub id: String,
+    pub instance: String,
+    /// kill, stop, pause, partition, outage, bandwidth, ...
+    pub kind: String,
+    /// Containers it acts on.
+    pub targets: Vec<String>,
+    /// Everything needed to revert it.
+    pub spec: serde_json::Value,
+    /// Unix seconds when it started, and when it is meant to end (if it has a duration).
+    pub since: u64,
+    pub until: Option<u64>,
+}
+
 /// A backend failure.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum BackendError {
@@ -136,6 +154,35 @@ impl Backend {
     /// Which of these images are missing locally.
     pub async fn missing_images(&self, images: &[String]) -> Result<Vec<String>, BackendError> {
         dispatch!(self, b => b.missing_images(images).await)
+    }
+    /// Send a signal (e.g. SIGKILL) to a container's main process.
+    pub async fn kill(&self, container: &str, signal: &str) -> Result<(), BackendError> {
+        dispatch!(self, b => b.kill(container, signal).await)
+    }
+    /// Freeze or thaw every process of a container.
+    pub async fn pause(&self, container: &str, pause: bool) -> Result<(), BackendError> {
+        dispatch!(self, b => b.pause(container, pause).await)
+    }
+    /// Run a shell script in a container's network namespace with NET_ADMIN
+    /// (through a short-lived helper container of `image`). Returns its output.
+    pub async fn net_exec(&self, container: &str, image: &str, script: &str) -> Result<String, BackendError> {
+        dispatch!(self, b => b.net_exec(container, image, script).await)
+    }
+    /// A container's address on the instance's network.
+    pub async fn ip(&self, container: &str) -> Result<String, BackendError> {
+        dispatch!(self, b => b.ip(container).await)
+    }
+    /// Record a fault.
+    pub async fn record_fault(&self, f: &FaultRecord) -> Result<(), BackendError> {
+        dispatch!(self, b => b.record_fault(f).await)
+    }
+    /// The faults recorded for an instance (or for all).
+    pub async fn faults(&self, instance: Option<&str>) -> Result<Vec<FaultRecord>, BackendError> {
+        dispatch!(self, b => b.faults(instance).await)
+    }
+    /// Forget a fault (after reverting it).
+    pub async fn clear_fault(&self, f: &FaultRecord) -> Result<(), BackendError> {
+        dispatch!(self, b => b.clear_fault(f).await)
     }
     /// Pull an image from its registry.
     pub async fn pull(&self, image: &str, progress: &(dyn Fn(&str) + Sync)) -> Result<(), BackendError> {

@@ -1,6 +1,7 @@
 //! The command line: the only place that knows clap. One file per subcommand;
 //! each builds the parts, calls the library and returns an exit code.
 
+mod chaos;
 mod down;
 mod export;
 mod images;
@@ -110,6 +111,9 @@ pub enum Command {
     /// Run a lab's checks against the learner's service and give a verdict.
     #[command(after_help = "Examples:\n  lab verify url-shortener --solution ./my-shortener\n  lab verify url-shortener                     # against the instance `lab up` started\n  lab verify url-shortener --solution . --output junit --report junit.xml")]
     Verify(verify::VerifyArgs),
+    /// Break a running lab: kill, stop, pause, restart, partition, outage, bandwidth, latency; heal; status.
+    #[command(after_help = "Examples:\n  lab chaos raft kill 2 --for 10s\n  lab chaos kill-node                      # a scenario of the one lab that is up\n  lab chaos raft partition leader\n  lab chaos raft partition --split \"1,2|3\"\n  lab chaos url-shortener outage redis --for 5s\n  lab chaos raft latency all --delay 200ms --jitter 50ms\n  lab chaos raft status\n  lab chaos raft heal")]
+    Chaos(chaos::ChaosArgs),
     /// Image sets: list, pull the upstream ones, bake the Debian ones.
     #[command(subcommand)]
     Images(images::ImagesCommand),
@@ -198,6 +202,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Down { lab, student, all } => down::run(&catalogue, lab, student, all, quiet).await,
         Command::Verify(a) => verify::run(&catalogue, a, quiet).await,
         Command::Images(c) => images::run(c, quiet).await,
+        Command::Chaos(a) => chaos::run(&catalogue, a, quiet).await,
         Command::Export(c) => export::run(&catalogue, c),
     };
     match res {

@@ -28,6 +28,9 @@ pub struct LabDef {
     /// Ordered stages of checks.
     #[serde(default)]
     pub stages: Vec<Stage>,
+    /// Named chaos scenarios.
+    #[serde(default)]
+    pub chaos: BTreeMap<String, Scenario>,
 }
 
 /// A dependency rendered from `compose-templates/<template>.yaml.tera`.
@@ -80,6 +83,39 @@ pub struct Service {
     pub env: BTreeMap<String, String>,
     /// When the service counts as started.
     pub ready: HttpReady,
+    /// How to find the leader of a replicated service (for `leader` targets).
+    #[serde(default)]
+    pub leader: Option<LeaderProbe>,
+}
+
+/// Ask a node who leads: GET `path`, read the JSON at `pointer`, and match it
+/// against each node's environment variable `id_env` (e.g. NODE_ID).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaderProbe {
+    pub path: String,
+    pub pointer: String,
+    pub id_env: String,
+}
+
+/// A named chaos scenario: `lab chaos <lab> <name>` runs it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// What it does, for `lab show`.
+    #[serde(default)]
+    pub about: String,
+    /// The fault: kill, stop, pause, restart, partition, outage, bandwidth, latency, loss.
+    pub fault: String,
+    /// The target: a node number, a name (app-2, redis), random, leader, minority, majority, all.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// How long it lasts; without it the fault stays until `lab chaos <lab> heal`.
+    #[serde(default, with = "humantime_serde")]
+    pub duration: Option<Duration>,
+    /// Fault options (delay, jitter, loss, rate, split, to...), as on the command line.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
 
 fn default_service_name() -> String {

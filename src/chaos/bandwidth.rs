@@ -1,0 +1,26 @@
+//! bandwidth: limit the targets' outgoing traffic with the tbf queueing
+//! discipline. Its revert (removing the root qdisc) also heals netem.
+
+use super::{Chaos, ChaosError};
+use crate::backend::{BackendError, FaultRecord};
+use crate::plan::ContainerSpec;
+
+pub(super) async fn inject(c: &Chaos<'_>, rate: &str, targets: &[&ContainerSpec]) -> Result<serde_json::Value, ChaosError> {
+    if !rate.chars().next().is_some_and(|c| c.is_ascii_digit()) || !rate.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
+        return Err(ChaosError::Usage(format!("--rate {rate}: a tc rate such as 1mbit, 512kbit, 10mbps")));
+    }
+    for t in targets {
+        c.backend.net_exec(&t.name, &c.helper_image, &format!("tc qdisc replace dev eth0 root tbf rate {rate} burst 32kbit latency 400ms")).await?;
+    }
+    Ok(serde_json::json!({"rate": rate}))
+}
+
+pub(super) async fn revert(c: &Chaos<'_>, rec: &FaultRecord) -> Result<(), ChaosError> {
+    for name in &rec.targets {
+        match c.backend.net_exec(name, &c.helper_image, "tc qdisc del dev eth0 root 2>/dev/null; true").await {
+            Ok(_) | Err(BackendError::Docker { .. } | BackendError::NoContainer(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

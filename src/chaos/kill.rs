@@ -1,0 +1,9 @@
+//! kill: SIGKILL, the way a machine dies. Healing starts the container again.
+
+use super::{Chaos, ChaosError};
+use crate::plan::ContainerSpec;
+
+pub(super) async fn inject(c: &Chaos<'_>, targets: &[&ContainerSpec]) -> Result<serde_json::Value, ChaosError> {
+    futures_util::future::try_join_all(targets.iter().map(|t| c.backend.kill(&t.name, "SIGKILL"))).await?;
+    Ok(serde_json::json!({"signal": "SIGKILL"}))
+}

@@ -1,0 +1,188 @@
+//! Chaos: faults injected into a running instance. Each kind lives in its own
+//! file. Every fault is recorded on the backend (so `status`, `heal` and `down`
+//! find it from any later invocation, also after a crash), is reversible, and
+//! is reverted by `heal`; `down` removes the instance and its records with it.
+
+mod bandwidth;
+mod kill;
+mod netem;
+mod outage;
+mod partition;
+mod pause;
+mod restart;
+mod stop;
+mod target;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::backend::{Backend, BackendError, FaultRecord};
+use crate::lab::Lab;
+use crate::plan::{ContainerSpec, Plan};
+
+pub use partition::Shape as PartitionShape;
+pub use target::resolve;
+
+/// Why a fault could not be injected or reverted.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ChaosError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Backend(#[from] BackendError),
+    #[error("no target `{target}` in {instance}")]
+    #[diagnostic(help("targets: a node number (1..{nodes}), a name ({known}), random, leader, minority, majority, all"))]
+    NoTarget { target: String, instance: String, nodes: u32, known: String },
+    #[error("cannot find the leader: {0}")]
+    #[diagnostic(help("the lab's `service.leader` says how to ask; is a leader elected? `lab status` and `lab logs` show more"))]
+    NoLeader(String),
+    #[error("this kernel has no netem queueing discipline (the sch_netem module): `tc qdisc ... netem` answered: {detail}")]
+    #[diagnostic(help("Docker Desktop, WSL2, rootless engines and some kernels lack it; the latency, jitter and loss faults need it (load it with `modprobe sch_netem` where possible)"))]
+    NetemUnavailable { detail: String },
+    #[error("{0}")]
+    #[diagnostic(code(lab::chaos::usage))]
+    Usage(String),
+}
+
+/// The kinds of fault.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// SIGKILL the targets; healing starts them again.
+    Kill,
+    /// Stop the targets gracefully (SIGTERM); healing starts them.
+    Stop,
+    /// Freeze every process of the targets; healing thaws them.
+    Pause,
+    /// Restart the targets (no lasting fault).
+    Restart,
+    /// Cut the network: isolate targets, split sides, one way, or one link.
+    Partition(partition::Shape),
+    /// Stop a dependency (Redis, Postgres, RabbitMQ...); healing brings it back.
+    Outage,
+    /// Limit the targets' outgoing bandwidth (tbf), e.g. "1mbit".
+    Bandwidth { rate: String },
+    /// Delay, jitter and loss on the targets' outgoing traffic (netem).
+    Netem { delay: Option<Duration>, jitter: Option<Duration>, loss: Option<f64> },
+}
+
+impl Fault {
+    /// Parse a fault name and its options (as given on the command line or in a scenario).
+    pub fn parse(name: &str, opts: &BTreeMap<String, String>) -> Result<Fault, ChaosError> {
+        let dur = |k: &str| -> Result<Option<Duration>, ChaosError> {
+            opts.get(k).map(|v| humantime::parse_duration(v).map_err(|e| ChaosError::Usage(format!("--{k} {v}: {e}")))).transpose()
+        };
+        Ok(match name {
+            "kill" => Fault::Kill,
+            "stop" => Fault::Stop,
+            "pause" => Fault::Pause,
+            "restart" => Fault::Restart,
+            "outage" => Fault::Outage,
+            "partition" => Fault::Partition(partition::Shape::parse(opts)?),
+            "bandwidth" => Fault::Bandwidth { rate: opts.get("rate").cloned().ok_or_else(|| ChaosError::Usage("bandwidth needs --rate, e.g. --rate 1mbit".into()))? },
+            "latency" | "jitter" | "loss" => {
+                let loss = opts
+                    .get("loss")
+                    .map(|v| v.trim_end_matches('%').parse::<f64>().map_err(|_| ChaosError::Usage(format!("--loss {v}: a percentage such as 10%"))))
+                    .transpose()?;
+                let f = Fault::Netem { delay: dur("delay")?, jitter: dur("jitter")?, loss };
+                if let Fault::Netem { delay: None, jitter: None, loss: None } = f {
+                    return Err(ChaosError::Usage(format!("{name} needs --delay, --jitter or --loss (e.g. --delay 200ms --jitter 50ms --loss 5%)")));
+                }
+                f
+            }
+            other => return Err(ChaosError::Usage(format!("unknown fault `{other}`; faults: kill, stop, pause, restart, partition, outage, bandwidth, latency, jitter, loss"))),
+        })
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Kill => "kill",
+            Fault::Stop => "stop",
+            Fault::Pause => "pause",
+            Fault::Restart => "restart",
+            Fault::Partition(_) => "partition",
+            Fault::Outage => "outage",
+            Fault::Bandwidth { .. } => "bandwidth",
+            Fault::Netem { .. } => "netem",
+        }
+    }
+}
+
+/// What chaos acts on: a running instance.
+pub struct Chaos<'a> {
+    pub backend: &'a Backend,
+    pub plan: &'a Plan,
+    pub lab: &'a Lab,
+    /// The image network helpers run (the instance's base image).
+    pub helper_image: String,
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl<'a> Chaos<'a> {
+    /// Inject a fault into the targets; returns its record (already stored, except
+    /// for restart, which leaves nothing to revert).
+    pub async fn inject(&self, fault: &Fault, targets: &[&ContainerSpec], duration: Option<Duration>) -> Result<FaultRecord, ChaosError> {
+        if targets.is_empty() {
+            return Err(ChaosError::Usage("no targets".into()));
+        }
+        let names: Vec<String> = targets.iter().map(|c| c.name.clone()).collect();
+        let id = format!("{}-{:06x}", fault.kind(), rand::random::<u32>() & 0xffffff);
+        let spec = match fault {
+            Fault::Kill => kill::inject(self, targets).await?,
+            Fault::Stop => stop::inject(self, targets).await?,
+            Fault::Pause => pause::inject(self, targets).await?,
+            Fault::Restart => restart::inject(self, targets).await?,
+            Fault::Outage => outage::inject(self, targets).await?,
+            Fault::Partition(shape) => partition::inject(self, &id, shape, targets).await?,
+            Fault::Bandwidth { rate } => bandwidth::inject(self, rate, targets).await?,
+            Fault::Netem { delay, jitter, loss } => netem::inject(self, *delay, *jitter, *loss, targets).await?,
+        };
+        let rec = FaultRecord { id, instance: self.plan.instance.clone(), kind: fault.kind().to_string(), targets: names, spec, since: now(), until: duration.map(|d| now() + d.as_secs().max(1)) };
+        if *fault != Fault::Restart {
+            self.backend.record_fault(&rec).await?;
+        }
+        Ok(rec)
+    }
+
+    /// Revert one fault and forget it.
+    pub async fn revert(&self, rec: &FaultRecord) -> Result<(), ChaosError> {
+        match rec.kind.as_str() {
+            "kill" | "stop" | "outage" => stop::revert(self, rec).await?,
+            "pause" => pause::revert(self, rec).await?,
+            "partition" => partition::revert(self, rec).await?,
+            "bandwidth" | "netem" => bandwidth::revert(self, rec).await?,
+            _ => {}
+        }
+        self.backend.clear_fault(rec).await?;
+        Ok(())
+    }
+
+    /// Revert every fault of the instance, newest first.
+    pub async fn heal(&self) -> Result<Vec<FaultRecord>, ChaosError> {
+        let mut all = self.backend.faults(Some(&self.plan.instance)).await?;
+        all.reverse();
+        for rec in &all {
+            self.revert(rec).await?;
+        }
+        Ok(all)
+    }
+
+    fn container(&self, name: &str) -> Option<&'a ContainerSpec> {
+        self.plan.containers.iter().find(|c| c.name == name)
+    }
+
+    /// Wait until a container is ready again (after start, unpause...).
+    async fn wait_ready(&self, name: &str) -> Result<(), ChaosError> {
+        let Some(c) = self.container(name) else { return Ok(()) };
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], c.port.host));
+        crate::probe::wait_ready(&c.ready, addr, c.ready_timeout)
+            .await
+            .map(|_| ())
+            .map_err(|e| ChaosError::Backend(BackendError::Docker { op: format!("waiting for {name} to be ready again"), detail: e }))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,176 @@
+//! partition: cut the network with iptables in the targets' network namespaces
+//! (one chain per fault, so faults heal independently). Shapes: isolate the
+//! targets from everything else in the instance; split the nodes into sides;
+//! one way (the targets cannot open connections to `to`, answers still flow);
+//! one link (targets and `to` cannot talk either way).
+
+use std::collections::BTreeMap;
+
+use super::{resolve, Chaos, ChaosError};
+use crate::backend::{BackendError, FaultRecord};
+use crate::plan::ContainerSpec;
+
+/// The shape of a partition, with targets still unresolved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shape {
+    Isolate,
+    /// Sides, each a list of targets: `--split "1,2|3"`.
+    Split(Vec<Vec<String>>),
+    /// `--to X --one-way`.
+    OneWay(String),
+    /// `--to X`.
+    Link(String),
+}
+
+impl Shape {
+    pub fn parse(opts: &BTreeMap<String, String>) -> Result<Shape, ChaosError> {
+        if let Some(split) = opts.get("split") {
+            let sides: Vec<Vec<String>> = split.split('|').map(|s| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()).collect();
+            if sides.len() < 2 || sides.iter().any(|s| s.is_empty()) {
+                return Err(ChaosError::Usage(format!("--split {split}: give two or more sides separated by |, e.g. \"1,2|3\"")));
+            }
+            return Ok(Shape::Split(sides));
+        }
+        match (opts.get("to"), opts.contains_key("one-way")) {
+            (Some(to), true) => Ok(Shape::OneWay(to.clone())),
+            (Some(to), false) => Ok(Shape::Link(to.clone())),
+            (None, true) => Err(ChaosError::Usage("--one-way needs --to TARGET".into())),
+            (None, false) => Ok(Shape::Isolate),
+        }
+    }
+}
+
+fn chain(id: &str) -> String {
+    let mut c = format!("LAB-{id}");
+    c.truncate(28);
+    c
+}
+
+/// Rules for one namespace: drop traffic with `both` (either way) and new
+/// connections to `one_way`.
+fn script(chain: &str, both: &[String], one_way: &[String]) -> String {
+    let mut s = format!("set -e\niptables -w -N {chain}\niptables -w -I INPUT 1 -j {chain}\niptables -w -I OUTPUT 1 -j {chain}\n");
+    for ip in both {
+        s.push_str(&format!("iptables -w -A {chain} -s {ip} -j DROP\niptables -w -A {chain} -d {ip} -j DROP\n"));
+    }
+    for ip in one_way {
+        s.push_str(&format!("iptables -w -A {chain} -d {ip} -m conntrack --ctstate NEW -j DROP\n"));
+    }
+    s
+}
+
+fn unscript(chain: &str) -> String {
+    format!("iptables -w -D INPUT -j {chain} 2>/dev/null; iptables -w -D OUTPUT -j {chain} 2>/dev/null; iptables -w -F {chain} 2>/dev/null; iptables -w -X {chain} 2>/dev/null; true")
+}
+
+async fn ips(c: &Chaos<'_>, cs: &[&ContainerSpec]) -> Result<Vec<String>, ChaosError> {
+    let mut out = Vec::new();
+    for x in cs {
+        match c.backend.ip(&x.name).await {
+            Ok(ip) => out.push(ip),
+            // A stopped container has no address and nothing to cut.
+            Err(BackendError::Docker { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
+pub(super) async fn inject(c: &Chaos<'_>, id: &str, shape: &Shape, targets: &[&ContainerSpec]) -> Result<serde_json::Value, ChaosError> {
+    let ch = chain(id);
+    // (namespace owner, peers cut both ways, peers cut one way)
+    let mut plan: Vec<(&ContainerSpec, Vec<&ContainerSpec>, Vec<&ContainerSpec>)> = Vec::new();
+    match shape {
+        Shape::Isolate => {
+            for t in targets {
+                let others: Vec<&ContainerSpec> = c.plan.containers.iter().filter(|x| !targets.iter().any(|t| t.name == x.name)).collect();
+                plan.push((t, others, vec![]));
+            }
+        }
+        Shape::Link(to) | Shape::OneWay(to) => {
+            let peers = resolve(c, to).await?;
+            for t in targets {
+                let p: Vec<&ContainerSpec> = peers.iter().copied().filter(|p| p.name != t.name).collect();
+                if matches!(shape, Shape::Link(_)) {
+                    plan.push((t, p, vec![]));
+                } else {
+                    plan.push((t, vec![], p));
+                }
+            }
+        }
+        Shape::Split(sides) => {
+            let mut resolved = Vec::new();
+            for side in sides {
+                let mut v: Vec<&ContainerSpec> = Vec::new();
+                for sel in side {
+                    v.extend(resolve(c, sel).await?);
+                }
+                resolved.push(v);
+            }
+            // Rules on every node but those of the largest side: each cut is enforced at one end.
+            let largest = (0..resolved.len()).max_by_key(|i| resolved[*i].len()).unwrap_or(0);
+            for (i, side) in resolved.iter().enumerate() {
+                if i == largest {
+                    continue;
+                }
+                let others: Vec<&ContainerSpec> = resolved.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, s)| s.iter().copied()).collect();
+                for t in side {
+                    plan.push((t, others.clone(), vec![]));
+                }
+            }
+        }
+    }
+    let mut applied: Vec<String> = Vec::new();
+    for (owner, both, one) in &plan {
+        let both_ips = ips(c, both).await?;
+        let one_ips = ips(c, one).await?;
+        if let Err(e) = c.backend.net_exec(&owner.name, &c.helper_image, &script(&ch, &both_ips, &one_ips)).await {
+            // Undo what was already applied before failing.
+            for name in &applied {
+                let _ = c.backend.net_exec(name, &c.helper_image, &unscript(&ch)).await;
+            }
+            return Err(e.into());
+        }
+        applied.push(owner.name.clone());
+    }
+    Ok(serde_json::json!({"chain": ch, "namespaces": applied, "shape": format!("{shape:?}")}))
+}
+
+pub(super) async fn revert(c: &Chaos<'_>, rec: &FaultRecord) -> Result<(), ChaosError> {
+    let ch = rec.spec["chain"].as_str().unwrap_or_default().to_string();
+    let owners: Vec<String> = rec.spec["namespaces"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    for name in owners {
+        match c.backend.net_exec(&name, &c.helper_image, &unscript(&ch)).await {
+            Ok(_) => {}
+            // Stopped or gone since: its namespace, and the rules, went with it.
+            Err(BackendError::Docker { .. } | BackendError::NoContainer(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_parse_from_options() {
+        let o = |kv: &[(&str, &str)]| kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
+        assert_eq!(Shape::parse(&o(&[])).unwrap(), Shape::Isolate);
+        assert_eq!(Shape::parse(&o(&[("split", "1,2|3")])).unwrap(), Shape::Split(vec![vec!["1".into(), "2".into()], vec!["3".into()]]));
+        assert_eq!(Shape::parse(&o(&[("to", "2"), ("one-way", "")])).unwrap(), Shape::OneWay("2".into()));
+        assert_eq!(Shape::parse(&o(&[("to", "redis")])).unwrap(), Shape::Link("redis".into()));
+        assert!(Shape::parse(&o(&[("split", "1,2")])).is_err());
+        assert!(Shape::parse(&o(&[("one-way", "")])).is_err());
+    }
+
+    #[test]
+    fn scripts_use_one_chain_per_fault() {
+        let s = script("LAB-x", &["10.0.0.2".into()], &["10.0.0.3".into()]);
+        assert!(s.contains("iptables -w -A LAB-x -s 10.0.0.2 -j DROP"));
+        assert!(s.contains("-d 10.0.0.3 -m conntrack --ctstate NEW -j DROP"));
+        assert!(unscript("LAB-x").contains("-X LAB-x"));
+        assert!(chain("partition-abcdef0123456789abcdef").len() <= 28);
+    }
+}

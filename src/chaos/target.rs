@@ -1,0 +1,65 @@
+//! Choosing targets: a node number, a name, random, the leader, a minority, a
+//! majority, or all replicas of the learner's service.
+
+use rand::seq::SliceRandom;
+
+use super::{Chaos, ChaosError};
+use crate::plan::{ContainerSpec, Role};
+
+/// The containers a target selector names.
+pub async fn resolve<'a>(c: &Chaos<'a>, sel: &str) -> Result<Vec<&'a ContainerSpec>, ChaosError> {
+    let replicas: Vec<&'a ContainerSpec> = c.plan.containers.iter().filter(|x| x.role == Role::Service).collect();
+    let n = replicas.len();
+    let mut rng = rand::thread_rng();
+    let found: Vec<&'a ContainerSpec> = match sel {
+        "all" => replicas.clone(),
+        "random" => replicas.choose(&mut rng).copied().into_iter().collect(),
+        "minority" => replicas.choose_multiple(&mut rng, n.saturating_sub(1) / 2).copied().collect(),
+        "majority" => replicas.choose_multiple(&mut rng, n / 2 + 1).copied().collect(),
+        "leader" => vec![leader(c, &replicas).await?],
+        s => {
+            if let Ok(k) = s.parse::<u32>() {
+                replicas.iter().copied().filter(|x| x.node == k).collect()
+            } else {
+                c.plan.containers.iter().filter(|x| x.name == s || format!("{}-{}", x.service, x.node) == s || x.service == s).collect()
+            }
+        }
+    };
+    if found.is_empty() {
+        let mut known: Vec<String> = c.plan.containers.iter().map(|x| if x.role == Role::Service { format!("{}-{}", x.service, x.node) } else { x.service.clone() }).collect();
+        known.dedup();
+        return Err(ChaosError::NoTarget { target: sel.to_string(), instance: c.plan.instance.clone(), nodes: n as u32, known: known.join(", ") });
+    }
+    Ok(found)
+}
+
+async fn leader<'a>(c: &Chaos<'a>, replicas: &[&'a ContainerSpec]) -> Result<&'a ContainerSpec, ChaosError> {
+    let probe = c.lab.def.service.leader.as_ref().ok_or_else(|| ChaosError::NoLeader(format!("lab {} does not say how to find a leader (service.leader)", c.lab.name())))?;
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(2)).build().expect("static client");
+    let mut seen = Vec::new();
+    for r in replicas {
+        let url = format!("http://127.0.0.1:{}{}", r.port.host, probe.path);
+        let Ok(resp) = client.get(&url).send().await else {
+            seen.push(format!("{}: no answer", r.name));
+            continue;
+        };
+        let Ok(body) = resp.json::<serde_json::Value>().await else {
+            seen.push(format!("{}: not JSON", r.name));
+            continue;
+        };
+        let id = match body.pointer(&probe.pointer) {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            other => {
+                seen.push(format!("{}: {} = {:?}", r.name, probe.pointer, other));
+                continue;
+            }
+        };
+        let node_env = |x: &ContainerSpec| x.env.get(&probe.id_env).cloned();
+        if let Some(l) = replicas.iter().find(|x| node_env(x).as_deref() == Some(id.as_str())) {
+            return Ok(l);
+        }
+        seen.push(format!("{}: leader `{id}` matches no node's {}", r.name, probe.id_env));
+    }
+    Err(ChaosError::NoLeader(seen.join("; ")))
+}

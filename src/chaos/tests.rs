@@ -1,0 +1,116 @@
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use super::*;
+use crate::backend::FakeBackend;
+use crate::images::ImageSet;
+use crate::lab::Catalogue;
+use crate::plan::{self, PlanOptions, Solution};
+use crate::probe::Readiness;
+
+/// A running url-shortener instance on the fake backend, whose "containers" are
+/// ready as soon as their port (a local listener) accepts.
+async fn setup() -> (FakeBackend, Lab, Plan, Vec<std::net::TcpListener>) {
+    let lab = Catalogue::new(vec![]).find("url-shortener").unwrap();
+    let opts = PlanOptions {
+        student: Some("chaos".into()),
+        images: ImageSet::Debian,
+        solution: Solution::Binary { path: PathBuf::from("/x/app"), digest: "d".into() },
+        ports: HashMap::new(),
+        extra_env: BTreeMap::new(),
+        ready_timeout: None,
+    };
+    let mut listeners = Vec::new();
+    let mut p = plan::plan(&lab, &opts, || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        listeners.push(l);
+        Ok(port)
+    })
+    .unwrap();
+    for c in &mut p.containers {
+        c.ready = Readiness::Tcp;
+    }
+    let fake = FakeBackend::new();
+    fake.converge(&p).await.unwrap();
+    for c in &p.containers {
+        fake.start(&c.name).await.unwrap();
+    }
+    (fake, lab, p, listeners)
+}
+
+#[tokio::test]
+async fn kill_is_recorded_and_heal_starts_it_again() {
+    let (fake, lab, p, _l) = setup().await;
+    let backend = Backend::Fake(fake.clone());
+    let chaos = Chaos { backend: &backend, plan: &p, lab: &lab, helper_image: "base".into() };
+    let targets = resolve(&chaos, "1").await.unwrap();
+    assert_eq!(targets[0].name, "lab-url-shortener-chaos-app-1");
+    let rec = chaos.inject(&Fault::Kill, &targets, None).await.unwrap();
+    assert_eq!(rec.kind, "kill");
+    assert_eq!(backend.faults(Some(&p.instance)).await.unwrap(), vec![rec.clone()]);
+    let healed = chaos.heal().await.unwrap();
+    assert_eq!(healed.len(), 1);
+    assert!(backend.faults(Some(&p.instance)).await.unwrap().is_empty());
+    let calls = fake.calls();
+    let kill = calls.iter().position(|c| c == "kill lab-url-shortener-chaos-app-1 SIGKILL").unwrap();
+    let start = calls.iter().rposition(|c| c == "start lab-url-shortener-chaos-app-1").unwrap();
+    assert!(kill < start, "{calls:?}");
+}
+
+#[tokio::test]
+async fn restart_leaves_no_record_and_outage_refuses_the_service() {
+    let (fake, lab, p, _l) = setup().await;
+    let backend = Backend::Fake(fake.clone());
+    let chaos = Chaos { backend: &backend, plan: &p, lab: &lab, helper_image: "base".into() };
+    let app = resolve(&chaos, "app").await.unwrap();
+    chaos.inject(&Fault::Restart, &app, None).await.unwrap();
+    assert!(backend.faults(None).await.unwrap().is_empty());
+    assert!(matches!(chaos.inject(&Fault::Outage, &app, None).await, Err(ChaosError::Usage(_))));
+    let redis = resolve(&chaos, "redis").await.unwrap();
+    let rec = chaos.inject(&Fault::Outage, &redis, Some(std::time::Duration::from_secs(5))).await.unwrap();
+    assert!(rec.until.unwrap() >= rec.since + 5);
+}
+
+#[tokio::test]
+async fn partition_isolates_through_the_targets_namespace_and_heals() {
+    let (fake, lab, p, _l) = setup().await;
+    let backend = Backend::Fake(fake.clone());
+    let chaos = Chaos { backend: &backend, plan: &p, lab: &lab, helper_image: "base".into() };
+    let app = resolve(&chaos, "app-1").await.unwrap();
+    let rec = chaos.inject(&Fault::Partition(partition::Shape::Isolate), &app, None).await.unwrap();
+    let redis_ip = backend.ip("lab-url-shortener-chaos-redis-1").await.unwrap();
+    let calls = fake.calls();
+    let exec = calls.iter().find(|c| c.starts_with("net_exec lab-url-shortener-chaos-app-1")).unwrap();
+    assert!(exec.contains(&format!("-s {redis_ip} -j DROP")), "{exec}");
+    chaos.revert(&rec).await.unwrap();
+    assert!(fake.calls().last().unwrap().starts_with("clear partition-"));
+    assert!(fake.calls().iter().any(|c| c.contains("-X LAB-partition-")));
+}
+
+#[tokio::test]
+async fn a_kernel_without_netem_gets_a_plain_error() {
+    let (fake, lab, p, _l) = setup().await;
+    fake.fail_net_exec("exit 2: Error: Specified qdisc kind is unknown.");
+    let backend = Backend::Fake(fake.clone());
+    let chaos = Chaos { backend: &backend, plan: &p, lab: &lab, helper_image: "base".into() };
+    let app = resolve(&chaos, "all").await.unwrap();
+    let f = Fault::parse("latency", &BTreeMap::from([("delay".to_string(), "200ms".to_string())])).unwrap();
+    let err = chaos.inject(&f, &app, None).await.unwrap_err();
+    assert!(matches!(err, ChaosError::NetemUnavailable { .. }));
+    assert!(err.to_string().contains("sch_netem"));
+    assert!(backend.faults(None).await.unwrap().is_empty(), "nothing recorded for a fault that did not happen");
+}
+
+#[tokio::test]
+async fn unknown_targets_and_faults_say_what_exists() {
+    let (fake, lab, p, _l) = setup().await;
+    let backend = Backend::Fake(fake);
+    let chaos = Chaos { backend: &backend, plan: &p, lab: &lab, helper_image: "base".into() };
+    let err = resolve(&chaos, "7").await.unwrap_err();
+    let shown = format!("{:?}", miette::Report::new(err));
+    assert!(shown.contains("app-1, redis") || shown.contains("redis, app-1"), "{shown}");
+    assert!(matches!(resolve(&chaos, "leader").await, Err(ChaosError::NoLeader(_))));
+    assert!(Fault::parse("melt", &BTreeMap::new()).unwrap_err().to_string().contains("unknown fault `melt`"));
+    assert!(Fault::parse("bandwidth", &BTreeMap::new()).is_err());
+}

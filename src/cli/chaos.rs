@@ -1,0 +1,141 @@
+//! `lab chaos`: inject a fault into a running lab, heal it, or show the faults
+//! in force. With one lab up, its name may be left out.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{interrupted, session};
+use crate::backend::FaultRecord;
+use crate::chaos::{resolve, Chaos, Fault};
+use crate::error::{exit, Error};
+use crate::images::ImageSet;
+use crate::lab::Catalogue;
+
+#[derive(Args, Debug)]
+pub struct ChaosArgs {
+    /// [LAB] FAULT|SCENARIO|heal|status [TARGET]. Faults: kill, stop, pause, restart,
+    /// partition, outage, bandwidth, latency, jitter, loss. Targets: a node number,
+    /// a name (app-2, redis), random, leader, minority, majority, all.
+    #[arg(required = true, num_args = 1..=3, value_name = "ARGS")]
+    pub args: Vec<String>,
+    #[arg(long)]
+    pub student: Option<String>,
+    /// Revert the fault after this long (lab waits; Ctrl-C reverts early).
+    #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// partition: sides, e.g. "1,2|3".
+    #[arg(long)]
+    pub split: Option<String>,
+    /// partition: cut only the link to this target (with --one-way: only connections opened towards it).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// partition with --to: the targets cannot open connections to --to; the other way still works.
+    #[arg(long)]
+    pub one_way: bool,
+    /// latency: added delay, e.g. 200ms.
+    #[arg(long)]
+    pub delay: Option<String>,
+    /// latency/jitter: variation, e.g. 50ms.
+    #[arg(long)]
+    pub jitter: Option<String>,
+    /// loss: share of packets dropped, e.g. 10%.
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// bandwidth: a tc rate, e.g. 1mbit.
+    #[arg(long)]
+    pub rate: Option<String>,
+}
+
+fn print_record(r: &FaultRecord) {
+    let until = r.until.map(|u| format!(", until {}", humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(u)))).unwrap_or_default();
+    println!("  {:<18} {:<10} {}{until}", r.id, r.kind, r.targets.join(", "));
+}
+
+pub async fn run(cat: &Catalogue, a: ChaosArgs, quiet: bool) -> Result<i32, Error> {
+    let s = session(quiet)?;
+    s.backend.ping().await?;
+    // Is the first word a lab?
+    let (lab, rest) = match cat.find(&a.args[0]) {
+        Ok(l) if a.args.len() >= 2 => (l, &a.args[1..]),
+        _ => {
+            let running = s.backend.instances(None).await?;
+            let mine: Vec<_> = running.iter().filter(|i| i.student == a.student).collect();
+            match mine.as_slice() {
+                [one] => (cat.find(&one.lab)?, &a.args[..]),
+                [] => return Err(Error::Usage(format!("no lab is up{}; name the lab: lab chaos <lab> {}", a.student.as_ref().map(|s| format!(" for student {s}")).unwrap_or_default(), a.args.join(" ")))),
+                many => {
+                    return Err(Error::Usage(format!("several labs are up ({}); name one: lab chaos <lab> {}", many.iter().map(|i| i.lab.as_str()).collect::<Vec<_>>().join(", "), a.args.join(" "))));
+                }
+            }
+        }
+    };
+    let action = rest[0].as_str();
+    let target = rest.get(1).cloned();
+    let plan = s.running_plan(&lab, a.student.as_deref()).await?;
+    let images = plan.containers.first().map(|c| if c.image.starts_with("lab-debian/") { ImageSet::Debian } else { ImageSet::Upstream }).unwrap_or(ImageSet::Upstream);
+    let chaos = Chaos { backend: &s.backend, plan: &plan, lab: &lab, helper_image: images.image("base") };
+    let err = |e: crate::chaos::ChaosError| Error::Chaos(Box::new(e));
+
+    match action {
+        "status" => {
+            let faults = s.backend.faults(Some(&plan.instance)).await?;
+            if faults.is_empty() {
+                println!("no faults in force in {}", plan.instance);
+            } else {
+                println!("faults in force in {}:", plan.instance);
+                faults.iter().for_each(print_record);
+            }
+            return Ok(exit::OK);
+        }
+        "heal" => {
+            let healed = chaos.heal().await.map_err(err)?;
+            if healed.is_empty() {
+                println!("nothing to heal in {}", plan.instance);
+            } else {
+                println!("healed {} fault(s) in {}:", healed.len(), plan.instance);
+                healed.iter().for_each(print_record);
+            }
+            return Ok(exit::OK);
+        }
+        _ => {}
+    }
+
+    // A named scenario of the lab, or a fault.
+    let mut opts = BTreeMap::new();
+    let (fault_name, target, duration) = match lab.def.chaos.get(action) {
+        Some(sc) => {
+            opts = sc.options.clone();
+            (sc.fault.clone(), target.or(sc.target.clone()), a.duration.or(sc.duration))
+        }
+        None => (action.to_string(), target, a.duration),
+    };
+    for (k, v) in [("split", &a.split), ("to", &a.to), ("delay", &a.delay), ("jitter", &a.jitter), ("loss", &a.loss), ("rate", &a.rate)] {
+        if let Some(v) = v {
+            opts.insert(k.to_string(), v.clone());
+        }
+    }
+    if a.one_way {
+        opts.insert("one-way".into(), String::new());
+    }
+    let fault = Fault::parse(&fault_name, &opts).map_err(err)?;
+    let target = match (&fault, target) {
+        (_, Some(t)) => t,
+        (Fault::Partition(crate::chaos::PartitionShape::Split(_)), None) => "all".to_string(),
+        (_, None) => return Err(Error::Usage(format!("{fault_name} needs a target: a node number, a name, random, leader, minority, majority or all"))),
+    };
+    let targets = resolve(&chaos, &target).await.map_err(err)?;
+    let rec = chaos.inject(&fault, &targets, duration).await.map_err(err)?;
+    println!("{} {} on {}", rec.id, rec.kind, rec.targets.join(", "));
+    if let (Some(d), true) = (duration, rec.kind != "restart") {
+        s.ui.line(&format!("reverting in {} (Ctrl-C reverts now)", humantime::format_duration(d)));
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = interrupted() => {}
+        }
+        chaos.revert(&rec).await.map_err(err)?;
+        println!("{} reverted", rec.id);
+    }
+    Ok(exit::OK)
+}
