@@ -112,6 +112,16 @@ pub struct Plan {
     pub service_env: Vec<BTreeMap<String, String>>,
     /// Labels on the network and on every container.
     pub labels: BTreeMap<String, String>,
+    /// The image set the containers come from.
+    #[serde(skip)]
+    pub images: ImageSet,
+}
+
+impl Plan {
+    /// The image network-fault helpers run: the set's base image.
+    pub fn helper_image(&self) -> String {
+        self.images.image("base")
+    }
 }
 
 impl Plan {
@@ -313,6 +323,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         containers,
         service_env,
         labels: common,
+        images: opts.images,
     })
 }
 

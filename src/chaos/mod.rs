@@ -21,7 +21,7 @@ use crate::lab::Lab;
 use crate::plan::{ContainerSpec, Plan};
 
 pub use partition::Shape as PartitionShape;
-pub use target::resolve;
+pub use target::{leader, resolve};
 
 /// Why a fault could not be injected or reverted.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]

@@ -33,7 +33,8 @@ pub async fn resolve<'a>(c: &Chaos<'a>, sel: &str) -> Result<Vec<&'a ContainerSp
     Ok(found)
 }
 
-async fn leader<'a>(c: &Chaos<'a>, replicas: &[&'a ContainerSpec]) -> Result<&'a ContainerSpec, ChaosError> {
+/// The node that leads now: named as leader by some node, and naming itself.
+pub async fn leader<'a>(c: &Chaos<'a>, replicas: &[&'a ContainerSpec]) -> Result<&'a ContainerSpec, ChaosError> {
     let probe = c.lab.def.service.leader.as_ref().ok_or_else(|| ChaosError::NoLeader(format!("lab {} does not say how to find a leader (service.leader)", c.lab.name())))?;
     let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(2)).build().expect("static client");
     let mut seen = Vec::new();
@@ -57,7 +58,17 @@ async fn leader<'a>(c: &Chaos<'a>, replicas: &[&'a ContainerSpec]) -> Result<&'a
         };
         let node_env = |x: &ContainerSpec| x.env.get(&probe.id_env).cloned();
         if let Some(l) = replicas.iter().find(|x| node_env(x).as_deref() == Some(id.as_str())) {
-            return Ok(l);
+            // A dead or cut-off leader is still named by followers for a while: ask it too.
+            let own = format!("http://127.0.0.1:{}{}", l.port.host, probe.path);
+            let confirmed = match client.get(&own).send().await {
+                Ok(resp) => resp.json::<serde_json::Value>().await.ok().and_then(|b| b.pointer(&probe.pointer).cloned()).is_some_and(|v| v.as_str() == Some(id.as_str()) || v.to_string() == id),
+                Err(_) => false,
+            };
+            if confirmed {
+                return Ok(l);
+            }
+            seen.push(format!("{}: names `{id}`, which does not confirm", r.name));
+            continue;
         }
         seen.push(format!("{}: leader `{id}` matches no node's {}", r.name, probe.id_env));
     }

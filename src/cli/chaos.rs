@@ -10,7 +10,6 @@ use super::{interrupted, session};
 use crate::backend::FaultRecord;
 use crate::chaos::{resolve, Chaos, Fault};
 use crate::error::{exit, Error};
-use crate::images::ImageSet;
 use crate::lab::Catalogue;
 
 #[derive(Args, Debug)]
@@ -74,8 +73,7 @@ pub async fn run(cat: &Catalogue, a: ChaosArgs, quiet: bool) -> Result<i32, Erro
     let action = rest[0].as_str();
     let target = rest.get(1).cloned();
     let plan = s.running_plan(&lab, a.student.as_deref()).await?;
-    let images = plan.containers.first().map(|c| if c.image.starts_with("lab-debian/") { ImageSet::Debian } else { ImageSet::Upstream }).unwrap_or(ImageSet::Upstream);
-    let chaos = Chaos { backend: &s.backend, plan: &plan, lab: &lab, helper_image: images.image("base") };
+    let chaos = Chaos { backend: &s.backend, plan: &plan, lab: &lab, helper_image: plan.helper_image() };
     let err = |e: crate::chaos::ChaosError| Error::Chaos(Box::new(e));
 
     match action {

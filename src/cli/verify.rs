@@ -77,7 +77,7 @@ pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Err
         return Err(Error::Usage(format!("instance {} runs no service of yours; give --solution PATH or --target URL", plan.instance)));
     }
 
-    let target = Target { lab: &lab, plan: &plan, backend: &s.backend, managed };
+    let target = Target::new(&lab, &plan, &s.backend, managed, plan.helper_image());
     let mut term = Terminal::stdout(a.verbose);
     let live = a.output == Format::Terminal;
     let mut emit = |e: &Event| {

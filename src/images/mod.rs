@@ -15,10 +15,11 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 /// Which images a lab runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ImageSet {
     /// Official images (redis, postgres, rabbitmq, prom/*), pulled from a registry.
+    #[default]
     Upstream,
     /// Images baked here from Debian packages (`lab images bake`); no registry needed.
     Debian,

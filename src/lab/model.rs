@@ -31,6 +31,132 @@ pub struct LabDef {
     /// Named chaos scenarios.
     #[serde(default)]
     pub chaos: BTreeMap<String, Scenario>,
+    /// A workload of concurrent clients that records a history (for history checks).
+    #[serde(default)]
+    pub workload: Option<Workload>,
+}
+
+/// Concurrent clients through random nodes, with a nemesis, recording a history
+/// of invocations and completions that checkers judge.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    #[serde(default = "four")]
+    pub clients: u32,
+    #[serde(default = "ten_secs", with = "humantime_serde")]
+    pub duration: Duration,
+    /// Operations per second, all clients together.
+    #[serde(default = "forty")]
+    pub rate: f64,
+    /// How many keys (k0, k1, ...).
+    #[serde(default = "three")]
+    pub keys: u32,
+    /// Relative weights of reads, writes and compare-and-sets.
+    #[serde(default)]
+    pub mix: Mix,
+    /// Per-operation timeout; an operation with no answer by then is unknown.
+    #[serde(default = "one_sec", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// The seed of the random choices (keys, values, nodes, op kinds, nemesis targets).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// How each operation maps to HTTP.
+    pub ops: WorkloadOps,
+    /// How a node that is not the leader redirects (if it does rather than forwarding).
+    #[serde(default)]
+    pub redirect: Option<Redirect>,
+    /// Faults during the workload, healed before the final reads.
+    #[serde(default)]
+    pub nemesis: Vec<NemesisStep>,
+}
+
+fn four() -> u32 {
+    4
+}
+fn three() -> u32 {
+    3
+}
+fn forty() -> f64 {
+    40.0
+}
+fn ten_secs() -> Duration {
+    Duration::from_secs(10)
+}
+fn one_sec() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// Weights of the operation kinds.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mix {
+    #[serde(default)]
+    pub read: u32,
+    #[serde(default)]
+    pub write: u32,
+    #[serde(default)]
+    pub cas: u32,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Mix { read: 50, write: 40, cas: 10 }
+    }
+}
+
+/// HTTP mappings of read, write and compare-and-set. Templates see `key`,
+/// `value` (write), `from` and `to` (cas).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadOps {
+    pub read: OpMapping,
+    pub write: OpMapping,
+    #[serde(default)]
+    pub cas: Option<OpMapping>,
+}
+
+/// One operation's request and how to read its answer.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpMapping {
+    pub request: Request,
+    /// Statuses meaning it happened.
+    pub ok: Vec<u16>,
+    /// Statuses meaning it certainly did not happen (e.g. 409 for a cas whose `from` did not match).
+    #[serde(default)]
+    pub fail: Vec<u16>,
+    /// For reads: statuses meaning "no value" (e.g. 404).
+    #[serde(default)]
+    pub missing: Vec<u16>,
+    /// For reads: JSON pointer to the value in the body.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// How a follower points at the leader.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redirect {
+    pub status: Vec<u16>,
+    /// The header naming the leader (matched against the nodes' `service.leader.id_env`).
+    pub leader_header: String,
+}
+
+/// One fault of the nemesis schedule.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NemesisStep {
+    /// When, from the start of the workload.
+    #[serde(with = "humantime_serde")]
+    pub at: Duration,
+    pub fault: String,
+    #[serde(default)]
+    pub target: Option<String>,
+    /// How long it lasts (healed after), default until the workload ends.
+    #[serde(default, rename = "for", with = "humantime_serde")]
+    pub duration: Option<Duration>,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
 
 /// A dependency rendered from `compose-templates/<template>.yaml.tera`.
@@ -213,6 +339,9 @@ pub struct Request {
     /// A raw body, a template.
     #[serde(default)]
     pub body: Option<String>,
+    /// Which replica of the service to ask (1-based); default the first.
+    #[serde(default)]
+    pub node: Option<String>,
     /// Give up waiting for an answer after this long.
     #[serde(default = "request_timeout", with = "humantime_serde")]
     pub timeout: Duration,
@@ -238,6 +367,26 @@ pub enum Action {
     /// Wait.
     #[serde(with = "humantime_serde")]
     Sleep(Duration),
+    /// Inject a fault (as `lab chaos`): `{fault: kill, target: leader}`; healed when the check ends.
+    Chaos(ChaosStep),
+    /// Wait until the service's replicas agree on a leader, at most this long; saves `leader` (its node number).
+    #[serde(with = "humantime_serde")]
+    WaitLeader(Duration),
+    /// Run the lab's workload with its nemesis (once per run; later steps reuse the history).
+    Workload(bool),
+    /// Judge the recorded history: `linearizable` or `no-lost-writes`.
+    Check(String),
+}
+
+/// A fault injected by a check step.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChaosStep {
+    pub fault: String,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
 
 /// What a response must look like.

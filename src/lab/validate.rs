@@ -118,12 +118,55 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
                 out.push(problem(format!("{cp}.steps"), "a check needs at least one step", ""));
             }
             for (i, step) in check.steps.iter().enumerate() {
-                validate_step(step, &format!("{cp}.steps[{i}]"), &targets, &mut out);
+                let sp = format!("{cp}.steps[{i}]");
+                validate_step(step, &sp, &targets, &mut out);
+                match &step.action {
+                    Some(Action::Chaos(c)) if !FAULTS.contains(&c.fault.as_str()) => {
+                        out.push(problem(format!("{sp}.action"), format!("unknown fault `{}`", c.fault), format!("faults: {}", FAULTS.join(", "))));
+                    }
+                    Some(Action::WaitLeader(_)) if def.service.leader.is_none() => {
+                        out.push(problem(format!("{sp}.action"), "wait-leader needs `service.leader`", "say how to ask a node who leads: service.leader: {path: /status, pointer: /leader, id_env: NODE_ID}"));
+                    }
+                    Some(Action::Workload(_) | Action::Check(_)) if def.workload.is_none() => {
+                        out.push(problem(format!("{sp}.action"), "this step needs the lab's `workload`", "declare a workload (clients, ops, nemesis) at the top level"));
+                    }
+                    Some(Action::Check(k)) if !["linearizable", "no-lost-writes"].contains(&k.as_str()) => {
+                        out.push(problem(format!("{sp}.action"), format!("unknown history check `{k}`"), "history checks: linearizable, no-lost-writes"));
+                    }
+                    _ => {}
+                }
             }
+        }
+    }
+    if let Some(w) = &def.workload {
+        for (i, n) in w.nemesis.iter().enumerate() {
+            if !FAULTS.contains(&n.fault.as_str()) {
+                out.push(problem(format!("workload.nemesis[{i}].fault"), format!("unknown fault `{}`", n.fault), format!("faults: {}", FAULTS.join(", "))));
+            }
+            if n.target.as_deref() == Some("leader") && def.service.leader.is_none() {
+                out.push(problem(format!("workload.nemesis[{i}].target"), "target `leader` needs `service.leader`", ""));
+            }
+        }
+        if w.mix.read + w.mix.write + w.mix.cas == 0 {
+            out.push(problem("workload.mix", "the mix has no operations", "give weights, e.g. {read: 50, write: 40, cas: 10}"));
+        }
+        if w.mix.cas > 0 && w.ops.cas.is_none() {
+            out.push(problem("workload.ops", "the mix has cas but ops has no cas mapping", ""));
+        }
+        if w.redirect.is_some() && def.service.leader.is_none() {
+            out.push(problem("workload.redirect", "redirects name the leader by id, which needs `service.leader.id_env`", ""));
+        }
+    }
+    for (name, sc) in &def.chaos {
+        if !FAULTS.contains(&sc.fault.as_str()) {
+            out.push(problem(format!("chaos.{name}.fault"), format!("unknown fault `{}`", sc.fault), format!("faults: {}", FAULTS.join(", "))));
         }
     }
     out
 }
+
+/// Fault names, as `lab chaos` takes them.
+const FAULTS: &[&str] = &["kill", "stop", "pause", "restart", "partition", "outage", "bandwidth", "latency", "jitter", "loss"];
 
 fn validate_step(step: &Step, p: &str, targets: &BTreeSet<String>, out: &mut Vec<Problem>) {
     match (&step.request, &step.action) {
