@@ -86,7 +86,7 @@ impl Summary {
     }
 }
 
-/// Everything a run produced, for the JSON and JUnit reports.
+/// Everything a run produced, for the JSON, JUnit and HTML reports.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RunReport {
     pub lab: String,
@@ -94,7 +94,67 @@ pub struct RunReport {
     pub target: String,
     pub checks: Vec<CheckResult>,
     pub summary: Summary,
+    /// The workload's history, when a check recorded one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryReport>,
 }
+
+/// A recorded history with its faults, and the operations a checker blamed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HistoryReport {
+    pub ops: Vec<HistoryOp>,
+    pub nemesis: Vec<NemesisInterval>,
+    /// Indices into `ops` of a witness of a violation (empty when none).
+    pub witness: Vec<usize>,
+    pub clients: u32,
+    pub seed: u64,
+}
+
+/// How an operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OpType {
+    /// It happened, with this result.
+    Ok,
+    /// It certainly did not happen.
+    Fail,
+    /// Unknown: it may or may not have happened (timeout, 503 on a write...).
+    Info,
+}
+
+/// One operation of the history.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HistoryOp {
+    pub process: u32,
+    pub key: String,
+    /// read, write or cas.
+    pub f: String,
+    /// write: the value; cas: [from, to]; read: null.
+    pub value: serde_json::Value,
+    /// read: the value read (null when missing).
+    pub output: serde_json::Value,
+    #[serde(rename = "type")]
+    pub kind: OpType,
+    /// Nanoseconds from the start of the workload.
+    pub invoke: u64,
+    pub complete: u64,
+    /// The node asked first (1-based) and the node that answered.
+    pub node: u32,
+    pub answered_by: u32,
+    /// Status or error, for reports.
+    pub note: String,
+}
+
+/// A fault of the nemesis, as it happened.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NemesisInterval {
+    pub fault: String,
+    pub targets: Vec<String>,
+    pub start: u64,
+    pub end: u64,
+}
+
+
 
 impl RunReport {
     pub fn passed(&self) -> bool {

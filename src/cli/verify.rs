@@ -24,7 +24,7 @@ pub struct VerifyArgs {
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Terminal)]
     pub output: Format,
-    /// Also write the report to this file (.xml: JUnit, .json: JSON).
+    /// Also write the report to this file (.xml: JUnit, .json: JSON, .html: a page with the timeline).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
     /// Keep the instance running afterwards when verify brought it up.
@@ -43,7 +43,8 @@ pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Err
         Some(p) => match p.extension().and_then(|e| e.to_str()) {
             Some("xml") => Some(Format::Junit),
             Some("json") => Some(Format::Json),
-            _ => return Err(Error::Usage(format!("--report {}: name a .xml (JUnit) or .json file", p.display()))),
+            Some("html") => Some(Format::Html),
+            _ => return Err(Error::Usage(format!("--report {}: name a .xml (JUnit), .json or .html file", p.display()))),
         },
     };
     let solution = a.run.solution()?;
@@ -159,5 +160,6 @@ fn startup_failure(lab: &str, e: &Error) -> RunReport {
         target: String::new(),
         checks: vec![CheckResult { stage: "startup".into(), name: name.into(), expect: expect.into(), outcome, duration: Duration::ZERO }],
         summary: s,
+        history: None,
     }
 }

@@ -1,9 +1,11 @@
 //! Reporters: the terminal (live, from events), JSON and JUnit XML (from the
 //! finished report).
 
+mod html;
 mod junit;
 mod terminal;
 
+pub use html::html;
 pub use junit::junit;
 pub use terminal::Terminal;
 
@@ -18,6 +20,8 @@ pub enum Format {
     Json,
     /// JUnit XML, which CI systems render.
     Junit,
+    /// A self-contained HTML page with a timeline of the workload's history.
+    Html,
 }
 
 /// Render a finished report in a file format.
@@ -25,6 +29,7 @@ pub fn render(report: &RunReport, format: Format) -> String {
     match format {
         Format::Json => serde_json::to_string_pretty(report).expect("report serializes") + "\n",
         Format::Junit => junit(report),
+        Format::Html => html(report),
         Format::Terminal => terminal::render_report(report),
     }
 }

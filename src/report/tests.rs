@@ -29,7 +29,7 @@ fn sample() -> RunReport {
         summary.add(&c.outcome);
     }
     summary.duration = Duration::from_millis(1234);
-    RunReport { lab: "url-shortener".into(), instance: "lab-url-shortener".into(), target: "http://127.0.0.1:1234".into(), checks, summary }
+    RunReport { lab: "url-shortener".into(), instance: "lab-url-shortener".into(), target: "http://127.0.0.1:1234".into(), checks, summary, history: None }
 }
 
 #[test]

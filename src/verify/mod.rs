@@ -34,11 +34,13 @@ pub struct Target<'a> {
     pub helper_image: String,
     /// The workload's history, recorded once per run.
     pub history: tokio::sync::Mutex<Option<Arc<workload::Recorded>>>,
+    /// Operations (indices into the history) a checker blamed.
+    pub witness: std::sync::Mutex<Vec<usize>>,
 }
 
 impl<'a> Target<'a> {
     pub fn new(lab: &'a Lab, plan: &'a Plan, backend: &'a Backend, managed: bool, helper_image: String) -> Self {
-        Target { lab, plan, backend, managed, helper_image, history: tokio::sync::Mutex::new(None) }
+        Target { lab, plan, backend, managed, helper_image, history: tokio::sync::Mutex::new(None), witness: std::sync::Mutex::new(Vec::new()) }
     }
 }
 
@@ -147,7 +149,14 @@ pub async fn run(t: &Target<'_>, emit: &mut (dyn FnMut(&Event) + Send)) -> RunRe
     }
     summary.duration = start.elapsed();
     emit(&Event::RunFinished(summary.clone()));
-    RunReport { lab: def.name.clone(), instance: t.plan.instance.clone(), target: url, checks: results, summary }
+    let history = t.history.lock().await.as_ref().map(|r| crate::event::HistoryReport {
+        ops: r.ops.clone(),
+        nemesis: r.nemesis.clone(),
+        witness: t.witness.lock().unwrap().clone(),
+        clients: r.clients,
+        seed: r.seed,
+    });
+    RunReport { lab: def.name.clone(), instance: t.plan.instance.clone(), target: url, checks: results, summary, history }
 }
 
 /// The last log lines of the service's first replica.
@@ -487,7 +496,10 @@ impl<'a> CheckRunner<'a> {
             }
             "linearizable" => match crate::verify::linearizability(rec) {
                 Ok(None) => Ok(()),
-                Ok(Some(witness)) => Err(fail("the history is not linearizable".into(), witness, "a history that some order of the operations, each taking effect within its interval, explains")),
+                Ok(Some((text, ops))) => {
+                    *self.t.witness.lock().unwrap() = ops;
+                    Err(fail("the history is not linearizable".into(), text, "a history that some order of the operations, each taking effect within its interval, explains"))
+                }
                 Err(unknown) => Err(StepError::Lab(format!("the checker could not decide ({ok} ok, {info} unknown operations): {unknown}"))),
             },
             other => Err(StepError::Lab(format!("unknown history check `{other}`; known: linearizable, no-lost-writes"))),
@@ -539,8 +551,9 @@ fn action_text(a: &Action) -> String {
 }
 
 /// Check a recorded history for linearizability: Ok(None) when it is,
-/// Ok(Some(witness)) when not, Err(reason) when the checker cannot decide.
-pub fn linearizability(rec: &workload::Recorded) -> Result<Option<String>, String> {
+/// Ok(Some((explanation, witness op indices))) when not, Err(reason) when the
+/// checker cannot decide.
+pub fn linearizability(rec: &workload::Recorded) -> Result<Option<(String, Vec<usize>)>, String> {
     let _ = rec;
     Err("the linearizability checker is not wired in yet".into())
 }

@@ -18,49 +18,7 @@ use crate::lab::{OpMapping, Workload};
 use crate::plan::ContainerSpec;
 use crate::probe::http::{self, HttpFailure, HttpRequest};
 
-/// How an operation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OpType {
-    /// It happened, with this result.
-    Ok,
-    /// It certainly did not happen.
-    Fail,
-    /// Unknown: it may or may not have happened (timeout, 503 on a write...).
-    Info,
-}
-
-/// One operation of the history.
-#[derive(Debug, Clone, Serialize)]
-pub struct HistoryOp {
-    pub process: u32,
-    pub key: String,
-    /// read, write or cas.
-    pub f: String,
-    /// write: the value; cas: [from, to]; read: null.
-    pub value: serde_json::Value,
-    /// read: the value read (null when missing).
-    pub output: serde_json::Value,
-    #[serde(rename = "type")]
-    pub kind: OpType,
-    /// Nanoseconds from the start of the workload.
-    pub invoke: u64,
-    pub complete: u64,
-    /// The node asked first (1-based) and the node that answered.
-    pub node: u32,
-    pub answered_by: u32,
-    /// Status or error, for reports.
-    pub note: String,
-}
-
-/// A fault of the nemesis, as it happened.
-#[derive(Debug, Clone, Serialize)]
-pub struct NemesisInterval {
-    pub fault: String,
-    pub targets: Vec<String>,
-    pub start: u64,
-    pub end: u64,
-}
+pub use crate::event::{HistoryOp, NemesisInterval, OpType};
 
 /// Everything a workload run recorded.
 #[derive(Debug, Clone, Serialize)]
