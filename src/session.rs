@@ -106,7 +106,10 @@ impl Session {
         plan.labels.insert(ENV_LABEL.into(), serde_json::to_string(&opts.extra_env).expect("map serializes"));
         for c in &mut plan.containers {
             c.labels.insert(IMAGES_LABEL.into(), opts.images.to_string());
-            c.labels.insert(ENV_LABEL.into(), serde_json::to_string(&opts.extra_env).expect("map serializes"));
+            // Only the service gets --env, so only its containers change with it.
+            if c.role == Role::Service {
+                c.labels.insert(ENV_LABEL.into(), serde_json::to_string(&opts.extra_env).expect("map serializes"));
+            }
         }
 
         self.ensure_images(&plan, opts.images).await?;
@@ -209,7 +212,7 @@ impl Session {
             Some("debian") => ImageSet::Debian,
             _ => ImageSet::Upstream,
         };
-        let extra_env: BTreeMap<String, String> = any.labels.get(ENV_LABEL).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+        let extra_env: BTreeMap<String, String> = inst.containers.iter().find_map(|c| c.labels.get(ENV_LABEL)).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
         let solution = if let Some(t) = &inst.target {
             Solution::Target(t.clone())
         } else if let Some(svc) = inst.containers.iter().find(|c| c.role == Role::Service) {
@@ -296,8 +299,8 @@ mod tests {
         let mut p = plan::plan(&lab, &popts, || Ok(45678)).unwrap();
         for c in &mut p.containers {
             c.labels.insert(IMAGES_LABEL.into(), "debian".into());
-            c.labels.insert(ENV_LABEL.into(), serde_json::to_string(&extra).unwrap());
         }
+        p.containers[0].labels.insert(ENV_LABEL.into(), serde_json::to_string(&extra).unwrap());
         fake.converge(&p).await.unwrap();
         let again = session(&fake).running_plan(&lab, Some("eve")).await.unwrap();
         assert_eq!(again.target.as_deref(), Some("http://127.0.0.1:9"));
