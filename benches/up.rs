@@ -72,16 +72,35 @@ fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn build_binary(dir: &Path) -> PathBuf {
+fn build_binary(dir: &Path, solution: &str) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let src = dir.join("gopath/src/lab.local");
+    let src = dir.join(format!("gopath-{solution}/src/lab.local"));
     std::fs::create_dir_all(&src).unwrap();
-    std::os::unix::fs::symlink(root.join("tests/solutions/url-shortener"), src.join("app")).unwrap();
+    std::os::unix::fs::symlink(root.join("tests/solutions").join(solution), src.join("app")).unwrap();
     let go = ["/usr/lib/go-1.23/bin/go", "/usr/lib/go/bin/go"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("go");
-    let out = dir.join("bin/app");
+    let out = dir.join(format!("bin-{solution}/app"));
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    sh(Command::new(go).args(["build", "-trimpath", "-o"]).arg(&out).arg("lab.local/app").env("GO111MODULE", "off").env("CGO_ENABLED", "0").env("GOPATH", format!("{}:/usr/share/gocode", dir.join("gopath").display())));
+    sh(Command::new(go).args(["build", "-trimpath", "-o"]).arg(&out).arg("lab.local/app").env("GO111MODULE", "off").env("CGO_ENABLED", "0").env("GOPATH", format!("{}:/usr/share/gocode", dir.join(format!("gopath-{solution}")).display())));
     out
+}
+
+/// Whether node `port` names a leader that names itself.
+fn leader_of(ports: &[u16]) -> bool {
+    for p in ports {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", *p)) else { continue };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        if s.write_all(b"GET /status HTTP/1.0\r\nHost: x\r\n\r\n").is_err() {
+            continue;
+        }
+        let mut buf = String::new();
+        let _ = s.read_to_string(&mut buf);
+        let Some(body) = buf.split("\r\n\r\n").nth(1) else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else { continue };
+        if v["state"] == "Leader" && v["leader"] == v["id"] {
+            return true;
+        }
+    }
+    false
 }
 
 fn main() {
@@ -90,7 +109,8 @@ fn main() {
     }
     let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
     let tmp = tempfile::tempdir().unwrap();
-    let bin = build_binary(tmp.path());
+    let bin = build_binary(tmp.path(), "url-shortener");
+    let raft_bin = build_binary(tmp.path(), "raft-kv");
     let redis_img = "lab-debian/redis:7.0";
     let base_img = "lab-debian/base:bookworm";
     sh(lab().args(["images", "bake", "redis", "base"]));
@@ -113,7 +133,35 @@ fn main() {
         sh(lab().args(["verify", "url-shortener", "--student", "bench", "--output", "json"]));
         verify.push(t.elapsed());
     }
+    // lab chaos kill: from the command to the container dead and the fault recorded
+    // (the command returns after both).
+    let mut kill = vec![];
+    for _ in 0..runs {
+        let t = Instant::now();
+        sh(lab().args(["chaos", "url-shortener", "kill", "app", "--student", "bench"]));
+        kill.push(t.elapsed());
+        let state = sh(Command::new("docker").args(["inspect", "-f", "{{.State.Status}}", "lab-url-shortener-bench-app-1"]));
+        assert_eq!(state.trim(), "exited");
+        sh(lab().args(["chaos", "url-shortener", "heal", "--student", "bench"]));
+    }
     sh(lab().args(["down", "url-shortener", "--student", "bench"]));
+
+    // 3-node raft up to an elected leader.
+    let mut raft = vec![];
+    for _ in 0..runs {
+        let _ = lab().args(["down", "raft", "--student", "bench"]).output();
+        let t = Instant::now();
+        sh(lab().args(["up", "raft", "--student", "bench", "-q", "--solution"]).arg(&raft_bin));
+        let st: serde_json::Value = serde_json::from_str(&sh(lab().args(["status", "raft", "--student", "bench", "--json"]))).unwrap();
+        let ports: Vec<u16> = st[0]["containers"].as_array().unwrap().iter().filter_map(|c| c["host_port"].as_u64()).map(|p| p as u16).collect();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !leader_of(&ports) {
+            assert!(Instant::now() < deadline, "no leader");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        raft.push(t.elapsed());
+    }
+    sh(lab().args(["down", "raft", "--student", "bench"]));
 
     // --- docker-compose on the exported file
     let compose_file = tmp.path().join("docker-compose.yml");
@@ -159,6 +207,7 @@ fn main() {
     }
 
     let (lc, lw, dc, dw, b, v) = (median(lab_cold), median(lab_warm), median(dc_cold), median(dc_warm), median(bare), median(verify));
+    let (k, r) = (median(kill), median(raft));
     println!("url-shortener up to ready (Redis PONG + GET /healthz 200), median of {runs}, same machine, same run:");
     println!("  lab up, cold              {:>8}", ms(lc));
     println!("  docker-compose up, cold   {:>8}   lab/compose = {:.2}", ms(dc), lc.as_secs_f64() / dc.as_secs_f64());
@@ -166,4 +215,6 @@ fn main() {
     println!("  lab up, warm (no change)  {:>8}", ms(lw));
     println!("  docker-compose up, warm   {:>8}   lab/compose = {:.2}", ms(dw), lw.as_secs_f64() / dw.as_secs_f64());
     println!("lab verify url-shortener with the lab up (10 checks), median of {runs}: {}", ms(v));
+    println!("lab chaos url-shortener kill app, command to container dead and fault recorded, median of {runs}: {}", ms(k));
+    println!("lab up raft (3 nodes) to an elected leader, median of {runs}: {}", ms(r));
 }
