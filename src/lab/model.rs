@@ -396,6 +396,9 @@ pub struct Expect {
     /// Expected status code.
     #[serde(default)]
     pub status: Option<u16>,
+    /// Any of these status codes (instead of `status`).
+    #[serde(default)]
+    pub status_in: Vec<u16>,
     /// Header name -> matcher.
     #[serde(default)]
     pub headers: BTreeMap<String, Matcher>,

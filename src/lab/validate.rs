@@ -228,6 +228,9 @@ fn validate_step(step: &Step, p: &str, targets: &BTreeSet<String>, out: &mut Vec
                 if let Some(m) = &expect.body {
                     validate_matcher(m, &format!("{p}.expect.body"), out);
                 }
+                if expect.status.is_some() && !expect.status_in.is_empty() {
+                    out.push(problem(format!("{p}.expect"), "give `status` or `status_in`, not both", ""));
+                }
                 if let Some(s) = expect.status {
                     if !(100..=599).contains(&s) {
                         out.push(problem(format!("{p}.expect.status"), format!("{s} is not an HTTP status"), ""));

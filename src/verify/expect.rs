@@ -64,6 +64,10 @@ pub fn check(resp: &HttpResponse, e: &Expect) -> Result<(), Mismatch> {
             return Err(Mismatch { expected: format!("status {status} {}", reason(status)), got: format!("status {} {}", resp.status, resp.reason) });
         }
     }
+    if !e.status_in.is_empty() && !e.status_in.contains(&resp.status) {
+        let any: Vec<String> = e.status_in.iter().map(|s| format!("{s} {}", reason(*s))).collect();
+        return Err(Mismatch { expected: format!("status {}", any.join(" or ")), got: format!("status {} {}", resp.status, resp.reason) });
+    }
     if let Some(within) = e.within {
         if resp.elapsed > within {
             return Err(Mismatch { expected: format!("an answer within {}", fmt_dur(within)), got: format!("an answer after {}", fmt_dur(resp.elapsed)) });
