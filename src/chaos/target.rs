@@ -16,7 +16,17 @@ pub async fn resolve<'a>(c: &Chaos<'a>, sel: &str) -> Result<Vec<&'a ContainerSp
         "random" => replicas.choose(&mut rng).copied().into_iter().collect(),
         "minority" => replicas.choose_multiple(&mut rng, n.saturating_sub(1) / 2).copied().collect(),
         "majority" => replicas.choose_multiple(&mut rng, n / 2 + 1).copied().collect(),
-        "leader" => vec![leader(c, &replicas).await?],
+        "leader" => {
+            // During an election nobody leads for a moment: ask again for a few seconds.
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                match leader(c, &replicas).await {
+                    Ok(l) => break vec![l],
+                    Err(e) if std::time::Instant::now() >= until => return Err(e),
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                }
+            }
+        }
         s => {
             if let Ok(k) = s.parse::<u32>() {
                 replicas.iter().copied().filter(|x| x.node == k).collect()

@@ -483,7 +483,10 @@ impl<'a> CheckRunner<'a> {
     fn judge(&self, kind: &str, rec: &workload::Recorded, n: usize) -> Result<(), StepError> {
         let ok = rec.ops.iter().filter(|o| o.kind == workload::OpType::Ok).count();
         let info = rec.ops.iter().filter(|o| o.kind == workload::OpType::Info).count();
-        let sent = format!("{} operations from {} clients over {} s (seed {}), {} faults: {}", rec.ops.len(), rec.clients, rec.duration.as_secs(), rec.seed, rec.nemesis.len(), rec.nemesis.iter().map(|n| format!("{} {}", n.fault, n.targets.join("+"))).collect::<Vec<_>>().join(", "));
+        let mut sent = format!("{} operations from {} clients over {} s (seed {}), {} faults: {}", rec.ops.len(), rec.clients, rec.duration.as_secs(), rec.seed, rec.nemesis.len(), rec.nemesis.iter().map(|n| format!("{} {}", n.fault, n.targets.join("+"))).collect::<Vec<_>>().join(", "));
+        for e in &rec.nemesis_errors {
+            sent.push_str(&format!("\nnemesis could not: {e}"));
+        }
         let fail = |summary: String, got: String, expected: &str| StepError::Failed(Failure { summary, sent: sent.clone(), got, expected: expected.to_string(), hint: self.check.hint.clone(), step: n, logs: vec![] });
         match kind {
             "no-lost-writes" => {
@@ -554,8 +557,65 @@ fn action_text(a: &Action) -> String {
 /// Ok(Some((explanation, witness op indices))) when not, Err(reason) when the
 /// checker cannot decide.
 pub fn linearizability(rec: &workload::Recorded) -> Result<Option<(String, Vec<usize>)>, String> {
-    let _ = rec;
-    Err("the linearizability checker is not wired in yet".into())
+    use crate::checker::{self, CheckOptions, Func, Op, Verdict};
+    fn value(v: &serde_json::Value) -> checker::Value {
+        match v {
+            serde_json::Value::Null => checker::Value::Null,
+            serde_json::Value::Bool(b) => checker::Value::Bool(*b),
+            serde_json::Value::Number(n) => n.as_i64().map(checker::Value::Int).unwrap_or_else(|| checker::Value::Str(n.to_string())),
+            serde_json::Value::String(s) => checker::Value::Str(s.clone()),
+            serde_json::Value::Array(a) => checker::Value::List(a.iter().map(value).collect()),
+            other => checker::Value::Str(other.to_string()),
+        }
+    }
+    let mut ops = Vec::new();
+    let mut index = Vec::new();
+    for (i, o) in rec.ops.iter().enumerate() {
+        let f = match o.f.as_str() {
+            "read" => Func::Read,
+            "write" => Func::Write,
+            "cas" => Func::Cas,
+            _ => continue,
+        };
+        let p = o.process as u64;
+        let op = match o.kind {
+            workload::OpType::Ok => Op::ok(p, &o.key, f, value(&o.value), value(&o.output), o.invoke, o.complete),
+            workload::OpType::Info => Op::info(p, &o.key, f, value(&o.value), o.invoke, None),
+            // It did not happen: it constrains nothing.
+            workload::OpType::Fail => continue,
+        };
+        ops.push(op);
+        index.push(i);
+    }
+    let history = checker::History::new(ops);
+    let result = checker::check(&history, &CheckOptions::with_budget(Duration::from_secs(30)));
+    match result.verdict {
+        Verdict::Linearizable => Ok(None),
+        Verdict::Unknown => Err(result.reason.unwrap_or_else(|| "the time budget ran out".into())),
+        Verdict::NotLinearizable => {
+            let Some(w) = result.witness else { return Ok(Some(("no witness was found within the budget".into(), vec![]))) };
+            let mut text = format!("{}\nthe operations that cannot be ordered (times in seconds from the start of the workload):", w.explanation);
+            let mut blamed = Vec::new();
+            for op in &w.ops {
+                let i = index.get(op.index).copied().unwrap_or(op.index);
+                blamed.push(i);
+                let h = &rec.ops[i];
+                text.push_str(&format!(
+                    "\n  client {} {} {} {}{} [{:.3}, {:.3}] via node {}{}",
+                    h.process,
+                    h.f,
+                    h.key,
+                    h.value,
+                    if h.f == "read" { format!(" -> {}", h.output) } else { format!(" ({})", h.note) },
+                    h.invoke as f64 / 1e9,
+                    h.complete as f64 / 1e9,
+                    h.answered_by,
+                    if op.context { " (context)" } else { "" }
+                ));
+            }
+            Ok(Some((text, blamed)))
+        }
+    }
 }
 
 fn no_answer(f: &HttpFailure, step: &Step) -> Mismatch {

@@ -30,6 +30,8 @@ pub struct Recorded {
     pub duration: Duration,
     /// The final read of each key (index into `ops`).
     pub final_reads: BTreeMap<String, usize>,
+    /// Faults of the schedule that could not be injected or healed.
+    pub nemesis_errors: Vec<String>,
 }
 
 fn ns(start: Instant) -> u64 {
@@ -275,7 +277,7 @@ pub async fn run(t: &Target<'_>, w: &Workload, emit: &mut (dyn FnMut(&Event) + S
         }
     }
     ops.sort_by_key(|o| (o.invoke, o.process));
-    Ok(Recorded { ops, nemesis: intervals, seed, clients: w.clients, duration: w.duration, final_reads })
+    Ok(Recorded { ops, nemesis: intervals, seed, clients: w.clients, duration: w.duration, final_reads, nemesis_errors: errors })
 }
 
 /// An acknowledged write the final state does not reflect, explained.
@@ -333,7 +335,7 @@ mod tests {
 
     fn rec(ops: Vec<HistoryOp>) -> Recorded {
         let last = ops.len() - 1;
-        Recorded { ops, nemesis: vec![], seed: 1, clients: 2, duration: Duration::from_secs(1), final_reads: BTreeMap::from([("k0".to_string(), last)]) }
+        Recorded { ops, nemesis: vec![], seed: 1, clients: 2, duration: Duration::from_secs(1), final_reads: BTreeMap::from([("k0".to_string(), last)]), nemesis_errors: vec![] }
     }
 
     #[test]
