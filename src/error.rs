@@ -21,6 +21,8 @@ pub mod exit {
     /// lab itself could not run: a missing image, a dependency that never became
     /// ready, a failed bake, a missing toolchain.
     pub const LAB_FAILED: i32 = 4;
+    /// A history checker could not decide within its budget (`lab check`).
+    pub const UNKNOWN: i32 = 5;
     /// Interrupted (Ctrl-C); what was started has been cleaned up.
     pub const INTERRUPTED: i32 = 130;
 }
@@ -32,7 +34,6 @@ pub enum Error {
     #[diagnostic(transparent)]
     Load(#[from] LoadError),
     #[error("{0}")]
-    #[diagnostic(code(lab::usage))]
     Usage(String),
     #[error(transparent)]
     #[diagnostic(transparent)]

@@ -103,3 +103,31 @@ fn export_compose_is_a_valid_compose_file() {
         assert!(st.success());
     }
 }
+
+#[test]
+fn check_linearizability_tells_valid_invalid_and_unreadable_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let edn = dir.path().join("lost.edn");
+    std::fs::write(&edn, "{:process 0, :type :invoke, :f :write, :value 1}\n{:process 0, :type :ok, :f :write, :value 1}\n{:process 1, :type :invoke, :f :read, :value nil}\n{:process 1, :type :ok, :f :read, :value nil}\n").unwrap();
+    let mut c = lab();
+    c.args(["check", "linearizability"]).arg(&edn);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("not linearizable"), "{}", stdout(&out));
+
+    let log = dir.path().join("ok.log");
+    std::fs::write(&log, "INFO  jepsen.util - 0\t:invoke\t:write\t1\nINFO  jepsen.util - 0\t:ok\t:write\t1\nINFO  jepsen.util - 1\t:invoke\t:read\tnil\nINFO  jepsen.util - 1\t:ok\t:read\t1\n").unwrap();
+    let mut c = lab();
+    c.args(["check", "linearizability", "--output", "json"]).arg(&log);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json(&out)["verdict"], "linearizable");
+
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, "garbage\n").unwrap();
+    let mut c = lab();
+    c.args(["check", "linearizability"]).arg(&bad);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
+}

@@ -2,6 +2,7 @@
 //! each builds the parts, calls the library and returns an exit code.
 
 mod chaos;
+mod check;
 mod down;
 mod export;
 mod images;
@@ -30,6 +31,7 @@ Exit codes:
   2    bad lab definition or bad arguments
   3    the Docker engine could not be reached
   4    lab itself could not run (missing image, dependency never ready, bake failed)
+  5    `lab check`: the checker could not decide within its budget (unknown)
   130  interrupted (Ctrl-C); what lab started has been removed
 
 Image set (first found wins): --images, LAB_IMAGES, `images:` in ~/.config/lab/config.yaml, upstream.";
@@ -114,6 +116,9 @@ pub enum Command {
     /// Break a running lab: kill, stop, pause, restart, partition, outage, bandwidth, latency; heal; status.
     #[command(after_help = "Examples:\n  lab chaos raft kill 2 --for 10s\n  lab chaos kill-node                      # a scenario of the one lab that is up\n  lab chaos raft partition leader\n  lab chaos raft partition --split \"1,2|3\"\n  lab chaos url-shortener outage redis --for 5s\n  lab chaos raft latency all --delay 200ms --jitter 50ms\n  lab chaos raft status\n  lab chaos raft heal")]
     Chaos(chaos::ChaosArgs),
+    /// Check a saved history (lab's JSON, Porcupine JSON, Jepsen EDN or log lines).
+    #[command(subcommand)]
+    Check(check::CheckCommand),
     /// Image sets: list, pull the upstream ones, bake the Debian ones.
     #[command(subcommand)]
     Images(images::ImagesCommand),
@@ -203,6 +208,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Verify(a) => verify::run(&catalogue, a, quiet).await,
         Command::Images(c) => images::run(c, quiet).await,
         Command::Chaos(a) => chaos::run(&catalogue, a, quiet).await,
+        Command::Check(c) => check::run(c),
         Command::Export(c) => export::run(&catalogue, c),
     };
     match res {

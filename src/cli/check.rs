@@ -1,0 +1,82 @@
+//! `lab check linearizability FILE`: check a saved history, ours or another
+//! tool's. Like Jepsen's checkers, the exit code tells valid, invalid and
+//! unknown apart.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Subcommand, ValueEnum};
+
+use crate::checker::{self, CheckOptions, Verdict};
+use crate::error::{exit, Error};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HistoryFormat {
+    /// Detect from the content.
+    Auto,
+    /// lab's own JSON: {"ops": [{"process", "type": invoke|ok|fail|info, "f", "key", "value", "time"}]}.
+    Json,
+    /// A JSON list of {client_id, input, call, output, return} operations.
+    Porcupine,
+    /// EDN maps, one per line or in a vector: {:process 0, :type :ok, :f :read, :value 3}.
+    Edn,
+    /// jepsen.util log lines: `3	:ok	:read	4`.
+    JepsenLog,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CheckCommand {
+    /// Is this history linearizable? Exit 0 yes, 1 no, 5 unknown (budget ran out), 2 unreadable.
+    #[command(after_help = "Examples:\n  lab check linearizability history.json\n  lab check linearizability history.edn --budget 60s --output json\n  lab check linearizability jepsen.log --format jepsen-log")]
+    Linearizability {
+        /// The history file (- for standard input).
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = HistoryFormat::Auto)]
+        format: HistoryFormat,
+        /// Give up (verdict unknown) after this long.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        budget: Duration,
+        /// terminal or json.
+        #[arg(long, default_value = "terminal")]
+        output: String,
+    },
+}
+
+pub fn run(cmd: CheckCommand) -> Result<i32, Error> {
+    let CheckCommand::Linearizability { file, format, budget, output } = cmd;
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| Error::Io(format!("reading standard input: {e}")))?
+    } else {
+        std::fs::read_to_string(&file).map_err(|e| Error::Usage(format!("cannot read {}: {e}", file.display())))?
+    };
+    let parsed = match format {
+        HistoryFormat::Auto => checker::parse(&text),
+        HistoryFormat::Json => checker::formats::parse_as(&text, checker::Format::Json),
+        HistoryFormat::Porcupine => checker::formats::parse_as(&text, checker::Format::Porcupine),
+        HistoryFormat::Edn => checker::formats::parse_as(&text, checker::Format::Edn),
+        HistoryFormat::JepsenLog => checker::formats::parse_as(&text, checker::Format::JepsenLog),
+    };
+    let history = parsed.map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
+    let result = checker::check(&history, &CheckOptions::with_budget(budget));
+    if output == "json" {
+        println!("{}", serde_json::to_string_pretty(&result).expect("result serializes"));
+    } else {
+        println!("{}: {} ({} operations on {} keys, checked in {:.1} ms)", file.display(), result.verdict.name(), result.ops, result.keys, result.elapsed.as_secs_f64() * 1000.0);
+        if let Some(r) = &result.reason {
+            println!("  {r}");
+        }
+        if let Some(w) = &result.witness {
+            println!("\n{}\n", w.explanation);
+            let on = if w.key.is_empty() { "the register".to_string() } else { format!("key {}", w.key) };
+            println!("witness ({} operations on {on}{}):", w.ops.len(), if w.minimal { ", minimal" } else { "" });
+            for op in &w.ops {
+                println!("  {}{}", op.text, if op.context { "   (context)" } else { "" });
+            }
+        }
+    }
+    Ok(match result.verdict {
+        Verdict::Linearizable => exit::OK,
+        Verdict::NotLinearizable => exit::CHECKS_FAILED,
+        Verdict::Unknown => exit::UNKNOWN,
+    })
+}
