@@ -115,6 +115,8 @@ pub struct Plan {
     /// The image set the containers come from.
     #[serde(skip)]
     pub images: ImageSet,
+    /// Dependencies whose traffic from the service goes through the fault proxy.
+    pub proxied: Vec<String>,
 }
 
 impl Plan {
@@ -163,6 +165,8 @@ pub struct PlanOptions {
     pub extra_env: BTreeMap<String, String>,
     /// Overrides the lab's readiness timeout of the service.
     pub ready_timeout: Option<Duration>,
+    /// lab's own executable, mounted into the fault proxy's container.
+    pub lab_exe: Option<PathBuf>,
 }
 
 /// The instance name: `lab-<lab>[-<student>]`.
@@ -214,13 +218,25 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
     // Addresses of dependencies as the service sees them: inside the network for
     // containers, on loopback for a service run by the learner (`--target`).
     let on_host = matches!(opts.solution, Solution::Target(_));
+    // The fault proxy sits between the service's containers and the dependencies marked `proxy`.
+    let use_proxy = !on_host && opts.lab_exe.is_some() && def.dependencies.values().any(|d| d.proxy);
+    let mut links = Vec::new();
+    let mut proxied = Vec::new();
     let mut deps_ctx = serde_json::Map::new();
     for (name, dep) in &def.dependencies {
         let image = opts.images.image(&dep.template);
         let (text, spec) = template::render(&dep.template, &image, name, &instance, &dep.options)?;
         let cname = format!("{instance}-{name}-1");
         let host_port = port_for(&cname)?;
-        let (host, port) = if on_host { ("127.0.0.1".to_string(), host_port) } else { (name.clone(), spec.lab.port) };
+        let (host, port) = if on_host {
+            ("127.0.0.1".to_string(), host_port)
+        } else if use_proxy && dep.proxy {
+            links.push(format!("{name}=0.0.0.0:{}={name}:{}", spec.lab.port, spec.lab.port));
+            proxied.push(name.clone());
+            ("proxy".to_string(), spec.lab.port)
+        } else {
+            (name.clone(), spec.lab.port)
+        };
         let mut entry = serde_json::json!({"host": host, "port": port, "addr": format!("{host}:{port}")});
         if let Some(u) = &spec.lab.url {
             entry["url"] = u.replace("{host}", &host).replace("{port}", &port.to_string()).into();
@@ -246,6 +262,38 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
             ready: spec.lab.ready.clone(),
             ready_timeout: Duration::from_secs(60),
             compose: Some(text),
+        });
+    }
+
+    if use_proxy {
+        let exe = opts.lab_exe.clone().expect("checked");
+        let cname = format!("{instance}-proxy-1");
+        let host_port = port_for(&cname)?;
+        let mut command = vec!["/lab/exe/lab".to_string(), "proxy".into(), "serve".into(), "--control".into(), format!("0.0.0.0:{}", crate::chaos::proxy::CONTROL_PORT)];
+        for l in &links {
+            command.push("--link".into());
+            command.push(l.clone());
+        }
+        let mut l = common.clone();
+        l.insert(labels::SERVICE.into(), "proxy".into());
+        l.insert(labels::NODE.into(), "1".into());
+        l.insert(labels::ROLE.into(), Role::Dependency.as_str().into());
+        containers.push(ContainerSpec {
+            name: cname,
+            service: "proxy".into(),
+            node: 1,
+            role: Role::Dependency,
+            image: opts.images.image("base"),
+            command: Some(command),
+            entrypoint: None,
+            env: BTreeMap::new(),
+            aliases: vec!["proxy".into()],
+            port: PortSpec { container: crate::chaos::proxy::CONTROL_PORT, host: host_port },
+            mounts: vec![Mount { host: exe.parent().map(|p| p.to_path_buf()).unwrap_or_default(), container: "/lab/exe".into(), read_only: true }],
+            labels: l,
+            ready: Readiness::Tcp,
+            ready_timeout: Duration::from_secs(20),
+            compose: None,
         });
     }
 
@@ -324,6 +372,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         service_env,
         labels: common,
         images: opts.images,
+        proxied,
     })
 }
 

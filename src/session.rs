@@ -99,7 +99,7 @@ impl Session {
             }
         };
         let mut picker = PortPicker::default();
-        let popts = PlanOptions { student: opts.student.clone(), images: opts.images, solution, ports, extra_env: opts.extra_env.clone(), ready_timeout: opts.ready_timeout };
+        let popts = PlanOptions { student: opts.student.clone(), images: opts.images, solution, ports, extra_env: opts.extra_env.clone(), ready_timeout: opts.ready_timeout, lab_exe: std::env::current_exe().ok() };
         let mut plan = plan::plan(lab, &popts, || picker.pick())?;
         drop(picker);
         plan.labels.insert(IMAGES_LABEL.into(), opts.images.to_string());
@@ -221,7 +221,7 @@ impl Session {
             Solution::None
         };
         let ports: HashMap<String, u16> = inst.containers.iter().filter_map(|c| Some((c.name.clone(), c.host_port?))).collect();
-        let popts = PlanOptions { student: student.map(str::to_string), images, solution, ports, extra_env, ready_timeout: None };
+        let popts = PlanOptions { student: student.map(str::to_string), images, solution, ports, extra_env, ready_timeout: None, lab_exe: std::env::current_exe().ok() };
         let mut picker = PortPicker::default();
         let plan = plan::plan(lab, &popts, || picker.pick())?;
         for c in &plan.containers {
@@ -295,7 +295,7 @@ mod tests {
         let lab = Catalogue::new(vec![]).find("url-shortener").unwrap();
         let mut extra = BTreeMap::new();
         extra.insert("SHORTENER_BUG".to_string(), "memory".to_string());
-        let popts = PlanOptions { student: Some("eve".into()), images: ImageSet::Debian, solution: Solution::Target("http://127.0.0.1:9".into()), ports: HashMap::new(), extra_env: extra.clone(), ready_timeout: None };
+        let popts = PlanOptions { student: Some("eve".into()), images: ImageSet::Debian, solution: Solution::Target("http://127.0.0.1:9".into()), ports: HashMap::new(), extra_env: extra.clone(), ready_timeout: None, lab_exe: None };
         let mut p = plan::plan(&lab, &popts, || Ok(45678)).unwrap();
         for c in &mut p.containers {
             c.labels.insert(IMAGES_LABEL.into(), "debian".into());

@@ -41,8 +41,8 @@ fn faults_bite_are_listed_and_heal() {
     let port = st[0]["containers"].as_array().unwrap().iter().find(|c| c["service"] == "app").unwrap()["host_port"].as_u64().unwrap() as u16;
     assert_eq!(post(port).0, 201);
 
-    // A cut link between the service and Redis: 503, quickly.
-    let out = chaos(&["partition", "app", "--to", "redis"]);
+    // Redis cut off from everything (the proxy included): 503, quickly.
+    let out = chaos(&["partition", "redis"]);
     assert_eq!(out.status.code(), Some(0));
     let (code, took) = post(port);
     assert_eq!(code, 503, "the service cannot reach Redis");
@@ -70,7 +70,31 @@ fn faults_bite_are_listed_and_heal() {
     assert_eq!(post(port).0, 503);
     assert_eq!(chaos(&["heal"]).status.code(), Some(0));
 
-    // latency needs netem: either it works here, or lab says plainly that the kernel lacks it.
+    // Through lab's fault proxy, on any kernel: Redis answers 150 ms late, so the
+    // service (300 ms Redis timeouts) still answers, but slowly...
+    assert_eq!(chaos(&["latency", "redis", "--delay", "150ms", "--direction", "down"]).status.code(), Some(0));
+    let (code, took) = post(port);
+    assert_eq!(code, 201);
+    assert!(took >= Duration::from_millis(150), "{took:?}");
+    assert_eq!(chaos(&["heal"]).status.code(), Some(0));
+    assert!(post(port).1 < Duration::from_millis(150));
+    // ... and 600 ms late is past its timeouts: 503, not a hang.
+    assert_eq!(chaos(&["latency", "redis", "--delay", "600ms"]).status.code(), Some(0));
+    let (code, took) = post(port);
+    assert_eq!(code, 503);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(chaos(&["heal"]).status.code(), Some(0));
+    // A black hole: Redis never answers; the service times out and says 503.
+    assert_eq!(chaos(&["blackhole", "redis"]).status.code(), Some(0));
+    let (code, took) = post(port);
+    assert_eq!(code, 503);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(chaos(&["heal"]).status.code(), Some(0));
+    assert_eq!(post(port).0, 201);
+    // Blackhole and reset need a proxied link.
+    assert_eq!(chaos(&["blackhole", "app"]).status.code(), Some(2));
+
+    // netem on a container: either it works here, or lab says plainly that the kernel lacks it.
     let out = chaos(&["latency", "app", "--delay", "100ms"]);
     match out.status.code() {
         Some(0) => assert_eq!(chaos(&["heal"]).status.code(), Some(0)),

@@ -5,9 +5,11 @@
 
 mod bandwidth;
 mod kill;
+mod link;
 mod netem;
 mod outage;
 mod partition;
+pub mod proxy;
 mod pause;
 mod restart;
 mod stop;
@@ -36,7 +38,7 @@ pub enum ChaosError {
     #[diagnostic(help("the lab's `service.leader` says how to ask; is a leader elected? `lab status` and `lab logs` show more"))]
     NoLeader(String),
     #[error("this kernel has no netem queueing discipline (the sch_netem module): `tc qdisc ... netem` answered: {detail}")]
-    #[diagnostic(help("Docker Desktop, WSL2, rootless engines and some kernels lack it; the latency, jitter and loss faults need it (load it with `modprobe sch_netem` where possible)"))]
+    #[diagnostic(help("Docker Desktop, WSL2, rootless engines and some kernels lack it. Load it with `modprobe sch_netem` where possible, or put the link through lab's fault proxy, which needs no kernel support: mark the dependency `proxy: true` in lab.yaml and target it (e.g. `lab chaos <lab> latency redis --delay 200ms`)"))]
     NetemUnavailable { detail: String },
     #[error("{0}")]
     #[diagnostic(code(lab::chaos::usage))]
@@ -60,8 +62,13 @@ pub enum Fault {
     Outage,
     /// Limit the targets' outgoing bandwidth (tbf), e.g. "1mbit".
     Bandwidth { rate: String },
-    /// Delay, jitter and loss on the targets' outgoing traffic (netem).
+    /// Delay, jitter and loss on the targets' outgoing traffic (netem), or on
+    /// the link to a proxied dependency (lab's proxy).
     Netem { delay: Option<Duration>, jitter: Option<Duration>, loss: Option<f64> },
+    /// Swallow the traffic of a proxied link: connections hang.
+    Blackhole,
+    /// Reset the connections of a proxied link.
+    Reset,
 }
 
 impl Fault {
@@ -76,6 +83,8 @@ impl Fault {
             "pause" => Fault::Pause,
             "restart" => Fault::Restart,
             "outage" => Fault::Outage,
+            "blackhole" => Fault::Blackhole,
+            "reset" => Fault::Reset,
             "partition" => Fault::Partition(partition::Shape::parse(opts)?),
             "bandwidth" => Fault::Bandwidth { rate: opts.get("rate").cloned().ok_or_else(|| ChaosError::Usage("bandwidth needs --rate, e.g. --rate 1mbit".into()))? },
             "latency" | "jitter" | "loss" => {
@@ -89,7 +98,7 @@ impl Fault {
                 }
                 f
             }
-            other => return Err(ChaosError::Usage(format!("unknown fault `{other}`; faults: kill, stop, pause, restart, partition, outage, bandwidth, latency, jitter, loss"))),
+            other => return Err(ChaosError::Usage(format!("unknown fault `{other}`; faults: kill, stop, pause, restart, partition, outage, bandwidth, latency, jitter, loss, blackhole, reset"))),
         })
     }
 
@@ -103,6 +112,8 @@ impl Fault {
             Fault::Outage => "outage",
             Fault::Bandwidth { .. } => "bandwidth",
             Fault::Netem { .. } => "netem",
+            Fault::Blackhole => "blackhole",
+            Fault::Reset => "reset",
         }
     }
 }
@@ -124,12 +135,38 @@ impl<'a> Chaos<'a> {
     /// Inject a fault into the targets; returns its record (already stored, except
     /// for restart, which leaves nothing to revert).
     pub async fn inject(&self, fault: &Fault, targets: &[&ContainerSpec], duration: Option<Duration>) -> Result<FaultRecord, ChaosError> {
+        self.inject_dir(fault, targets, duration, None).await
+    }
+
+    /// The same, with a direction for faults on proxied links.
+    pub async fn inject_dir(&self, fault: &Fault, targets: &[&ContainerSpec], duration: Option<Duration>, direction: Option<proxy::Direction>) -> Result<FaultRecord, ChaosError> {
         if targets.is_empty() {
             return Err(ChaosError::Usage("no targets".into()));
         }
         let names: Vec<String> = targets.iter().map(|c| c.name.clone()).collect();
+        let proxied = targets.iter().all(|t| self.plan.proxied.contains(&t.service));
+        let mut kind = fault.kind().to_string();
         let id = format!("{}-{:06x}", fault.kind(), rand::random::<u32>() & 0xffffff);
-        let spec = match fault {
+        let link_toxics = match fault {
+            Fault::Netem { delay, jitter, loss } => Some(proxy::Toxics { latency_ms: delay.map(|d| d.as_millis() as u64).unwrap_or(0), jitter_ms: jitter.map(|d| d.as_millis() as u64).unwrap_or(0), loss: loss.unwrap_or(0.0) / 100.0, ..Default::default() }),
+            Fault::Bandwidth { rate } => Some(proxy::Toxics { bandwidth: link::rate_bytes(rate).ok_or_else(|| ChaosError::Usage(format!("--rate {rate}: a rate such as 1mbit, 512kbit, 10kbps")))?, ..Default::default() }),
+            Fault::Blackhole => Some(proxy::Toxics { blackhole: true, ..Default::default() }),
+            Fault::Reset => Some(proxy::Toxics { reset: true, ..Default::default() }),
+            _ => None,
+        };
+        if matches!(fault, Fault::Blackhole | Fault::Reset) && !proxied {
+            return Err(ChaosError::Usage(format!(
+                "{} acts on the link to a dependency routed through lab's fault proxy; proxied here: {}",
+                fault.kind(),
+                if self.plan.proxied.is_empty() { "none (mark a dependency `proxy: true` in lab.yaml)".to_string() } else { self.plan.proxied.join(", ") }
+            )));
+        }
+        let spec = match (fault, link_toxics) {
+            (_, Some(t)) if proxied => {
+                kind = "link".into();
+                link::inject(self, t, direction, targets).await?
+            }
+            _ => match fault {
             Fault::Kill => kill::inject(self, targets).await?,
             Fault::Stop => stop::inject(self, targets).await?,
             Fault::Pause => pause::inject(self, targets).await?,
@@ -138,8 +175,10 @@ impl<'a> Chaos<'a> {
             Fault::Partition(shape) => partition::inject(self, &id, shape, targets).await?,
             Fault::Bandwidth { rate } => bandwidth::inject(self, rate, targets).await?,
             Fault::Netem { delay, jitter, loss } => netem::inject(self, *delay, *jitter, *loss, targets).await?,
+            Fault::Blackhole | Fault::Reset => unreachable!("refused above unless proxied"),
+            },
         };
-        let rec = FaultRecord { id, instance: self.plan.instance.clone(), kind: fault.kind().to_string(), targets: names, spec, since: now(), until: duration.map(|d| now() + d.as_secs().max(1)) };
+        let rec = FaultRecord { id, instance: self.plan.instance.clone(), kind, targets: names, spec, since: now(), until: duration.map(|d| now() + d.as_secs().max(1)) };
         if *fault != Fault::Restart {
             self.backend.record_fault(&rec).await?;
         }
@@ -153,6 +192,7 @@ impl<'a> Chaos<'a> {
             "pause" => pause::revert(self, rec).await?,
             "partition" => partition::revert(self, rec).await?,
             "bandwidth" | "netem" => bandwidth::revert(self, rec).await?,
+            "link" => link::revert(self, rec).await?,
             _ => {}
         }
         self.backend.clear_fault(rec).await?;

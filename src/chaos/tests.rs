@@ -19,6 +19,7 @@ async fn setup() -> (FakeBackend, Lab, Plan, Vec<std::net::TcpListener>) {
         ports: HashMap::new(),
         extra_env: BTreeMap::new(),
         ready_timeout: None,
+        lab_exe: None,
     };
     let mut listeners = Vec::new();
     let mut p = plan::plan(&lab, &opts, || {

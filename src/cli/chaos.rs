@@ -15,7 +15,8 @@ use crate::lab::Catalogue;
 #[derive(Args, Debug)]
 pub struct ChaosArgs {
     /// [LAB] FAULT|SCENARIO|heal|status [TARGET]. Faults: kill, stop, pause, restart,
-    /// partition, outage, bandwidth, latency, jitter, loss. Targets: a node number,
+    /// partition, outage, bandwidth, latency, jitter, loss, and on links through lab's
+    /// fault proxy also blackhole and reset. Targets: a node number,
     /// a name (app-2, redis), random, leader, minority, majority, all.
     #[arg(required = true, num_args = 1..=3, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -45,6 +46,9 @@ pub struct ChaosArgs {
     /// bandwidth: a tc rate, e.g. 1mbit.
     #[arg(long)]
     pub rate: Option<String>,
+    /// On a proxied link: only traffic towards the dependency (up) or back from it (down).
+    #[arg(long, value_parser = ["up", "down"])]
+    pub direction: Option<String>,
 }
 
 fn print_record(r: &FaultRecord) {
@@ -124,7 +128,12 @@ pub async fn run(cat: &Catalogue, a: ChaosArgs, quiet: bool) -> Result<i32, Erro
         (_, None) => return Err(Error::Usage(format!("{fault_name} needs a target: a node number, a name, random, leader, minority, majority or all"))),
     };
     let targets = resolve(&chaos, &target).await.map_err(err)?;
-    let rec = chaos.inject(&fault, &targets, duration).await.map_err(err)?;
+    let direction = match a.direction.as_deref() {
+        Some("up") => Some(crate::chaos::proxy::Direction::Up),
+        Some("down") => Some(crate::chaos::proxy::Direction::Down),
+        _ => None,
+    };
+    let rec = chaos.inject_dir(&fault, &targets, duration, direction).await.map_err(err)?;
     println!("{} {} on {}", rec.id, rec.kind, rec.targets.join(", "));
     if let (Some(d), true) = (duration, rec.kind != "restart") {
         s.ui.line(&format!("reverting in {} (Ctrl-C reverts now)", humantime::format_duration(d)));

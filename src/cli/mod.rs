@@ -119,12 +119,27 @@ pub enum Command {
     /// Check a saved history (lab's JSON, Porcupine JSON, Jepsen EDN or log lines).
     #[command(subcommand)]
     Check(check::CheckCommand),
+    /// lab's fault proxy (runs inside the lab's network; `lab up` starts it for dependencies marked `proxy`).
+    #[command(hide = true, subcommand)]
+    Proxy(ProxyCommand),
     /// Image sets: list, pull the upstream ones, bake the Debian ones.
     #[command(subcommand)]
     Images(images::ImagesCommand),
     /// Export a lab as a file for another tool.
     #[command(subcommand)]
     Export(export::ExportCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProxyCommand {
+    /// Serve links and the control port until stopped.
+    Serve {
+        #[arg(long, default_value = "0.0.0.0:8474")]
+        control: std::net::SocketAddr,
+        /// NAME=LISTEN=UPSTREAM, e.g. redis=0.0.0.0:6379=redis:6379; repeatable.
+        #[arg(long = "link")]
+        links: Vec<crate::chaos::proxy::Link>,
+    },
 }
 
 /// Options shared by `up` and `verify`.
@@ -209,6 +224,10 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Images(c) => images::run(c, quiet).await,
         Command::Chaos(a) => chaos::run(&catalogue, a, quiet).await,
         Command::Check(c) => check::run(c),
+        Command::Proxy(ProxyCommand::Serve { control, links }) => tokio::select! {
+            r = crate::chaos::proxy::serve(control, links) => r.map(|_| 0).map_err(|e| Error::Io(format!("proxy: {e}"))),
+            _ = interrupted() => Ok(0),
+        },
         Command::Export(c) => export::run(&catalogue, c),
     };
     match res {

@@ -168,6 +168,10 @@ pub struct Dependency {
     /// Values handed to the template as `options` (database names, passwords...).
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// Route the service's traffic to it through lab's fault proxy, so that
+    /// latency, loss, bandwidth, reset and blackhole faults apply to that link.
+    #[serde(default)]
+    pub proxy: bool,
 }
 
 /// How the learner's service is built.

@@ -60,6 +60,9 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
         if !is_name(name) {
             out.push(Problem { on_key: true, ..problem(&path, format!("dependency name `{name}` is not a valid name"), NAME_HINT) });
         }
+        if name == "proxy" {
+            out.push(Problem { on_key: true, ..problem(&path, "`proxy` is the name of lab's fault proxy", "give the dependency another name") });
+        }
         if !templates.contains(&dep.template.as_str()) {
             out.push(problem(format!("{path}.template"), format!("no compose template named `{}`", dep.template), format!("known templates: {}", templates.join(", "))));
         }
@@ -166,7 +169,7 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
 }
 
 /// Fault names, as `lab chaos` takes them.
-const FAULTS: &[&str] = &["kill", "stop", "pause", "restart", "partition", "outage", "bandwidth", "latency", "jitter", "loss"];
+const FAULTS: &[&str] = &["kill", "stop", "pause", "restart", "partition", "outage", "bandwidth", "latency", "jitter", "loss", "blackhole", "reset"];
 
 fn validate_step(step: &Step, p: &str, targets: &BTreeSet<String>, out: &mut Vec<Problem>) {
     match (&step.request, &step.action) {

@@ -1,0 +1,336 @@
+//! lab's userspace fault proxy: a TCP proxy with toxics per link and per
+//! direction (latency, jitter, loss, bandwidth, reset, blackhole), changed at
+//! run time through a line-based JSON control port. It needs no privileges and
+//! no kernel module, so it works where netem does not (this kernel, Docker
+//! Desktop, WSL2, rootless engines, unprivileged Kubernetes namespaces). It runs
+//! as a container of lab's own binary (`lab proxy serve`), so it keeps running
+//! between lab invocations; a lab routes a dependency through it with
+//! `proxy: true`.
+//!
+//! Loss on a TCP stream cannot drop bytes; a "lost" chunk is delayed by a
+//! retransmission timeout (200 ms, doubling on repeated loss), which is what
+//! TCP makes of packet loss.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+
+/// The port the proxy's control API listens on inside its container.
+pub const CONTROL_PORT: u16 = 8474;
+
+/// Faults on one direction of one link.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Toxics {
+    pub latency_ms: u64,
+    pub jitter_ms: u64,
+    /// Share of chunks "lost" (0.0 to 1.0).
+    pub loss: f64,
+    /// Bytes per second; 0 is unlimited.
+    pub bandwidth: u64,
+    /// Swallow everything: nothing arrives, nothing fails.
+    pub blackhole: bool,
+    /// Reset connections (new ones at once, open ones at their next chunk).
+    pub reset: bool,
+}
+
+/// `up`: client to upstream; `down`: upstream to client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+/// A link: listen here, forward there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub upstream: String,
+}
+
+impl std::str::FromStr for Link {
+    type Err = String;
+    /// `NAME=LISTEN=UPSTREAM`, e.g. `redis=0.0.0.0:6379=redis:6379`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.splitn(3, '=').collect();
+        let [name, listen, upstream] = parts[..] else { return Err(format!("{s}: expected NAME=LISTEN=UPSTREAM")) };
+        Ok(Link { name: name.into(), listen: listen.parse().map_err(|e| format!("{listen}: {e}"))?, upstream: upstream.into() })
+    }
+}
+
+type State = Arc<RwLock<HashMap<(String, Direction), Toxics>>>;
+
+/// A control command, one JSON object per line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase")]
+pub enum Command {
+    /// Set the toxics of a link (`direction` None: both).
+    Set { link: String, direction: Option<Direction>, toxics: Toxics },
+    /// Clear a link (or every link with `*`).
+    Clear { link: String, direction: Option<Direction> },
+    /// The toxics in force.
+    List,
+}
+
+/// Serve the links and the control port until the process ends.
+pub async fn serve(control: SocketAddr, links: Vec<Link>) -> std::io::Result<()> {
+    let state: State = Arc::new(RwLock::new(HashMap::new()));
+    for l in &links {
+        let listener = TcpListener::bind(l.listen).await?;
+        let (state, link) = (state.clone(), l.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else { continue };
+                let (state, link) = (state.clone(), link.clone());
+                tokio::spawn(async move {
+                    let _ = connection(client, &link, state).await;
+                });
+            }
+        });
+    }
+    let ctl = TcpListener::bind(control).await?;
+    let names: Vec<String> = links.iter().map(|l| l.name.clone()).collect();
+    loop {
+        let (sock, _) = ctl.accept().await?;
+        let (state, names) = (state.clone(), names.clone());
+        tokio::spawn(async move {
+            let _ = control_session(sock, state, names).await;
+        });
+    }
+}
+
+fn toxics(state: &State, link: &str, d: Direction) -> Toxics {
+    state.read().unwrap().get(&(link.to_string(), d)).cloned().unwrap_or_default()
+}
+
+async fn control_session(sock: TcpStream, state: State, names: Vec<String>) -> std::io::Result<()> {
+    let (r, mut w) = sock.into_split();
+    let mut lines = BufReader::new(r).lines();
+    while let Some(line) = lines.next_line().await? {
+        let reply = match serde_json::from_str::<Command>(&line) {
+            Err(e) => serde_json::json!({"ok": false, "error": format!("bad command: {e}")}),
+            Ok(Command::List) => {
+                let st = state.read().unwrap();
+                let all: Vec<_> = st.iter().map(|((l, d), t)| serde_json::json!({"link": l, "direction": d, "toxics": t})).collect();
+                serde_json::json!({"ok": true, "links": names, "toxics": all})
+            }
+            Ok(Command::Set { link, .. }) | Ok(Command::Clear { link, .. }) if link != "*" && !names.contains(&link) => {
+                serde_json::json!({"ok": false, "error": format!("no link `{link}`; links: {}", names.join(", "))})
+            }
+            Ok(Command::Set { link, direction, toxics }) => {
+                let mut st = state.write().unwrap();
+                for d in dirs(direction) {
+                    st.insert((link.clone(), d), toxics.clone());
+                }
+                serde_json::json!({"ok": true})
+            }
+            Ok(Command::Clear { link, direction }) => {
+                let mut st = state.write().unwrap();
+                st.retain(|(l, d), _| !((link == "*" || *l == link) && dirs(direction).contains(d)));
+                serde_json::json!({"ok": true})
+            }
+        };
+        w.write_all(format!("{reply}\n").as_bytes()).await?;
+    }
+    Ok(())
+}
+
+fn dirs(d: Option<Direction>) -> Vec<Direction> {
+    match d {
+        Some(d) => vec![d],
+        None => vec![Direction::Up, Direction::Down],
+    }
+}
+
+async fn connection(client: TcpStream, link: &Link, state: State) -> std::io::Result<()> {
+    if toxics(&state, &link.name, Direction::Up).reset {
+        // A zero linger makes the close a reset (and so never blocks).
+        #[allow(deprecated)]
+        client.set_linger(Some(Duration::ZERO))?;
+        return Ok(());
+    }
+    let upstream = TcpStream::connect(&link.upstream).await?;
+    client.set_nodelay(true)?;
+    upstream.set_nodelay(true)?;
+    let (cr, cw) = client.into_split();
+    let (ur, uw) = upstream.into_split();
+    let up = pump(cr, uw, link.name.clone(), Direction::Up, state.clone());
+    let down = pump(ur, cw, link.name.clone(), Direction::Down, state);
+    // When either side ends, the whole connection ends.
+    tokio::select! {
+        _ = up => {}
+        _ = down => {}
+    }
+    Ok(())
+}
+
+/// Copy one direction, applying its toxics chunk by chunk. Delays do not add
+/// up: each chunk is due at its arrival time plus its delay, in order.
+async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, link: String, d: Direction, state: State) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Instant, Vec<u8>, u64)>(1024);
+    let reader = async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut last_due = Instant::now();
+        let mut losses = 0u32;
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let t = toxics(&state, &link, d);
+            if t.reset {
+                break;
+            }
+            if t.blackhole {
+                continue;
+            }
+            let delay = {
+                let mut rng = rand::thread_rng();
+                let mut delay = Duration::from_millis(t.latency_ms);
+                if t.jitter_ms > 0 {
+                    let j = rng.gen_range(0..=2 * t.jitter_ms) as i64 - t.jitter_ms as i64;
+                    delay = Duration::from_millis((t.latency_ms as i64 + j).max(0) as u64);
+                }
+                if t.loss > 0.0 && rng.gen_bool(t.loss.clamp(0.0, 1.0)) {
+                    losses = (losses + 1).min(4);
+                    delay += Duration::from_millis(200 << (losses - 1));
+                } else {
+                    losses = 0;
+                }
+                delay
+            };
+            // Keep order: never due before the previous chunk.
+            let due = (Instant::now() + delay).max(last_due);
+            last_due = due;
+            if tx.send((due, buf[..n].to_vec(), t.bandwidth)).await.is_err() {
+                break;
+            }
+        }
+    };
+    let writer = async move {
+        while let Some((due, data, bandwidth)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&data).await.is_err() {
+                return;
+            }
+            if bandwidth > 0 {
+                tokio::time::sleep(Duration::from_secs_f64(data.len() as f64 / bandwidth as f64)).await;
+            }
+        }
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(reader, writer);
+}
+
+/// Send one command to a proxy's control port and read its answer.
+pub async fn control(addr: SocketAddr, cmd: &Command) -> Result<serde_json::Value, String> {
+    let fut = async {
+        let mut s = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        s.write_all(format!("{}\n", serde_json::to_string(cmd).expect("command serializes")).as_bytes()).await.map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).await.map_err(|e| e.to_string())?;
+        let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| format!("bad answer {line:?}: {e}"))?;
+        if v["ok"] == true {
+            Ok(v)
+        } else {
+            Err(v["error"].as_str().unwrap_or("the proxy refused").to_string())
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), fut).await.map_err(|_| format!("no answer from the proxy at {addr}"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn echo() -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        a
+    }
+
+    fn free() -> SocketAddr {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    }
+
+    async fn start() -> (SocketAddr, SocketAddr) {
+        let up = echo().await;
+        let (ctl, listen) = (free(), free());
+        tokio::spawn(serve(ctl, vec![Link { name: "db".into(), listen, upstream: up.to_string() }]));
+        for _ in 0..50 {
+            if TcpStream::connect(ctl).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        (ctl, listen)
+    }
+
+    async fn round_trip(listen: SocketAddr, wait: Duration) -> Option<Duration> {
+        let t = std::time::Instant::now();
+        let mut s = TcpStream::connect(listen).await.ok()?;
+        s.write_all(b"ping").await.ok()?;
+        let mut buf = [0u8; 4];
+        match tokio::time::timeout(wait, s.read_exact(&mut buf)).await {
+            Ok(Ok(_)) if &buf == b"ping" => Some(t.elapsed()),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn latency_applies_per_direction_and_clears() {
+        let (ctl, listen) = start().await;
+        assert!(round_trip(listen, Duration::from_secs(1)).await.unwrap() < Duration::from_millis(100));
+        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Down), toxics: Toxics { latency_ms: 300, ..Default::default() } }).await.unwrap();
+        let rtt = round_trip(listen, Duration::from_secs(2)).await.unwrap();
+        assert!(rtt >= Duration::from_millis(300) && rtt < Duration::from_millis(600), "{rtt:?}");
+        control(ctl, &Command::Clear { link: "*".into(), direction: None }).await.unwrap();
+        assert!(round_trip(listen, Duration::from_secs(1)).await.unwrap() < Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn blackhole_swallows_and_reset_refuses() {
+        let (ctl, listen) = start().await;
+        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Up), toxics: Toxics { blackhole: true, ..Default::default() } }).await.unwrap();
+        assert!(round_trip(listen, Duration::from_millis(400)).await.is_none(), "nothing comes back through a black hole");
+        control(ctl, &Command::Set { link: "db".into(), direction: None, toxics: Toxics { reset: true, ..Default::default() } }).await.unwrap();
+        let mut s = TcpStream::connect(listen).await.unwrap();
+        let _ = s.write_all(b"ping").await;
+        let mut buf = [0u8; 4];
+        let r = tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await.unwrap();
+        assert!(matches!(r, Ok(0) | Err(_)), "the connection is reset or closed: {r:?}");
+    }
+
+    #[tokio::test]
+    async fn unknown_links_and_bad_commands_are_refused() {
+        let (ctl, _) = start().await;
+        let err = control(ctl, &Command::Set { link: "nope".into(), direction: None, toxics: Toxics::default() }).await.unwrap_err();
+        assert!(err.contains("no link `nope`; links: db"), "{err}");
+        let list = control(ctl, &Command::List).await.unwrap();
+        assert_eq!(list["links"][0], "db");
+        assert!("x=1.2.3.4:5".parse::<Link>().is_err());
+        assert_eq!("r=0.0.0.0:6379=redis:6379".parse::<Link>().unwrap().upstream, "redis:6379");
+    }
+}
