@@ -51,3 +51,18 @@ fn each_buggy_variant_is_caught_by_its_check() {
         }
     }
 }
+
+#[test]
+fn a_second_mapping_drives_the_same_service_through_redirects() {
+    let student = "redirect";
+    let mut c = lab();
+    c.args(["verify", "raft-redirect", "--student", student, "--output", "json", "--solution"]).arg(raft());
+    let out = run(c);
+    let _ = std::process::Command::new(env!("CARGO_BIN_EXE_lab")).args(["down", "raft-redirect", "--student", student]).output();
+    assert_gone("lab-raft-redirect-redirect");
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    // Some operations reached a follower first and were answered by the leader.
+    let redirected = report["history"]["ops"].as_array().unwrap().iter().filter(|o| o["node"] != o["answered_by"]).count();
+    assert!(redirected > 0, "no operation was redirected");
+}
