@@ -533,6 +533,10 @@ impl History {
                         _ => Status::Info,
                     };
                     if kind == EventType::Ok {
+                        if matches!(op.f, Func::Write | Func::Put | Func::Append) && op.value.is_null() && !event.value.is_null() {
+                            // Some recorders only put the value on the completion.
+                            op.value = event.value.clone();
+                        }
                         op.output = match op.f {
                             // A read's invocation carries no value; its completion the value read.
                             Func::Read | Func::Get => event.value,
@@ -540,10 +544,6 @@ impl History {
                             Func::Cas if matches!(event.value, Value::Bool(_)) => event.value,
                             _ => Value::Null,
                         };
-                        if matches!(op.f, Func::Write | Func::Put | Func::Append) && op.value.is_null() && !event.value.is_null() {
-                            // Some recorders only put the value on the completion.
-                            op.value = event.value;
-                        }
                     }
                 }
             }

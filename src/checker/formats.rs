@@ -1,0 +1,736 @@
+//! Reading and writing histories.
+//!
+//! # The project's JSON format
+//!
+//! An object with an `ops` list of *events*, in time order. Each operation is an
+//! `invoke` event followed, later, by a completion event of the same process
+//! (`ok`, `fail` or `info`), as in Jepsen:
+//!
+//! ```json
+//! {"ops": [
+//!   {"process": 0, "type": "invoke", "f": "write", "key": "x", "value": 1, "time": 100},
+//!   {"process": 1, "type": "invoke", "f": "read",  "key": "x", "value": null, "time": 120},
+//!   {"process": 0, "type": "ok",     "f": "write", "key": "x", "value": 1, "time": 300},
+//!   {"process": 1, "type": "ok",     "f": "read",  "key": "x", "value": 1, "time": 310},
+//!   {"process": 2, "type": "invoke", "f": "cas",   "key": "x", "value": [1, 2], "time": 400},
+//!   {"process": 2, "type": "info",   "f": "cas",   "key": "x", "value": [1, 2], "time": 900}
+//! ]}
+//! ```
+//!
+//! - `process`: a non-negative integer, the client. A process has at most one
+//!   pending invocation. (`"nemesis"` events are ignored.)
+//! - `type`: `invoke`; then `ok` (it happened), `fail` (it definitely did not
+//!   happen), or `info` (unknown: timed out; it may have happened at any time
+//!   after its invocation). An invocation without a completion counts as `info`.
+//! - `f`: `read`, `write`, `cas` (compare-and-set), `get`, `put` (the same as
+//!   read and write), `append` (append an element to a list).
+//! - `key`: a string (or an integer); omitted for a single register.
+//! - `value`: null, a boolean, an integer, a string, or a list of these. For a
+//!   `write`/`put` the value written; for `cas` `[from, to]` (an `ok` cas
+//!   swapped; a cas the service refused is `fail`, or `ok` with value `false`);
+//!   for `append` the element; for a `read`/`get` null on the invocation and the
+//!   value read on the `ok` (the whole list for a list key, `null` for a missing key).
+//! - `time`: optional, a non-negative integer in any monotonic unit (the
+//!   [`Recorder`](super::Recorder) writes nanoseconds). Without `time` on every
+//!   event, the events' positions are the times.
+//!
+//! A bare JSON list of events, and JSON Lines (one event object per line), are
+//! read too. [`to_json`] writes this format, one event per line.
+//!
+//! # Porcupine-friendly JSON
+//!
+//! A JSON list of operations, one object per line, for the Go checker Porcupine
+//! (`porcupine.Operation{ClientId, Input, Call, Output, Return}`):
+//!
+//! ```json
+//! [
+//! {"client_id": 0, "input": {"op": "write", "key": "x", "value": 1}, "call": 100, "output": {"ok": true, "unknown": false, "value": null}, "return": 300},
+//! {"client_id": 1, "input": {"op": "read", "key": "x"}, "call": 120, "output": {"ok": true, "unknown": false, "value": 1}, "return": 310},
+//! {"client_id": 2, "input": {"op": "cas", "key": "x", "from": 1, "to": 2}, "call": 400, "output": {"ok": true, "unknown": true, "value": null}, "return": 9223372036854775807}
+//! ]
+//! ```
+//!
+//! `op` is one of the functions above; `key` is always a string (`""` for a
+//! single register); `value` is the input of write/put/append and the output of
+//! read/get. `output.ok` is false only for a cas that did not swap. An operation
+//! whose outcome is unknown (`info`) has `output.unknown = true` and `return` =
+//! 2^63-1 (int64 max), so it is concurrent with everything after its call, which is
+//! how Porcupine models a timed-out operation; the model must then accept any
+//! output. Failed (`fail`) operations are left out. [`to_porcupine_json`] writes
+//! it and [`parse_porcupine`] reads it back.
+//!
+//! # Jepsen
+//!
+//! - Log lines of `jepsen.util`: `INFO  jepsen.util - 3	:invoke	:write	4`,
+//!   `3	:ok	:read	nil`, `3	:invoke	:cas	[1 4]`, `3	:fail	:cas	[1 4]`,
+//!   `3	:info	:write	4	:timeout`. Anything before the process (timestamps,
+//!   log levels, thread names) is skipped, as are lines that are not operations
+//!   and `:nemesis` lines. Values are EDN.
+//! - EDN maps, one per line or inside a vector: `{:process 0, :type :invoke, :f
+//!   :write, :value 3}`; with `:key` and `:time` for key-value histories
+//!   (`:get`, `:put`, `:append`).
+//! - Jepsen's independent keys: when no event has a key and every value is a
+//!   tuple `[key value]` (`:value [5 [1 2]]`), the first element is the key.
+//!
+//! [`parse`] detects the format from the content; every error names the line
+//! and what was expected there.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use clojure_reader::edn::Edn;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::history::{Event, EventType, Func, History, Op, ParseError, SourcedEvent, Status, Value, FUNC_NAMES};
+
+/// The formats [`parse`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// The project's JSON event format (also a bare list or JSON Lines).
+    Json,
+    /// Porcupine-friendly JSON operations.
+    Porcupine,
+    /// EDN maps (Jepsen `history.edn`).
+    Edn,
+    /// `jepsen.util` log lines.
+    JepsenLog,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Porcupine => "porcupine-json",
+            Format::Edn => "edn",
+            Format::JepsenLog => "jepsen-log",
+        }
+    }
+}
+
+fn perr(line: usize, message: impl Into<String>) -> ParseError {
+    ParseError { line: line.max(1), message: message.into() }
+}
+
+/// Reads a history in any supported format, detected from the content.
+pub fn parse(text: &str) -> Result<History, ParseError> {
+    match detect(text) {
+        Some(format) => parse_as(text, format),
+        None => Err(perr(
+            first_content_line(text),
+            "unrecognized history format: expected a JSON object {\"ops\": [...]}, a JSON list of events or \
+             Porcupine operations, EDN maps ({:process 0, :type :invoke, :f :write, :value 3}), or Jepsen log \
+             lines (3<TAB>:invoke<TAB>:write<TAB>4)",
+        )),
+    }
+}
+
+/// Reads a history in the given format.
+pub fn parse_as(text: &str, format: Format) -> Result<History, ParseError> {
+    match format {
+        Format::Json => parse_json(text),
+        Format::Porcupine => parse_porcupine(text),
+        Format::Edn => parse_edn(text),
+        Format::JepsenLog => parse_jepsen_log(text),
+    }
+}
+
+fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+fn first_content_line(text: &str) -> usize {
+    let text = strip_bom(text);
+    let skipped = text.len() - text.trim_start().len();
+    line_of(text, skipped)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    1 + text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count()
+}
+
+/// Guesses the format of a history from its first characters.
+pub fn detect(text: &str) -> Option<Format> {
+    let t = strip_bom(text).trim_start();
+    let mut chars = t.chars();
+    let first = chars.next()?;
+    let after = |s: &str| s.trim_start_matches(|c: char| c.is_whitespace() || c == ',').chars().next();
+    match first {
+        '{' => match after(&t[1..]) {
+            Some('"') | Some('}') => Some(Format::Json),
+            _ => Some(Format::Edn),
+        },
+        '[' => match after(&t[1..]) {
+            Some(']') => Some(Format::Json),
+            Some('{') => {
+                let inner = &t[1..].trim_start()[1..];
+                match after(inner) {
+                    Some('"') | Some('}') => {
+                        let head = &t[..t.len().min(4096)];
+                        if head.contains("\"client_id\"") || head.contains("\"return\"") {
+                            Some(Format::Porcupine)
+                        } else {
+                            Some(Format::Json)
+                        }
+                    }
+                    _ => Some(Format::Edn),
+                }
+            }
+            Some('#') | Some('(') => Some(Format::Edn),
+            _ => None,
+        },
+        '#' | '(' => Some(Format::Edn),
+        _ => {
+            let re = log_regex();
+            t.lines().take(10_000).any(|l| re.is_match(l)).then_some(Format::JepsenLog)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Writing
+
+/// Writes a history in the project's JSON format, one event per line.
+pub fn to_json(history: &History) -> String {
+    let events = history.events();
+    let mut out = String::with_capacity(events.len() * 90 + 16);
+    out.push_str("{\"ops\": [\n");
+    for (i, e) in events.iter().enumerate() {
+        out.push_str(&serde_json::to_string(e).expect("events serialize"));
+        out.push_str(if i + 1 < events.len() { ",\n" } else { "\n" });
+    }
+    out.push_str("]}\n");
+    out
+}
+
+/// The largest `return` time, used for operations whose outcome is unknown.
+pub const PORCUPINE_INFINITY: i64 = i64::MAX;
+
+/// Writes a history in the Porcupine-friendly JSON form (see the module docs),
+/// one operation per line, ordered by call time. `fail` operations are left out.
+pub fn to_porcupine_json(history: &History) -> String {
+    let mut ops: Vec<&Op> = history.ops.iter().filter(|op| op.status != Status::Fail).collect();
+    ops.sort_by_key(|op| op.call);
+    let mut out = String::with_capacity(ops.len() * 140 + 4);
+    out.push_str("[\n");
+    for (i, op) in ops.iter().enumerate() {
+        let mut input = serde_json::Map::new();
+        input.insert("op".into(), op.f.name().into());
+        input.insert("key".into(), op.key.clone().into());
+        match op.f {
+            Func::Cas => {
+                if let Some((from, to)) = op.cas_pair() {
+                    input.insert("from".into(), serde_json::to_value(from).unwrap());
+                    input.insert("to".into(), serde_json::to_value(to).unwrap());
+                }
+            }
+            f if f.is_read() => {}
+            _ => {
+                input.insert("value".into(), serde_json::to_value(&op.value).unwrap());
+            }
+        }
+        let unknown = op.status == Status::Info;
+        let ok = !(op.f == Func::Cas && op.output == Value::Bool(false));
+        let value = if op.f.is_read() && !unknown { serde_json::to_value(&op.output).unwrap() } else { serde_json::Value::Null };
+        let ret: i64 = if unknown { PORCUPINE_INFINITY } else { op.ret.unwrap_or(u64::MAX).min(i64::MAX as u64) as i64 };
+        let _ = write!(
+            out,
+            "{{\"client_id\": {}, \"input\": {}, \"call\": {}, \"output\": {{\"ok\": {}, \"unknown\": {}, \"value\": {}}}, \"return\": {}}}",
+            op.process,
+            serde_json::Value::Object(input),
+            op.call.min(i64::MAX as u64),
+            ok,
+            unknown,
+            value,
+            ret
+        );
+        out.push_str(if i + 1 < ops.len() { ",\n" } else { "\n" });
+    }
+    out.push_str("]\n");
+    out
+}
+
+// ---------------------------------------------------------------------------
+// The project's JSON format
+
+/// A parsed event before process/key normalization: `process` is None for the
+/// nemesis; `key` is None when absent.
+struct RawEvent {
+    process: Option<u64>,
+    kind: EventType,
+    f: Option<Func>,
+    f_name: String,
+    key: Option<String>,
+    value: Value,
+    time: Option<u64>,
+    line: usize,
+}
+
+/// Reads the project's JSON format (also a bare list of events, or JSON Lines).
+pub fn parse_json(text: &str) -> Result<History, ParseError> {
+    let text = strip_bom(text);
+    let items = json_items(text)?;
+    if let Some((first, _)) = items.first() {
+        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(first.get()) {
+            if map.contains_key("client_id") || (map.contains_key("call") && map.contains_key("input")) {
+                return porcupine_items(text, &items);
+            }
+        }
+    }
+    let mut raw = Vec::with_capacity(items.len());
+    for (item, line) in items {
+        raw.push(json_event(item, line)?);
+    }
+    finish_events(raw)
+}
+
+/// Splits a JSON document into its event (or operation) objects, each with its line.
+fn json_items(text: &str) -> Result<Vec<(&RawValue, usize)>, ParseError> {
+    let json_error = |e: serde_json::Error, base_line: usize, what: &str| {
+        let msg = e.to_string();
+        // serde_json appends " at line L column C"; we name the line ourselves.
+        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        perr(base_line + e.line().saturating_sub(1), format!("{msg}; expected {what}"))
+    };
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
+    let mut tops: Vec<&RawValue> = Vec::new();
+    loop {
+        match stream.next() {
+            None => break,
+            Some(Ok(v)) => tops.push(v),
+            Some(Err(e)) => return Err(json_error(e, 1, "a JSON object {\"ops\": [...]}, a JSON list, or one JSON object per line")),
+        }
+    }
+    let offset = |v: &RawValue| v.get().as_ptr() as usize - text.as_ptr() as usize;
+    if tops.is_empty() {
+        return Err(perr(1, "the history is empty; expected a JSON object {\"ops\": [...]}"));
+    }
+    if tops.len() > 1 {
+        // JSON Lines: every top-level value is an event.
+        return Ok(tops.into_iter().map(|v| (v, line_of(text, offset(v)))).collect());
+    }
+    let top = tops[0];
+    let top_line = line_of(text, offset(top));
+    let list: Vec<&RawValue> = match top.get().as_bytes().first() {
+        Some(b'{') => {
+            #[derive(Deserialize)]
+            struct Doc<'a> {
+                #[serde(borrow)]
+                ops: Option<Vec<&'a RawValue>>,
+            }
+            let doc: Doc = serde_json::from_str(top.get())
+                .map_err(|e| json_error(e, top_line, "\"ops\" to be a list of events"))?;
+            match doc.ops {
+                Some(ops) => ops,
+                // A single event object on its own.
+                None => vec![top],
+            }
+        }
+        Some(b'[') => serde_json::from_str(top.get()).map_err(|e| json_error(e, top_line, "a list of events"))?,
+        _ => return Err(perr(top_line, "expected a JSON object {\"ops\": [...]} or a list of events")),
+    };
+    Ok(list.into_iter().map(|v| (v, line_of(text, offset(v)))).collect())
+}
+
+fn json_to_value(v: &serde_json::Value) -> Result<Value, String> {
+    Ok(match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::Int(f as i64),
+                _ => return Err(format!("{n} is not an integer; values must be null, booleans, integers, strings or lists")),
+            },
+        },
+        serde_json::Value::String(s) => Value::Str(s.clone()),
+        serde_json::Value::Array(items) => Value::List(items.iter().map(json_to_value).collect::<Result<_, _>>()?),
+        serde_json::Value::Object(_) => return Err("objects are not supported as values; use null, a boolean, an integer, a string or a list".into()),
+    })
+}
+
+fn json_event(item: &RawValue, line: usize) -> Result<RawEvent, ParseError> {
+    let v: serde_json::Value =
+        serde_json::from_str(item.get()).map_err(|e| perr(line + e.line().saturating_sub(1), format!("{e}")))?;
+    let serde_json::Value::Object(map) = v else {
+        return Err(perr(line, "expected an event object {\"process\": 0, \"type\": \"invoke\", \"f\": \"write\", ...}"));
+    };
+    let process = match map.get("process") {
+        Some(serde_json::Value::Number(n)) => match n.as_u64() {
+            Some(p) => Some(p),
+            None => return Err(perr(line, format!("\"process\" must be a non-negative integer, got {n}"))),
+        },
+        Some(serde_json::Value::String(s)) if s.trim_start_matches(':') == "nemesis" => None,
+        Some(serde_json::Value::String(s)) => match s.parse::<u64>() {
+            Ok(p) => Some(p),
+            Err(_) => return Err(perr(line, format!("\"process\" must be a non-negative integer, got {s:?}"))),
+        },
+        Some(other) => return Err(perr(line, format!("\"process\" must be a non-negative integer, got {other}"))),
+        None => return Err(perr(line, "the event has no \"process\"; expected \"process\": <client number>")),
+    };
+    let kind = match map.get("type") {
+        Some(serde_json::Value::String(s)) => match EventType::parse(s.trim_start_matches(':')) {
+            Some(k) => k,
+            None => return Err(perr(line, format!("\"type\" must be invoke, ok, fail or info; got {s:?}"))),
+        },
+        Some(other) => return Err(perr(line, format!("\"type\" must be invoke, ok, fail or info; got {other}"))),
+        None => return Err(perr(line, "the event has no \"type\"; expected \"type\": \"invoke\", \"ok\", \"fail\" or \"info\"")),
+    };
+    let f_name = match map.get("f") {
+        Some(serde_json::Value::String(s)) => s.trim_start_matches(':').to_string(),
+        Some(other) => return Err(perr(line, format!("\"f\" must be one of {FUNC_NAMES}; got {other}"))),
+        None => return Err(perr(line, format!("the event has no \"f\"; expected \"f\": {FUNC_NAMES}"))),
+    };
+    let key = match map.get("key") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        Some(other) => return Err(perr(line, format!("\"key\" must be a string or an integer, got {other}"))),
+    };
+    let value = match map.get("value") {
+        None => Value::Null,
+        Some(v) => json_to_value(v).map_err(|m| perr(line, format!("\"value\": {m}")))?,
+    };
+    let time = match map.get("time") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Number(n)) => match n.as_u64() {
+            Some(t) => Some(t),
+            None => return Err(perr(line, format!("\"time\" must be a non-negative integer, got {n}"))),
+        },
+        Some(other) => return Err(perr(line, format!("\"time\" must be a non-negative integer, got {other}"))),
+    };
+    Ok(RawEvent { process, kind, f: Func::parse(&f_name), f_name, key, value, time, line })
+}
+
+/// Normalizes raw events (drops the nemesis, splits independent tuples, checks
+/// functions) and matches them into operations.
+fn finish_events(raw: Vec<RawEvent>) -> Result<History, ParseError> {
+    let raw: Vec<RawEvent> = raw.into_iter().filter(|e| e.process.is_some()).collect();
+    for e in &raw {
+        if e.f.is_none() {
+            return Err(perr(e.line, format!("unsupported operation {:?}; expected one of {FUNC_NAMES}", e.f_name)));
+        }
+    }
+    let independent = !raw.is_empty()
+        && raw.iter().all(|e| e.key.is_none() && matches!(&e.value, Value::List(v) if v.len() == 2))
+        && raw.iter().any(|e| e.f != Some(Func::Cas) || matches!(&e.value, Value::List(v) if matches!(v[1], Value::List(_))));
+    let events = raw.into_iter().map(|e| {
+        let (key, value) = match (e.key, e.value) {
+            (Some(k), v) => (k, v),
+            (None, Value::List(mut pair)) if independent => {
+                let v = pair.pop().unwrap();
+                let k = pair.pop().unwrap();
+                let k = match k {
+                    Value::Str(s) => s,
+                    other => other.to_string(),
+                };
+                (k, v)
+            }
+            (None, v) => (String::new(), v),
+        };
+        SourcedEvent {
+            event: Event { process: e.process.unwrap(), kind: e.kind, f: e.f.unwrap(), key, value, time: e.time },
+            line: e.line,
+        }
+    });
+    History::from_events(events)
+}
+
+// ---------------------------------------------------------------------------
+// Porcupine-friendly JSON
+
+/// Reads the Porcupine-friendly JSON form (see the module docs).
+pub fn parse_porcupine(text: &str) -> Result<History, ParseError> {
+    let text = strip_bom(text);
+    let items = json_items(text)?;
+    porcupine_items(text, &items)
+}
+
+fn porcupine_items(_text: &str, items: &[(&RawValue, usize)]) -> Result<History, ParseError> {
+    #[derive(Deserialize)]
+    struct In {
+        op: String,
+        #[serde(default)]
+        key: Option<serde_json::Value>,
+        #[serde(default)]
+        value: Option<serde_json::Value>,
+        #[serde(default)]
+        from: Option<serde_json::Value>,
+        #[serde(default)]
+        to: Option<serde_json::Value>,
+    }
+    #[derive(Deserialize)]
+    struct Out {
+        #[serde(default)]
+        value: Option<serde_json::Value>,
+        #[serde(default)]
+        ok: Option<bool>,
+        #[serde(default)]
+        unknown: Option<bool>,
+    }
+    #[derive(Deserialize)]
+    struct POp {
+        client_id: u64,
+        input: In,
+        call: i64,
+        #[serde(default)]
+        output: Option<Out>,
+        #[serde(rename = "return")]
+        ret: i64,
+    }
+    let mut ops = Vec::with_capacity(items.len());
+    for (item, line) in items {
+        let line = *line;
+        let p: POp = serde_json::from_str(item.get()).map_err(|e| {
+            let msg = e.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            perr(
+                line + e.line().saturating_sub(1),
+                format!("{msg}; expected {{\"client_id\": 0, \"input\": {{\"op\": \"write\", \"key\": \"x\", \"value\": 1}}, \"call\": 1, \"output\": {{...}}, \"return\": 2}}"),
+            )
+        })?;
+        let f = Func::parse(&p.input.op)
+            .ok_or_else(|| perr(line, format!("unsupported operation {:?}; expected one of {FUNC_NAMES}", p.input.op)))?;
+        let conv = |v: &Option<serde_json::Value>, what: &str| -> Result<Value, ParseError> {
+            match v {
+                None => Ok(Value::Null),
+                Some(v) => json_to_value(v).map_err(|m| perr(line, format!("{what}: {m}"))),
+            }
+        };
+        let key = match &p.input.key {
+            None | Some(serde_json::Value::Null) => String::new(),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        let value = match f {
+            Func::Cas => Value::List(vec![conv(&p.input.from, "\"from\"")?, conv(&p.input.to, "\"to\"")?]),
+            f if f.is_read() => Value::Null,
+            _ => conv(&p.input.value, "\"value\"")?,
+        };
+        let out = p.output.unwrap_or(Out { value: None, ok: None, unknown: None });
+        let unknown = out.unknown.unwrap_or(false);
+        if p.call < 0 {
+            return Err(perr(line, format!("\"call\" must be a non-negative integer, got {}", p.call)));
+        }
+        if !unknown && p.ret < p.call {
+            return Err(perr(line, format!("\"return\" {} is before \"call\" {}", p.ret, p.call)));
+        }
+        let output = if unknown {
+            Value::Null
+        } else if f.is_read() {
+            conv(&out.value, "\"output.value\"")?
+        } else if f == Func::Cas && out.ok == Some(false) {
+            Value::Bool(false)
+        } else {
+            Value::Null
+        };
+        ops.push(Op {
+            process: p.client_id,
+            key,
+            f,
+            value,
+            output,
+            call: p.call as u64,
+            ret: if p.ret == PORCUPINE_INFINITY || p.ret < p.call { None } else { Some(p.ret as u64) },
+            status: if unknown { Status::Info } else { Status::Ok },
+            line: Some(line),
+        });
+    }
+    Ok(History { ops })
+}
+
+// ---------------------------------------------------------------------------
+// EDN
+
+fn edn_to_value(e: &Edn) -> Result<Value, String> {
+    Ok(match e {
+        Edn::Nil => Value::Null,
+        Edn::Bool(b) => Value::Bool(*b),
+        Edn::Int(i) => Value::Int(*i),
+        Edn::Str(s) => Value::Str(s.to_string()),
+        Edn::Key(k) => Value::Str(format!(":{k}")),
+        Edn::Symbol(s) => Value::Str(s.to_string()),
+        Edn::Char(c) => Value::Str(c.to_string()),
+        Edn::Vector(items) | Edn::List(items) => Value::List(items.iter().map(edn_to_value).collect::<Result<_, _>>()?),
+        Edn::Set(items) => Value::List(items.iter().map(edn_to_value).collect::<Result<_, _>>()?),
+        Edn::Tagged(_, inner) => edn_to_value(inner)?,
+        Edn::Double(d) if d.0.fract() == 0.0 && d.0.abs() < 9.0e15 => Value::Int(d.0 as i64),
+        Edn::Double(d) => return Err(format!("{} is not an integer; values must be nil, booleans, integers, strings or vectors", d.0)),
+        Edn::Map(_) => return Err("maps are not supported as values; use nil, a boolean, an integer, a string or a vector".into()),
+        other => return Err(format!("{other} is not supported as a value; use nil, a boolean, an integer, a string or a vector")),
+    })
+}
+
+fn edn_error_message(e: &clojure_reader::error::Error) -> String {
+    use clojure_reader::error::Code;
+    let what = match &e.code {
+        Code::UnexpectedEOF => "the input ended inside a form (a missing closing bracket or quote?)".to_string(),
+        Code::UnmatchedDelimiter(c) => format!("unmatched {c:?}"),
+        Code::InvalidChar => "an invalid character".to_string(),
+        Code::InvalidKeyword => "an invalid keyword".to_string(),
+        Code::InvalidNumber => "an invalid number".to_string(),
+        Code::InvalidEscape => "an invalid escape in a string".to_string(),
+        Code::HashMapDuplicateKey => "a map with a duplicate key".to_string(),
+        other => format!("{other:?}"),
+    };
+    match e.column {
+        Some(c) => format!("invalid EDN at column {c}: {what}"),
+        None => format!("invalid EDN: {what}"),
+    }
+}
+
+/// Reads Jepsen EDN: maps one per line, or a vector (or list) of maps.
+pub fn parse_edn(text: &str) -> Result<History, ParseError> {
+    let text = strip_bom(text);
+    // Unwrap an outer vector or list of maps: `[{...} {...}]`.
+    let trimmed_start = text.len() - text.trim_start().len();
+    let mut body_start = trimmed_start;
+    let mut body_end = text.trim_end().len();
+    let t = &text[trimmed_start..body_end];
+    if (t.starts_with('[') && t.ends_with(']')) || (t.starts_with('(') && t.ends_with(')')) {
+        let inner = t[1..].trim_start();
+        if inner.starts_with('{') || inner.starts_with('#') || inner.is_empty() || inner.starts_with(']') || inner.starts_with(')') {
+            body_start = trimmed_start + 1;
+            body_end -= 1;
+        }
+    }
+    let body = &text[..body_end];
+    let mut pos = body_start;
+    let mut line = 1 + text.as_bytes()[..pos].iter().filter(|&&b| b == b'\n').count();
+    let mut raw = Vec::new();
+    loop {
+        // Skip whitespace, commas and comments, counting lines.
+        let bytes = body.as_bytes();
+        while pos < body.len() {
+            match bytes[pos] {
+                b'\n' => {
+                    line += 1;
+                    pos += 1;
+                }
+                b' ' | b'\t' | b'\r' | b',' => pos += 1,
+                b';' => {
+                    while pos < body.len() && bytes[pos] != b'\n' {
+                        pos += 1;
+                    }
+                }
+                _ => break,
+            }
+        }
+        if pos >= body.len() {
+            break;
+        }
+        let slice = &body[pos..];
+        let (edn, rest) = clojure_reader::edn::read(slice)
+            .map_err(|e| perr(line + e.line.unwrap_or(1).saturating_sub(1), format!("{}; expected an operation map {{:process 0, :type :invoke, :f :write, :value 3}}", edn_error_message(&e))))?;
+        let consumed = slice.len() - rest.len();
+        raw.push(edn_event(&edn, line)?);
+        line += slice.as_bytes()[..consumed].iter().filter(|&&b| b == b'\n').count();
+        pos += consumed;
+    }
+    if raw.is_empty() {
+        return Err(perr(1, "no operations found; expected EDN maps like {:process 0, :type :invoke, :f :write, :value 3}"));
+    }
+    finish_events(raw)
+}
+
+fn edn_event(edn: &Edn, line: usize) -> Result<RawEvent, ParseError> {
+    let mut e = edn;
+    while let Edn::Tagged(_, inner) = e {
+        e = inner;
+    }
+    let Edn::Map(map) = e else {
+        return Err(perr(line, format!("expected an operation map {{:process 0, :type :invoke, :f :write, :value 3}}, got {}", short(e))));
+    };
+    let get = |k: &'static str| map.get(&Edn::Key(Cow::Borrowed(k)));
+    let name_of = |v: &Edn| -> Option<String> {
+        match v {
+            Edn::Key(k) | Edn::Symbol(k) | Edn::Str(k) => Some(k.trim_start_matches(':').to_string()),
+            _ => None,
+        }
+    };
+    let process = match get("process") {
+        Some(Edn::Int(p)) if *p >= 0 => Some(*p as u64),
+        Some(Edn::Key(k)) if k == "nemesis" => None,
+        Some(other) => return Err(perr(line, format!(":process must be a non-negative integer or :nemesis, got {}", short(other)))),
+        None => return Err(perr(line, "the map has no :process; expected :process <client number>")),
+    };
+    let kind = match get("type").and_then(name_of) {
+        Some(t) => EventType::parse(&t).ok_or_else(|| perr(line, format!(":type must be :invoke, :ok, :fail or :info; got :{t}")))?,
+        None => return Err(perr(line, "the map has no :type; expected :type :invoke, :ok, :fail or :info")),
+    };
+    let f_name = match get("f") {
+        Some(v) => name_of(v).ok_or_else(|| perr(line, format!(":f must be a keyword ({FUNC_NAMES}); got {}", short(v))))?,
+        None => return Err(perr(line, format!("the map has no :f; expected :f :{}", FUNC_NAMES.replace(", ", ", :").replace(" or ", " or :")))),
+    };
+    let key = match get("key") {
+        None | Some(Edn::Nil) => None,
+        Some(Edn::Str(s)) => Some(s.to_string()),
+        Some(Edn::Int(i)) => Some(i.to_string()),
+        Some(Edn::Key(k)) => Some(k.to_string()),
+        Some(other) => return Err(perr(line, format!(":key must be a string, an integer or a keyword, got {}", short(other)))),
+    };
+    let value = match get("value") {
+        None => Value::Null,
+        Some(v) => edn_to_value(v).map_err(|m| perr(line, format!(":value: {m}")))?,
+    };
+    let time = match get("time") {
+        None | Some(Edn::Nil) => None,
+        Some(Edn::Int(t)) if *t >= 0 => Some(*t as u64),
+        Some(other) => return Err(perr(line, format!(":time must be a non-negative integer, got {}", short(other)))),
+    };
+    Ok(RawEvent { process, kind, f: Func::parse(&f_name), f_name, key, value, time, line })
+}
+
+fn short(e: &Edn) -> String {
+    let s = e.to_string();
+    if s.chars().count() > 60 {
+        format!("{}...", s.chars().take(60).collect::<String>())
+    } else {
+        s
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Jepsen log lines
+
+fn log_regex() -> &'static regex::Regex {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r"(?:^|[\s\-])(\d+|:nemesis)[ \t]+:(invoke|ok|fail|info)[ \t]+:([A-Za-z][\w\-./?!]*)(?:[ \t]+(.*?))?[ \t]*$")
+            .expect("valid regex")
+    })
+}
+
+/// Reads `jepsen.util` log lines (see the module docs).
+pub fn parse_jepsen_log(text: &str) -> Result<History, ParseError> {
+    let text = strip_bom(text);
+    let re = log_regex();
+    let mut raw = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        let line = i + 1;
+        let Some(c) = re.captures(l) else { continue };
+        let process = &c[1];
+        let kind = EventType::parse(&c[2]).expect("the regex only matches event types");
+        let f_name = c[3].to_string();
+        let process = if process == ":nemesis" {
+            None
+        } else {
+            Some(process.parse::<u64>().map_err(|_| perr(line, format!("process {process} is too large")))?)
+        };
+        let rest = c.get(4).map_or("", |m| m.as_str()).trim();
+        let value = if rest.is_empty() || process.is_none() {
+            Value::Null
+        } else {
+            // The value is the first EDN form; an error description may follow it.
+            let (edn, _) = clojure_reader::edn::read(rest).map_err(|e| {
+                perr(line, format!("{} in the value {rest:?}; expected an EDN value such as nil, 4 or [1 4]", edn_error_message(&e)))
+            })?;
+            edn_to_value(&edn).map_err(|m| perr(line, format!("the value: {m}")))?
+        };
+        raw.push(RawEvent { process, kind, f: Func::parse(&f_name), f_name, key: None, value, time: None, line });
+    }
+    if raw.is_empty() {
+        return Err(perr(1, "no operations found; expected Jepsen log lines like `INFO  jepsen.util - 3<TAB>:invoke<TAB>:write<TAB>4`"));
+    }
+    finish_events(raw)
+}

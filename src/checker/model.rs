@@ -1,0 +1,370 @@
+//! Sequential models, compiled to integers for the search.
+//!
+//! Every model state is a `u32`:
+//! - the register model interns values (`null` is 0, the initial value);
+//! - the list-append model interns lists in a trie (the empty list, also what a
+//!   read of a missing key returns as `null`, is 0; appending element `e` to
+//!   state `s` is the child `(s, e)`), so comparing a read's list with the state
+//!   is one integer comparison and an append is one hash lookup.
+
+use rustc_hash::FxHashMap;
+
+use super::history::{Func, History, Op, Status, Value};
+
+pub(crate) const NONE: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// The state must equal `a`.
+    Read,
+    /// The state becomes `a`.
+    Write,
+    /// If the state equals `a` it becomes `b`; otherwise the op cannot happen.
+    Cas,
+    /// An ok cas that answered "did not swap": the state must differ from `a`.
+    CasRefused,
+    /// The state becomes the child of the state by element `a` (list model).
+    Append,
+}
+
+/// A compiled operation.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct COp {
+    pub kind: Kind,
+    pub a: u32,
+    pub b: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// A register: read, write, compare-and-set (get/put are read/write).
+    Register,
+    /// A list: append an element; a read returns the whole list.
+    ListAppend,
+}
+
+impl ModelKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Register => "register",
+            ModelKind::ListAppend => "list-append",
+        }
+    }
+}
+
+/// The mutable part of a model during a search (the list trie).
+#[derive(Clone, Debug)]
+pub(crate) struct Model {
+    pub kind: ModelKind,
+    /// List model: (state << 32 | element) -> child state.
+    children: FxHashMap<u64, u32>,
+    /// List model: state -> (parent state, element); the root is (NONE, NONE).
+    parents: Vec<(u32, u32)>,
+    /// List model, optional: state -> the only element that may be appended
+    /// next (NONE: any). See [`Model::pin_order`].
+    next_required: Vec<u32>,
+}
+
+impl Model {
+    fn new(kind: ModelKind) -> Model {
+        Model { kind, children: FxHashMap::default(), parents: vec![(NONE, NONE)], next_required: Vec::new() }
+    }
+
+    #[inline]
+    fn child(&mut self, state: u32, elem: u32) -> u32 {
+        let k = (u64::from(state) << 32) | u64::from(elem);
+        let next = self.parents.len() as u32;
+        let parents = &mut self.parents;
+        *self.children.entry(k).or_insert_with(|| {
+            parents.push((state, elem));
+            next
+        })
+    }
+
+    /// Applies `op` to `state`; `None` if the op cannot happen in that state.
+    #[inline(always)]
+    pub fn step(&mut self, state: u32, op: COp) -> Option<u32> {
+        match op.kind {
+            Kind::Read => (state == op.a).then_some(state),
+            Kind::Write => Some(op.a),
+            Kind::Cas => (state == op.a).then_some(op.b),
+            Kind::CasRefused => (state != op.a).then_some(state),
+            Kind::Append => {
+                if let Some(&req) = self.next_required.get(state as usize) {
+                    if req != NONE && req != op.a {
+                        return None;
+                    }
+                }
+                Some(self.child(state, op.a))
+            }
+        }
+    }
+
+    /// List model without writes of whole lists: every state is a prefix of the
+    /// final list, and so is every list read; so the final list starts with the
+    /// longest list read, and the k-th append linearized must append its k-th
+    /// element. Pins that order (exact: it removes only orders that no read
+    /// allows), which keeps the search linear when few reads pin the order.
+    pub fn pin_order(&mut self, longest_read: u32) {
+        let mut path = Vec::new();
+        let mut s = longest_read;
+        while s != 0 && s != NONE {
+            let (parent, elem) = self.parents[s as usize];
+            path.push((parent, elem));
+            s = parent;
+        }
+        self.next_required = vec![NONE; self.parents.len()];
+        for (parent, elem) in path {
+            self.next_required[parent as usize] = elem;
+        }
+    }
+
+    /// The number of elements of a list state.
+    pub fn depth(&self, mut s: u32) -> usize {
+        let mut d = 0;
+        while s != 0 && s != NONE {
+            s = self.parents[s as usize].0;
+            d += 1;
+        }
+        d
+    }
+
+    fn intern_list(&mut self, elems: &[u32]) -> u32 {
+        elems.iter().fold(0, |s, &e| self.child(s, e))
+    }
+}
+
+/// A compiled operation of one key, ready for the search.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SOp {
+    /// Index of the operation in the history.
+    pub orig: u32,
+    /// Index of the operation in `Compiled::ops` (and `needs`, `gives`).
+    pub idx: u32,
+    pub call: u64,
+    /// `u64::MAX` for info operations.
+    pub ret: u64,
+    pub info: bool,
+    pub cop: COp,
+}
+
+/// The operations of one key, compiled.
+#[derive(Clone, Debug)]
+pub(crate) struct Compiled {
+    pub model: Model,
+    /// The operations that matter, in history order: fail operations and reads
+    /// with unknown outcome are left out.
+    pub ops: Vec<SOp>,
+    /// Per op (parallel to `ops`): the value tokens the op must have observed
+    /// (register: the value read or compared; list: the elements read). Used to
+    /// keep a witness honest: an op stays with every op that could have written
+    /// what it saw.
+    pub needs: Vec<Vec<u32>>,
+    /// Per op: the value token it writes or appends (NONE if none).
+    pub gives: Vec<u32>,
+    /// List model: the writes of whole lists (they can give any token).
+    pub list_writes: Vec<u32>,
+}
+
+struct Interner {
+    ids: FxHashMap<Value, u32>,
+}
+
+impl Interner {
+    fn new() -> Interner {
+        let mut ids = FxHashMap::default();
+        ids.insert(Value::Null, 0);
+        Interner { ids }
+    }
+    fn id(&mut self, v: &Value) -> u32 {
+        if let Some(&id) = self.ids.get(v) {
+            return id;
+        }
+        let id = self.ids.len() as u32;
+        self.ids.insert(v.clone(), id);
+        id
+    }
+}
+
+/// The model a key's operations need: list-append when any op appends, or
+/// reads or writes a list.
+pub(crate) fn model_kind(ops: &[&Op]) -> ModelKind {
+    let list = |v: &Value| matches!(v, Value::List(_));
+    if ops.iter().any(|op| {
+        op.f == Func::Append || (op.f.is_read() && op.status == Status::Ok && list(&op.output)) || (op.f.is_write() && list(&op.value))
+    }) {
+        ModelKind::ListAppend
+    } else {
+        ModelKind::Register
+    }
+}
+
+/// Compiles the operations `indices` (all of one key) of `history`.
+pub(crate) fn compile(history: &History, indices: &[u32]) -> Result<Compiled, String> {
+    let ops: Vec<&Op> = indices.iter().map(|&i| &history.ops[i as usize]).collect();
+    let kind = model_kind(&ops);
+    let mut model = Model::new(kind);
+    let mut values = Interner::new();
+    let mut out = Vec::with_capacity(ops.len());
+    let mut needs = Vec::with_capacity(ops.len());
+    let mut gives = Vec::with_capacity(ops.len());
+    let mut list_writes = Vec::new();
+    let describe = |op: &Op| {
+        let line = op.line.map(|l| format!(" (line {l})")).unwrap_or_default();
+        format!("{op}{line}")
+    };
+    for (&orig, op) in indices.iter().zip(&ops) {
+        op.validate().map_err(|e| format!("{}: {e}", describe(op)))?;
+        let info = match op.status {
+            Status::Fail => continue,
+            Status::Info => true,
+            Status::Ok => false,
+        };
+        let (cop, need, give) = match (kind, op.f) {
+            (_, f) if f.is_read() => {
+                if info {
+                    // A read with an unknown result constrains nothing.
+                    continue;
+                }
+                match kind {
+                    ModelKind::Register => {
+                        let v = values.id(&op.output);
+                        (COp { kind: Kind::Read, a: v, b: 0 }, if v == 0 { vec![] } else { vec![v] }, NONE)
+                    }
+                    ModelKind::ListAppend => {
+                        let elems: Vec<u32> = match &op.output {
+                            Value::Null => vec![],
+                            Value::List(items) => items.iter().map(|e| values.id(e)).collect(),
+                            other => {
+                                return Err(format!(
+                                    "{}: a {} of a key that is appended to must return a list (or null), got {other}",
+                                    describe(op),
+                                    op.f
+                                ))
+                            }
+                        };
+                        let s = model.intern_list(&elems);
+                        let mut need = elems;
+                        need.sort_unstable();
+                        need.dedup();
+                        (COp { kind: Kind::Read, a: s, b: 0 }, need, NONE)
+                    }
+                }
+            }
+            (ModelKind::Register, Func::Write | Func::Put) => {
+                let v = values.id(&op.value);
+                (COp { kind: Kind::Write, a: v, b: 0 }, vec![], v)
+            }
+            (ModelKind::Register, Func::Cas) => {
+                let (from, to) = op.cas_pair().expect("validated");
+                let (a, b) = (values.id(from), values.id(to));
+                if !info && op.output == Value::Bool(false) {
+                    (COp { kind: Kind::CasRefused, a, b }, vec![], NONE)
+                } else {
+                    let need = if info || a == 0 { vec![] } else { vec![a] };
+                    (COp { kind: Kind::Cas, a, b }, need, b)
+                }
+            }
+            (ModelKind::ListAppend, Func::Append) => {
+                let e = values.id(&op.value);
+                (COp { kind: Kind::Append, a: e, b: 0 }, vec![], e)
+            }
+            (ModelKind::ListAppend, Func::Write | Func::Put) => {
+                let elems: Vec<u32> = match &op.value {
+                    Value::Null => vec![],
+                    Value::List(items) => items.iter().map(|e| values.id(e)).collect(),
+                    other => {
+                        return Err(format!(
+                            "{}: a key that is appended to holds a list; a {} must write a list (or null), got {other}",
+                            describe(op),
+                            op.f
+                        ))
+                    }
+                };
+                let s = model.intern_list(&elems);
+                list_writes.push(out.len() as u32);
+                (COp { kind: Kind::Write, a: s, b: 0 }, vec![], NONE)
+            }
+            (ModelKind::ListAppend, f) => {
+                return Err(format!("{}: {f} is not supported on a key that is appended to (use append and read/get)", describe(op)))
+            }
+            (ModelKind::Register, Func::Append) => unreachable!("a key with an append uses the list model"),
+            (ModelKind::Register, _) => unreachable!(),
+        };
+        out.push(SOp { orig, idx: out.len() as u32, call: op.call, ret: if info { u64::MAX } else { op.ret.unwrap_or(u64::MAX) }, info, cop });
+        needs.push(if info { vec![] } else { need });
+        gives.push(give);
+    }
+    Ok(Compiled { model, ops: out, needs, gives, list_writes })
+}
+
+/// Removes what is certain about operations with unknown outcome (exact, not a
+/// heuristic), since each one otherwise doubles the states to search:
+/// - an info op whose value nobody observed is dropped: taking it out of any
+///   linearization changes only states that nobody reads (unless some cas was
+///   refused, which observes "not this value": then nothing is dropped);
+/// - an info op that is the only possible source of a value some ok op observed
+///   must have happened before every such observer finished: it becomes an ok
+///   op that returns when the first observer returned.
+///
+/// Returns None when nothing changes.
+pub(crate) fn reduce_info(ops: &[SOp], comp: &Compiled) -> Option<Vec<SOp>> {
+    if !ops.iter().any(|o| o.info) {
+        return None;
+    }
+    if comp.model.kind == ModelKind::ListAppend && ops.iter().any(|o| o.cop.kind == Kind::Write) {
+        // A write of a whole list could be the source of any element.
+        return None;
+    }
+    let refused = ops.iter().any(|o| o.cop.kind == Kind::CasRefused);
+    // token -> (ops that give it, earliest return of an ok op that observed it,
+    // whether an info cas may observe it)
+    let mut wanted: FxHashMap<u32, (u32, u64, bool)> = FxHashMap::default();
+    for o in ops.iter().filter(|o| o.info) {
+        let g = comp.gives[o.idx as usize];
+        if g != NONE && g != 0 {
+            wanted.insert(g, (0, u64::MAX, false));
+        }
+    }
+    if wanted.is_empty() {
+        return None;
+    }
+    for o in ops {
+        if let Some(e) = wanted.get_mut(&comp.gives[o.idx as usize]) {
+            e.0 += 1;
+        }
+        if !o.info {
+            for t in &comp.needs[o.idx as usize] {
+                if let Some(e) = wanted.get_mut(t) {
+                    e.1 = e.1.min(o.ret);
+                }
+            }
+        } else if o.cop.kind == Kind::Cas {
+            // If it happens, it saw its `from`.
+            if let Some(e) = wanted.get_mut(&o.cop.a) {
+                e.2 = true;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(ops.len());
+    let mut changed = false;
+    for o in ops {
+        if o.info {
+            if let Some(&(sources, observed_by, maybe_observed)) = wanted.get(&comp.gives[o.idx as usize]) {
+                if observed_by == u64::MAX {
+                    if !refused && !maybe_observed {
+                        changed = true;
+                        continue;
+                    }
+                } else if sources == 1 {
+                    changed = true;
+                    out.push(SOp { info: false, ret: observed_by.max(o.call), ..*o });
+                    continue;
+                }
+            }
+        }
+        out.push(*o);
+    }
+    changed.then_some(out)
+}
