@@ -61,10 +61,11 @@
 //!
 //! # Jepsen
 //!
-//! - Log lines of `jepsen.util`: `INFO  jepsen.util - 3	:invoke	:write	4`,
-//!   `3	:ok	:read	nil`, `3	:invoke	:cas	[1 4]`, `3	:fail	:cas	[1 4]`,
-//!   `3	:info	:write	4	:timeout`. Anything before the process (timestamps,
-//!   log levels, thread names) is skipped, as are lines that are not operations
+//! - Log lines of `jepsen.util`, fields separated by tabs (`<TAB>` here):
+//!   `INFO  jepsen.util - 3<TAB>:invoke<TAB>:write<TAB>4`, `3<TAB>:ok<TAB>:read<TAB>nil`,
+//!   `3<TAB>:invoke<TAB>:cas<TAB>[1 4]`, `3<TAB>:fail<TAB>:cas<TAB>[1 4]`,
+//!   `3<TAB>:info<TAB>:write<TAB>4<TAB>:timeout` (spaces work too). Anything before the
+//!   process (timestamps, log levels, thread names) is skipped, as are lines that are not operations
 //!   and `:nemesis` lines. Values are EDN.
 //! - EDN maps, one per line or inside a vector: `{:process 0, :type :invoke, :f
 //!   :write, :value 3}`; with `:key` and `:time` for key-value histories
@@ -147,6 +148,30 @@ fn first_content_line(text: &str) -> usize {
 
 fn line_of(text: &str, offset: usize) -> usize {
     1 + text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count()
+}
+
+/// Line numbers of increasing offsets, counted incrementally (linear overall).
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a str) -> LineCounter<'a> {
+        LineCounter { bytes: text.as_bytes(), pos: 0, line: 1 }
+    }
+
+    fn line_at(&mut self, offset: usize) -> usize {
+        let offset = offset.min(self.bytes.len());
+        if offset < self.pos {
+            self.pos = 0;
+            self.line = 1;
+        }
+        self.line += self.bytes[self.pos..offset].iter().filter(|&&b| b == b'\n').count();
+        self.pos = offset;
+        self.line
+    }
 }
 
 /// Guesses the format of a history from its first characters.
@@ -286,6 +311,18 @@ pub fn parse_json(text: &str) -> Result<History, ParseError> {
 
 /// Splits a JSON document into its event (or operation) objects, each with its line.
 fn json_items(text: &str) -> Result<Vec<(&RawValue, usize)>, ParseError> {
+    #[derive(Deserialize)]
+    struct OpsDoc<'a> {
+        #[serde(borrow)]
+        ops: Vec<&'a RawValue>,
+    }
+    if text.trim_start().starts_with('{') {
+        // The common case in one pass; anything else goes the long way below.
+        if let Ok(doc) = serde_json::from_str::<OpsDoc>(text) {
+            let mut lines = LineCounter::new(text);
+            return Ok(doc.ops.into_iter().map(|v| (v, lines.line_at(v.get().as_ptr() as usize - text.as_ptr() as usize))).collect());
+        }
+    }
     let json_error = |e: serde_json::Error, base_line: usize, what: &str| {
         let msg = e.to_string();
         // serde_json appends " at line L column C"; we name the line ourselves.
@@ -307,7 +344,8 @@ fn json_items(text: &str) -> Result<Vec<(&RawValue, usize)>, ParseError> {
     }
     if tops.len() > 1 {
         // JSON Lines: every top-level value is an event.
-        return Ok(tops.into_iter().map(|v| (v, line_of(text, offset(v)))).collect());
+        let mut lines = LineCounter::new(text);
+        return Ok(tops.into_iter().map(|v| (v, lines.line_at(offset(v)))).collect());
     }
     let top = tops[0];
     let top_line = line_of(text, offset(top));
@@ -329,7 +367,8 @@ fn json_items(text: &str) -> Result<Vec<(&RawValue, usize)>, ParseError> {
         Some(b'[') => serde_json::from_str(top.get()).map_err(|e| json_error(e, top_line, "a list of events"))?,
         _ => return Err(perr(top_line, "expected a JSON object {\"ops\": [...]} or a list of events")),
     };
-    Ok(list.into_iter().map(|v| (v, line_of(text, offset(v)))).collect())
+    let mut lines = LineCounter::new(text);
+    Ok(list.into_iter().map(|v| (v, lines.line_at(offset(v)))).collect())
 }
 
 fn json_to_value(v: &serde_json::Value) -> Result<Value, String> {
@@ -349,7 +388,54 @@ fn json_to_value(v: &serde_json::Value) -> Result<Value, String> {
     })
 }
 
+/// The fast path: an event deserialized in place. Anything unusual (a process
+/// name, a float, a missing field, a wrong type) falls back to `json_event_slow`,
+/// which says what is wrong.
+#[derive(Deserialize)]
+struct FastEvent<'a> {
+    process: u64,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    f: Cow<'a, str>,
+    #[serde(default, borrow)]
+    key: Option<FastKey<'a>>,
+    #[serde(default)]
+    value: Value,
+    #[serde(default)]
+    time: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FastKey<'a> {
+    Str(#[serde(borrow)] Cow<'a, str>),
+    Int(i64),
+}
+
 fn json_event(item: &RawValue, line: usize) -> Result<RawEvent, ParseError> {
+    if let Ok(e) = serde_json::from_str::<FastEvent>(item.get()) {
+        if let Some(kind) = EventType::parse(e.kind.trim_start_matches(':')) {
+            let f_name = e.f.trim_start_matches(':');
+            return Ok(RawEvent {
+                process: Some(e.process),
+                kind,
+                f: Func::parse(f_name),
+                f_name: f_name.to_string(),
+                key: e.key.map(|k| match k {
+                    FastKey::Str(s) => s.into_owned(),
+                    FastKey::Int(i) => i.to_string(),
+                }),
+                value: e.value,
+                time: e.time,
+                line,
+            });
+        }
+    }
+    json_event_slow(item, line)
+}
+
+fn json_event_slow(item: &RawValue, line: usize) -> Result<RawEvent, ParseError> {
     let v: serde_json::Value =
         serde_json::from_str(item.get()).map_err(|e| perr(line + e.line().saturating_sub(1), format!("{e}")))?;
     let serde_json::Value::Object(map) = v else {

@@ -210,6 +210,9 @@ struct KeyWork {
     indices: Vec<u32>,
 }
 
+/// (group, result, for a failing key its compiled ops and where the search was blocked).
+type KeyOutcome = (usize, KeyResult, Option<(Compiled, Option<u64>)>);
+
 fn check_inner(history: &History, opts: &CheckOptions) -> CheckResult {
     let start = Instant::now();
     let deadline = start.checked_add(opts.budget).unwrap_or_else(|| start + Duration::from_secs(86_400 * 365));
@@ -240,7 +243,7 @@ fn check_inner(history: &History, opts: &CheckOptions) -> CheckResult {
         flags.push(c);
     }
 
-    let mut results: Vec<(usize, KeyResult, Option<(Compiled, Option<u64>)>)> = order
+    let mut results: Vec<KeyOutcome> = order
         .par_iter()
         .map(|&g| {
             let work = &groups[g];

@@ -16,7 +16,19 @@
 //! Operations whose outcome is unknown (`info`) have a call entry and no return
 //! entry: they may be linearized anywhere after their call, or never.
 //!
-//! What makes it fast:
+//! What cuts the search (each exact: the verdict never changes):
+//! - reads first: a legal operation that never changes the state (a read, a
+//!   refused cas) can always be linearized at once, since any order that places
+//!   it later can move it here. So each configuration first tries its legal
+//!   reads, and when one fails (or was memoized) the whole configuration fails:
+//!   no write is tried before it;
+//! - operations with unknown outcome are reduced before the search (see
+//!   `model::reduce_info`): one whose value nobody saw is dropped, one that is
+//!   the only possible source of a value seen becomes a must-happen operation;
+//! - for lists (append-only), the k-th append must append the k-th element of
+//!   the longest list read (see `model::Model::pin_order`).
+//!
+//! What makes each step fast:
 //! - the linearized set is a bitset whose hash is kept incrementally (Zobrist
 //!   hashing: one XOR per step instead of hashing every word);
 //! - the memo stores a compact, canonical form of the set: with `ok` operations
@@ -25,14 +37,11 @@
 //!   before that one returned; so the set is (first unlinearized word, the
 //!   few words of the window after it, the words of info operations);
 //! - the model state is a `u32` (see `model`), the list is arrays of `u32`
-//!   links, and nothing is allocated or cloned in the loop.
+//!   links, the memo is a flat open-addressing table, and nothing is
+//!   allocated or cloned in the loop.
 
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 
 use super::model::{reduce_info, Compiled, Kind, ModelKind, SOp, NONE};
 
@@ -283,7 +292,8 @@ pub(crate) struct Stats {
     pub states: u64,
     /// For a history that is not linearizable: the completion time and the op
     /// (index in `Compiled::ops`) of the first operation that cannot be placed.
-    /// The search explores every reachable configuration, and the latest return
+    /// The search explores every reachable configuration (up to the exact
+    /// reductions above), and the latest return
     /// entry any of them was blocked at is that op's: the history up to just
     /// before it is linearizable (a configuration passed it), the history up to
     /// it is not.
@@ -404,6 +414,10 @@ pub(crate) fn search_stats(ops: &[SOp], comp: &Compiled, ctl: &Control) -> (Outc
     // The latest return entry the search was ever blocked at, and its op.
     let mut frontier: (u64, u32) = (0, NONE);
 
+    // Each configuration is scanned twice: first for reads (legal ones go first,
+    // see below), then for the rest.
+    let mut reads_first = true;
+
     let outcome = 'search: loop {
         steps += 1;
         if steps & 1023 == 0 {
@@ -415,6 +429,11 @@ pub(crate) fn search_stats(ops: &[SOp], comp: &Compiled, ctl: &Control) -> (Outc
         let t = tag[cur as usize];
         if t & RET == 0 {
             let bit = t as usize;
+            if pure[bit] != reads_first {
+                // Not this pass's kind (reads in the second pass were illegal in the first).
+                cur = next[cur as usize];
+                continue;
+            }
             if let Some(ns) = model.step(state, cop[bit]) {
                 let nh = hash ^ zob[bit];
                 bits.set(bit);
@@ -434,6 +453,7 @@ pub(crate) fn search_stats(ops: &[SOp], comp: &Compiled, ctl: &Control) -> (Outc
                         }
                     }
                     cur = next[0];
+                    reads_first = true;
                     continue;
                 }
                 bits.clear(bit);
@@ -449,6 +469,11 @@ pub(crate) fn search_stats(ops: &[SOp], comp: &Compiled, ctl: &Control) -> (Outc
                 cur = next[cur as usize];
                 continue;
             }
+        } else if reads_first {
+            // The end of the callable entries: no read can go now; try the rest.
+            reads_first = false;
+            cur = next[0];
+            continue;
         } else {
             let time = ret_time[(t & !RET) as usize];
             if time >= frontier.0 {
@@ -456,7 +481,9 @@ pub(crate) fn search_stats(ops: &[SOp], comp: &Compiled, ctl: &Control) -> (Outc
             }
         }
         // Backtrack: undo the last step; undo one more while the undone step was
-        // a read (by the argument above, its alternatives cannot succeed).
+        // a read (by the argument above, its alternatives cannot succeed). The
+        // configuration we return to had its reads pass already.
+        reads_first = false;
         loop {
             let Some(f) = stack.pop() else {
                 break 'search Outcome::NotLinearizable;
@@ -485,4 +512,53 @@ pub(crate) fn search_stats(ops: &[SOp], comp: &Compiled, ctl: &Control) -> (Outc
     // never hold (the pin came from it); the frontier is exact only unpinned.
     let blocked = (outcome == Outcome::NotLinearizable && frontier.1 != NONE && !pinned).then(|| (frontier.0, ops[ok[frontier.1 as usize] as usize].idx));
     (outcome, Stats { steps, states: cache.entries.len() as u64, blocked })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use std::collections::HashSet;
+
+    /// The compact encoding is canonical: the memo says "new" exactly when a
+    /// plain set of (all words, state) says so, whatever order bits change in.
+    #[test]
+    fn memo_matches_a_plain_set() {
+        let mut rng = StdRng::seed_from_u64(7);
+        for (n_ok, n_info) in [(1, 0), (63, 0), (64, 1), (65, 3), (300, 0), (301, 130), (1000, 64), (999, 5)] {
+            let mut bits = Bits::new(n_ok, n_info);
+            let info_base = n_ok.div_ceil(64) * 64;
+            let mut cache = Cache::with_capacity(16);
+            let mut reference: HashSet<(Vec<u64>, u32)> = HashSet::new();
+            let mut zob_hash = 0u64;
+            let zob = |b: usize| splitmix64(b as u64);
+            // A random walk that sets low bits more often, like the search's frontier.
+            let mut set: Vec<bool> = vec![false; info_base + n_info];
+            for _ in 0..20_000 {
+                let bit = if n_info > 0 && rng.gen_bool(0.2) {
+                    info_base + rng.gen_range(0..n_info)
+                } else {
+                    let frontier = set[..n_ok].iter().position(|b| !b).unwrap_or(n_ok);
+                    (frontier + rng.gen_range(0..8)).min(n_ok - 1)
+                };
+                if set[bit] && rng.gen_bool(0.7) {
+                    set[bit] = false;
+                    bits.clear(bit);
+                } else if !set[bit] {
+                    set[bit] = true;
+                    bits.set(bit);
+                }
+                zob_hash = set.iter().enumerate().filter(|(_, &b)| b).fold(0, |h, (i, _)| h ^ zob(i));
+                let state = rng.gen_range(0..3u32);
+                let new_ref = reference.insert((bits.w.clone(), state));
+                // Every other size uses a deliberately weak key: many different
+                // configurations share a key, which exercises the chains.
+                let key = if n_ok % 2 == 0 { zob_hash ^ mix_state(state) } else { ((zob_hash & 0xF) << 60) | u64::from(state) };
+                let new_cache = cache.insert(key, state, &mut bits);
+                assert_eq!(new_cache, new_ref, "n_ok {n_ok} n_info {n_info}");
+            }
+            let _ = zob_hash;
+        }
+    }
 }

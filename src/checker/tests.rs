@@ -396,7 +396,7 @@ fn sim_config(seed: u64, model: SimModel) -> SimConfig {
         model,
         read_fraction: 0.45,
         cas_fraction: 0.15,
-        info_fraction: if seed % 2 == 0 { 0.05 } else { 0.0 },
+        info_fraction: if seed.is_multiple_of(2) { 0.05 } else { 0.0 },
         values: if seed % 4 == 1 { Some(4) } else { None },
         max_latency: 100,
         max_think: 30,
@@ -428,7 +428,7 @@ fn assert_good_witness(res: &CheckResult, what: &str, list: bool) {
     assert_eq!(res.verdict, Verdict::NotLinearizable, "{what}: {}", res.summary());
     let wit = res.witness.as_ref().unwrap_or_else(|| panic!("{what}: no witness"));
     let core = wit.ops.iter().filter(|o| !o.context).count();
-    assert!(core <= 10 && core >= 1, "{what}: witness core of {core} ops: {wit:#?}");
+    assert!((1..=10).contains(&core), "{what}: witness core of {core} ops: {wit:#?}");
     if !list {
         assert!(wit.ops.len() <= 10, "{what}: witness of {} ops: {wit:#?}", wit.ops.len());
     }
@@ -799,6 +799,7 @@ fn recorder_records_a_history() {
     let again = formats::parse(&formats::to_json(&h)).unwrap();
     assert_eq!(again.ops.len(), 3);
 }
+
 
 
 

@@ -416,16 +416,28 @@ fn explain_register(key: &str, c: &Op, w: &[&Op], all: &[&Op]) -> Option<String>
         let because = match later.first() {
             Some(l) => format!(
                 "the only write of {v} ({}) began at {}, after it finished",
-                writer_phrase(l).trim_start_matches("the ").to_string(),
+                writer_phrase(l).trim_start_matches("the "),
                 l.call
             ),
             None => format!("nothing ever wrote {v} to {key}"),
         };
-        let preceding: Vec<&Value> = w.iter().copied().filter(|o| o.call < c_ret).filter_map(|o| written(o)).collect();
-        let tail = if preceding.is_empty() {
-            String::new()
-        } else {
-            format!(" The writes that could precede it wrote {}.", join_values(&preceding))
+        // The latest few writes that could come before it.
+        let mut preceding: Vec<&Op> = all.iter().copied().filter(|o| !std::ptr::eq(*o, c) && o.call < c_ret && written(o).is_some()).collect();
+        preceding.sort_by_key(|o| std::cmp::Reverse(o.ret.unwrap_or(u64::MAX)));
+        let mut values: Vec<&Value> = Vec::new();
+        for o in &preceding {
+            let v = written(o).expect("filtered");
+            if !values.contains(&v) {
+                values.push(v);
+            }
+        }
+        let more = values.len().saturating_sub(5);
+        values.truncate(5);
+        values.reverse();
+        let tail = match (values.is_empty(), more) {
+            (true, _) => String::new(),
+            (false, 0) => format!(" The writes that could precede it wrote {}.", join_values(&values)),
+            (false, more) => format!(" The latest writes that could precede it wrote {} ({more} earlier values not shown).", join_values(&values)),
         };
         return Some(format!("{subject}, but no write of {v} could have come before it: {because}.{tail}"));
     }
