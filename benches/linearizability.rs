@@ -52,19 +52,7 @@ struct Case {
 }
 
 fn base(ops: usize) -> SimConfig {
-    SimConfig {
-        seed: 2024,
-        clients: 10,
-        keys: 1,
-        ops,
-        model: SimModel::Register,
-        read_fraction: 0.5,
-        cas_fraction: 0.1,
-        info_fraction: 0.0,
-        values: None,
-        max_latency: 1_000,
-        max_think: 200,
-    }
+    SimConfig { seed: 2024, clients: 10, keys: 1, ops, model: SimModel::Register, read_fraction: 0.5, cas_fraction: 0.1, info_fraction: 0.0, values: None, max_latency: 1_000, max_think: 200 }
 }
 
 fn cases() -> Vec<Case> {
@@ -104,15 +92,7 @@ fn to_edn(history: &History) -> String {
     let mut out = String::new();
     for e in history.events() {
         let v = serde_json::to_value(&e.value).unwrap();
-        out.push_str(&format!(
-            "{{:process {}, :type :{}, :f :{}, :key {:?}, :value {}, :time {}}}\n",
-            e.process,
-            e.kind.name(),
-            e.f.name(),
-            e.key,
-            edn(&v),
-            e.time.unwrap_or(0)
-        ));
+        out.push_str(&format!("{{:process {}, :type :{}, :f :{}, :key {:?}, :value {}, :time {}}}\n", e.process, e.kind.name(), e.f.name(), e.key, edn(&v), e.time.unwrap_or(0)));
     }
     out
 }
@@ -140,10 +120,7 @@ fn main() {
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("linearizability checker, {cores} cores (best and median of repeated runs; ops/s from the best; witness included for violations)");
-    println!(
-        "{:<24} {:>7} {:>7} {:>16} {:>11} {:>11} {:>11} {:>10} {:>10} {:>8}",
-        "case", "ops", "threads", "verdict", "best", "median", "ops/s", "states", "steps", "witness"
-    );
+    println!("{:<24} {:>7} {:>7} {:>16} {:>11} {:>11} {:>11} {:>10} {:>10} {:>8}", "case", "ops", "threads", "verdict", "best", "median", "ops/s", "states", "steps", "witness");
     for case in cases() {
         if filter.as_deref().is_some_and(|f| !case.name.contains(f)) {
             continue;
@@ -199,14 +176,7 @@ fn main() {
                     })
                     .collect();
                 times.sort();
-                println!(
-                    "parse {:<18} {:>7} ops  {:>8.1} MB  {:>8.1} ms  {:>11}",
-                    name,
-                    n,
-                    text.len() as f64 / 1e6,
-                    times[0].as_secs_f64() * 1e3,
-                    fmt_rate(n, times[0])
-                );
+                println!("parse {:<18} {:>7} ops  {:>8.1} MB  {:>8.1} ms  {:>11}", name, n, text.len() as f64 / 1e6, times[0].as_secs_f64() * 1e3, fmt_rate(n, times[0]));
             }
         }
     }

@@ -27,7 +27,9 @@ fn lab() -> Command {
 }
 
 fn redis_ready(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
     if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
         return false;
@@ -37,7 +39,9 @@ fn redis_ready(port: u16) -> bool {
 }
 
 fn http_ready(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
     if s.write_all(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n").is_err() {
         return false;
@@ -80,22 +84,34 @@ fn build_binary(dir: &Path, solution: &str) -> PathBuf {
     let go = ["/usr/lib/go-1.23/bin/go", "/usr/lib/go/bin/go"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("go");
     let out = dir.join(format!("bin-{solution}/app"));
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    sh(Command::new(go).args(["build", "-trimpath", "-o"]).arg(&out).arg("lab.local/app").env("GO111MODULE", "off").env("CGO_ENABLED", "0").env("GOPATH", format!("{}:/usr/share/gocode", dir.join(format!("gopath-{solution}")).display())));
+    sh(Command::new(go)
+        .args(["build", "-trimpath", "-o"])
+        .arg(&out)
+        .arg("lab.local/app")
+        .env("GO111MODULE", "off")
+        .env("CGO_ENABLED", "0")
+        .env("GOPATH", format!("{}:/usr/share/gocode", dir.join(format!("gopath-{solution}")).display())));
     out
 }
 
 /// Whether node `port` names a leader that names itself.
 fn leader_of(ports: &[u16]) -> bool {
     for p in ports {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", *p)) else { continue };
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", *p)) else {
+            continue;
+        };
         let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
         if s.write_all(b"GET /status HTTP/1.0\r\nHost: x\r\n\r\n").is_err() {
             continue;
         }
         let mut buf = String::new();
         let _ = s.read_to_string(&mut buf);
-        let Some(body) = buf.split("\r\n\r\n").nth(1) else { continue };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else { continue };
+        let Some(body) = buf.split("\r\n\r\n").nth(1) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else {
+            continue;
+        };
         if v["state"] == "Leader" && v["leader"] == v["id"] {
             return true;
         }
@@ -198,8 +214,50 @@ fn main() {
         let _ = Command::new("docker").args(["network", "rm", net]).output();
         let t = Instant::now();
         sh(Command::new("docker").args(["network", "create", net]));
-        sh(Command::new("docker").args(["run", "-d", "--name", "labbench-redis", "--network", net, "--network-alias", "redis", "-p", &format!("127.0.0.1:{rp}:6379"), redis_img, "redis-server", "--protected-mode", "no", "--dir", "/tmp", "--save", "", "--appendonly", "yes"]));
-        sh(Command::new("docker").args(["run", "-d", "--name", "labbench-app", "--network", net, "-p", &format!("127.0.0.1:{ap}:8080"), "-e", "PORT=8080", "-e", "REDIS_ADDR=redis:6379", "-e", &format!("BASE_URL=http://127.0.0.1:{ap}"), "-e", "RATE_LIMIT=20", "-v", &format!("{}:/lab/bin:ro", bin.parent().unwrap().display()), base_img, "/lab/bin/app"]));
+        sh(Command::new("docker").args([
+            "run",
+            "-d",
+            "--name",
+            "labbench-redis",
+            "--network",
+            net,
+            "--network-alias",
+            "redis",
+            "-p",
+            &format!("127.0.0.1:{rp}:6379"),
+            redis_img,
+            "redis-server",
+            "--protected-mode",
+            "no",
+            "--dir",
+            "/tmp",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+        ]));
+        sh(Command::new("docker").args([
+            "run",
+            "-d",
+            "--name",
+            "labbench-app",
+            "--network",
+            net,
+            "-p",
+            &format!("127.0.0.1:{ap}:8080"),
+            "-e",
+            "PORT=8080",
+            "-e",
+            "REDIS_ADDR=redis:6379",
+            "-e",
+            &format!("BASE_URL=http://127.0.0.1:{ap}"),
+            "-e",
+            "RATE_LIMIT=20",
+            "-v",
+            &format!("{}:/lab/bin:ro", bin.parent().unwrap().display()),
+            base_img,
+            "/lab/bin/app",
+        ]));
         wait_both(rp, ap);
         bare.push(t.elapsed());
         sh(Command::new("docker").args(["rm", "-f", "labbench-redis", "labbench-app"]));

@@ -9,14 +9,32 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
-    RunStarted { lab: String, instance: String, target: String, stages: usize, checks: usize },
-    StageStarted { stage: String },
-    CheckStarted { stage: String, check: String, expect: String },
+    RunStarted {
+        lab: String,
+        instance: String,
+        target: String,
+        stages: usize,
+        checks: usize,
+    },
+    StageStarted {
+        stage: String,
+    },
+    CheckStarted {
+        stage: String,
+        check: String,
+        expect: String,
+    },
     /// A step inside a check (for live progress).
-    Step { check: String, text: String },
+    Step {
+        check: String,
+        text: String,
+    },
     CheckFinished(CheckResult),
     /// Later stages are not run because a required stage failed.
-    StagesSkipped { after: String, reason: String },
+    StagesSkipped {
+        after: String,
+        reason: String,
+    },
     RunFinished(Summary),
 }
 
@@ -28,9 +46,13 @@ pub enum Outcome {
     /// The learner's service did not do what the check expects.
     Failed(Failure),
     /// Not run, with the reason.
-    Skipped { reason: String },
+    Skipped {
+        reason: String,
+    },
     /// lab itself could not carry out the check (backend failure...).
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 /// What a learner needs to act on a failed check.
@@ -153,8 +175,6 @@ pub struct NemesisInterval {
     pub start: u64,
     pub end: u64,
 }
-
-
 
 impl RunReport {
     pub fn passed(&self) -> bool {

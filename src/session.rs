@@ -99,7 +99,15 @@ impl Session {
             }
         };
         let mut picker = PortPicker::default();
-        let popts = PlanOptions { student: opts.student.clone(), images: opts.images, solution, ports, extra_env: opts.extra_env.clone(), ready_timeout: opts.ready_timeout, lab_exe: std::env::current_exe().ok() };
+        let popts = PlanOptions {
+            student: opts.student.clone(),
+            images: opts.images,
+            solution,
+            ports,
+            extra_env: opts.extra_env.clone(),
+            ready_timeout: opts.ready_timeout,
+            lab_exe: std::env::current_exe().ok(),
+        };
         let mut plan = plan::plan(lab, &popts, || picker.pick())?;
         drop(picker);
         plan.labels.insert(IMAGES_LABEL.into(), opts.images.to_string());
@@ -193,7 +201,9 @@ impl Session {
 
     /// The last lines of a container's log, indented for an error message.
     pub async fn tail_logs(&self, container: &str, n: usize) -> String {
-        let Ok(mut s) = self.backend.logs(container, n, false).await else { return String::new() };
+        let Ok(mut s) = self.backend.logs(container, n, false).await else {
+            return String::new();
+        };
         let mut text = String::new();
         while let Some(Ok(chunk)) = s.next().await {
             text.push_str(&chunk);
@@ -255,7 +265,9 @@ impl ContainerSpec {
 
 fn probe_text(c: &ContainerSpec) -> String {
     match &c.ready {
-        crate::probe::Readiness::Http { path, status } => format!("GET {path} with {status} on port {}", c.port.container),
+        crate::probe::Readiness::Http { path, status } => {
+            format!("GET {path} with {status} on port {}", c.port.container)
+        }
         other => format!("{other:?}"),
     }
 }
@@ -295,7 +307,15 @@ mod tests {
         let lab = Catalogue::new(vec![]).find("url-shortener").unwrap();
         let mut extra = BTreeMap::new();
         extra.insert("SHORTENER_BUG".to_string(), "memory".to_string());
-        let popts = PlanOptions { student: Some("eve".into()), images: ImageSet::Debian, solution: Solution::Target("http://127.0.0.1:9".into()), ports: HashMap::new(), extra_env: extra.clone(), ready_timeout: None, lab_exe: None };
+        let popts = PlanOptions {
+            student: Some("eve".into()),
+            images: ImageSet::Debian,
+            solution: Solution::Target("http://127.0.0.1:9".into()),
+            ports: HashMap::new(),
+            extra_env: extra.clone(),
+            ready_timeout: None,
+            lab_exe: None,
+        };
         let mut p = plan::plan(&lab, &popts, || Ok(45678)).unwrap();
         for c in &mut p.containers {
             c.labels.insert(IMAGES_LABEL.into(), "debian".into());

@@ -38,7 +38,8 @@ fn a_broken_definition_exits_2_with_its_location_and_starts_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let lab_dir = dir.path().join("broken");
     std::fs::create_dir(&lab_dir).unwrap();
-    let src = std::fs::read_to_string(root().join("labs/url-shortener/lab.yaml")).unwrap().replace("name: url-shortener", "name: broken").replace("action: { restart: app }", "action: { restart: ap }");
+    let src =
+        std::fs::read_to_string(root().join("labs/url-shortener/lab.yaml")).unwrap().replace("name: url-shortener", "name: broken").replace("action: { restart: app }", "action: { restart: ap }");
     std::fs::write(lab_dir.join("lab.yaml"), src).unwrap();
     let mut c = lab();
     c.arg("validate").arg(&lab_dir);
@@ -116,7 +117,8 @@ fn check_linearizability_tells_valid_invalid_and_unreadable_apart() {
     assert!(stdout(&out).contains("not linearizable"), "{}", stdout(&out));
 
     let log = dir.path().join("ok.log");
-    std::fs::write(&log, "INFO  jepsen.util - 0\t:invoke\t:write\t1\nINFO  jepsen.util - 0\t:ok\t:write\t1\nINFO  jepsen.util - 1\t:invoke\t:read\tnil\nINFO  jepsen.util - 1\t:ok\t:read\t1\n").unwrap();
+    std::fs::write(&log, "INFO  jepsen.util - 0\t:invoke\t:write\t1\nINFO  jepsen.util - 0\t:ok\t:write\t1\nINFO  jepsen.util - 1\t:invoke\t:read\tnil\nINFO  jepsen.util - 1\t:ok\t:read\t1\n")
+        .unwrap();
     let mut c = lab();
     c.args(["check", "linearizability", "--output", "json"]).arg(&log);
     let out = run(c);

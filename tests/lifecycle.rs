@@ -40,7 +40,8 @@ fn up_twice_converges_and_down_removes_everything() {
 
     // Every container carries the labels, and ports are on loopback only.
     for name in docker_names("container", "label=lab.instance=lab-url-shortener-idem") {
-        let out = Command::new("docker").args(["inspect", "-f", "{{json .HostConfig.PortBindings}} {{index .Config.Labels \"lab.lab\"}} {{index .Config.Labels \"lab.service\"}}", &name]).output().unwrap();
+        let out =
+            Command::new("docker").args(["inspect", "-f", "{{json .HostConfig.PortBindings}} {{index .Config.Labels \"lab.lab\"}} {{index .Config.Labels \"lab.service\"}}", &name]).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("\"HostIp\":\"127.0.0.1\""), "{name}: {text}");
         assert!(text.contains(" url-shortener "), "{name}: {text}");
@@ -161,12 +162,8 @@ fn target_mode_checks_a_service_the_learner_runs() {
     let out = run(c);
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
-    let env: Vec<(String, String)> = text
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("export "))
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-        .collect();
+    let env: Vec<(String, String)> =
+        text.lines().filter_map(|l| l.trim().strip_prefix("export ")).filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string())).collect();
     assert!(env.iter().any(|(k, v)| k == "REDIS_ADDR" && v.starts_with("127.0.0.1:")), "{text}");
 
     // Build the reference solution and run it on the host as a learner would.

@@ -5,9 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use bollard::container::{
-    Config, CreateContainerOptions, ListContainersOptions, LogOutput, LogsOptions, NetworkingConfig, RemoveContainerOptions, RestartContainerOptions, StopContainerOptions,
-};
+use bollard::container::{Config, CreateContainerOptions, ListContainersOptions, LogOutput, LogsOptions, NetworkingConfig, RemoveContainerOptions, RestartContainerOptions, StopContainerOptions};
 use bollard::image::CreateImageOptions;
 use bollard::models::{EndpointSettings, HostConfig, PortBinding};
 use bollard::network::{CreateNetworkOptions, ListNetworksOptions};
@@ -74,10 +72,7 @@ impl DockerBackend {
             return Ok(());
         }
         let labels: HashMap<String, String> = plan.labels.clone().into_iter().collect();
-        let res = self
-            .docker
-            .create_network(CreateNetworkOptions { name: plan.network.clone(), driver: "bridge".into(), check_duplicate: true, labels, ..Default::default() })
-            .await;
+        let res = self.docker.create_network(CreateNetworkOptions { name: plan.network.clone(), driver: "bridge".into(), check_duplicate: true, labels, ..Default::default() }).await;
         match res {
             Ok(_) => Ok(()),
             // Another `up` of the same instance made it in the meantime.
@@ -134,8 +129,7 @@ impl DockerBackend {
     pub async fn converge(&self, plan: &Plan) -> Result<Vec<(String, Converged)>, BackendError> {
         self.ensure_network(plan).await?;
         let existing = self.list(format!("{}={}", labels::INSTANCE, plan.instance)).await?;
-        let by_name: HashMap<String, &bollard::models::ContainerSummary> =
-            existing.iter().filter_map(|c| Some((c.names.as_ref()?.first()?.trim_start_matches('/').to_string(), c))).collect();
+        let by_name: HashMap<String, &bollard::models::ContainerSummary> = existing.iter().filter_map(|c| Some((c.names.as_ref()?.first()?.trim_start_matches('/').to_string(), c))).collect();
         // Containers the plan no longer has.
         for name in by_name.keys() {
             if !plan.containers.iter().any(|c| &c.name == name) {
@@ -214,7 +208,9 @@ impl DockerBackend {
         };
         for c in containers {
             let l = c.labels.clone().unwrap_or_default();
-            let Some(inst) = entry(&mut out, &l) else { continue };
+            let Some(inst) = entry(&mut out, &l) else {
+                continue;
+            };
             let port = c.ports.as_ref().and_then(|ps| ps.iter().find(|p| p.ip.as_deref() == Some("127.0.0.1") && p.public_port.is_some()).cloned());
             let state = ContainerState {
                 name: c.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default(),
@@ -298,7 +294,13 @@ impl DockerBackend {
     }
 
     pub async fn kill(&self, name: &str, signal: &str) -> Result<(), BackendError> {
-        self.docker.kill_container(name, Some(bollard::container::KillContainerOptions { signal })).await.map_err(|e| if is_404(&e) { BackendError::NoContainer(name.into()) } else { op_err(format!("killing {name}"))(e) })
+        self.docker.kill_container(name, Some(bollard::container::KillContainerOptions { signal })).await.map_err(|e| {
+            if is_404(&e) {
+                BackendError::NoContainer(name.into())
+            } else {
+                op_err(format!("killing {name}"))(e)
+            }
+        })
     }
 
     pub async fn pause(&self, name: &str, pause: bool) -> Result<(), BackendError> {

@@ -61,7 +61,8 @@ impl FakeBackend {
         self.call(format!("converge {}", plan.instance));
         let mut st = self.state.lock().unwrap();
         st.networks.entry(plan.network.clone()).or_insert_with(|| plan.labels.clone());
-        let stale: Vec<String> = st.containers.iter().filter(|(n, (c, _))| c.labels.get(labels::INSTANCE) == Some(&plan.instance) && !plan.containers.iter().any(|p| &p.name == *n)).map(|(n, _)| n.clone()).collect();
+        let stale: Vec<String> =
+            st.containers.iter().filter(|(n, (c, _))| c.labels.get(labels::INSTANCE) == Some(&plan.instance) && !plan.containers.iter().any(|p| &p.name == *n)).map(|(n, _)| n.clone()).collect();
         for n in stale {
             st.containers.remove(&n);
         }

@@ -9,8 +9,8 @@ mod link;
 mod netem;
 mod outage;
 mod partition;
-pub mod proxy;
 mod pause;
+pub mod proxy;
 mod restart;
 mod stop;
 mod target;
@@ -74,9 +74,7 @@ pub enum Fault {
 impl Fault {
     /// Parse a fault name and its options (as given on the command line or in a scenario).
     pub fn parse(name: &str, opts: &BTreeMap<String, String>) -> Result<Fault, ChaosError> {
-        let dur = |k: &str| -> Result<Option<Duration>, ChaosError> {
-            opts.get(k).map(|v| humantime::parse_duration(v).map_err(|e| ChaosError::Usage(format!("--{k} {v}: {e}")))).transpose()
-        };
+        let dur = |k: &str| -> Result<Option<Duration>, ChaosError> { opts.get(k).map(|v| humantime::parse_duration(v).map_err(|e| ChaosError::Usage(format!("--{k} {v}: {e}")))).transpose() };
         Ok(match name {
             "kill" => Fault::Kill,
             "stop" => Fault::Stop,
@@ -88,10 +86,7 @@ impl Fault {
             "partition" => Fault::Partition(partition::Shape::parse(opts)?),
             "bandwidth" => Fault::Bandwidth { rate: opts.get("rate").cloned().ok_or_else(|| ChaosError::Usage("bandwidth needs --rate, e.g. --rate 1mbit".into()))? },
             "latency" | "jitter" | "loss" => {
-                let loss = opts
-                    .get("loss")
-                    .map(|v| v.trim_end_matches('%').parse::<f64>().map_err(|_| ChaosError::Usage(format!("--loss {v}: a percentage such as 10%"))))
-                    .transpose()?;
+                let loss = opts.get("loss").map(|v| v.trim_end_matches('%').parse::<f64>().map_err(|_| ChaosError::Usage(format!("--loss {v}: a percentage such as 10%")))).transpose()?;
                 let f = Fault::Netem { delay: dur("delay")?, jitter: dur("jitter")?, loss };
                 if let Fault::Netem { delay: None, jitter: None, loss: None } = f {
                     return Err(ChaosError::Usage(format!("{name} needs --delay, --jitter or --loss (e.g. --delay 200ms --jitter 50ms --loss 5%)")));
@@ -148,8 +143,15 @@ impl<'a> Chaos<'a> {
         let mut kind = fault.kind().to_string();
         let id = format!("{}-{:06x}", fault.kind(), rand::random::<u32>() & 0xffffff);
         let link_toxics = match fault {
-            Fault::Netem { delay, jitter, loss } => Some(proxy::Toxics { latency_ms: delay.map(|d| d.as_millis() as u64).unwrap_or(0), jitter_ms: jitter.map(|d| d.as_millis() as u64).unwrap_or(0), loss: loss.unwrap_or(0.0) / 100.0, ..Default::default() }),
-            Fault::Bandwidth { rate } => Some(proxy::Toxics { bandwidth: link::rate_bytes(rate).ok_or_else(|| ChaosError::Usage(format!("--rate {rate}: a rate such as 1mbit, 512kbit, 10kbps")))?, ..Default::default() }),
+            Fault::Netem { delay, jitter, loss } => Some(proxy::Toxics {
+                latency_ms: delay.map(|d| d.as_millis() as u64).unwrap_or(0),
+                jitter_ms: jitter.map(|d| d.as_millis() as u64).unwrap_or(0),
+                loss: loss.unwrap_or(0.0) / 100.0,
+                ..Default::default()
+            }),
+            Fault::Bandwidth { rate } => {
+                Some(proxy::Toxics { bandwidth: link::rate_bytes(rate).ok_or_else(|| ChaosError::Usage(format!("--rate {rate}: a rate such as 1mbit, 512kbit, 10kbps")))?, ..Default::default() })
+            }
             Fault::Blackhole => Some(proxy::Toxics { blackhole: true, ..Default::default() }),
             Fault::Reset => Some(proxy::Toxics { reset: true, ..Default::default() }),
             _ => None,
@@ -167,15 +169,15 @@ impl<'a> Chaos<'a> {
                 link::inject(self, t, direction, targets).await?
             }
             _ => match fault {
-            Fault::Kill => kill::inject(self, targets).await?,
-            Fault::Stop => stop::inject(self, targets).await?,
-            Fault::Pause => pause::inject(self, targets).await?,
-            Fault::Restart => restart::inject(self, targets).await?,
-            Fault::Outage => outage::inject(self, targets).await?,
-            Fault::Partition(shape) => partition::inject(self, &id, shape, targets).await?,
-            Fault::Bandwidth { rate } => bandwidth::inject(self, rate, targets).await?,
-            Fault::Netem { delay, jitter, loss } => netem::inject(self, *delay, *jitter, *loss, targets).await?,
-            Fault::Blackhole | Fault::Reset => unreachable!("refused above unless proxied"),
+                Fault::Kill => kill::inject(self, targets).await?,
+                Fault::Stop => stop::inject(self, targets).await?,
+                Fault::Pause => pause::inject(self, targets).await?,
+                Fault::Restart => restart::inject(self, targets).await?,
+                Fault::Outage => outage::inject(self, targets).await?,
+                Fault::Partition(shape) => partition::inject(self, &id, shape, targets).await?,
+                Fault::Bandwidth { rate } => bandwidth::inject(self, rate, targets).await?,
+                Fault::Netem { delay, jitter, loss } => netem::inject(self, *delay, *jitter, *loss, targets).await?,
+                Fault::Blackhole | Fault::Reset => unreachable!("refused above unless proxied"),
             },
         };
         let rec = FaultRecord { id, instance: self.plan.instance.clone(), kind, targets: names, spec, since: now(), until: duration.map(|d| now() + d.as_secs().max(1)) };
@@ -215,7 +217,9 @@ impl<'a> Chaos<'a> {
 
     /// Wait until a container is ready again (after start, unpause...).
     async fn wait_ready(&self, name: &str) -> Result<(), ChaosError> {
-        let Some(c) = self.container(name) else { return Ok(()) };
+        let Some(c) = self.container(name) else {
+            return Ok(());
+        };
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], c.port.host));
         crate::probe::wait_ready(&c.ready, addr, c.ready_timeout)
             .await

@@ -62,7 +62,9 @@ impl std::str::FromStr for Link {
     /// `NAME=LISTEN=UPSTREAM`, e.g. `redis=0.0.0.0:6379=redis:6379`.
     fn from_str(s: &str) -> Result<Self, String> {
         let parts: Vec<&str> = s.splitn(3, '=').collect();
-        let [name, listen, upstream] = parts[..] else { return Err(format!("{s}: expected NAME=LISTEN=UPSTREAM")) };
+        let [name, listen, upstream] = parts[..] else {
+            return Err(format!("{s}: expected NAME=LISTEN=UPSTREAM"));
+        };
         Ok(Link { name: name.into(), listen: listen.parse().map_err(|e| format!("{listen}: {e}"))?, upstream: upstream.into() })
     }
 }
@@ -89,7 +91,9 @@ pub async fn serve(control: SocketAddr, links: Vec<Link>) -> std::io::Result<()>
         let (state, link) = (state.clone(), l.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((client, _)) = listener.accept().await else { continue };
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
                 let (state, link) = (state.clone(), link.clone());
                 tokio::spawn(async move {
                     let _ = connection(client, &link, state).await;

@@ -356,8 +356,7 @@ fn json_items(text: &str) -> Result<Vec<(&RawValue, usize)>, ParseError> {
                 #[serde(borrow)]
                 ops: Option<Vec<&'a RawValue>>,
             }
-            let doc: Doc = serde_json::from_str(top.get())
-                .map_err(|e| json_error(e, top_line, "\"ops\" to be a list of events"))?;
+            let doc: Doc = serde_json::from_str(top.get()).map_err(|e| json_error(e, top_line, "\"ops\" to be a list of events"))?;
             match doc.ops {
                 Some(ops) => ops,
                 // A single event object on its own.
@@ -436,8 +435,7 @@ fn json_event(item: &RawValue, line: usize) -> Result<RawEvent, ParseError> {
 }
 
 fn json_event_slow(item: &RawValue, line: usize) -> Result<RawEvent, ParseError> {
-    let v: serde_json::Value =
-        serde_json::from_str(item.get()).map_err(|e| perr(line + e.line().saturating_sub(1), format!("{e}")))?;
+    let v: serde_json::Value = serde_json::from_str(item.get()).map_err(|e| perr(line + e.line().saturating_sub(1), format!("{e}")))?;
     let serde_json::Value::Object(map) = v else {
         return Err(perr(line, "expected an event object {\"process\": 0, \"type\": \"invoke\", \"f\": \"write\", ...}"));
     };
@@ -514,10 +512,7 @@ fn finish_events(raw: Vec<RawEvent>) -> Result<History, ParseError> {
             }
             (None, v) => (String::new(), v),
         };
-        SourcedEvent {
-            event: Event { process: e.process.unwrap(), kind: e.kind, f: e.f.unwrap(), key, value, time: e.time },
-            line: e.line,
-        }
+        SourcedEvent { event: Event { process: e.process.unwrap(), kind: e.kind, f: e.f.unwrap(), key, value, time: e.time }, line: e.line }
     });
     History::from_events(events)
 }
@@ -575,8 +570,7 @@ fn porcupine_items(_text: &str, items: &[(&RawValue, usize)]) -> Result<History,
                 format!("{msg}; expected {{\"client_id\": 0, \"input\": {{\"op\": \"write\", \"key\": \"x\", \"value\": 1}}, \"call\": 1, \"output\": {{...}}, \"return\": 2}}"),
             )
         })?;
-        let f = Func::parse(&p.input.op)
-            .ok_or_else(|| perr(line, format!("unsupported operation {:?}; expected one of {FUNC_NAMES}", p.input.op)))?;
+        let f = Func::parse(&p.input.op).ok_or_else(|| perr(line, format!("unsupported operation {:?}; expected one of {FUNC_NAMES}", p.input.op)))?;
         let conv = |v: &Option<serde_json::Value>, what: &str| -> Result<Value, ParseError> {
             match v {
                 None => Ok(Value::Null),
@@ -781,10 +775,7 @@ fn short(e: &Edn) -> String {
 
 fn log_regex() -> &'static regex::Regex {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    RE.get_or_init(|| {
-        regex::Regex::new(r"(?:^|[\s\-])(\d+|:nemesis)[ \t]+:(invoke|ok|fail|info)[ \t]+:([A-Za-z][\w\-./?!]*)(?:[ \t]+(.*?))?[ \t]*$")
-            .expect("valid regex")
-    })
+    RE.get_or_init(|| regex::Regex::new(r"(?:^|[\s\-])(\d+|:nemesis)[ \t]+:(invoke|ok|fail|info)[ \t]+:([A-Za-z][\w\-./?!]*)(?:[ \t]+(.*?))?[ \t]*$").expect("valid regex"))
 }
 
 /// Reads `jepsen.util` log lines (see the module docs).
@@ -798,19 +789,13 @@ pub fn parse_jepsen_log(text: &str) -> Result<History, ParseError> {
         let process = &c[1];
         let kind = EventType::parse(&c[2]).expect("the regex only matches event types");
         let f_name = c[3].to_string();
-        let process = if process == ":nemesis" {
-            None
-        } else {
-            Some(process.parse::<u64>().map_err(|_| perr(line, format!("process {process} is too large")))?)
-        };
+        let process = if process == ":nemesis" { None } else { Some(process.parse::<u64>().map_err(|_| perr(line, format!("process {process} is too large")))?) };
         let rest = c.get(4).map_or("", |m| m.as_str()).trim();
         let value = if rest.is_empty() || process.is_none() {
             Value::Null
         } else {
             // The value is the first EDN form; an error description may follow it.
-            let (edn, _) = clojure_reader::edn::read(rest).map_err(|e| {
-                perr(line, format!("{} in the value {rest:?}; expected an EDN value such as nil, 4 or [1 4]", edn_error_message(&e)))
-            })?;
+            let (edn, _) = clojure_reader::edn::read(rest).map_err(|e| perr(line, format!("{} in the value {rest:?}; expected an EDN value such as nil, 4 or [1 4]", edn_error_message(&e))))?;
             edn_to_value(&edn).map_err(|m| perr(line, format!("the value: {m}")))?
         };
         raw.push(RawEvent { process, kind, f: Func::parse(&f_name), f_name, key: None, value, time: None, line });

@@ -298,32 +298,12 @@ pub struct Op {
 impl Op {
     /// A convenience constructor for an `ok` operation.
     pub fn ok(process: u64, key: &str, f: Func, value: impl Into<Value>, output: impl Into<Value>, call: u64, ret: u64) -> Op {
-        Op {
-            process,
-            key: key.to_string(),
-            f,
-            value: value.into(),
-            output: output.into(),
-            call,
-            ret: Some(ret),
-            status: Status::Ok,
-            line: None,
-        }
+        Op { process, key: key.to_string(), f, value: value.into(), output: output.into(), call, ret: Some(ret), status: Status::Ok, line: None }
     }
 
     /// A convenience constructor for an `info` (unknown outcome) operation.
     pub fn info(process: u64, key: &str, f: Func, value: impl Into<Value>, call: u64, ret: Option<u64>) -> Op {
-        Op {
-            process,
-            key: key.to_string(),
-            f,
-            value: value.into(),
-            output: Value::Null,
-            call,
-            ret,
-            status: Status::Info,
-            line: None,
-        }
+        Op { process, key: key.to_string(), f, value: value.into(), output: Value::Null, call, ret, status: Status::Info, line: None }
     }
 
     /// A convenience constructor for a `fail` operation.
@@ -506,25 +486,14 @@ impl History {
                 }
                 kind => {
                     let Some(open) = pending.remove(&event.process) else {
-                        return Err(err(format!(
-                            "process {} completed {} ({}) but has no pending invocation; expected an invoke event before it",
-                            event.process,
-                            event.f,
-                            kind.name()
-                        )));
+                        return Err(err(format!("process {} completed {} ({}) but has no pending invocation; expected an invoke event before it", event.process, event.f, kind.name())));
                     };
                     let op = &mut ops[open];
                     if op.f != event.f {
-                        return Err(err(format!(
-                            "process {} completed {} but its pending invocation is {}; expected {} ({}) here",
-                            event.process, event.f, op.f, op.f, kind.name()
-                        )));
+                        return Err(err(format!("process {} completed {} but its pending invocation is {}; expected {} ({}) here", event.process, event.f, op.f, op.f, kind.name())));
                     }
                     if !event.key.is_empty() && event.key != op.key {
-                        return Err(err(format!(
-                            "process {} completed {} on key {:?} but invoked it on key {:?}",
-                            event.process, event.f, event.key, op.key
-                        )));
+                        return Err(err(format!("process {} completed {} on key {:?} but invoked it on key {:?}", event.process, event.f, event.key, op.key)));
                     }
                     op.ret = Some(time);
                     op.status = match kind {
@@ -568,14 +537,7 @@ impl History {
             .map(|(time, completion, i)| {
                 let op = &self.ops[i];
                 if !completion {
-                    Event {
-                        process: op.process,
-                        kind: EventType::Invoke,
-                        f: op.f,
-                        key: op.key.clone(),
-                        value: if op.f.is_read() { Value::Null } else { op.value.clone() },
-                        time: Some(time),
-                    }
+                    Event { process: op.process, kind: EventType::Invoke, f: op.f, key: op.key.clone(), value: if op.f.is_read() { Value::Null } else { op.value.clone() }, time: Some(time) }
                 } else {
                     let kind = match op.status {
                         Status::Ok => EventType::Ok,

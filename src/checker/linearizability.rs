@@ -49,14 +49,7 @@ pub struct CheckOptions {
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions {
-            budget: Duration::from_secs(10),
-            witness: true,
-            max_witnesses: 3,
-            stop_on_violation: true,
-            threads: 0,
-            cancel: None,
-        }
+        CheckOptions { budget: Duration::from_secs(10), witness: true, max_witnesses: 3, stop_on_violation: true, threads: 0, cancel: None }
     }
 }
 
@@ -176,12 +169,7 @@ impl CheckResult {
     pub fn summary(&self) -> String {
         let ms = self.elapsed.as_secs_f64() * 1e3;
         match self.verdict {
-            Verdict::Linearizable => format!(
-                "linearizable: {} operations on {} key{}, checked in {ms:.1} ms",
-                self.ops,
-                self.keys,
-                if self.keys == 1 { "" } else { "s" }
-            ),
+            Verdict::Linearizable => format!("linearizable: {} operations on {} key{}, checked in {ms:.1} ms", self.ops, self.keys, if self.keys == 1 { "" } else { "s" }),
             Verdict::NotLinearizable => {
                 let failing: Vec<String> = self.failures().map(|k| key_label(&k.key)).collect();
                 match &self.witness {
@@ -301,13 +289,7 @@ fn check_inner(history: &History, opts: &CheckOptions) -> CheckResult {
         let grace = deadline.max(Instant::now() + opts.budget / 10);
         let ext: Vec<&AtomicBool> = external.as_deref().into_iter().collect();
         let ctl = Control { deadline: grace, cancel: &ext };
-        let failing: Vec<usize> = results
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, r, c))| r.verdict == Verdict::NotLinearizable && c.is_some())
-            .map(|(i, _)| i)
-            .take(opts.max_witnesses)
-            .collect();
+        let failing: Vec<usize> = results.iter().enumerate().filter(|(_, (_, r, c))| r.verdict == Verdict::NotLinearizable && c.is_some()).map(|(i, _)| i).take(opts.max_witnesses).collect();
         let witnesses: Vec<(usize, Witness)> = failing
             .par_iter()
             .map(|&i| {
@@ -343,11 +325,7 @@ fn check_inner(history: &History, opts: &CheckOptions) -> CheckResult {
 
 fn interrupted_reason(o: Outcome, key: &str, ops: usize, budget: Duration) -> String {
     match o {
-        Outcome::Timeout => format!(
-            "the time budget of {} ran out while checking {} ({ops} operations)",
-            humantime::format_duration(Duration::from_millis(budget.as_millis() as u64)),
-            key_label(key)
-        ),
+        Outcome::Timeout => format!("the time budget of {} ran out while checking {} ({ops} operations)", humantime::format_duration(Duration::from_millis(budget.as_millis() as u64)), key_label(key)),
         _ => format!("the check of {} was stopped (cancelled, or another key was found not linearizable)", key_label(key)),
     }
 }
@@ -362,20 +340,14 @@ fn make_witness(history: &History, work: &KeyWork, compiled: &Compiled, blocked:
     let mut indices: Vec<usize> = shrunk.ops.iter().map(|&i| orig(i)).collect();
     let mut note = String::new();
     if !shrunk.minimal && indices.len() > MAX_UNREDUCED {
-        note = format!(
-            " (The budget ran out before the {} operations up to it could be reduced; shown is the operation that cannot be placed.)",
-            indices.len()
-        );
+        note = format!(" (The budget ran out before the {} operations up to it could be reduced; shown is the operation that cannot be placed.)", indices.len());
         indices = culprit_orig.into_iter().collect();
     }
     let key_ops: Vec<usize> = work.indices.iter().map(|&i| i as usize).collect();
     let mut explanation = witness::explain(history, compiled.model.kind, &work.key, &indices, culprit_orig, &key_ops);
     explanation.push_str(&note);
     let core: rustc_hash::FxHashSet<usize> = shrunk.core.iter().map(|&i| orig(i)).collect();
-    let ops: Vec<WitnessOp> = indices
-        .iter()
-        .map(|&i| WitnessOp { index: i, text: history.ops[i].to_string(), context: !core.contains(&i), op: history.ops[i].clone() })
-        .collect();
+    let ops: Vec<WitnessOp> = indices.iter().map(|&i| WitnessOp { index: i, text: history.ops[i].to_string(), context: !core.contains(&i), op: history.ops[i].clone() }).collect();
     let culprit = culprit_orig.and_then(|c| indices.iter().position(|&i| i == c));
     Witness { key: work.key.clone(), explanation, ops, culprit, minimal: shrunk.minimal, prefix_ops: shrunk.prefix_ops }
 }

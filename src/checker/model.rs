@@ -191,9 +191,7 @@ impl Interner {
 /// reads or writes a list.
 pub(crate) fn model_kind(ops: &[&Op]) -> ModelKind {
     let list = |v: &Value| matches!(v, Value::List(_));
-    if ops.iter().any(|op| {
-        op.f == Func::Append || (op.f.is_read() && op.status == Status::Ok && list(&op.output)) || (op.f.is_write() && list(&op.value))
-    }) {
+    if ops.iter().any(|op| op.f == Func::Append || (op.f.is_read() && op.status == Status::Ok && list(&op.output)) || (op.f.is_write() && list(&op.value))) {
         ModelKind::ListAppend
     } else {
         ModelKind::Register
@@ -236,13 +234,7 @@ pub(crate) fn compile(history: &History, indices: &[u32]) -> Result<Compiled, St
                         let elems: Vec<u32> = match &op.output {
                             Value::Null => vec![],
                             Value::List(items) => items.iter().map(|e| values.id(e)).collect(),
-                            other => {
-                                return Err(format!(
-                                    "{}: a {} of a key that is appended to must return a list (or null), got {other}",
-                                    describe(op),
-                                    op.f
-                                ))
-                            }
+                            other => return Err(format!("{}: a {} of a key that is appended to must return a list (or null), got {other}", describe(op), op.f)),
                         };
                         let s = model.intern_list(&elems);
                         let mut need = elems;
@@ -274,22 +266,16 @@ pub(crate) fn compile(history: &History, indices: &[u32]) -> Result<Compiled, St
                 let elems: Vec<u32> = match &op.value {
                     Value::Null => vec![],
                     Value::List(items) => items.iter().map(|e| values.id(e)).collect(),
-                    other => {
-                        return Err(format!(
-                            "{}: a key that is appended to holds a list; a {} must write a list (or null), got {other}",
-                            describe(op),
-                            op.f
-                        ))
-                    }
+                    other => return Err(format!("{}: a key that is appended to holds a list; a {} must write a list (or null), got {other}", describe(op), op.f)),
                 };
                 let s = model.intern_list(&elems);
                 list_writes.push(out.len() as u32);
                 (COp { kind: Kind::Write, a: s, b: 0 }, vec![], NONE)
             }
-            (ModelKind::ListAppend, f) => {
-                return Err(format!("{}: {f} is not supported on a key that is appended to (use append and read/get)", describe(op)))
+            (ModelKind::ListAppend, f) => return Err(format!("{}: {f} is not supported on a key that is appended to (use append and read/get)", describe(op))),
+            (ModelKind::Register, Func::Append) => {
+                unreachable!("a key with an append uses the list model")
             }
-            (ModelKind::Register, Func::Append) => unreachable!("a key with an append uses the list model"),
             (ModelKind::Register, _) => unreachable!(),
         };
         out.push(SOp { orig, idx: out.len() as u32, call: op.call, ret: if info { u64::MAX } else { op.ret.unwrap_or(u64::MAX) }, info, cop });

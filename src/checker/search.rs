@@ -109,15 +109,7 @@ impl Bits {
         let ok_words = n_ok.div_ceil(64);
         let info_words = n_info.div_ceil(64);
         let rem = n_ok % 64;
-        Bits {
-            w: vec![0; ok_words + info_words],
-            ok_words,
-            last_mask: if rem == 0 { !0 } else { (1u64 << rem) - 1 },
-            lo_hint: 0,
-            hi_hint: 0,
-            info_hi_hint: 0,
-            info_set: 0,
-        }
+        Bits { w: vec![0; ok_words + info_words], ok_words, last_mask: if rem == 0 { !0 } else { (1u64 << rem) - 1 }, lo_hint: 0, hi_hint: 0, info_hi_hint: 0, info_set: 0 }
     }
 
     #[inline(always)]
@@ -312,11 +304,7 @@ pub(crate) fn search_stats(ops: &[SOp], comp: &Compiled, ctl: &Control) -> (Outc
     let mut model = comp.model.clone();
     let mut pinned = false;
     if model.kind == ModelKind::ListAppend && !ops.iter().any(|o| o.cop.kind == Kind::Write) {
-        let longest = ops
-            .iter()
-            .filter(|o| !o.info && o.cop.kind == Kind::Read)
-            .map(|o| (model.depth(o.cop.a), o.cop.a))
-            .max();
+        let longest = ops.iter().filter(|o| !o.info && o.cop.kind == Kind::Read).map(|o| (model.depth(o.cop.a), o.cop.a)).max();
         if let Some((_, state)) = longest {
             model.pin_order(state);
             pinned = true;

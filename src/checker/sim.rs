@@ -6,8 +6,8 @@
 //! way that is certainly observable (a stale read, a lost write, a duplicated
 //! write), so the history is certainly not linearizable.
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -51,19 +51,7 @@ pub struct SimConfig {
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig {
-            seed: 1,
-            clients: 5,
-            keys: 1,
-            ops: 1000,
-            model: SimModel::Register,
-            read_fraction: 0.5,
-            cas_fraction: 0.1,
-            info_fraction: 0.0,
-            values: None,
-            max_latency: 100,
-            max_think: 20,
-        }
+        SimConfig { seed: 1, clients: 5, keys: 1, ops: 1000, model: SimModel::Register, read_fraction: 0.5, cas_fraction: 0.1, info_fraction: 0.0, values: None, max_latency: 100, max_think: 20 }
     }
 }
 
@@ -199,7 +187,16 @@ fn run(plan: &mut [Planned], extras: &[Extra], rng: &mut StdRng, decide: bool) -
                 if p.applied && ok {
                     *cur = to.clone();
                 }
-                outputs[i] = (Value::Null, if p.info { Status::Info } else if ok { Status::Ok } else { Status::Fail });
+                outputs[i] = (
+                    Value::Null,
+                    if p.info {
+                        Status::Info
+                    } else if ok {
+                        Status::Ok
+                    } else {
+                        Status::Fail
+                    },
+                );
             }
             PKind::Append(v) => {
                 if p.applied {
@@ -224,17 +221,7 @@ fn run(plan: &mut [Planned], extras: &[Extra], rng: &mut StdRng, decide: bool) -
                 PKind::Cas(from, to) => (Func::Cas, Value::List(vec![from.clone().unwrap_or_default(), to.clone()])),
                 PKind::Append(v) => (Func::Append, v.clone()),
             };
-            Op {
-                process: p.process,
-                key: key_name(p.key),
-                f,
-                value,
-                output,
-                call: p.call,
-                ret: Some(p.ret),
-                status,
-                line: None,
-            }
+            Op { process: p.process, key: key_name(p.key), f, value, output, call: p.call, ret: Some(p.ret), status, line: None }
         })
         .collect();
     History { ops }
@@ -300,8 +287,12 @@ pub fn inject(sim: &Simulated, anomaly: Anomaly, seed: u64) -> Option<History> {
                     if list {
                         // The read misses w2's element (and everything after it).
                         let e = sim.ok_written(w2).unwrap().clone();
-                        let Value::List(items) = &h.ops[r].output else { continue };
-                        let Some(pos) = items.iter().position(|x| *x == e) else { continue };
+                        let Value::List(items) = &h.ops[r].output else {
+                            continue;
+                        };
+                        let Some(pos) = items.iter().position(|x| *x == e) else {
+                            continue;
+                        };
                         h.ops[r].output = Value::List(items[..pos].to_vec());
                     } else {
                         h.ops[r].output = sim.ok_written(w1).unwrap().clone();
@@ -351,9 +342,7 @@ pub fn inject(sim: &Simulated, anomaly: Anomaly, seed: u64) -> Option<History> {
                     if u.is_null() {
                         return true;
                     }
-                    let writers: Vec<usize> = (0..n)
-                        .filter(|&j| plan[j].key == key && matches!(&plan[j].kind, PKind::Write(v) | PKind::Cas(_, v) if v == u))
-                        .collect();
+                    let writers: Vec<usize> = (0..n).filter(|&j| plan[j].key == key && matches!(&plan[j].kind, PKind::Write(v) | PKind::Cas(_, v) if v == u)).collect();
                     !writers.is_empty() && writers.iter().all(|&j| sim.ok_written(j).is_some() && h.ops[j].status == Status::Ok && plan[j].ret < plan[w].call)
                 });
                 if observed {

@@ -257,7 +257,13 @@ fn apply(state: &Value, op: &Op, list: bool) -> Option<Value> {
 fn brute_force(ops: &[Op]) -> bool {
     let list = ops.iter().any(|o| o.f == Func::Append || (o.status == Status::Ok && matches!(o.output, Value::List(_))));
     let ops: Vec<&Op> = ops.iter().filter(|o| o.status != Status::Fail && !(o.status == Status::Info && o.f.is_read())).collect();
-    let ret = |o: &Op| if o.status == Status::Info { u64::MAX } else { o.ret.unwrap() };
+    let ret = |o: &Op| {
+        if o.status == Status::Info {
+            u64::MAX
+        } else {
+            o.ret.unwrap()
+        }
+    };
     fn rec(ops: &[&Op], done: &mut Vec<bool>, state: &Value, list: bool, ret: &dyn Fn(&Op) -> u64) -> bool {
         if (0..ops.len()).all(|i| done[i] || ops[i].status == Status::Info) {
             return true;
@@ -311,11 +317,7 @@ fn random_small_history(rng: &mut StdRng, list: bool) -> Vec<Op> {
                 match rng.gen_range(0..4) {
                     0 | 1 => (Func::Read, Value::Null, if rng.gen_bool(0.2) { Value::Null } else { Value::Int(val(rng)) }),
                     2 => (Func::Write, Value::Int(val(rng)), Value::Null),
-                    _ => (
-                        Func::Cas,
-                        vec![val(rng), val(rng)].into(),
-                        if rng.gen_bool(0.2) { Value::Bool(false) } else { Value::Null },
-                    ),
+                    _ => (Func::Cas, vec![val(rng), val(rng)].into(), if rng.gen_bool(0.2) { Value::Bool(false) } else { Value::Null }),
                 }
             };
             Op { process: p, key: "x".into(), f, value, output, call, ret: Some(ret), status, line: None }
@@ -347,7 +349,7 @@ fn agrees_with_a_brute_force_oracle_on_random_small_histories() {
 
 /// `cargo test --release --lib checker::tests::oracle_long -- --ignored`
 #[test]
-#[ignore]
+#[ignore = "a million histories take minutes; run by hand with --release"]
 fn oracle_long() {
     for seed in 1..=10 {
         oracle(seed, 100_000);
@@ -450,7 +452,9 @@ fn injected_register_anomalies_are_caught_with_small_witnesses() {
         cfg.values = None;
         let sim = simulate(&cfg);
         for anomaly in [Anomaly::StaleRead, Anomaly::LostWrite, Anomaly::DuplicateWrite] {
-            let Some(bad) = inject(&sim, anomaly, seed * 7 + 1) else { continue };
+            let Some(bad) = inject(&sim, anomaly, seed * 7 + 1) else {
+                continue;
+            };
             let res = check(&bad, &opts());
             assert_good_witness(&res, &format!("seed {seed} {anomaly:?}"), false);
             caught += 1;
@@ -468,7 +472,9 @@ fn injected_list_anomalies_are_caught_with_small_witnesses() {
         cfg.ops = 200;
         let sim = simulate(&cfg);
         for anomaly in [Anomaly::StaleRead, Anomaly::LostWrite, Anomaly::DuplicateWrite] {
-            let Some(bad) = inject(&sim, anomaly, seed * 7 + 1) else { continue };
+            let Some(bad) = inject(&sim, anomaly, seed * 7 + 1) else {
+                continue;
+            };
             let res = check(&bad, &opts());
             assert_good_witness(&res, &format!("seed {seed} {anomaly:?}"), true);
             caught += 1;
@@ -799,10 +805,3 @@ fn recorder_records_a_history() {
     let again = formats::parse(&formats::to_json(&h)).unwrap();
     assert_eq!(again.ops.len(), 3);
 }
-
-
-
-
-
-
-

@@ -230,11 +230,7 @@ pub(crate) fn shrink(comp: &Compiled, ctl: &Control, blocked: Option<u64>) -> Sh
     let s: Vec<u32> = by_call(all.iter().copied().filter(|&i| comp.ops[i as usize].call <= t).collect());
     let culprit = {
         let candidates: Vec<u32> = s.iter().copied().filter(|&i| !comp.ops[i as usize].info && comp.ops[i as usize].ret == t).collect();
-        candidates
-            .iter()
-            .copied()
-            .find(|&i| matches!(comp.ops[i as usize].cop.kind, Kind::Read | Kind::Cas))
-            .or_else(|| candidates.first().copied())
+        candidates.iter().copied().find(|&i| matches!(comp.ops[i as usize].cop.kind, Kind::Read | Kind::Cas)).or_else(|| candidates.first().copied())
     };
     let prefix_ops = s.len();
 
@@ -353,10 +349,7 @@ fn observed(op: &Op, key: &str) -> Option<(String, Value)> {
         return None;
     }
     match op.f {
-        Func::Read | Func::Get => Some((
-            format!("{} of {key} by {} returned {} at {}", op.f, who(op), op.output, interval(op)),
-            op.output.clone(),
-        )),
+        Func::Read | Func::Get => Some((format!("{} of {key} by {} returned {} at {}", op.f, who(op), op.output, interval(op)), op.output.clone())),
         Func::Cas if op.output != Value::Bool(false) => {
             let (from, to) = op.cas_pair()?;
             Some((format!("cas of {key} from {from} to {to} by {} succeeded at {}, so {key} held {from}", who(op), interval(op)), from.clone()))
@@ -414,11 +407,7 @@ fn explain_register(key: &str, c: &Op, w: &[&Op], all: &[&Op]) -> Option<String>
         }
         let later: Vec<&Op> = all.iter().copied().filter(|o| written(o) == Some(&v) && o.call >= c_ret).collect();
         let because = match later.first() {
-            Some(l) => format!(
-                "the only write of {v} ({}) began at {}, after it finished",
-                writer_phrase(l).trim_start_matches("the "),
-                l.call
-            ),
+            Some(l) => format!("the only write of {v} ({}) began at {}, after it finished", writer_phrase(l).trim_start_matches("the "), l.call),
             None => format!("nothing ever wrote {v} to {key}"),
         };
         // The latest few writes that could come before it.
@@ -454,11 +443,7 @@ fn explain_register(key: &str, c: &Op, w: &[&Op], all: &[&Op]) -> Option<String>
             } else {
                 format!("all {} writes of {v} had finished (the last at {last_source_ret})", sources.len())
             };
-            return Some(format!(
-                "{subject}, but {v} had already been overwritten before it began: {} ran during {}, after {src}.",
-                writer_phrase(o),
-                interval(o)
-            ));
+            return Some(format!("{subject}, but {v} had already been overwritten before it began: {} ran during {}, after {src}.", writer_phrase(o), interval(o)));
         }
         // Stale after a read: a read that finished before c began saw another value,
         // and every write of v had finished before that read began.
@@ -470,11 +455,7 @@ fn explain_register(key: &str, c: &Op, w: &[&Op], all: &[&Op]) -> Option<String>
             .filter(|r| finished_before(r, c.call) && r.call > first_source_free)
             .max_by_key(|r| r.ret);
         if let Some(r) = earlier_read {
-            let src = if sources.len() == 1 {
-                format!("{} finished at {}", writer_phrase(sources[0]), first_source_free)
-            } else {
-                format!("every write of {v} had finished by {first_source_free}")
-            };
+            let src = if sources.len() == 1 { format!("{} finished at {}", writer_phrase(sources[0]), first_source_free) } else { format!("every write of {v} had finished by {first_source_free}") };
             return Some(format!(
                 "{subject}, but the {} by {} that finished at {}, before it began, had already returned {}, and {src}, before that read began: once {key} held another value, {v} could only come back through a new write.",
                 r.f,
@@ -503,10 +484,7 @@ fn explain_list(key: &str, c: &Op, w: &[&Op], all: &[&Op]) -> Option<String> {
     for (i, e) in list.iter().enumerate() {
         if list[..i].contains(e) {
             let n = appends(e).len();
-            return Some(format!(
-                "{subject}, but {e} appears more than once while it was appended {}: an append was applied twice.",
-                if n == 1 { "once".to_string() } else { format!("{n} times") }
-            ));
+            return Some(format!("{subject}, but {e} appears more than once while it was appended {}: an append was applied twice.", if n == 1 { "once".to_string() } else { format!("{n} times") }));
         }
     }
     // Elements nobody could have appended yet.
@@ -518,12 +496,7 @@ fn explain_list(key: &str, c: &Op, w: &[&Op], all: &[&Op]) -> Option<String> {
     // Lost appends: finished before c began, missing from the list.
     let lost = |a: &&Op| a.f == Func::Append && finished_before(a, c.call) && !list.contains(&a.value);
     if let Some(a) = w.iter().copied().filter(lost).min_by_key(|a| a.ret).or_else(|| all.iter().copied().filter(lost).min_by_key(|a| a.ret)) {
-        return Some(format!(
-            "{subject}, but {} had finished at {}, before it began, and {} is missing: the append was lost, or the read was stale.",
-            writer_phrase(a),
-            a.ret.unwrap_or(0),
-            a.value
-        ));
+        return Some(format!("{subject}, but {} had finished at {}, before it began, and {} is missing: the append was lost, or the read was stale.", writer_phrase(a), a.ret.unwrap_or(0), a.value));
     }
     // Order: e1 before e2 in the list although e2's append finished before e1's began.
     for (i, e1) in list.iter().enumerate() {
@@ -531,9 +504,7 @@ fn explain_list(key: &str, c: &Op, w: &[&Op], all: &[&Op]) -> Option<String> {
             let (a1, a2) = (appends(e1), appends(e2));
             if let (Some(first1), Some(last2)) = (a1.iter().map(|a| a.call).min(), a2.iter().filter_map(|a| a.ret).max()) {
                 if a2.iter().all(|a| a.status == Status::Ok) && last2 < first1 {
-                    return Some(format!(
-                        "{subject}, but it has {e1} before {e2}, while the append of {e2} finished at {last2}, before the append of {e1} began at {first1}."
-                    ));
+                    return Some(format!("{subject}, but it has {e1} before {e2}, while the append of {e2} finished at {last2}, before the append of {e1} began at {first1}."));
                 }
             }
         }

@@ -67,7 +67,13 @@ pub async fn run(cat: &Catalogue, a: ChaosArgs, quiet: bool) -> Result<i32, Erro
             let mine: Vec<_> = running.iter().filter(|i| i.student == a.student).collect();
             match mine.as_slice() {
                 [one] => (cat.find(&one.lab)?, &a.args[..]),
-                [] => return Err(Error::Usage(format!("no lab is up{}; name the lab: lab chaos <lab> {}", a.student.as_ref().map(|s| format!(" for student {s}")).unwrap_or_default(), a.args.join(" ")))),
+                [] => {
+                    return Err(Error::Usage(format!(
+                        "no lab is up{}; name the lab: lab chaos <lab> {}",
+                        a.student.as_ref().map(|s| format!(" for student {s}")).unwrap_or_default(),
+                        a.args.join(" ")
+                    )))
+                }
                 many => {
                     return Err(Error::Usage(format!("several labs are up ({}); name one: lab chaos <lab> {}", many.iter().map(|i| i.lab.as_str()).collect::<Vec<_>>().join(", "), a.args.join(" "))));
                 }

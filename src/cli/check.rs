@@ -27,7 +27,9 @@ pub enum HistoryFormat {
 #[derive(Subcommand, Debug)]
 pub enum CheckCommand {
     /// Is this history linearizable? Exit 0 yes, 1 no, 5 unknown (budget ran out), 2 unreadable.
-    #[command(after_help = "Examples:\n  lab check linearizability history.json\n  lab check linearizability history.edn --budget 60s --output json\n  lab check linearizability jepsen.log --format jepsen-log")]
+    #[command(
+        after_help = "Examples:\n  lab check linearizability history.json\n  lab check linearizability history.edn --budget 60s --output json\n  lab check linearizability jepsen.log --format jepsen-log"
+    )]
     Linearizability {
         /// The history file (- for standard input).
         file: PathBuf,

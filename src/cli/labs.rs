@@ -65,11 +65,7 @@ pub fn show(cat: &Catalogue, name: &str, readme: bool) -> Result<i32, Error> {
 }
 
 pub fn validate(cat: &Catalogue, paths: &[PathBuf]) -> Result<i32, Error> {
-    let results: Vec<(String, Result<lab::Lab, lab::LoadError>)> = if paths.is_empty() {
-        cat.all()
-    } else {
-        paths.iter().map(|p| (p.display().to_string(), lab::load_path(p))).collect()
-    };
+    let results: Vec<(String, Result<lab::Lab, lab::LoadError>)> = if paths.is_empty() { cat.all() } else { paths.iter().map(|p| (p.display().to_string(), lab::load_path(p))).collect() };
     if results.is_empty() {
         return Err(Error::Usage("no labs to validate".into()));
     }

@@ -71,7 +71,9 @@ pub enum Command {
         paths: Vec<PathBuf>,
     },
     /// Bring a lab up: dependencies, then the learner's service, each until ready.
-    #[command(after_help = "Examples:\n  lab up url-shortener --solution ./my-shortener\n  lab up url-shortener --target http://127.0.0.1:8080   # only Redis; run your service yourself\n  lab up url-shortener --solution ./my-shortener --student alice --images debian")]
+    #[command(
+        after_help = "Examples:\n  lab up url-shortener --solution ./my-shortener\n  lab up url-shortener --target http://127.0.0.1:8080   # only Redis; run your service yourself\n  lab up url-shortener --solution ./my-shortener --student alice --images debian"
+    )]
     Up(up::UpArgs),
     /// Show running instances, their containers and addresses.
     #[command(after_help = "Examples:\n  lab status\n  lab status url-shortener")]
@@ -111,10 +113,14 @@ pub enum Command {
         all: bool,
     },
     /// Run a lab's checks against the learner's service and give a verdict.
-    #[command(after_help = "Examples:\n  lab verify url-shortener --solution ./my-shortener\n  lab verify url-shortener                     # against the instance `lab up` started\n  lab verify url-shortener --solution . --output junit --report junit.xml")]
+    #[command(
+        after_help = "Examples:\n  lab verify url-shortener --solution ./my-shortener\n  lab verify url-shortener                     # against the instance `lab up` started\n  lab verify url-shortener --solution . --output junit --report junit.xml"
+    )]
     Verify(verify::VerifyArgs),
     /// Break a running lab: kill, stop, pause, restart, partition, outage, bandwidth, latency; heal; status.
-    #[command(after_help = "Examples:\n  lab chaos raft kill 2 --for 10s\n  lab chaos kill-node                      # a scenario of the one lab that is up\n  lab chaos raft partition leader\n  lab chaos raft partition --split \"1,2|3\"\n  lab chaos url-shortener outage redis --for 5s\n  lab chaos raft latency all --delay 200ms --jitter 50ms\n  lab chaos raft status\n  lab chaos raft heal")]
+    #[command(
+        after_help = "Examples:\n  lab chaos raft kill 2 --for 10s\n  lab chaos kill-node                      # a scenario of the one lab that is up\n  lab chaos raft partition leader\n  lab chaos raft partition --split \"1,2|3\"\n  lab chaos url-shortener outage redis --for 5s\n  lab chaos raft latency all --delay 200ms --jitter 50ms\n  lab chaos raft status\n  lab chaos raft heal"
+    )]
     Chaos(chaos::ChaosArgs),
     /// Check a saved history (lab's JSON, Porcupine JSON, Jepsen EDN or log lines).
     #[command(subcommand)]
@@ -248,7 +254,6 @@ pub(crate) async fn interrupted() {
         _ = term.recv() => {}
     }
 }
-
 
 /// Print an error with miette; the problems of a lab definition one by one.
 pub(crate) fn print_error(e: Error) {

@@ -17,7 +17,13 @@ pub async fn run(lab: Option<String>, student: Option<String>, json: bool) -> Re
         return Ok(exit::OK);
     }
     for i in all {
-        println!("{} (lab {}{}{})", i.instance, i.lab, i.student.as_ref().map(|s| format!(", student {s}")).unwrap_or_default(), i.target.as_ref().map(|t| format!(", your service at {t}")).unwrap_or_default());
+        println!(
+            "{} (lab {}{}{})",
+            i.instance,
+            i.lab,
+            i.student.as_ref().map(|s| format!(", student {s}")).unwrap_or_default(),
+            i.target.as_ref().map(|t| format!(", your service at {t}")).unwrap_or_default()
+        );
         for c in &i.containers {
             let addr = c.host_port.map(|p| format!("127.0.0.1:{p}")).unwrap_or_else(|| "-".into());
             println!("  {:<36} {:<10} {:<22} {}", c.name, c.state, addr, c.image);

@@ -57,7 +57,12 @@ pub(crate) async fn guarded_up(s: &Session, lab: &crate::lab::Lab, opts: &UpOpti
 fn print_plan(plan: &Plan) {
     println!("\n{} is up.", plan.instance);
     for c in &plan.containers {
-        println!("  {:<16} http://127.0.0.1:{} ({})", c.name, c.port.host, if c.role == crate::plan::Role::Service { "your service" } else { "dependency" }.to_string() + &format!(", port {} inside", c.port.container));
+        println!(
+            "  {:<16} http://127.0.0.1:{} ({})",
+            c.name,
+            c.port.host,
+            if c.role == crate::plan::Role::Service { "your service" } else { "dependency" }.to_string() + &format!(", port {} inside", c.port.container)
+        );
     }
     match (&plan.target, plan.replicas().next()) {
         (Some(t), _) => {

@@ -150,11 +150,7 @@ const REDIS: Recipe = Recipe {
     name: "redis",
     tag: "lab-debian/redis:7.0",
     packages: &["redis-server"],
-    files: &[(
-        "/usr/local/bin/docker-entrypoint.sh",
-        REDIS_ENTRYPOINT,
-        0o755,
-    )],
+    files: &[("/usr/local/bin/docker-entrypoint.sh", REDIS_ENTRYPOINT, 0o755)],
     setup: concat!(
         r#"
 test -x /usr/bin/redis-server
@@ -163,13 +159,7 @@ chown redis:redis /data
 "#,
         slim!()
     ),
-    changes: &[
-        concat!("ENV PATH=", std_path!()),
-        "WORKDIR /data",
-        "EXPOSE 6379/tcp",
-        r#"ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]"#,
-        r#"CMD ["redis-server"]"#,
-    ],
+    changes: &[concat!("ENV PATH=", std_path!()), "WORKDIR /data", "EXPOSE 6379/tcp", r#"ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]"#, r#"CMD ["redis-server"]"#],
 };
 
 // ------------------------------------------------------------- postgres --
@@ -277,11 +267,7 @@ const POSTGRES: Recipe = Recipe {
     name: "postgres",
     tag: "lab-debian/postgres:15",
     packages: &["postgresql-15", "dumb-init"],
-    files: &[(
-        "/usr/local/bin/docker-entrypoint.sh",
-        POSTGRES_ENTRYPOINT,
-        0o755,
-    )],
+    files: &[("/usr/local/bin/docker-entrypoint.sh", POSTGRES_ENTRYPOINT, 0o755)],
     setup: concat!(
         r#"
 test -x /usr/lib/postgresql/15/bin/postgres
@@ -348,18 +334,7 @@ const RABBITMQ: Recipe = Recipe {
     name: "rabbitmq",
     tag: "lab-debian/rabbitmq:3.10",
     packages: &["rabbitmq-server"],
-    files: &[
-        (
-            "/etc/rabbitmq/conf.d/10-defaults.conf",
-            RABBITMQ_DEFAULTS,
-            0o644,
-        ),
-        (
-            "/usr/local/bin/docker-entrypoint.sh",
-            RABBITMQ_ENTRYPOINT,
-            0o755,
-        ),
-    ],
+    files: &[("/etc/rabbitmq/conf.d/10-defaults.conf", RABBITMQ_DEFAULTS, 0o644), ("/usr/local/bin/docker-entrypoint.sh", RABBITMQ_ENTRYPOINT, 0o755)],
     setup: concat!(
         r#"
 test -x /usr/lib/rabbitmq/bin/rabbitmq-server
@@ -437,11 +412,7 @@ const ALERTMANAGER: Recipe = Recipe {
     name: "alertmanager",
     tag: "lab-debian/alertmanager:0.25",
     packages: &["prometheus-alertmanager"],
-    files: &[(
-        "/etc/alertmanager/alertmanager.yml",
-        ALERTMANAGER_CONFIG,
-        0o644,
-    )],
+    files: &[("/etc/alertmanager/alertmanager.yml", ALERTMANAGER_CONFIG, 0o644)],
     setup: concat!(
         r#"
 [ -e /usr/bin/alertmanager ] || ln -s prometheus-alertmanager /usr/bin/alertmanager
@@ -467,13 +438,7 @@ chown nobody:nogroup /alertmanager
 const BASE: Recipe = Recipe {
     name: "base",
     tag: "lab-debian/base:bookworm",
-    packages: &[
-        "ca-certificates",
-        "iproute2",
-        "iptables",
-        "procps",
-        "dumb-init",
-    ],
+    packages: &["ca-certificates", "iproute2", "iptables", "procps", "dumb-init"],
     files: &[],
     setup: concat!(
         r#"
@@ -485,12 +450,7 @@ chmod 1777 /tmp
 "#,
         slim!()
     ),
-    changes: &[
-        concat!("ENV PATH=", std_path!()),
-        "WORKDIR /",
-        r#"ENTRYPOINT ["/usr/bin/dumb-init","--"]"#,
-        r#"CMD ["sleep","infinity"]"#,
-    ],
+    changes: &[concat!("ENV PATH=", std_path!()), "WORKDIR /", r#"ENTRYPOINT ["/usr/bin/dumb-init","--"]"#, r#"CMD ["sleep","infinity"]"#],
 };
 
 /// All recipes of the debian set, in the order they are usually baked.
@@ -507,29 +467,11 @@ mod tests {
     use std::collections::HashSet;
 
     /// What `docker import -c` accepts (Docker 20.10); STOPSIGNAL is not among them.
-    const KEYWORDS: &[&str] = &[
-        "CMD",
-        "ENTRYPOINT",
-        "ENV",
-        "EXPOSE",
-        "HEALTHCHECK",
-        "LABEL",
-        "ONBUILD",
-        "USER",
-        "VOLUME",
-        "WORKDIR",
-    ];
+    const KEYWORDS: &[&str] = &["CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL", "ONBUILD", "USER", "VOLUME", "WORKDIR"];
 
     #[test]
     fn every_name_present_once() {
-        for name in [
-            "redis",
-            "postgres",
-            "rabbitmq",
-            "prometheus",
-            "alertmanager",
-            "base",
-        ] {
+        for name in ["redis", "postgres", "rabbitmq", "prometheus", "alertmanager", "base"] {
             assert!(recipe(name).is_some(), "missing recipe {name}");
         }
         assert_eq!(RECIPES.len(), 6);
@@ -546,10 +488,7 @@ mod tests {
             let (repo, version) = r.tag.split_once(':').expect("tag has a version");
             assert_eq!(repo, format!("lab-debian/{}", r.name));
             assert!(!version.is_empty());
-            assert!(r
-                .tag
-                .chars()
-                .all(|c| !c.is_whitespace() && !c.is_uppercase()));
+            assert!(r.tag.chars().all(|c| !c.is_whitespace() && !c.is_uppercase()));
         }
     }
 
@@ -558,14 +497,7 @@ mod tests {
         for r in RECIPES {
             assert!(!r.packages.is_empty(), "{}: no packages", r.name);
             for p in r.packages {
-                assert!(
-                    !p.is_empty()
-                        && p.chars().all(|c| c.is_ascii_lowercase()
-                            || c.is_ascii_digit()
-                            || "+-.".contains(c)),
-                    "{}: odd package name {p:?}",
-                    r.name
-                );
+                assert!(!p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c)), "{}: odd package name {p:?}", r.name);
             }
         }
     }
@@ -576,19 +508,11 @@ mod tests {
             let mut seen = HashSet::new();
             for (path, content, mode) in r.files {
                 assert!(path.starts_with('/'), "{}: {path} is not absolute", r.name);
-                assert!(
-                    !path.ends_with('/') && !path.contains(".."),
-                    "{}: {path}",
-                    r.name
-                );
+                assert!(!path.ends_with('/') && !path.contains(".."), "{}: {path}", r.name);
                 assert!(seen.insert(*path), "{}: {path} written twice", r.name);
                 assert!(*mode <= 0o7777, "{}: {path} mode {mode:o}", r.name);
                 if mode & 0o111 != 0 {
-                    assert!(
-                        content.starts_with("#!/"),
-                        "{}: {path} lacks a shebang",
-                        r.name
-                    );
+                    assert!(content.starts_with("#!/"), "{}: {path} lacks a shebang", r.name);
                 }
                 assert!(!content.contains('\r'), "{}: {path} has CR", r.name);
             }
@@ -600,33 +524,14 @@ mod tests {
         for r in RECIPES {
             for change in r.changes {
                 let keyword = change.split_whitespace().next().unwrap_or("");
-                assert!(
-                    KEYWORDS.contains(&keyword),
-                    "{}: unknown instruction {change:?}",
-                    r.name
-                );
-                assert_eq!(
-                    change.trim(),
-                    *change,
-                    "{}: stray whitespace in {change:?}",
-                    r.name
-                );
+                assert!(KEYWORDS.contains(&keyword), "{}: unknown instruction {change:?}", r.name);
+                assert_eq!(change.trim(), *change, "{}: stray whitespace in {change:?}", r.name);
                 if matches!(keyword, "CMD" | "ENTRYPOINT") {
                     let arg = change[keyword.len()..].trim();
-                    assert!(
-                        arg.starts_with("[\"") && arg.ends_with("\"]"),
-                        "{}: {change} not exec form",
-                        r.name
-                    );
+                    assert!(arg.starts_with("[\"") && arg.ends_with("\"]"), "{}: {change} not exec form", r.name);
                 }
             }
-            assert!(
-                r.changes
-                    .iter()
-                    .any(|c| c.starts_with("CMD ") || c.starts_with("ENTRYPOINT ")),
-                "{}: nothing to run",
-                r.name
-            );
+            assert!(r.changes.iter().any(|c| c.starts_with("CMD ") || c.starts_with("ENTRYPOINT ")), "{}: nothing to run", r.name);
         }
     }
 
@@ -634,18 +539,10 @@ mod tests {
     fn entrypoints_are_shipped() {
         for r in RECIPES {
             for change in r.changes.iter().filter(|c| c.starts_with("ENTRYPOINT ")) {
-                let first = change["ENTRYPOINT ".len()..]
-                    .trim_start_matches("[\"")
-                    .split('"')
-                    .next()
-                    .unwrap();
+                let first = change["ENTRYPOINT ".len()..].trim_start_matches("[\"").split('"').next().unwrap();
                 let shipped = r.files.iter().any(|(p, _, _)| *p == first);
                 let from_package = first.starts_with("/bin/") || first.starts_with("/usr/bin/");
-                assert!(
-                    shipped || from_package,
-                    "{}: entrypoint {first} comes from nowhere",
-                    r.name
-                );
+                assert!(shipped || from_package, "{}: entrypoint {first} comes from nowhere", r.name);
             }
         }
     }
@@ -653,11 +550,7 @@ mod tests {
     #[test]
     fn setup_scripts_slim_and_avoid_proc() {
         for r in RECIPES {
-            assert!(
-                r.setup.ends_with(SLIM),
-                "{}: setup does not end with SLIM",
-                r.name
-            );
+            assert!(r.setup.ends_with(SLIM), "{}: setup does not end with SLIM", r.name);
             assert!(!r.setup.contains("/proc"), "{}: setup needs /proc", r.name);
             assert!(!r.setup.contains('\r'));
         }
@@ -667,30 +560,16 @@ mod tests {
     fn upstream_shapes() {
         let p = recipe("prometheus").unwrap();
         assert!(p.changes.contains(&r#"ENTRYPOINT ["/bin/prometheus"]"#));
-        assert!(p
-            .files
-            .iter()
-            .any(|f| f.0 == "/etc/prometheus/prometheus.yml"));
+        assert!(p.files.iter().any(|f| f.0 == "/etc/prometheus/prometheus.yml"));
         let a = recipe("alertmanager").unwrap();
         assert!(a.changes.contains(&r#"ENTRYPOINT ["/bin/alertmanager"]"#));
-        assert!(a
-            .files
-            .iter()
-            .any(|f| f.0 == "/etc/alertmanager/alertmanager.yml"));
+        assert!(a.files.iter().any(|f| f.0 == "/etc/alertmanager/alertmanager.yml"));
         let pg = recipe("postgres").unwrap();
         assert!(pg.changes.contains(&"ENV PGDATA=/var/lib/postgresql/data"));
-        assert!(pg
-            .changes
-            .iter()
-            .any(|c| c.contains(r#""--rewrite","15:2""#)));
+        assert!(pg.changes.iter().any(|c| c.contains(r#""--rewrite","15:2""#)));
         assert!(pg.packages.contains(&"dumb-init"));
         let rb = recipe("rabbitmq").unwrap();
-        assert!(rb
-            .changes
-            .contains(&"ENV RABBITMQ_NODENAME=rabbit@localhost"));
-        assert!(recipe("redis")
-            .unwrap()
-            .changes
-            .contains(&"EXPOSE 6379/tcp"));
+        assert!(rb.changes.contains(&"ENV RABBITMQ_NODENAME=rabbit@localhost"));
+        assert!(recipe("redis").unwrap().changes.contains(&"EXPOSE 6379/tcp"));
     }
 }

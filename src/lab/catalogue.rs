@@ -56,7 +56,9 @@ impl Catalogue {
         let mut seen = std::collections::BTreeSet::new();
         let mut out = Vec::new();
         for dir in &self.dirs {
-            let Ok(rd) = std::fs::read_dir(dir) else { continue };
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                continue;
+            };
             let mut entries: Vec<_> = rd.flatten().map(|e| e.path()).filter(|p| p.join("lab.yaml").is_file()).collect();
             entries.sort();
             for p in entries {

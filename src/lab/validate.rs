@@ -128,7 +128,11 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
                         out.push(problem(format!("{sp}.action"), format!("unknown fault `{}`", c.fault), format!("faults: {}", FAULTS.join(", "))));
                     }
                     Some(Action::WaitLeader(_)) if def.service.leader.is_none() => {
-                        out.push(problem(format!("{sp}.action"), "wait-leader needs `service.leader`", "say how to ask a node who leads: service.leader: {path: /status, pointer: /leader, id_env: NODE_ID}"));
+                        out.push(problem(
+                            format!("{sp}.action"),
+                            "wait-leader needs `service.leader`",
+                            "say how to ask a node who leads: service.leader: {path: /status, pointer: /leader, id_env: NODE_ID}",
+                        ));
                     }
                     Some(Action::Workload(_) | Action::Check(_)) if def.workload.is_none() => {
                         out.push(problem(format!("{sp}.action"), "this step needs the lab's `workload`", "declare a workload (clients, ops, nemesis) at the top level"));
@@ -183,11 +187,7 @@ fn validate_step(step: &Step, p: &str, targets: &BTreeSet<String>, out: &mut Vec
             }
             if let Action::Restart(t) | Action::Stop(t) | Action::Start(t) = action {
                 if !targets.contains(t) {
-                    out.push(problem(
-                        format!("{p}.action"),
-                        format!("`{t}` is neither a dependency nor the service"),
-                        format!("known: {}", targets.iter().cloned().collect::<Vec<_>>().join(", ")),
-                    ));
+                    out.push(problem(format!("{p}.action"), format!("`{t}` is neither a dependency nor the service"), format!("known: {}", targets.iter().cloned().collect::<Vec<_>>().join(", "))));
                 }
             }
         }
@@ -224,7 +224,10 @@ fn validate_step(step: &Step, p: &str, targets: &BTreeSet<String>, out: &mut Vec
                 }
                 for (ptr, m) in &expect.json {
                     if !ptr.is_empty() && !ptr.starts_with('/') {
-                        out.push(Problem { on_key: true, ..problem(format!("{p}.expect.json.{ptr}"), format!("`{ptr}` is not a JSON pointer"), "a JSON pointer starts with /, e.g. /code or /items/0/id") });
+                        out.push(Problem {
+                            on_key: true,
+                            ..problem(format!("{p}.expect.json.{ptr}"), format!("`{ptr}` is not a JSON pointer"), "a JSON pointer starts with /, e.g. /code or /items/0/id")
+                        });
                     }
                     validate_matcher(m, &format!("{p}.expect.json.{ptr}"), out);
                 }

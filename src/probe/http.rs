@@ -44,11 +44,7 @@ pub enum HttpFailure {
 
 /// A client that never follows redirects (checks look at them).
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(0)
-        .build()
-        .expect("a client with static settings builds")
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).pool_max_idle_per_host(0).build().expect("a client with static settings builds")
 }
 
 /// The whole chain of an error, joined (reqwest hides the interesting part in sources).

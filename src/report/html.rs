@@ -408,7 +408,9 @@ fn op_label(op: &HistoryOp) -> String {
             _ => format!("r {}", op.key),
         },
         "cas" => match &op.value {
-            serde_json::Value::Array(a) if a.len() == 2 => format!("cas {} {}→{}", op.key, value_text(&a[0]), value_text(&a[1])),
+            serde_json::Value::Array(a) if a.len() == 2 => {
+                format!("cas {} {}→{}", op.key, value_text(&a[0]), value_text(&a[1]))
+            }
             v => format!("cas {} {}", op.key, value_text(v)),
         },
         f => format!("{f} {} {}", op.key, value_text(&op.value)),
@@ -1016,7 +1018,9 @@ mod tests {
     /// (run with `LAB_HTML_EXAMPLE=/tmp/r.html cargo test --lib html_example`).
     #[test]
     fn html_example() {
-        let Ok(path) = std::env::var("LAB_HTML_EXAMPLE") else { return };
+        let Ok(path) = std::env::var("LAB_HTML_EXAMPLE") else {
+            return;
+        };
         std::fs::write(path, html(&example())).unwrap();
     }
 

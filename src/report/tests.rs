@@ -21,8 +21,20 @@ fn sample() -> RunReport {
             }),
             duration: Duration::from_millis(7),
         },
-        CheckResult { stage: "persistence".into(), name: "survives-restart".into(), expect: "links survive".into(), outcome: Outcome::Skipped { reason: "it restarts the service, which lab does not run with --target".into() }, duration: Duration::ZERO },
-        CheckResult { stage: "persistence".into(), name: "redis-recovers".into(), expect: "it recovers".into(), outcome: Outcome::Error { message: "step 2: no container x".into() }, duration: Duration::from_millis(1) },
+        CheckResult {
+            stage: "persistence".into(),
+            name: "survives-restart".into(),
+            expect: "links survive".into(),
+            outcome: Outcome::Skipped { reason: "it restarts the service, which lab does not run with --target".into() },
+            duration: Duration::ZERO,
+        },
+        CheckResult {
+            stage: "persistence".into(),
+            name: "redis-recovers".into(),
+            expect: "it recovers".into(),
+            outcome: Outcome::Error { message: "step 2: no container x".into() },
+            duration: Duration::from_millis(1),
+        },
     ];
     let mut summary = Summary::default();
     for c in &checks {

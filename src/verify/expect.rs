@@ -77,7 +77,8 @@ pub fn check(resp: &HttpResponse, e: &Expect) -> Result<(), Mismatch> {
         test_value(&format!("header {name}"), resp.header(name), m)?;
     }
     if !e.json.is_empty() {
-        let body: serde_json::Value = serde_json::from_slice(&resp.body).map_err(|err| Mismatch { expected: "a JSON body".into(), got: format!("a body that is not JSON ({err}): {}", resp.body_excerpt(200)) })?;
+        let body: serde_json::Value =
+            serde_json::from_slice(&resp.body).map_err(|err| Mismatch { expected: "a JSON body".into(), got: format!("a body that is not JSON ({err}): {}", resp.body_excerpt(200)) })?;
         for (ptr, m) in &e.json {
             test_value(&format!("JSON {ptr}"), json_at(&body, ptr).as_deref(), m)?;
         }

@@ -14,9 +14,9 @@ use futures_util::StreamExt;
 use rand::Rng;
 
 use crate::backend::Backend;
-use crate::event::{CheckResult, Event, Failure, Outcome, RunReport, Summary};
 use crate::backend::FaultRecord;
 use crate::chaos::{Chaos, Fault};
+use crate::event::{CheckResult, Event, Failure, Outcome, RunReport, Summary};
 use crate::lab::{Action, Check, IntOrTemplate, Lab, Request, Step};
 use crate::plan::{ContainerSpec, Plan, Role};
 use crate::probe::http::{self, HttpFailure, HttpRequest, HttpResponse};
@@ -97,13 +97,7 @@ pub async fn run(t: &Target<'_>, emit: &mut (dyn FnMut(&Event) + Send)) -> RunRe
     let start = Instant::now();
     let def = &t.lab.def;
     let url = t.plan.service_url(1).unwrap_or_default();
-    emit(&Event::RunStarted {
-        lab: def.name.clone(),
-        instance: t.plan.instance.clone(),
-        target: url.clone(),
-        stages: def.stages.len(),
-        checks: def.stages.iter().map(|s| s.checks.len()).sum(),
-    });
+    emit(&Event::RunStarted { lab: def.name.clone(), instance: t.plan.instance.clone(), target: url.clone(), stages: def.stages.len(), checks: def.stages.iter().map(|s| s.checks.len()).sum() });
     let mut rng = rand::thread_rng();
     let run_id: String = (0..8).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect();
     let run_net = format!("198.18.{}", rng.gen_range(0..=255u8));
@@ -164,8 +158,12 @@ async fn service_logs(t: &Target<'_>) -> Vec<String> {
     if !t.managed {
         return vec![];
     }
-    let Some(c) = t.plan.replicas().next() else { return vec![] };
-    let Ok(mut stream) = t.backend.logs(&c.name, 12, false).await else { return vec![] };
+    let Some(c) = t.plan.replicas().next() else {
+        return vec![];
+    };
+    let Ok(mut stream) = t.backend.logs(&c.name, 12, false).await else {
+        return vec![];
+    };
     let mut lines = Vec::new();
     while let Some(Ok(chunk)) = stream.next().await {
         lines.extend(chunk.lines().map(str::to_string));
@@ -311,7 +309,13 @@ impl<'a> CheckRunner<'a> {
                                 continue;
                             }
                         }
-                        let which = if times > 1 { format!("request {i} of {times}") } else if attempts > 1 { format!("after {attempts} attempts over {}", fmt_dur(step.retry_for.unwrap_or_default())) } else { "the request".to_string() };
+                        let which = if times > 1 {
+                            format!("request {i} of {times}")
+                        } else if attempts > 1 {
+                            format!("after {attempts} attempts over {}", fmt_dur(step.retry_for.unwrap_or_default()))
+                        } else {
+                            "the request".to_string()
+                        };
                         return Err(StepError::Failed(Failure {
                             summary: format!("{which} got {}; expected {}", mismatch.got, mismatch.expected),
                             sent,
@@ -483,11 +487,21 @@ impl<'a> CheckRunner<'a> {
     fn judge(&self, kind: &str, rec: &workload::Recorded, n: usize) -> Result<(), StepError> {
         let ok = rec.ops.iter().filter(|o| o.kind == workload::OpType::Ok).count();
         let info = rec.ops.iter().filter(|o| o.kind == workload::OpType::Info).count();
-        let mut sent = format!("{} operations from {} clients over {} s (seed {}), {} faults: {}", rec.ops.len(), rec.clients, rec.duration.as_secs(), rec.seed, rec.nemesis.len(), rec.nemesis.iter().map(|n| format!("{} {}", n.fault, n.targets.join("+"))).collect::<Vec<_>>().join(", "));
+        let mut sent = format!(
+            "{} operations from {} clients over {} s (seed {}), {} faults: {}",
+            rec.ops.len(),
+            rec.clients,
+            rec.duration.as_secs(),
+            rec.seed,
+            rec.nemesis.len(),
+            rec.nemesis.iter().map(|n| format!("{} {}", n.fault, n.targets.join("+"))).collect::<Vec<_>>().join(", ")
+        );
         for e in &rec.nemesis_errors {
             sent.push_str(&format!("\nnemesis could not: {e}"));
         }
-        let fail = |summary: String, got: String, expected: &str| StepError::Failed(Failure { summary, sent: sent.clone(), got, expected: expected.to_string(), hint: self.check.hint.clone(), step: n, logs: vec![] });
+        let fail = |summary: String, got: String, expected: &str| {
+            StepError::Failed(Failure { summary, sent: sent.clone(), got, expected: expected.to_string(), hint: self.check.hint.clone(), step: n, logs: vec![] })
+        };
         match kind {
             "no-lost-writes" => {
                 let lost = workload::lost_writes(rec);
@@ -518,7 +532,9 @@ impl<'a> CheckRunner<'a> {
         }
         let names: Vec<String> = std::mem::take(&mut self.stopped).into_iter().collect();
         for name in names {
-            let Some(c) = self.t.plan.containers.iter().find(|c| c.name == name) else { continue };
+            let Some(c) = self.t.plan.containers.iter().find(|c| c.name == name) else {
+                continue;
+            };
             self.t.backend.start(&name).await.map_err(|e| e.to_string())?;
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], c.port.host));
             wait_ready(&c.ready, addr, c.ready_timeout).await.map_err(|e| format!("{name} did not come back after the check: {e}"))?;
@@ -593,7 +609,9 @@ pub fn linearizability(rec: &workload::Recorded) -> Result<Option<(String, Vec<u
         Verdict::Linearizable => Ok(None),
         Verdict::Unknown => Err(result.reason.unwrap_or_else(|| "the time budget ran out".into())),
         Verdict::NotLinearizable => {
-            let Some(w) = result.witness else { return Ok(Some(("no witness was found within the budget".into(), vec![]))) };
+            let Some(w) = result.witness else {
+                return Ok(Some(("no witness was found within the budget".into(), vec![])));
+            };
             let mut text = format!("{}\nthe operations that cannot be ordered (times in seconds from the start of the workload):", w.explanation);
             let mut blamed = Vec::new();
             for op in &w.ops {

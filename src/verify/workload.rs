@@ -76,7 +76,19 @@ impl<'a> Ctx<'a> {
         let invoke = ns(self.start);
         let deadline = Instant::now() + self.w.timeout;
         let mut at = node;
-        let mut op = HistoryOp { process, key: key.to_string(), f: f.to_string(), value, output: serde_json::Value::Null, kind: OpType::Info, invoke, complete: 0, node, answered_by: node, note: String::new() };
+        let mut op = HistoryOp {
+            process,
+            key: key.to_string(),
+            f: f.to_string(),
+            value,
+            output: serde_json::Value::Null,
+            kind: OpType::Info,
+            invoke,
+            complete: 0,
+            node,
+            answered_by: node,
+            note: String::new(),
+        };
         for _hop in 0..4 {
             let req = match super::render_request(&mapping.request, &ctx, &self.node_url(at)) {
                 Ok((r, _)) => r,
