@@ -14,7 +14,7 @@ use crate::build::{self, GoMode};
 use crate::error::Error;
 use crate::images::{bake, debian, ImageSet};
 use crate::lab::Lab;
-use crate::plan::{self, labels, ContainerSpec, Plan, PlanOptions, Role, Solution};
+use crate::plan::{self, ContainerSpec, Plan, PlanOptions, Role, Solution};
 use crate::probe::wait_ready;
 use crate::ui::Ui;
 use crate::verify::expect::fmt_dur;
@@ -270,11 +270,6 @@ fn probe_text(c: &ContainerSpec) -> String {
         }
         other => format!("{other:?}"),
     }
-}
-
-/// The label an instance's containers carry, for tests and the reaper.
-pub fn instance_label() -> &'static str {
-    labels::INSTANCE
 }
 
 #[cfg(test)]

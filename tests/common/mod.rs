@@ -1,7 +1,7 @@
 //! Helpers for tests that drive the real `lab` binary against the real Docker engine.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// The repository root.
@@ -75,8 +75,4 @@ pub fn json(o: &Output) -> serde_json::Value {
 /// The outcome of a named check in a JSON report.
 pub fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     report["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no check {name} in {report}"))
-}
-
-pub fn exists(p: &Path) -> bool {
-    p.exists()
 }
