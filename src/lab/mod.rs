@@ -3,6 +3,7 @@
 
 mod catalogue;
 pub mod model;
+pub mod probes;
 pub mod span;
 mod validate;
 pub(crate) use validate::tera_message;
@@ -13,6 +14,7 @@ use miette::{Diagnostic, NamedSource, SourceSpan};
 
 pub use catalogue::{Catalogue, LabSource};
 pub use model::*;
+pub use probes::*;
 use span::{Pos, SpanIndex};
 
 /// A problem in a lab definition, with the place it was found.

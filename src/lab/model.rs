@@ -305,6 +305,9 @@ pub struct Step {
     pub request: Option<Request>,
     #[serde(default, with = "serde_yaml::with::singleton_map")]
     pub action: Option<Action>,
+    /// A probe speaking another protocol (or running a program); see `lab::probes`.
+    #[serde(default, with = "serde_yaml::with::singleton_map")]
+    pub probe: Option<super::probes::Probe>,
     /// Send the request this many times (a number or a template such as `"{{ env.RATE_LIMIT }}"`);
     /// the expectation must hold for every one. `{{ i }}` is the repetition, from 1.
     #[serde(default)]
@@ -346,6 +349,10 @@ pub struct Request {
     /// Which replica of the service to ask (1-based); default the first.
     #[serde(default)]
     pub node: Option<String>,
+    /// Ask this dependency (by its name under `dependencies`, on its published
+    /// port) instead of the learner's service, e.g. Prometheus' HTTP API.
+    #[serde(default)]
+    pub dep: Option<String>,
     /// Give up waiting for an answer after this long.
     #[serde(default = "request_timeout", with = "humantime_serde")]
     pub timeout: Duration,

@@ -105,3 +105,34 @@ fn every_builtin_lab_is_valid() {
         }
     }
 }
+
+#[test]
+fn probe_steps_load_and_their_mistakes_are_located() {
+    let probe = "          - probe: { exec: { args: [list, \"--json\"], env: { TASKS_FILE: \"{{ run.dir }}/t.json\" } } }\n            expect: { json: { /exit: { equals: \"0\" } } }\n          - action: { restart: cache }\n";
+    let src = GOOD.replace("          - action: { restart: cache }\n", probe);
+    let def = parse("demo/lab.yaml", &src, Some("demo")).unwrap();
+    let Some(Probe::Exec(x)) = &def.stages[0].checks[0].steps[1].probe else { panic!("an exec probe") };
+    assert_eq!(x.args, ["list", "--json"]);
+
+    let bad = src.replace("json: { /exit: { equals: \"0\" } }", "status: 200");
+    let e = &errors(&bad)[0];
+    assert!(e.message.contains("has no status"), "{e}");
+    assert_eq!(e.line, 20, "{e}");
+
+    let bad = src.replace("\"{{ run.dir }}/t.json\"", "\"{{ run.dir \"");
+    assert!(errors(&bad)[0].message.contains("template"), "{}", errors(&bad)[0]);
+
+    let bad = src.replace("- probe: { exec:", "- request: { path: / }\n            probe: { exec:");
+    assert!(errors(&bad)[0].message.contains("exactly one of"), "{}", errors(&bad)[0]);
+}
+
+#[test]
+fn requests_to_a_dependency_name_one() {
+    let src = GOOD.replace("request: { path: /healthz }", "request: { path: /api/v1/query, dep: cache }");
+    assert!(parse("demo/lab.yaml", &src, Some("demo")).is_ok());
+    let bad = GOOD.replace("request: { path: /healthz }", "request: { path: /api/v1/query, dep: prometheus }");
+    let e = &errors(&bad)[0];
+    assert!(e.message.contains("`prometheus` is not a dependency"), "{e}");
+    let bad = GOOD.replace("request: { path: /healthz }", "request: { path: /x, dep: app }");
+    assert!(errors(&bad)[0].message.contains("not a dependency"));
+}

@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use super::model::*;
+use super::probes::Probe;
 
 /// One problem, located by its path in the document.
 pub(crate) struct Problem {
@@ -122,7 +123,7 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
             }
             for (i, step) in check.steps.iter().enumerate() {
                 let sp = format!("{cp}.steps[{i}]");
-                validate_step(step, &sp, &targets, &mut out);
+                validate_step(step, &sp, &targets, &def.service.name, &mut out);
                 match &step.action {
                     Some(Action::Chaos(c)) if !FAULTS.contains(&c.fault.as_str()) => {
                         out.push(problem(format!("{sp}.action"), format!("unknown fault `{}`", c.fault), format!("faults: {}", FAULTS.join(", "))));
@@ -175,12 +176,57 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
 /// Fault names, as `lab chaos` takes them.
 const FAULTS: &[&str] = &["kill", "stop", "pause", "restart", "partition", "outage", "bandwidth", "latency", "jitter", "loss", "blackhole", "reset"];
 
-fn validate_step(step: &Step, p: &str, targets: &BTreeSet<String>, out: &mut Vec<Problem>) {
-    match (&step.request, &step.action) {
-        (Some(_), Some(_)) | (None, None) => {
-            out.push(problem(p, "a step has exactly one of `request` or `action`", "split it into two steps"));
-            return;
+fn validate_probe_step(step: &Step, probe: &Probe, p: &str, out: &mut Vec<Problem>) {
+    let kind = probe.kind();
+    if let Some(e) = &step.expect {
+        if e.status.is_some() || !e.status_in.is_empty() || !e.headers.is_empty() || e.body.is_some() {
+            out.push(problem(
+                format!("{p}.expect"),
+                format!("the answer of the `{kind}` probe has no status, headers or body"),
+                "test its fields with `json: {/pointer: matcher}` (see the probe's documentation for the answer's shape)",
+            ));
         }
+        for (ptr, m) in &e.json {
+            if !ptr.is_empty() && !ptr.starts_with('/') {
+                out.push(Problem { on_key: true, ..problem(format!("{p}.expect.json.{ptr}"), format!("`{ptr}` is not a JSON pointer"), "a JSON pointer starts with /, e.g. /exit or /stdout") });
+            }
+            validate_matcher(m, &format!("{p}.expect.json.{ptr}"), out);
+        }
+    }
+    if let Some(IntOrTemplate::Template(t)) = &step.repeat {
+        check_template(t, &format!("{p}.repeat"), out);
+    }
+    if step.repeat.is_some() && step.retry_for.is_some() {
+        out.push(problem(p, "`repeat` and `retry_for` do not go together", "use two steps"));
+    }
+    // Every string in the spec is a template.
+    fn walk(v: &serde_json::Value, path: &str, out: &mut Vec<Problem>) {
+        match v {
+            serde_json::Value::String(s) => check_template(s, path, out),
+            serde_json::Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| walk(x, &format!("{path}.{i}"), out)),
+            serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| walk(x, &format!("{path}.{k}"), out)),
+            _ => {}
+        }
+    }
+    if let Ok(serde_json::Value::Object(o)) = serde_json::to_value(probe) {
+        for (k, v) in &o {
+            walk(v, &format!("{p}.probe.{k}"), out);
+        }
+    }
+}
+
+fn validate_step(step: &Step, p: &str, targets: &BTreeSet<String>, service: &str, out: &mut Vec<Problem>) {
+    let kinds = [step.request.is_some(), step.action.is_some(), step.probe.is_some()].iter().filter(|x| **x).count();
+    if kinds != 1 {
+        out.push(problem(p, "a step has exactly one of `request`, `action` or `probe`", "split it into steps"));
+        return;
+    }
+    if let Some(probe) = &step.probe {
+        validate_probe_step(step, probe, p, out);
+        return;
+    }
+    match (&step.request, &step.action) {
+        (Some(_), Some(_)) | (None, None) => unreachable!("counted above"),
         (None, Some(action)) => {
             if step.expect.is_some() || step.repeat.is_some() || step.retry_for.is_some() || !step.save.is_empty() {
                 out.push(problem(p, "`expect`, `repeat`, `retry_for` and `save` go with a `request`, not an `action`", ""));
@@ -198,6 +244,14 @@ fn validate_step(step: &Step, p: &str, targets: &BTreeSet<String>, out: &mut Vec
             }
             if !req.path.starts_with('/') {
                 out.push(problem(format!("{p}.request.path"), format!("path `{}` must start with /", req.path), ""));
+            }
+            if let Some(d) = &req.dep {
+                if !targets.contains(d) || d == service {
+                    out.push(problem(format!("{p}.request.dep"), format!("`{d}` is not a dependency of this lab"), format!("known: {}", targets.iter().cloned().collect::<Vec<_>>().join(", "))));
+                }
+                if req.node.is_some() {
+                    out.push(problem(format!("{p}.request"), "give `dep` or `node`, not both", ""));
+                }
             }
             if req.json.is_some() && req.body.is_some() {
                 out.push(problem(format!("{p}.request"), "give `json` or `body`, not both", ""));

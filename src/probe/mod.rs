@@ -6,3 +6,24 @@ pub mod http;
 mod ready;
 
 pub use ready::{check_ready, wait_ready, Readiness};
+pub mod exec;
+
+use std::time::Duration;
+
+/// What a probe got back: a JSON value that expectations look into, and the
+/// same answer as a learner reads it.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub value: serde_json::Value,
+    /// The answer as shown in a failure message.
+    pub shown: String,
+    pub elapsed: Duration,
+}
+
+/// At most `max` characters of `s`, with a mark where it was cut.
+pub fn excerpt(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((i, _)) => format!("{}… ({} more bytes)", &s[..i], s.len() - i),
+    }
+}

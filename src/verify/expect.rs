@@ -89,6 +89,20 @@ pub fn check(resp: &HttpResponse, e: &Expect) -> Result<(), Mismatch> {
     Ok(())
 }
 
+/// Check a probe's answer: `within` and `json` pointers into its value.
+pub fn check_answer(answer: &crate::probe::Answer, e: &Expect) -> Result<(), Mismatch> {
+    if let Some(within) = e.within {
+        if answer.elapsed > within {
+            return Err(Mismatch { expected: format!("an answer within {}", fmt_dur(within)), got: format!("an answer after {}", fmt_dur(answer.elapsed)) });
+        }
+    }
+    for (ptr, m) in &e.json {
+        let what = if ptr.is_empty() { "the answer".to_string() } else { ptr.trim_start_matches('/').replace('/', ".") };
+        test_value(&what, json_at(&answer.value, ptr).as_deref(), m)?;
+    }
+    Ok(())
+}
+
 /// A status's reason phrase.
 pub fn reason(status: u16) -> &'static str {
     reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("")

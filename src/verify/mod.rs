@@ -4,6 +4,7 @@
 //! expected, and a hint.
 
 pub mod expect;
+mod probes;
 pub mod workload;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,11 +37,16 @@ pub struct Target<'a> {
     pub history: tokio::sync::Mutex<Option<Arc<workload::Recorded>>>,
     /// Operations (indices into the history) a checker blamed.
     pub witness: std::sync::Mutex<Vec<usize>>,
+    /// The learner's program as lab built it (exec probes run it), if any.
+    pub solution: Option<std::path::PathBuf>,
+    /// A scratch directory of this run (`{{ run.dir }}`; HOME of exec probes), removed at the end.
+    pub workdir: tempfile::TempDir,
 }
 
 impl<'a> Target<'a> {
     pub fn new(lab: &'a Lab, plan: &'a Plan, backend: &'a Backend, managed: bool, helper_image: String) -> Self {
-        Target { lab, plan, backend, managed, helper_image, history: tokio::sync::Mutex::new(None), witness: std::sync::Mutex::new(Vec::new()) }
+        let workdir = tempfile::Builder::new().prefix("lab-verify-").tempdir().unwrap_or_else(|_| tempfile::tempdir_in(".").expect("a scratch directory"));
+        Target { lab, plan, backend, managed, helper_image, history: tokio::sync::Mutex::new(None), witness: std::sync::Mutex::new(Vec::new()), solution: None, workdir }
     }
 }
 
@@ -52,7 +58,7 @@ pub(crate) fn render(s: &str, ctx: &tera::Context) -> Result<String, String> {
     tera::Tera::one_off(s, ctx, false).map_err(|e| format!("template {s:?}: {}", crate::lab::tera_message(&e)))
 }
 
-fn render_json(v: &serde_json::Value, ctx: &tera::Context) -> Result<serde_json::Value, String> {
+pub(crate) fn render_json(v: &serde_json::Value, ctx: &tera::Context) -> Result<serde_json::Value, String> {
     Ok(match v {
         serde_json::Value::String(s) => serde_json::Value::String(render(s, ctx)?),
         serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(|x| render_json(x, ctx)).collect::<Result<_, _>>()?),
@@ -185,6 +191,12 @@ struct CheckRunner<'a> {
     faults: Vec<FaultRecord>,
 }
 
+/// What one attempt of a request or probe step got.
+enum Got {
+    Http(Result<HttpResponse, HttpFailure>),
+    Probe(Result<crate::probe::Answer, String>),
+}
+
 /// Why a step did not pass.
 enum StepError {
     Failed(Failure),
@@ -207,6 +219,7 @@ impl<'a> CheckRunner<'a> {
         for (i, step) in self.check.steps.iter().enumerate() {
             let res = match (&step.request, &step.action) {
                 (Some(_), _) => self.request_step(step, i + 1, emit).await,
+                (None, None) if step.probe.is_some() => self.request_step(step, i + 1, emit).await,
                 (None, Some(a)) => {
                     emit(&Event::Step { check: self.check.name.clone(), text: action_text(a) });
                     self.action(a, i + 1).await
@@ -226,7 +239,10 @@ impl<'a> CheckRunner<'a> {
     fn context(&self, i: u32) -> tera::Context {
         let mut ctx = tera::Context::new();
         ctx.insert("service", &serde_json::json!({"url": self.url}));
-        ctx.insert("run", &serde_json::json!({"id": self.run_id, "net": self.run_net}));
+        ctx.insert("run", &serde_json::json!({"id": self.run_id, "net": self.run_net, "dir": self.t.workdir.path()}));
+        if let Some(s) = &self.t.solution {
+            ctx.insert("solution", s);
+        }
         ctx.insert("env", &self.t.plan.service_env.first().cloned().unwrap_or_default());
         let mut deps = serde_json::Map::new();
         for d in self.t.plan.dependencies() {
@@ -246,6 +262,10 @@ impl<'a> CheckRunner<'a> {
 
     fn build_request(&self, step: &Step, ctx: &tera::Context) -> Result<(HttpRequest, String), StepError> {
         let req = step.request.as_ref().expect("request step");
+        if let Some(d) = &req.dep {
+            let dep = self.t.plan.dependencies().find(|c| c.service == *d).ok_or_else(|| StepError::Lab(format!("no dependency `{d}` in this instance")))?;
+            return render_request(req, ctx, &format!("http://127.0.0.1:{}", dep.port.host)).map_err(StepError::Lab);
+        }
         let base = match &req.node {
             None => self.url.clone(),
             Some(n) => {
@@ -291,14 +311,30 @@ impl<'a> CheckRunner<'a> {
             loop {
                 attempts += 1;
                 let ctx = self.context(i);
-                let (req, sent) = self.build_request(step, &ctx)?;
+                let (sent, result) = match &step.probe {
+                    None => {
+                        let (req, sent) = self.build_request(step, &ctx)?;
+                        (sent, Got::Http(http::send(&client, &req).await))
+                    }
+                    Some(p) => {
+                        let p = probes::render_probe(p, &ctx).map_err(StepError::Lab)?;
+                        let env = probes::ProbeEnv { workdir: self.t.workdir.path(), solution: self.t.solution.as_deref(), lab: self.t.lab };
+                        let (sent, res) = probes::run(&p, &env).await;
+                        match res {
+                            Ok(a) => (sent, Got::Probe(Ok(a))),
+                            Err(probes::ProbeError::NoAnswer(why)) => (sent, Got::Probe(Err(why))),
+                            Err(probes::ProbeError::Lab(m)) => return Err(StepError::Lab(m)),
+                        }
+                    }
+                };
                 if i == 1 && attempts == 1 {
                     emit(&Event::Step { check: self.check.name.clone(), text: format!("{}{}", sent.lines().next().unwrap_or(""), if times > 1 { format!(" ×{times}") } else { String::new() }) });
                 }
-                let result = http::send(&client, &req).await;
                 let outcome = match &result {
-                    Ok(resp) => self.evaluate(step, resp, &ctx),
-                    Err(f) => Err(no_answer(f, step)),
+                    Got::Http(Ok(resp)) => self.evaluate(step, resp, &ctx),
+                    Got::Http(Err(f)) => Err(no_answer(f, step)),
+                    Got::Probe(Ok(a)) => self.evaluate_answer(step, a, &ctx),
+                    Got::Probe(Err(why)) => Err(Mismatch { expected: "an answer".into(), got: why.clone() }),
                 };
                 match outcome {
                     Ok(()) => break,
@@ -320,8 +356,10 @@ impl<'a> CheckRunner<'a> {
                             summary: format!("{which} got {}; expected {}", mismatch.got, mismatch.expected),
                             sent,
                             got: match &result {
-                                Ok(r) => describe(r),
-                                Err(f) => f.to_string(),
+                                Got::Http(Ok(r)) => describe(r),
+                                Got::Http(Err(f)) => f.to_string(),
+                                Got::Probe(Ok(a)) => a.shown.clone(),
+                                Got::Probe(Err(why)) => why.clone(),
                             },
                             expected: mismatch.expected,
                             hint: self.check.hint.clone(),
@@ -333,6 +371,25 @@ impl<'a> CheckRunner<'a> {
             }
         }
         Ok(())
+    }
+
+    fn evaluate_answer(&mut self, step: &Step, a: &crate::probe::Answer, ctx: &tera::Context) -> Result<(), Mismatch> {
+        let mut ctx = ctx.clone();
+        for (var, ptr) in &step.save {
+            match a.value.pointer(ptr) {
+                Some(v) => {
+                    self.vars.insert(var.clone(), v.clone());
+                    ctx.insert(var.as_str(), v);
+                }
+                None => return Err(Mismatch { expected: format!("an answer with {ptr}"), got: format!("an answer without it: {}", crate::probe::excerpt(&a.value.to_string(), 200)) }),
+            }
+        }
+        let e = match self.render_expect(step, &ctx) {
+            Ok(e) => e,
+            Err(StepError::Lab(m)) => return Err(Mismatch { expected: "a renderable expectation".into(), got: m }),
+            Err(_) => unreachable!(),
+        };
+        expect::check_answer(a, &e)
     }
 
     fn evaluate(&mut self, step: &Step, resp: &HttpResponse, ctx: &tera::Context) -> Result<(), Mismatch> {
