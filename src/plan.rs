@@ -30,6 +30,9 @@ pub mod labels {
 /// Where the learner's binary is mounted inside its containers.
 pub const BIN_DIR: &str = "/lab/bin";
 
+/// Node n's peer link listens on the fault proxy at this port plus n.
+pub const PEER_PROXY_BASE: u16 = 17000;
+
 /// What a container is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -117,6 +120,9 @@ pub struct Plan {
     pub images: ImageSet,
     /// Dependencies whose traffic from the service goes through the fault proxy.
     pub proxied: Vec<String>,
+    /// Whether the service's replicas reach each other through the fault proxy
+    /// (links named after the nodes' containers' aliases, e.g. `app-2`).
+    pub peer_proxy: bool,
 }
 
 impl Plan {
@@ -219,7 +225,10 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
     // containers, on loopback for a service run by the learner (`--target`).
     let on_host = matches!(opts.solution, Solution::Target(_));
     // The fault proxy sits between the service's containers and the dependencies marked `proxy`.
-    let use_proxy = !on_host && opts.lab_exe.is_some() && def.dependencies.values().any(|d| d.proxy);
+    let svc = &def.service;
+    let peer_proxy = !on_host && svc.replicas > 1 && svc.peers.as_ref().is_some_and(|p| p.proxy);
+    let use_proxy = !on_host && opts.lab_exe.is_some() && (def.dependencies.values().any(|d| d.proxy) || peer_proxy);
+    let peer_proxy = peer_proxy && use_proxy;
     let mut links = Vec::new();
     let mut proxied = Vec::new();
     let mut deps_ctx = serde_json::Map::new();
@@ -265,6 +274,12 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         });
     }
 
+    if peer_proxy {
+        let port = svc.peers.as_ref().map(|p| p.port).unwrap_or(svc.port);
+        for n in 1..=svc.replicas {
+            links.push(format!("{}-{n}=0.0.0.0:{}={}-{n}:{port}", svc.name, PEER_PROXY_BASE + n as u16, svc.name));
+        }
+    }
     if use_proxy {
         let exe = opts.lab_exe.clone().expect("checked");
         let cname = format!("{instance}-proxy-1");
@@ -297,7 +312,6 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         });
     }
 
-    let svc = &def.service;
     let replicas = if matches!(opts.solution, Solution::Target(_)) { 1 } else { svc.replicas };
     let mut node_ports = Vec::new();
     for n in 1..=replicas {
@@ -305,6 +319,13 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         node_ports.push((cname.clone(), if matches!(opts.solution, Solution::Binary { .. }) { port_for(&cname)? } else { 0 }));
     }
     let peers: Vec<String> = (1..=replicas).map(|n| format!("{}-{n}:{}", svc.name, svc.port)).collect();
+    // Where node n is reached by the other nodes on its peer port.
+    let peer_addr = |n: u32| match &svc.peers {
+        Some(_) if peer_proxy => format!("proxy:{}", PEER_PROXY_BASE + n as u16),
+        Some(p) => format!("{}-{n}:{}", svc.name, p.port),
+        None => format!("{}-{n}:{}", svc.name, svc.port),
+    };
+    let nodes: Vec<serde_json::Value> = (1..=replicas).map(|n| serde_json::json!({"node": n, "host": format!("{}-{n}", svc.name), "peer_addr": peer_addr(n)})).collect();
     let mut service_env = Vec::new();
     for n in 1..=replicas {
         let host_port = node_ports[(n - 1) as usize].1;
@@ -314,7 +335,8 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         };
         let mut ctx = tera::Context::new();
         ctx.insert("deps", &deps_ctx);
-        ctx.insert("self", &serde_json::json!({"url": url, "node": n, "host": format!("{}-{n}", svc.name), "port": svc.port}));
+        ctx.insert("self", &serde_json::json!({"url": url, "node": n, "host": format!("{}-{n}", svc.name), "port": svc.port, "peer_addr": peer_addr(n)}));
+        ctx.insert("nodes", &nodes);
         ctx.insert("instance", &instance);
         ctx.insert("student", &opts.student.clone().unwrap_or_default());
         ctx.insert("replicas", &replicas);
@@ -373,6 +395,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         labels: common,
         images: opts.images,
         proxied,
+        peer_proxy,
     })
 }
 

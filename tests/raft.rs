@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use std::time::Duration;
 
 fn raft() -> std::path::PathBuf {
     root().join("tests/solutions/raft-kv")
@@ -68,4 +69,75 @@ fn a_second_mapping_drives_the_same_service_through_redirects() {
     // Some operations reached a follower first and were answered by the leader.
     let redirected = report["history"]["ops"].as_array().unwrap().iter().filter(|o| o["node"] != o["answered_by"]).count();
     assert!(redirected > 0, "no operation was redirected");
+}
+
+fn curl(args: &[&str]) -> (String, Duration) {
+    let t = std::time::Instant::now();
+    let out = std::process::Command::new("curl").args(["-s", "-m", "5"]).args(args).output().unwrap();
+    (String::from_utf8_lossy(&out.stdout).to_string(), t.elapsed())
+}
+
+fn host_port(container: &str) -> u16 {
+    let out = std::process::Command::new("docker").args(["port", container, "8080"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().next().and_then(|l| l.rsplit(':').next()).and_then(|p| p.trim().parse().ok()).expect("a published port")
+}
+
+/// The leader's node number as node `via` sees it, if any.
+fn leader(ports: &[u16], via: usize) -> Option<usize> {
+    let (body, _) = curl(&[&format!("http://127.0.0.1:{}/status", ports[via - 1])]);
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["leader"].as_str()?.trim_start_matches('n').parse().ok()
+}
+
+/// The fastest of three writes through node `n`.
+fn put_time(ports: &[u16], n: usize) -> Duration {
+    (0..3).map(|i| curl(&["-X", "PUT", "-d", &format!(r#"{{"value":"{i}"}}"#), &format!("http://127.0.0.1:{}/kv/links", ports[n - 1])]).1).min().unwrap()
+}
+
+#[test]
+fn links_between_nodes_are_slowed_and_cut_through_the_fault_proxy() {
+    let student = "links";
+    let _down = Down("raft", Some(student));
+    let mut c = lab();
+    c.args(["up", "raft", "--student", student, "--solution"]).arg(raft());
+    assert!(run(c).status.success());
+    let ports: Vec<u16> = (1..=3).map(|n| host_port(&format!("lab-raft-{student}-app-{n}"))).collect();
+    let wait_leader = |via: usize, not: Option<usize>| {
+        let t = std::time::Instant::now();
+        while t.elapsed() < Duration::from_secs(15) {
+            match leader(&ports, via) {
+                Some(l) if Some(l) != not => return l,
+                _ => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+        panic!("node {via} saw no leader (other than {not:?}) within 15 s");
+    };
+    let l = wait_leader(1, None);
+    let before = put_time(&ports, l);
+    assert!(before < Duration::from_millis(150), "a write commits quickly without faults: {before:?}");
+
+    // 200 ms on what the leader sends: each commit waits for a follower's ack.
+    let mut c = lab();
+    c.args(["chaos", "raft", "slow-leader", "--student", student]);
+    assert!(run(c).status.success());
+    let slow = put_time(&ports, l);
+    assert!(slow >= Duration::from_millis(200), "the leader's links are slowed: {slow:?}");
+    let mut c = lab();
+    c.args(["chaos", "raft", "heal", "--student", student]);
+    assert!(run(c).status.success());
+    let after = put_time(&ports, l);
+    assert!(after < Duration::from_millis(150), "heal restores the links: {after:?}");
+
+    // Split the leader from the two others: they elect one of themselves.
+    let others: Vec<String> = (1..=3).filter(|n| *n != l).map(|n| n.to_string()).collect();
+    let split = format!("{l}|{}", others.join(","));
+    let mut c = lab();
+    c.args(["chaos", "raft", "partition", "--split", &split, "--student", student]);
+    assert!(run(c).status.success());
+    let via: usize = others[0].parse().unwrap();
+    let new = wait_leader(via, Some(l));
+    assert_ne!(new, l, "the majority side elected a new leader");
+    let mut c = lab();
+    c.args(["chaos", "raft", "heal", "--student", student]);
+    assert!(run(c).status.success());
 }

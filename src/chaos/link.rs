@@ -32,22 +32,78 @@ fn control_addr(c: &Chaos<'_>) -> Result<SocketAddr, ChaosError> {
     Ok(SocketAddr::from(([127, 0, 0, 1], p.port.host)))
 }
 
-pub(super) async fn inject(c: &Chaos<'_>, toxics: Toxics, direction: Option<Direction>, targets: &[&ContainerSpec]) -> Result<serde_json::Value, ChaosError> {
-    let addr = control_addr(c)?;
-    let links: Vec<String> = targets.iter().map(|t| t.service.clone()).collect();
-    for link in &links {
-        control(addr, &Command::Set { link: link.clone(), direction, toxics: toxics.clone() }).await.map_err(|e| ChaosError::Usage(format!("the fault proxy refused: {e}")))?;
+/// One toxic setting on the proxy: a link, the client it applies to (none: all), a direction (none: both).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(super) struct Rule {
+    pub link: String,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub direction: Option<Direction>,
+}
+
+/// A node's name on the instance network (its peer link is named after it).
+pub(super) fn alias(c: &ContainerSpec) -> String {
+    format!("{}-{}", c.service, c.node)
+}
+
+/// The rules that slow down what `targets` send: to a proxied dependency, the
+/// link to it (in `direction`, default both); between proxied peers, what each
+/// target node sends (its answers on its own link, its requests on the others').
+pub(super) fn rules_for(c: &Chaos<'_>, direction: Option<Direction>, targets: &[&ContainerSpec]) -> Vec<Rule> {
+    let mut rules = Vec::new();
+    for t in targets {
+        if c.plan.proxied.contains(&t.service) {
+            rules.push(Rule { link: t.service.clone(), from: None, direction });
+        } else {
+            rules.push(Rule { link: alias(t), from: None, direction: Some(Direction::Down) });
+            for k in c.plan.replicas().filter(|k| k.name != t.name) {
+                rules.push(Rule { link: alias(k), from: Some(alias(t)), direction: Some(Direction::Up) });
+            }
+        }
     }
-    Ok(serde_json::json!({"links": links, "direction": direction, "toxics": toxics}))
+    rules
+}
+
+/// Set `toxics` for every rule; on failure, clear what was set.
+pub(super) async fn set(c: &Chaos<'_>, rules: &[Rule], toxics: &Toxics) -> Result<(), ChaosError> {
+    let addr = control_addr(c)?;
+    for (i, r) in rules.iter().enumerate() {
+        if let Err(e) = control(addr, &Command::Set { link: r.link.clone(), direction: r.direction, toxics: toxics.clone(), from: r.from.clone() }).await {
+            clear(c, &rules[..i]).await;
+            return Err(ChaosError::Usage(format!("the fault proxy refused: {e}")));
+        }
+    }
+    Ok(())
+}
+
+/// Clear the rules (a proxy that restarted has none left: nothing to clear).
+pub(super) async fn clear(c: &Chaos<'_>, rules: &[Rule]) {
+    let Ok(addr) = control_addr(c) else {
+        return;
+    };
+    for r in rules {
+        let _ = control(addr, &Command::Clear { link: r.link.clone(), direction: r.direction, from: r.from.clone() }).await;
+    }
+}
+
+pub(super) async fn inject(c: &Chaos<'_>, toxics: Toxics, direction: Option<Direction>, targets: &[&ContainerSpec]) -> Result<serde_json::Value, ChaosError> {
+    let rules = rules_for(c, direction, targets);
+    set(c, &rules, &toxics).await?;
+    let links: Vec<String> = rules.iter().map(|r| r.link.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    Ok(serde_json::json!({"links": links, "rules": rules, "direction": direction, "toxics": toxics}))
 }
 
 pub(super) async fn revert(c: &Chaos<'_>, rec: &FaultRecord) -> Result<(), ChaosError> {
-    let addr = control_addr(c)?;
-    let direction: Option<Direction> = serde_json::from_value(rec.spec["direction"].clone()).unwrap_or(None);
-    for link in rec.spec["links"].as_array().into_iter().flatten().filter_map(|v| v.as_str()) {
-        // A proxy that restarted has no toxics left: nothing to clear.
-        let _ = control(addr, &Command::Clear { link: link.to_string(), direction }).await;
-    }
+    let rules: Vec<Rule> = match serde_json::from_value(rec.spec["rules"].clone()) {
+        Ok(r) => r,
+        // Records written before rules existed name links only.
+        Err(_) => {
+            let direction: Option<Direction> = serde_json::from_value(rec.spec["direction"].clone()).unwrap_or(None);
+            rec.spec["links"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).map(|l| Rule { link: l.to_string(), from: None, direction }).collect()
+        }
+    };
+    clear(c, &rules).await;
     Ok(())
 }
 

@@ -139,7 +139,8 @@ impl<'a> Chaos<'a> {
             return Err(ChaosError::Usage("no targets".into()));
         }
         let names: Vec<String> = targets.iter().map(|c| c.name.clone()).collect();
-        let proxied = targets.iter().all(|t| self.plan.proxied.contains(&t.service));
+        // Link faults go through the fault proxy: to a proxied dependency, or between peer nodes that reach each other through it.
+        let proxied = targets.iter().all(|t| self.plan.proxied.contains(&t.service) || (self.plan.peer_proxy && t.role == crate::plan::Role::Service));
         let mut kind = fault.kind().to_string();
         let id = format!("{}-{:06x}", fault.kind(), rand::random::<u32>() & 0xffffff);
         let link_toxics = match fault {
@@ -160,7 +161,11 @@ impl<'a> Chaos<'a> {
             return Err(ChaosError::Usage(format!(
                 "{} acts on the link to a dependency routed through lab's fault proxy; proxied here: {}",
                 fault.kind(),
-                if self.plan.proxied.is_empty() { "none (mark a dependency `proxy: true` in lab.yaml)".to_string() } else { self.plan.proxied.join(", ") }
+                match (self.plan.proxied.is_empty(), self.plan.peer_proxy) {
+                    (true, false) => "none (mark a dependency `proxy: true`, or the service's `peers` `proxy: true`, in lab.yaml)".to_string(),
+                    (_, true) => format!("{}the service's nodes", self.plan.proxied.iter().map(|p| format!("{p}, ")).collect::<String>()),
+                    (false, false) => self.plan.proxied.join(", "),
+                }
             )));
         }
         let spec = match (fault, link_toxics) {

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use super::link::{alias, Rule};
+use super::proxy::Toxics;
 use super::{resolve, Chaos, ChaosError};
 use crate::backend::{BackendError, FaultRecord};
 use crate::plan::ContainerSpec;
@@ -133,12 +135,36 @@ pub(super) async fn inject(c: &Chaos<'_>, id: &str, shape: &Shape, targets: &[&C
         }
         applied.push(owner.name.clone());
     }
-    Ok(serde_json::json!({"chain": ch, "namespaces": applied, "shape": format!("{shape:?}")}))
+    // Peers that reach each other through the fault proxy bypass the rules
+    // above (their packets go to the proxy): cut those links in the proxy too.
+    let mut rules = Vec::new();
+    if c.plan.peer_proxy && !matches!(shape, Shape::Isolate) {
+        let is_node = |x: &ContainerSpec| x.role == crate::plan::Role::Service;
+        for (owner, both, one) in plan.iter().filter(|(o, _, _)| is_node(o)) {
+            for p in both.iter().filter(|p| is_node(p)) {
+                rules.push(Rule { link: alias(p), from: Some(alias(owner)), direction: None });
+                rules.push(Rule { link: alias(owner), from: Some(alias(p)), direction: None });
+            }
+            for p in one.iter().filter(|p| is_node(p)) {
+                rules.push(Rule { link: alias(p), from: Some(alias(owner)), direction: None });
+            }
+        }
+        if let Err(e) = super::link::set(c, &rules, &Toxics { blackhole: true, ..Default::default() }).await {
+            for name in &applied {
+                let _ = c.backend.net_exec(name, &c.helper_image, &unscript(&ch)).await;
+            }
+            return Err(e);
+        }
+    }
+    Ok(serde_json::json!({"chain": ch, "namespaces": applied, "shape": format!("{shape:?}"), "proxy_rules": rules}))
 }
 
 pub(super) async fn revert(c: &Chaos<'_>, rec: &FaultRecord) -> Result<(), ChaosError> {
     let ch = rec.spec["chain"].as_str().unwrap_or_default().to_string();
     let owners: Vec<String> = rec.spec["namespaces"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    if let Ok(rules) = serde_json::from_value::<Vec<Rule>>(rec.spec["proxy_rules"].clone()) {
+        super::link::clear(c, &rules).await;
+    }
     for name in owners {
         match c.backend.net_exec(&name, &c.helper_image, &unscript(&ch)).await {
             Ok(_) => {}

@@ -12,7 +12,7 @@
 //! TCP makes of packet loss.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -69,34 +69,55 @@ impl std::str::FromStr for Link {
     }
 }
 
-type State = Arc<RwLock<HashMap<(String, Direction), Toxics>>>;
+/// Toxics by (link, direction, source host): a source names the client whose
+/// connections they apply to (a peer node, e.g. `app-1`); none, every client.
+/// Each source's addresses are resolved when its toxics are set.
+#[derive(Default)]
+struct Toxicity {
+    toxics: HashMap<(String, Direction, Option<String>), Toxics>,
+    addrs: HashMap<String, Vec<IpAddr>>,
+}
+
+type State = Arc<RwLock<Toxicity>>;
 
 /// A control command, one JSON object per line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "lowercase")]
 pub enum Command {
-    /// Set the toxics of a link (`direction` None: both).
-    Set { link: String, direction: Option<Direction>, toxics: Toxics },
-    /// Clear a link (or every link with `*`).
-    Clear { link: String, direction: Option<Direction> },
+    /// Set the toxics of a link (`direction` None: both), for the connections
+    /// of one client host (`from`) or of all.
+    Set {
+        link: String,
+        direction: Option<Direction>,
+        toxics: Toxics,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+    },
+    /// Clear a link's toxics for `from` (or those for all clients); link `*` clears everything.
+    Clear {
+        link: String,
+        direction: Option<Direction>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+    },
     /// The toxics in force.
     List,
 }
 
 /// Serve the links and the control port until the process ends.
 pub async fn serve(control: SocketAddr, links: Vec<Link>) -> std::io::Result<()> {
-    let state: State = Arc::new(RwLock::new(HashMap::new()));
+    let state: State = Arc::new(RwLock::new(Toxicity::default()));
     for l in &links {
         let listener = TcpListener::bind(l.listen).await?;
         let (state, link) = (state.clone(), l.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((client, _)) = listener.accept().await else {
+                let Ok((client, peer)) = listener.accept().await else {
                     continue;
                 };
                 let (state, link) = (state.clone(), link.clone());
                 tokio::spawn(async move {
-                    let _ = connection(client, &link, state).await;
+                    let _ = connection(client, peer.ip(), &link, state).await;
                 });
             }
         });
@@ -112,8 +133,19 @@ pub async fn serve(control: SocketAddr, links: Vec<Link>) -> std::io::Result<()>
     }
 }
 
-fn toxics(state: &State, link: &str, d: Direction) -> Toxics {
-    state.read().unwrap().get(&(link.to_string(), d)).cloned().unwrap_or_default()
+/// The toxics for a chunk on `link` in direction `d` of a connection from `client`.
+fn toxics(state: &State, link: &str, d: Direction, client: IpAddr) -> Toxics {
+    let st = state.read().unwrap();
+    for ((l, dir, from), t) in &st.toxics {
+        if l == link && *dir == d {
+            if let Some(f) = from {
+                if st.addrs.get(f).is_some_and(|a| a.contains(&client)) {
+                    return t.clone();
+                }
+            }
+        }
+    }
+    st.toxics.get(&(link.to_string(), d, None)).cloned().unwrap_or_default()
 }
 
 async fn control_session(sock: TcpStream, state: State, names: Vec<String>) -> std::io::Result<()> {
@@ -124,22 +156,34 @@ async fn control_session(sock: TcpStream, state: State, names: Vec<String>) -> s
             Err(e) => serde_json::json!({"ok": false, "error": format!("bad command: {e}")}),
             Ok(Command::List) => {
                 let st = state.read().unwrap();
-                let all: Vec<_> = st.iter().map(|((l, d), t)| serde_json::json!({"link": l, "direction": d, "toxics": t})).collect();
+                let all: Vec<_> = st.toxics.iter().map(|((l, d, f), t)| serde_json::json!({"link": l, "direction": d, "from": f, "toxics": t})).collect();
                 serde_json::json!({"ok": true, "links": names, "toxics": all})
             }
             Ok(Command::Set { link, .. }) | Ok(Command::Clear { link, .. }) if link != "*" && !names.contains(&link) => {
                 serde_json::json!({"ok": false, "error": format!("no link `{link}`; links: {}", names.join(", "))})
             }
-            Ok(Command::Set { link, direction, toxics }) => {
-                let mut st = state.write().unwrap();
-                for d in dirs(direction) {
-                    st.insert((link.clone(), d), toxics.clone());
+            Ok(Command::Set { link, direction, toxics, from }) => {
+                let addrs = match &from {
+                    None => Ok(vec![]),
+                    Some(f) => tokio::net::lookup_host(format!("{f}:0")).await.map(|a| a.map(|x| x.ip()).collect::<Vec<_>>()).map_err(|e| format!("cannot resolve `{f}`: {e}")),
+                };
+                match addrs {
+                    Err(e) => serde_json::json!({"ok": false, "error": e}),
+                    Ok(addrs) => {
+                        let mut st = state.write().unwrap();
+                        if let Some(f) = &from {
+                            st.addrs.insert(f.clone(), addrs);
+                        }
+                        for d in dirs(direction) {
+                            st.toxics.insert((link.clone(), d, from.clone()), toxics.clone());
+                        }
+                        serde_json::json!({"ok": true})
+                    }
                 }
-                serde_json::json!({"ok": true})
             }
-            Ok(Command::Clear { link, direction }) => {
+            Ok(Command::Clear { link, direction, from }) => {
                 let mut st = state.write().unwrap();
-                st.retain(|(l, d), _| !((link == "*" || *l == link) && dirs(direction).contains(d)));
+                st.toxics.retain(|(l, d, f), _| !(link == "*" || (*l == link && *f == from)) || !dirs(direction).contains(d));
                 serde_json::json!({"ok": true})
             }
         };
@@ -155,8 +199,8 @@ fn dirs(d: Option<Direction>) -> Vec<Direction> {
     }
 }
 
-async fn connection(client: TcpStream, link: &Link, state: State) -> std::io::Result<()> {
-    if toxics(&state, &link.name, Direction::Up).reset {
+async fn connection(client: TcpStream, from: IpAddr, link: &Link, state: State) -> std::io::Result<()> {
+    if toxics(&state, &link.name, Direction::Up, from).reset {
         // A zero linger makes the close a reset (and so never blocks).
         #[allow(deprecated)]
         client.set_linger(Some(Duration::ZERO))?;
@@ -167,8 +211,8 @@ async fn connection(client: TcpStream, link: &Link, state: State) -> std::io::Re
     upstream.set_nodelay(true)?;
     let (cr, cw) = client.into_split();
     let (ur, uw) = upstream.into_split();
-    let up = pump(cr, uw, link.name.clone(), Direction::Up, state.clone());
-    let down = pump(ur, cw, link.name.clone(), Direction::Down, state);
+    let up = pump(cr, uw, link.name.clone(), Direction::Up, from, state.clone());
+    let down = pump(ur, cw, link.name.clone(), Direction::Down, from, state);
     // When either side ends, the whole connection ends.
     tokio::select! {
         _ = up => {}
@@ -179,7 +223,7 @@ async fn connection(client: TcpStream, link: &Link, state: State) -> std::io::Re
 
 /// Copy one direction, applying its toxics chunk by chunk. Delays do not add
 /// up: each chunk is due at its arrival time plus its delay, in order.
-async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, link: String, d: Direction, state: State) {
+async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, link: String, d: Direction, client: IpAddr, state: State) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(Instant, Vec<u8>, u64)>(1024);
     let reader = async move {
         let mut buf = vec![0u8; 16 * 1024];
@@ -190,7 +234,7 @@ async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp:
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            let t = toxics(&state, &link, d);
+            let t = toxics(&state, &link, d, client);
             if t.reset {
                 break;
             }
@@ -307,19 +351,19 @@ mod tests {
     async fn latency_applies_per_direction_and_clears() {
         let (ctl, listen) = start().await;
         assert!(round_trip(listen, Duration::from_secs(1)).await.unwrap() < Duration::from_millis(100));
-        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Down), toxics: Toxics { latency_ms: 300, ..Default::default() } }).await.unwrap();
+        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Down), toxics: Toxics { latency_ms: 300, ..Default::default() }, from: None }).await.unwrap();
         let rtt = round_trip(listen, Duration::from_secs(2)).await.unwrap();
         assert!(rtt >= Duration::from_millis(300) && rtt < Duration::from_millis(600), "{rtt:?}");
-        control(ctl, &Command::Clear { link: "*".into(), direction: None }).await.unwrap();
+        control(ctl, &Command::Clear { link: "*".into(), direction: None, from: None }).await.unwrap();
         assert!(round_trip(listen, Duration::from_secs(1)).await.unwrap() < Duration::from_millis(100));
     }
 
     #[tokio::test]
     async fn blackhole_swallows_and_reset_refuses() {
         let (ctl, listen) = start().await;
-        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Up), toxics: Toxics { blackhole: true, ..Default::default() } }).await.unwrap();
+        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Up), toxics: Toxics { blackhole: true, ..Default::default() }, from: None }).await.unwrap();
         assert!(round_trip(listen, Duration::from_millis(400)).await.is_none(), "nothing comes back through a black hole");
-        control(ctl, &Command::Set { link: "db".into(), direction: None, toxics: Toxics { reset: true, ..Default::default() } }).await.unwrap();
+        control(ctl, &Command::Set { link: "db".into(), direction: None, toxics: Toxics { reset: true, ..Default::default() }, from: None }).await.unwrap();
         let mut s = TcpStream::connect(listen).await.unwrap();
         let _ = s.write_all(b"ping").await;
         let mut buf = [0u8; 4];
@@ -328,9 +372,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn toxics_can_apply_to_one_client_host_only() {
+        let (ctl, listen) = start().await;
+        let slow = Toxics { latency_ms: 300, ..Default::default() };
+        // The clients here come from 127.0.0.1: toxics for another host leave them alone.
+        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Down), toxics: slow.clone(), from: Some("127.0.0.2".into()) }).await.unwrap();
+        assert!(round_trip(listen, Duration::from_secs(1)).await.unwrap() < Duration::from_millis(100));
+        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Down), toxics: slow, from: Some("127.0.0.1".into()) }).await.unwrap();
+        assert!(round_trip(listen, Duration::from_secs(2)).await.unwrap() >= Duration::from_millis(300));
+        // Clearing one client's toxics leaves the other's.
+        control(ctl, &Command::Clear { link: "db".into(), direction: None, from: Some("127.0.0.1".into()) }).await.unwrap();
+        assert!(round_trip(listen, Duration::from_secs(1)).await.unwrap() < Duration::from_millis(100));
+        let list = control(ctl, &Command::List).await.unwrap();
+        assert_eq!(list["toxics"].as_array().unwrap().len(), 1, "{list}");
+        assert_eq!(list["toxics"][0]["from"], "127.0.0.2");
+        let err = control(ctl, &Command::Set { link: "db".into(), direction: None, toxics: Toxics::default(), from: Some("no-such-host.invalid".into()) }).await.unwrap_err();
+        assert!(err.contains("cannot resolve `no-such-host.invalid`"), "{err}");
+    }
+
+    #[tokio::test]
     async fn unknown_links_and_bad_commands_are_refused() {
         let (ctl, _) = start().await;
-        let err = control(ctl, &Command::Set { link: "nope".into(), direction: None, toxics: Toxics::default() }).await.unwrap_err();
+        let err = control(ctl, &Command::Set { link: "nope".into(), direction: None, toxics: Toxics::default(), from: None }).await.unwrap_err();
         assert!(err.contains("no link `nope`; links: db"), "{err}");
         let list = control(ctl, &Command::List).await.unwrap();
         assert_eq!(list["links"][0], "db");

@@ -216,6 +216,20 @@ pub struct Service {
     /// How to find the leader of a replicated service (for `leader` targets).
     #[serde(default)]
     pub leader: Option<LeaderProbe>,
+    /// How replicas talk to each other (e.g. Raft's port); with `proxy: true`
+    /// their traffic goes through lab's fault proxy, so that latency, loss and
+    /// friends apply per link between nodes.
+    #[serde(default)]
+    pub peers: Option<Peers>,
+}
+
+/// The replicas' own port for each other, and whether it is proxied.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peers {
+    pub port: u16,
+    #[serde(default)]
+    pub proxy: bool,
 }
 
 /// Ask a node who leads: GET `path`, read the JSON at `pointer`, and match it

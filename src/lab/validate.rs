@@ -33,7 +33,8 @@ pub(crate) fn env_sample_context(def: &LabDef) -> tera::Context {
         deps.insert(name.clone(), serde_json::json!({"host": name, "port": 1, "addr": format!("{name}:1")}));
     }
     ctx.insert("deps", &deps);
-    ctx.insert("self", &serde_json::json!({"url": "http://127.0.0.1:1", "node": 1, "host": "app-1", "port": 1}));
+    ctx.insert("self", &serde_json::json!({"url": "http://127.0.0.1:1", "node": 1, "host": "app-1", "port": 1, "peer_addr": "app-1:1"}));
+    ctx.insert("nodes", &(1..=def.service.replicas).map(|n| serde_json::json!({"node": n, "host": format!("app-{n}"), "peer_addr": format!("app-{n}:1")})).collect::<Vec<_>>());
     ctx.insert("instance", "lab-x");
     ctx.insert("student", "");
     ctx.insert("replicas", &def.service.replicas);

@@ -94,3 +94,24 @@ fn instance_names() {
     assert!(!valid_student("Bob"));
     assert!(!valid_student("a b"));
 }
+
+#[test]
+fn raft_peers_reach_each_other_through_the_fault_proxy() {
+    let raft = Catalogue::new(vec![]).find("raft").unwrap();
+    let mut o = opts(binary(), None);
+    o.lab_exe = Some(PathBuf::from("/usr/local/bin/lab"));
+    let p = plan(&raft, &o, counter()).unwrap();
+    assert!(p.peer_proxy);
+    let proxy = p.containers.iter().find(|c| c.service == "proxy").expect("a proxy container");
+    let cmd = proxy.command.as_ref().unwrap().join(" ");
+    for n in 1..=3 {
+        assert!(cmd.contains(&format!("--link app-{n}=0.0.0.0:{}=app-{n}:7000", PEER_PROXY_BASE + n)), "{cmd}");
+    }
+    let app2 = p.containers.iter().find(|c| c.name == "lab-raft-app-2").unwrap();
+    assert_eq!(app2.env["RAFT_ADVERTISE"], "proxy:17002");
+    assert_eq!(app2.env["PEERS"], "n1=proxy:17001,n2=proxy:17002,n3=proxy:17003");
+    // Without lab's executable to run the proxy, the nodes talk directly.
+    let p = plan(&raft, &opts(binary(), None), counter()).unwrap();
+    assert!(!p.peer_proxy);
+    assert_eq!(p.containers.iter().find(|c| c.name == "lab-raft-app-2").unwrap().env["PEERS"], "n1=app-1:7000,n2=app-2:7000,n3=app-3:7000");
+}
