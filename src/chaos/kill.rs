@@ -3,7 +3,10 @@
 use super::{Chaos, ChaosError};
 use crate::plan::ContainerSpec;
 
+/// What a kill's record holds.
+pub(super) static SPEC: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(|| serde_json::json!({"signal": "SIGKILL"}));
+
 pub(super) async fn inject(c: &Chaos<'_>, targets: &[&ContainerSpec]) -> Result<serde_json::Value, ChaosError> {
     futures_util::future::try_join_all(targets.iter().map(|t| c.backend.kill(&t.name, "SIGKILL"))).await?;
-    Ok(serde_json::json!({"signal": "SIGKILL"}))
+    Ok(SPEC.clone())
 }

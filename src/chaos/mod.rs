@@ -168,6 +168,19 @@ impl<'a> Chaos<'a> {
                 }
             )));
         }
+        if *fault == Fault::Kill {
+            // The record does not depend on the kill's outcome: write both at once (a failed kill takes its record back).
+            let rec = FaultRecord { id, instance: self.plan.instance.clone(), kind, targets: names, spec: kill::SPEC.clone(), since: now(), until: duration.map(|d| now() + d.as_secs().max(1)) };
+            let (killed, recorded) = tokio::join!(kill::inject(self, targets), self.backend.record_fault(&rec));
+            if let Err(e) = killed {
+                if recorded.is_ok() {
+                    let _ = self.backend.clear_fault(&rec).await;
+                }
+                return Err(e);
+            }
+            recorded?;
+            return Ok(rec);
+        }
         let spec = match (fault, link_toxics) {
             (_, Some(t)) if proxied => {
                 kind = "link".into();

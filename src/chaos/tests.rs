@@ -115,3 +115,14 @@ async fn unknown_targets_and_faults_say_what_exists() {
     assert!(Fault::parse("melt", &BTreeMap::new()).unwrap_err().to_string().contains("unknown fault `melt`"));
     assert!(Fault::parse("bandwidth", &BTreeMap::new()).is_err());
 }
+
+#[tokio::test]
+async fn a_kill_that_fails_leaves_no_record() {
+    let (fake, lab, p, _l) = setup().await;
+    let backend = Backend::Fake(fake.clone());
+    let chaos = Chaos { backend: &backend, plan: &p, lab: &lab, helper_image: "base".into() };
+    let targets = resolve(&chaos, "1").await.unwrap();
+    fake.down(Some(&p.instance)).await.unwrap();
+    assert!(chaos.inject(&Fault::Kill, &targets, None).await.is_err());
+    assert!(backend.faults(Some(&p.instance)).await.unwrap().is_empty(), "the record was taken back");
+}
