@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
 /// How to build a Go folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GoMode {
     /// Module mode when the folder has go.mod, GOPATH mode otherwise.
     #[default]

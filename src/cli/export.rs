@@ -22,7 +22,7 @@ pub enum ExportCommand {
         binary: Option<PathBuf>,
         #[arg(long)]
         student: Option<String>,
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = super::image_set())]
         images: Option<images::ImageSet>,
     },
 }

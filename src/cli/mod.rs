@@ -23,6 +23,7 @@ use crate::images::ImageSet;
 use crate::lab::Catalogue;
 use crate::session::{Session, SolutionArg};
 use crate::ui::Ui;
+use clap::builder::{PossibleValue, TypedValueParser as _};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -161,10 +162,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub student: Option<String>,
     /// Image set: upstream (pulled) or debian (baked here).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = image_set())]
     pub images: Option<ImageSet>,
     /// How to build a Go folder.
-    #[arg(long, value_enum, default_value_t = crate::build::GoMode::Auto)]
+    #[arg(long, value_parser = go_mode(), default_value = "auto")]
     pub go_mode: crate::build::GoMode,
     /// Extra environment for the learner's service, KEY=VALUE; repeatable.
     #[arg(long = "env", value_name = "KEY=VALUE")]
@@ -271,4 +272,47 @@ pub(crate) fn print_definition_errors(errs: crate::lab::DefinitionErrors) {
     if n > 1 {
         eprintln!("{n} problems in {}", errs.file);
     }
+}
+
+// The library's enums know nothing of clap: their names and help live here.
+
+/// `--images`: the image sets.
+pub(crate) fn image_set() -> impl clap::builder::TypedValueParser<Value = ImageSet> {
+    clap::builder::PossibleValuesParser::new([
+        PossibleValue::new("upstream").help("Official images (redis, postgres, rabbitmq, prom/*), pulled from a registry"),
+        PossibleValue::new("debian").help("Images baked here from Debian packages (`lab images bake`); no registry needed"),
+    ])
+    .map(|s| if s == "debian" { ImageSet::Debian } else { ImageSet::Upstream })
+}
+
+/// `--go-mode`: how to build a Go folder.
+fn go_mode() -> impl clap::builder::TypedValueParser<Value = crate::build::GoMode> {
+    use crate::build::GoMode;
+    clap::builder::PossibleValuesParser::new([
+        PossibleValue::new("auto").help("Module mode when the folder has go.mod, GOPATH mode otherwise"),
+        PossibleValue::new("module").help("`go build` in module mode (needs a module proxy or a vendor folder)"),
+        PossibleValue::new("gopath").help("GOPATH mode with Debian's Go libraries (/usr/share/gocode); works offline"),
+    ])
+    .map(|s| match s.as_str() {
+        "module" => GoMode::Module,
+        "gopath" => GoMode::Gopath,
+        _ => GoMode::Auto,
+    })
+}
+
+/// `--output`: report formats.
+pub(crate) fn report_format() -> impl clap::builder::TypedValueParser<Value = crate::report::Format> {
+    use crate::report::Format;
+    clap::builder::PossibleValuesParser::new([
+        PossibleValue::new("terminal").help("Stages, checks, timings and failures, for people"),
+        PossibleValue::new("json").help("One JSON document, for scripts"),
+        PossibleValue::new("junit").help("JUnit XML, which CI systems render"),
+        PossibleValue::new("html").help("A self-contained HTML page with a timeline of the workload's history"),
+    ])
+    .map(|s| match s.as_str() {
+        "json" => Format::Json,
+        "junit" => Format::Junit,
+        "html" => Format::Html,
+        _ => Format::Terminal,
+    })
 }

@@ -22,7 +22,7 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub run: RunArgs,
     /// What to print on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Terminal)]
+    #[arg(long, value_parser = super::report_format(), default_value = "terminal")]
     pub output: Format,
     /// Also write the report to this file (.xml: JUnit, .json: JSON, .html: a page with the timeline).
     #[arg(long, value_name = "FILE")]

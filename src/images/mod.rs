@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 /// Which images a lab runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ImageSet {
     /// Official images (redis, postgres, rabbitmq, prom/*), pulled from a registry.

@@ -12,7 +12,7 @@ pub use terminal::Terminal;
 use crate::event::RunReport;
 
 /// Report formats of `lab verify`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// Stages, checks, timings and failures, for people.
     Terminal,
