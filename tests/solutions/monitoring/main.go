@@ -47,6 +47,16 @@ func main() {
 	mux.HandleFunc("/login", s.login)
 	mux.HandleFunc("/logout", s.logout)
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	if v.metricsFlood {
+		metrics = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			line := []byte("# " + strings.Repeat("x", 1021) + "\n")
+			for i := 0; i < 64*1024; i++ {
+				if _, err := w.Write(line); err != nil {
+					return
+				}
+			}
+		})
+	}
 	if v.metricsHang {
 		metrics = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
 	}

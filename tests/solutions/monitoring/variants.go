@@ -18,6 +18,7 @@ type variant struct {
 	gaugeNeverDecremented bool // logout does not decrement active_users_count
 	errorsAs200           bool // the code label is always "200", so errors never show
 	metricsHang           bool // GET /metrics never answers
+	metricsFlood          bool // GET /metrics answers 64 MB of text
 }
 
 var variants = map[string]variant{
@@ -40,6 +41,10 @@ var variants = map[string]variant{
 	"errors-as-200": {
 		description: "the code label is always 200, so 5xx answers are counted as successes",
 		errorsAs200: true,
+	},
+	"metrics-flood": {
+		description:  "GET /metrics answers 64 MB of text",
+		metricsFlood: true,
 	},
 	"metrics-hang": {
 		description: "GET /metrics never answers",
