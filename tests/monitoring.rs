@@ -125,3 +125,51 @@ fn each_buggy_variant_fails_at_its_check() {
         }
     }
 }
+
+/// The learner's service run on the host (`--target`): Prometheus, in a
+/// container, scrapes it through the Docker host's gateway.
+#[test]
+fn a_service_on_the_host_is_scraped_through_the_gateway() {
+    let _down = Down("monitoring", Some("host"));
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("src/lab.local");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::os::unix::fs::symlink(solution(), pkg.join("monitoring")).unwrap();
+    let go = std::env::var("LAB_GO").unwrap_or_else(|_| "/usr/lib/go-1.23/bin/go".into());
+    let bin = dir.path().join("monitoring");
+    let out = Command::new(&go)
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg("lab.local/monitoring")
+        .env("GO111MODULE", "off")
+        .env("GOPATH", format!("{}:/usr/share/gocode", dir.path().display()))
+        .env("GOCACHE", std::env::temp_dir().join("lab-test-monitoring-gocache"))
+        .env("CGO_ENABLED", "0")
+        .output()
+        .expect("go runs");
+    assert!(out.status.success(), "go build: {}", String::from_utf8_lossy(&out.stderr));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _svc = Kill(Command::new(&bin).env("PORT", port.to_string()).stderr(std::process::Stdio::null()).spawn().expect("the service starts"));
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mut c = lab();
+    c.args(["verify", "monitoring", "--student", "host", "--output", "json", "--target", &url]);
+    let out = run(c);
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["summary"]["passed"], 10, "{report:#}");
+    assert_eq!(check(&report, "target-down-when-service-stops")["status"], "skipped", "lab cannot stop a service it does not run");
+    assert_gone("lab-monitoring-host");
+}

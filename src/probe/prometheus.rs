@@ -230,7 +230,11 @@ fn alert_answer(v: &Value, alert: &str) -> Result<(Value, String), PromError> {
             return Ok((json!({ alert: state }), shown));
         }
     }
-    Err(PromError::Lab(format!("Prometheus has no alert rule {alert}; its rules: {}", if names.is_empty() { "none".to_string() } else { names.join(", ") })))
+    if names.is_empty() {
+        // Nothing loaded (yet): Prometheus is starting, or lost its rules.
+        return Err(PromError::NoAnswer(format!("Prometheus has no alert rules loaded (looking for {alert})")));
+    }
+    Err(PromError::Lab(format!("Prometheus has no alert rule {alert}; its rules: {}", names.join(", "))))
 }
 
 fn alertmanager_answer(v: &Value, alert: &str) -> (Value, String) {
