@@ -111,7 +111,8 @@ fn each_buggy_variant_fails_at_its_check() {
                     assert_eq!(out.status.code(), Some(1), "{bug}: exit code\n{report:#}");
                     let ch = check(&report, &check_name);
                     assert_eq!(ch["status"], "failed", "{bug}: {check_name} should fail\n{report:#}");
-                    let text = format!("{} | {} | {}", ch["summary"], ch["got"], ch["expected"]);
+                    let field = |k: &str| ch[k].as_str().unwrap_or_default().to_string();
+                    let text = format!("{} | {} | {}", field("summary"), field("got"), field("expected"));
                     assert!(text.contains(&words), "{bug}: {check_name} message lacks {words:?}: {text}");
                     assert!(!ch["hint"].as_str().unwrap_or("").is_empty(), "{bug}: no hint");
                     // A service that hangs or floods /metrics fails in bounded time: it never hangs lab.
