@@ -80,6 +80,9 @@ pub struct ContainerSpec {
     pub aliases: Vec<String>,
     pub port: PortSpec,
     pub mounts: Vec<Mount>,
+    /// `HOST:IP` entries for /etc/hosts (`host-gateway`: the Docker host).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub ready: Readiness,
     #[serde(skip)]
@@ -200,6 +203,47 @@ pub enum PlanError {
     NoPort(String),
 }
 
+/// The service name (and network alias) of lab's webhook sink.
+pub const WEBHOOK_SERVICE: &str = "webhook";
+
+/// What dependency templates see of the instance besides their own options:
+/// `service` (name, port, `targets`: the replicas as `host:port` from inside
+/// the network, `on_host` with `--target`), `deps` (every dependency's
+/// in-network `host`, `port`, `addr` and `template`) and `webhook` (the URL of
+/// lab's webhook sink).
+fn template_context(lab: &Lab, opts: &PlanOptions, instance: &str) -> Result<tera::Context, PlanError> {
+    let def = &lab.def;
+    let svc = &def.service;
+    let mut deps = serde_json::Map::new();
+    for (name, dep) in &def.dependencies {
+        let (_, spec) = template::render(&dep.template, "image", name, instance, &dep.options)?;
+        let port = spec.lab.port;
+        deps.insert(name.clone(), serde_json::json!({"host": name, "port": port, "addr": format!("{name}:{port}"), "template": dep.template}));
+    }
+    let (targets, on_host) = match &opts.solution {
+        // The learner runs the service on the host: containers reach it through the host's gateway.
+        Solution::Target(t) => {
+            let u = reqwest::Url::parse(t).ok();
+            let port = u.as_ref().and_then(|u| u.port_or_known_default()).unwrap_or(svc.port);
+            let host = match u.as_ref().and_then(|u| u.host_str().map(str::to_string)) {
+                Some(h) if !["127.0.0.1", "localhost", "[::1]", "::1", "0.0.0.0"].contains(&h.as_str()) => h,
+                _ => HOST_GATEWAY.to_string(),
+            };
+            (vec![format!("{host}:{port}")], true)
+        }
+        _ => ((1..=svc.replicas).map(|n| format!("{}-{n}:{}", svc.name, svc.port)).collect(), false),
+    };
+    let mut ctx = tera::Context::new();
+    ctx.insert("service", &serde_json::json!({"name": svc.name, "port": svc.port, "targets": targets, "on_host": on_host}));
+    ctx.insert("deps", &deps);
+    ctx.insert("webhook", &format!("http://{WEBHOOK_SERVICE}:{}/notify", crate::probe::webhook::PORT));
+    ctx.insert("host_gateway", HOST_GATEWAY);
+    Ok(ctx)
+}
+
+/// The name containers reach the Docker host by (mapped to `host-gateway` in their /etc/hosts).
+pub const HOST_GATEWAY: &str = "host.docker.internal";
+
 /// Build the plan. `free_port` is called for each port not already in `opts.ports`.
 pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result<u16, String>) -> Result<Plan, PlanError> {
     let def = &lab.def;
@@ -232,9 +276,12 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
     let mut links = Vec::new();
     let mut proxied = Vec::new();
     let mut deps_ctx = serde_json::Map::new();
+    let tctx = template_context(lab, opts, &instance)?;
+    let mut wants_webhook = false;
     for (name, dep) in &def.dependencies {
         let image = opts.images.image(&dep.template);
-        let (text, spec) = template::render(&dep.template, &image, name, &instance, &dep.options)?;
+        let (text, spec) = template::render_with(&dep.template, &image, name, &instance, &dep.options, &tctx)?;
+        wants_webhook |= spec.lab.webhook;
         let cname = format!("{instance}-{name}-1");
         let host_port = port_for(&cname)?;
         let (host, port) = if on_host {
@@ -267,6 +314,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
             aliases: vec![name.clone()],
             port: PortSpec { container: spec.lab.port, host: host_port },
             mounts: vec![],
+            extra_hosts: spec.extra_hosts.clone(),
             labels: l,
             ready: spec.lab.ready.clone(),
             ready_timeout: Duration::from_secs(60),
@@ -305,8 +353,37 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
             aliases: vec!["proxy".into()],
             port: PortSpec { container: crate::chaos::proxy::CONTROL_PORT, host: host_port },
             mounts: vec![Mount { host: exe.parent().map(|p| p.to_path_buf()).unwrap_or_default(), container: "/lab/exe".into(), read_only: true }],
+            extra_hosts: vec![],
             labels: l,
             ready: Readiness::Tcp,
+            ready_timeout: Duration::from_secs(20),
+            compose: None,
+        });
+    }
+
+    // lab's webhook sink, for a dependency (Alertmanager) that delivers notifications to it.
+    if let (true, Some(exe)) = (wants_webhook, &opts.lab_exe) {
+        let cname = format!("{instance}-{WEBHOOK_SERVICE}-1");
+        let host_port = port_for(&cname)?;
+        let mut l = common.clone();
+        l.insert(labels::SERVICE.into(), WEBHOOK_SERVICE.into());
+        l.insert(labels::NODE.into(), "1".into());
+        l.insert(labels::ROLE.into(), Role::Dependency.as_str().into());
+        containers.push(ContainerSpec {
+            name: cname,
+            service: WEBHOOK_SERVICE.into(),
+            node: 1,
+            role: Role::Dependency,
+            image: opts.images.image("base"),
+            command: Some(vec!["/lab/exe/lab".to_string(), "proxy".into(), "webhook".into(), "--listen".into(), format!("0.0.0.0:{}", crate::probe::webhook::PORT)]),
+            entrypoint: None,
+            env: BTreeMap::new(),
+            aliases: vec![WEBHOOK_SERVICE.into()],
+            port: PortSpec { container: crate::probe::webhook::PORT, host: host_port },
+            mounts: vec![Mount { host: exe.parent().map(|p| p.to_path_buf()).unwrap_or_default(), container: "/lab/exe".into(), read_only: true }],
+            extra_hosts: vec![],
+            labels: l,
+            ready: Readiness::Http { path: "/healthz".into(), status: 200 },
             ready_timeout: Duration::from_secs(20),
             compose: None,
         });
@@ -373,6 +450,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
                 aliases: vec![svc.name.clone(), format!("{}-{n}", svc.name)],
                 port: PortSpec { container: svc.port, host: host_port },
                 mounts: vec![Mount { host: dir.clone(), container: BIN_DIR.into(), read_only: true }],
+                extra_hosts: vec![],
                 labels: l,
                 ready: Readiness::Http { path: svc.ready.path.clone(), status: svc.ready.status },
                 ready_timeout: opts.ready_timeout.unwrap_or(svc.ready.timeout),

@@ -35,6 +35,9 @@ pub struct DepSpec {
     pub entrypoint: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, String>,
+    /// `HOST:IP` entries for the container's /etc/hosts (`host-gateway` is the Docker host).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
     #[serde(rename = "x-lab")]
     pub lab: LabExt,
 }
@@ -49,6 +52,10 @@ pub struct LabExt {
     /// A client URL with `{host}` and `{port}` placeholders (for `deps.<name>.url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The dependency delivers notifications to lab's webhook sink (`webhook` in
+    /// the template's context is its URL), so the plan runs the sink.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub webhook: bool,
 }
 
 /// Failure to render a dependency template.
@@ -65,8 +72,15 @@ pub enum TemplateError {
 
 /// Render one dependency template.
 pub fn render(template: &str, image: &str, dep_name: &str, instance: &str, options: &BTreeMap<String, String>) -> Result<(String, DepSpec), TemplateError> {
+    render_with(template, image, dep_name, instance, options, &tera::Context::new())
+}
+
+/// Render one dependency template with more of the instance in its context
+/// (the plan gives `service` with the replicas' scrape targets, `deps` with
+/// the other dependencies' in-network addresses, and `webhook`).
+pub fn render_with(template: &str, image: &str, dep_name: &str, instance: &str, options: &BTreeMap<String, String>, extra: &tera::Context) -> Result<(String, DepSpec), TemplateError> {
     let src = source(template).ok_or_else(|| TemplateError::Unknown(template.to_string()))?;
-    let mut ctx = tera::Context::new();
+    let mut ctx = extra.clone();
     ctx.insert("image", image);
     ctx.insert("name", dep_name);
     ctx.insert("instance", instance);

@@ -101,6 +101,7 @@ impl DockerBackend {
                 port_bindings: Some(HashMap::from([(port_key, Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(spec.port.host.to_string()) }]))])),
                 binds: (!binds.is_empty()).then_some(binds),
                 network_mode: Some(plan.network.clone()),
+                extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig { endpoints_config: endpoints }),

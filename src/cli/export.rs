@@ -62,14 +62,19 @@ pub fn compose(plan: &Plan) -> String {
         let mut svc = Mapping::new();
         svc.insert(s("image"), s(&c.image));
         svc.insert(s("container_name"), s(&c.name));
+        // Compose substitutes `$VAR` in these; `$$` is a literal `$`.
+        let lit = |x: &str| s(&x.replace('$', "$$"));
         if let Some(cmd) = &c.entrypoint {
-            svc.insert(s("entrypoint"), Value::Sequence(cmd.iter().map(|x| s(x)).collect()));
+            svc.insert(s("entrypoint"), Value::Sequence(cmd.iter().map(|x| lit(x)).collect()));
         }
         if let Some(cmd) = &c.command {
-            svc.insert(s("command"), Value::Sequence(cmd.iter().map(|x| s(x)).collect()));
+            svc.insert(s("command"), Value::Sequence(cmd.iter().map(|x| lit(x)).collect()));
         }
         if !c.env.is_empty() {
-            svc.insert(s("environment"), Value::Mapping(c.env.iter().map(|(k, v)| (s(k), s(v))).collect()));
+            svc.insert(s("environment"), Value::Mapping(c.env.iter().map(|(k, v)| (s(k), lit(v))).collect()));
+        }
+        if !c.extra_hosts.is_empty() {
+            svc.insert(s("extra_hosts"), Value::Sequence(c.extra_hosts.iter().map(|x| s(x)).collect()));
         }
         svc.insert(s("ports"), Value::Sequence(vec![s(&format!("127.0.0.1:{}:{}", c.port.host, c.port.container))]));
         if !c.mounts.is_empty() {

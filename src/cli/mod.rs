@@ -147,6 +147,11 @@ pub enum ProxyCommand {
         #[arg(long = "link")]
         links: Vec<crate::chaos::proxy::Link>,
     },
+    /// lab's webhook sink: keep the notifications POSTed to it, serve them on GET /received.
+    Webhook {
+        #[arg(long, default_value = "0.0.0.0:9095")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 /// Options shared by `up` and `verify`.
@@ -233,6 +238,10 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Check(c) => check::run(c),
         Command::Proxy(ProxyCommand::Serve { control, links }) => tokio::select! {
             r = crate::chaos::proxy::serve(control, links) => r.map(|_| 0).map_err(|e| Error::Io(format!("proxy: {e}"))),
+            _ = interrupted() => Ok(0),
+        },
+        Command::Proxy(ProxyCommand::Webhook { listen }) => tokio::select! {
+            r = crate::probe::webhook::serve(listen) => r.map(|_| 0).map_err(|e| Error::Io(format!("webhook sink: {e}"))),
             _ = interrupted() => Ok(0),
         },
         Command::Export(c) => export::run(&catalogue, c),

@@ -19,6 +19,11 @@ pub enum Probe {
     /// Run a program (the learner's CLI, by default) and read its exit code,
     /// output and the files it wrote.
     Exec(ExecProbe),
+    /// Ask Prometheus (or Alertmanager) what it scraped from the service and
+    /// how its alerts stand.
+    Prometheus(PrometheusProbe),
+    /// Read the notifications lab's webhook sink received (from Alertmanager).
+    Webhook(WebhookProbe),
 }
 
 impl Probe {
@@ -26,6 +31,8 @@ impl Probe {
     pub fn kind(&self) -> &'static str {
         match self {
             Probe::Exec(_) => "exec",
+            Probe::Prometheus(_) => "prometheus",
+            Probe::Webhook(_) => "webhook",
         }
     }
 }
@@ -54,4 +61,74 @@ pub struct ExecProbe {
 
 fn exec_timeout() -> Duration {
     Duration::from_secs(10)
+}
+
+/// Ask Prometheus' HTTP API (of the lab's dependency made from the
+/// `prometheus` template, unless `url` says otherwise). Exactly one of
+/// `query`, `metadata`, `alert`, `alertmanager`, `targets`. Answers:
+///
+/// * `query`: an instant PromQL query; `{"<series>": "<value>", ...}`, each
+///   series keyed `name{label="value",...}` with labels sorted, `name` being the
+///   series' metric name, else `name` below, else `value`. E.g. `sum by (method)
+///   (http_requests_total)` with `name: http_requests_total` answers
+///   `{"http_requests_total{method=\"GET\"}": "12"}`; no series answers `{}`.
+/// * `metadata: <metric>`: `{"<metric>": {"type": "counter", "help": "...", "unit": ""}}`, or `{}`.
+/// * `alert: <name>`: the alert rule's state, `{"<name>": "inactive" | "pending" | "firing"}`.
+/// * `alertmanager: <name>`: the alert in Alertmanager, `{"<name>": "active" | "suppressed" | "unprocessed" | "absent"}`.
+/// * `targets: <job>`: `{"<job>": "up" | "down" | "unknown" | "absent", "targets": {"<instance>": "<health>"}}`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusProbe {
+    /// Prometheus' base URL; default the lab's prometheus dependency on its published port.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Alertmanager's base URL; default the lab's alertmanager dependency.
+    #[serde(default)]
+    pub alertmanager_url: Option<String>,
+    #[serde(default)]
+    pub query: Option<String>,
+    /// The name of series that have none (aggregations drop it).
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<String>,
+    #[serde(default)]
+    pub alert: Option<String>,
+    #[serde(default)]
+    pub alertmanager: Option<String>,
+    #[serde(default)]
+    pub targets: Option<String>,
+    /// First wait until Prometheus has scraped every target again (a scrape that
+    /// began after the probe did), so the answer counts everything sent before.
+    #[serde(default)]
+    pub fresh: bool,
+    /// Give up after this long (the fresh wait included).
+    #[serde(default = "prometheus_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn prometheus_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// Read lab's webhook sink (run when a dependency such as Alertmanager delivers
+/// to it). The answer is `{"next": N, "received": k, "notifications": [{"seq",
+/// "status", "receiver", "alerts": [{"alertname", "status"}]}], "<alert>":
+/// {"firing": a, "resolved": b}}`: the notifications numbered `since` or later
+/// (save `next` first to look only at what came after), and with `alert`, how
+/// many of them carried that alert firing and resolved.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookProbe {
+    /// The sink's base URL; default lab's sink of this instance.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The first notification number to look at (a template, e.g. `"{{ mark }}"`); default all.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Count this alert's firing and resolved notifications.
+    #[serde(default)]
+    pub alert: Option<String>,
+    #[serde(default = "prometheus_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
 }

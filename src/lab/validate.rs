@@ -65,6 +65,9 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
         if name == "proxy" {
             out.push(Problem { on_key: true, ..problem(&path, "`proxy` is the name of lab's fault proxy", "give the dependency another name") });
         }
+        if name == crate::plan::WEBHOOK_SERVICE {
+            out.push(Problem { on_key: true, ..problem(&path, "`webhook` is the name of lab's webhook sink", "give the dependency another name") });
+        }
         if !templates.contains(&dep.template.as_str()) {
             out.push(problem(format!("{path}.template"), format!("no compose template named `{}`", dep.template), format!("known templates: {}", templates.join(", "))));
         }

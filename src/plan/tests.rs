@@ -115,3 +115,65 @@ fn raft_peers_reach_each_other_through_the_fault_proxy() {
     assert!(!p.peer_proxy);
     assert_eq!(p.containers.iter().find(|c| c.name == "lab-raft-app-2").unwrap().env["PEERS"], "n1=app-1:7000,n2=app-2:7000,n3=app-3:7000");
 }
+
+fn monitoring() -> Lab {
+    Catalogue::new(vec![]).find("monitoring").unwrap()
+}
+
+fn yaml_env(c: &ContainerSpec, var: &str) -> serde_yaml::Value {
+    serde_yaml::from_str(&c.env[var]).unwrap_or_else(|e| panic!("{var} of {} is not YAML ({e}):\n{}", c.name, c.env[var]))
+}
+
+#[test]
+fn prometheus_scrapes_the_replicas_and_alertmanager_delivers_to_labs_webhook() {
+    let mut o = opts(binary(), None);
+    o.lab_exe = Some(PathBuf::from("/opt/lab/bin/lab"));
+    let p = plan(&monitoring(), &o, counter()).unwrap();
+    let prom = p.containers.iter().find(|c| c.service == "prometheus").unwrap();
+    let cfg = yaml_env(prom, "LAB_PROMETHEUS_CONFIG");
+    let job = &cfg["scrape_configs"][0];
+    assert_eq!(job["job_name"], "app");
+    assert_eq!(job["static_configs"][0]["targets"][0], "app-1:8080");
+    assert_eq!(cfg["global"]["scrape_interval"], "500ms");
+    assert_eq!(cfg["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"][0], "alertmanager:9093");
+    let rules = yaml_env(prom, "LAB_PROMETHEUS_RULES");
+    assert_eq!(rules["groups"][0]["rules"][0]["alert"], "HighErrorRate");
+    assert!(prom.extra_hosts.is_empty());
+    assert!(prom.entrypoint.as_ref().unwrap().join(" ").contains("/bin/sh"));
+
+    let am = p.containers.iter().find(|c| c.service == "alertmanager").unwrap();
+    let cfg = yaml_env(am, "LAB_ALERTMANAGER_CONFIG");
+    assert_eq!(cfg["receivers"][0]["webhook_configs"][0]["url"], "http://webhook:9095/notify");
+
+    let sink = p.containers.iter().find(|c| c.service == WEBHOOK_SERVICE).expect("the webhook sink runs");
+    assert_eq!(sink.role, Role::Dependency);
+    assert_eq!(sink.aliases, ["webhook"]);
+    assert_eq!(sink.mounts[0].host, PathBuf::from("/opt/lab/bin"));
+    assert_eq!(sink.command.as_ref().unwrap()[..3], ["/lab/exe/lab", "proxy", "webhook"]);
+    assert_eq!(sink.port.container, crate::probe::webhook::PORT);
+}
+
+#[test]
+fn prometheus_reaches_a_service_on_the_host_through_the_gateway() {
+    let mut o = opts(Solution::Target("http://127.0.0.1:18091/".into()), None);
+    o.lab_exe = Some(PathBuf::from("/opt/lab/bin/lab"));
+    let p = plan(&monitoring(), &o, counter()).unwrap();
+    let prom = p.containers.iter().find(|c| c.service == "prometheus").unwrap();
+    let cfg = yaml_env(prom, "LAB_PROMETHEUS_CONFIG");
+    assert_eq!(cfg["scrape_configs"][0]["static_configs"][0]["targets"][0], "host.docker.internal:18091");
+    assert_eq!(prom.extra_hosts, ["host.docker.internal:host-gateway"]);
+    // A service on another machine is scraped where it is.
+    let p = plan(&monitoring(), &opts(Solution::Target("http://10.1.2.3:80".into()), None), counter()).unwrap();
+    let prom = p.containers.iter().find(|c| c.service == "prometheus").unwrap();
+    assert_eq!(yaml_env(prom, "LAB_PROMETHEUS_CONFIG")["scrape_configs"][0]["static_configs"][0]["targets"][0], "10.1.2.3:80");
+    assert!(p.containers.iter().all(|c| c.service != WEBHOOK_SERVICE), "no sink without lab's executable to run it");
+}
+
+#[test]
+fn labs_without_alertmanager_keep_their_digests() {
+    // The new fields are left out of the spec's JSON when empty, so running instances are not recreated.
+    let p = plan(&lab(), &opts(binary(), None), counter()).unwrap();
+    let json = serde_json::to_string(&p.containers[0]).unwrap();
+    assert!(!json.contains("extra_hosts"), "{json}");
+    assert!(p.containers.iter().all(|c| c.service != WEBHOOK_SERVICE));
+}

@@ -7,6 +7,8 @@ mod ready;
 
 pub use ready::{check_ready, wait_ready, Readiness};
 pub mod exec;
+pub mod prometheus;
+pub mod webhook;
 
 use std::time::Duration;
 

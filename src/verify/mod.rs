@@ -318,7 +318,7 @@ impl<'a> CheckRunner<'a> {
                     }
                     Some(p) => {
                         let p = probes::render_probe(p, &ctx).map_err(StepError::Lab)?;
-                        let env = probes::ProbeEnv { workdir: self.t.workdir.path(), solution: self.t.solution.as_deref(), lab: self.t.lab };
+                        let env = probes::ProbeEnv { workdir: self.t.workdir.path(), solution: self.t.solution.as_deref(), lab: self.t.lab, plan: self.t.plan };
                         let (sent, res) = probes::run(&p, &env).await;
                         match res {
                             Ok(a) => (sent, Got::Probe(Ok(a))),

@@ -15,6 +15,14 @@ pub(crate) struct ProbeEnv<'a> {
     /// The lab (its files, such as a .proto, through `lab.source.read_file`).
     #[allow(dead_code)]
     pub lab: &'a crate::lab::Lab,
+    /// The instance (dependencies' published ports).
+    pub plan: &'a crate::plan::Plan,
+}
+
+/// The published address of the lab's first dependency made from `template`.
+fn dep_url(env: &ProbeEnv<'_>, template: &str) -> Option<String> {
+    let name = env.lab.def.dependencies.iter().find(|(_, d)| d.template == template).map(|(n, _)| n.clone()).unwrap_or_else(|| template.to_string());
+    env.plan.dependencies().find(|c| c.service == name).map(|c| format!("http://127.0.0.1:{}", c.port.host))
 }
 
 /// Why a probe step got no answer to judge.
@@ -54,6 +62,54 @@ pub(crate) async fn run(p: &Probe, env: &ProbeEnv<'_>) -> (String, Result<Answer
                 exec::ExecFailure::Spawn { .. } => ProbeError::Lab(e.to_string()),
                 other => ProbeError::NoAnswer(other.to_string()),
             });
+            (sent, res)
+        }
+        Probe::Prometheus(x) => {
+            use crate::probe::prometheus::{self, Op, PromError};
+            let ops: Vec<Op> = [
+                x.query.clone().map(|q| Op::Query { query: q, name: x.name.clone() }),
+                x.metadata.clone().map(Op::Metadata),
+                x.alert.clone().map(Op::Alert),
+                x.alertmanager.clone().map(Op::Alertmanager),
+                x.targets.clone().map(Op::Targets),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let [op] = &ops[..] else {
+                return (String::new(), Err(ProbeError::Lab("a prometheus probe takes exactly one of query, metadata, alert, alertmanager, targets".into())));
+            };
+            let Some(url) = x.url.clone().or_else(|| dep_url(env, "prometheus")) else {
+                return (String::new(), Err(ProbeError::Lab("this instance has no prometheus dependency; give the probe a `url`".into())));
+            };
+            let spec = prometheus::Spec { prometheus: url, alertmanager: x.alertmanager_url.clone().or_else(|| dep_url(env, "alertmanager")), op: op.clone(), fresh: x.fresh, timeout: x.timeout };
+            let res = prometheus::run(&spec).await.map_err(|e| match e {
+                PromError::NoAnswer(m) => ProbeError::NoAnswer(m),
+                PromError::Lab(m) => ProbeError::Lab(m),
+            });
+            (prometheus::sent(&spec), res)
+        }
+        Probe::Webhook(x) => {
+            use crate::probe::webhook;
+            let Some(url) = x.url.clone().or_else(|| env.plan.dependencies().find(|c| c.service == crate::plan::WEBHOOK_SERVICE).map(|c| format!("http://127.0.0.1:{}", c.port.host))) else {
+                return (String::new(), Err(ProbeError::Lab("this instance runs no webhook sink (no dependency delivers to it); give the probe a `url`".into())));
+            };
+            let since = match x.since.as_deref().map(str::trim) {
+                None | Some("") => 1,
+                Some(s) => match s.parse::<u64>() {
+                    Ok(n) => n,
+                    Err(_) => return (String::new(), Err(ProbeError::Lab(format!("webhook probe: since {s:?} is not a notification number")))),
+                },
+            };
+            let sent = format!("read lab's webhook sink (notifications from #{since}){}", x.alert.as_ref().map(|a| format!(" for alert {a}")).unwrap_or_default());
+            let start = std::time::Instant::now();
+            let res = match webhook::read(&url, since, x.timeout).await {
+                Ok(page) => {
+                    let (value, shown) = webhook::answer_of(&page, x.alert.as_deref());
+                    Ok(Answer { value, shown, elapsed: start.elapsed() })
+                }
+                Err(m) => Err(ProbeError::Lab(m)),
+            };
             (sent, res)
         }
     }
