@@ -24,6 +24,10 @@ func fail(w http.ResponseWriter, status int, msg string) {
 func newAPI(s *store, b *broker) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if !b.connected() {
+			fail(w, http.StatusServiceUnavailable, errUnavailable.Error())
+			return
+		}
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/orders", func(w http.ResponseWriter, r *http.Request) {

@@ -98,6 +98,13 @@ func (b *broker) session(ctx context.Context, consume func(context.Context, *amq
 	return consume(ctx, conn)
 }
 
+// connected tells whether the topology is declared and publishing is possible.
+func (b *broker) connected() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.pub != nil
+}
+
 // publish sends one persistent message and waits for the broker's confirm.
 func (b *broker) publish(ctx context.Context, exchange, key string, body []byte, headers amqp.Table) error {
 	b.mu.Lock()
