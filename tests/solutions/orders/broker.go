@@ -26,8 +26,9 @@ var errUnavailable = errors.New("RabbitMQ is not reachable")
 type broker struct {
 	url string
 
-	mu  sync.Mutex
-	pub *amqp.Channel // nil while disconnected
+	mu        sync.Mutex
+	pub       *amqp.Channel // nil while disconnected
+	consuming bool
 }
 
 func newBroker(url string) *broker { return &broker{url: url} }
@@ -49,16 +50,41 @@ func declare(ch *amqp.Channel) error {
 	return nil
 }
 
-// run connects, declares the topology, and hands the connection to consume
-// until it closes; then it dials again, with backoff, until ctx ends.
+// run keeps two connections: one to publish on and one to consume on
+// (RabbitMQ's advice: a consumer that falls behind must not hold up
+// publisher confirms on the same connection). Each redials, with backoff,
+// whenever it drops, until ctx ends.
 func (b *broker) run(ctx context.Context, consume func(context.Context, *amqp.Connection) error) {
+	go b.loop(ctx, "publisher", b.publisher)
+	b.loop(ctx, "consumer", func(ctx context.Context, conn *amqp.Connection) error {
+		ch, err := conn.Channel()
+		if err != nil {
+			return err
+		}
+		if err := declare(ch); err != nil {
+			return err
+		}
+		_ = ch.Close()
+		b.mu.Lock()
+		b.consuming = true
+		b.mu.Unlock()
+		defer func() {
+			b.mu.Lock()
+			b.consuming = false
+			b.mu.Unlock()
+		}()
+		return consume(ctx, conn)
+	})
+}
+
+func (b *broker) loop(ctx context.Context, role string, session func(context.Context, *amqp.Connection) error) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		err := b.session(ctx, consume)
+		err := b.session(ctx, role, session)
 		if ctx.Err() != nil {
 			return
 		}
-		log.Printf("AMQP session ended: %v; reconnecting in %v", err, backoff)
+		log.Printf("AMQP %s connection ended: %v; reconnecting in %v", role, err, backoff)
 		select {
 		case <-ctx.Done():
 			return
@@ -70,12 +96,18 @@ func (b *broker) run(ctx context.Context, consume func(context.Context, *amqp.Co
 	}
 }
 
-func (b *broker) session(ctx context.Context, consume func(context.Context, *amqp.Connection) error) error {
+func (b *broker) session(ctx context.Context, role string, session func(context.Context, *amqp.Connection) error) error {
 	conn, err := amqp.DialConfig(b.url, amqp.Config{Heartbeat: 5 * time.Second, Dial: amqp.DefaultDial(3 * time.Second)})
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	log.Printf("AMQP %s connected", role)
+	return session(ctx, conn)
+}
+
+// publisher holds a channel in confirm mode until the connection closes.
+func (b *broker) publisher(ctx context.Context, conn *amqp.Connection) error {
 	ch, err := conn.Channel()
 	if err != nil {
 		return err
@@ -86,6 +118,7 @@ func (b *broker) session(ctx context.Context, consume func(context.Context, *amq
 	if err := ch.Confirm(false); err != nil {
 		return err
 	}
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	b.mu.Lock()
 	b.pub = ch
 	b.mu.Unlock()
@@ -94,15 +127,22 @@ func (b *broker) session(ctx context.Context, consume func(context.Context, *amq
 		b.pub = nil
 		b.mu.Unlock()
 	}()
-	log.Printf("connected to RabbitMQ")
-	return consume(ctx, conn)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case e := <-closed:
+		if e == nil {
+			return errors.New("connection closed")
+		}
+		return e
+	}
 }
 
 // connected tells whether the topology is declared and publishing is possible.
 func (b *broker) connected() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.pub != nil
+	return b.pub != nil && b.consuming
 }
 
 // publish sends one persistent message and waits for the broker's confirm.
