@@ -12,14 +12,14 @@ type variant struct {
 	name        string
 	description string
 
-	autoAck         bool // consume with auto-ack: deliveries are acknowledged before they are processed
+	autoAck         bool // every delivery is acknowledged on arrival, before it is processed (what auto-ack does)
 	infiniteRequeue bool // a failing order is nacked with requeue=true, forever
 	noIdempotency   bool // every delivery is applied, even one that was applied before
 }
 
 var variants = map[string]variant{
 	"auto-ack": {
-		description: "the worker consumes with auto-ack: orders in flight are lost when it dies",
+		description: "the worker acknowledges orders on arrival (auto-ack): orders in flight are lost when it dies",
 		autoAck:     true,
 	},
 	"infinite-requeue": {

@@ -31,9 +31,24 @@ func (w *worker) consume(ctx context.Context, conn *amqp.Connection) error {
 	if err := ch.Qos(w.cfg.workers, 0, false); err != nil {
 		return err
 	}
-	deliveries, err := ch.Consume(queueName, "", w.bug.autoAck, false, false, false, nil)
+	deliveries, err := ch.Consume(queueName, "", false, false, false, false, nil)
 	if err != nil {
 		return err
+	}
+	if w.bug.autoAck {
+		// The mistake: every delivery is acknowledged the moment it arrives and
+		// handed to the workers through an in-memory buffer, exactly what
+		// auto-ack does. The broker forgets it at once; the process may not live
+		// to process it.
+		early := make(chan amqp.Delivery, 100000)
+		go func(from <-chan amqp.Delivery) {
+			defer close(early)
+			for d := range from {
+				_ = d.Ack(false)
+				early <- d
+			}
+		}(deliveries)
+		deliveries = early
 	}
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	var wg sync.WaitGroup
