@@ -24,6 +24,10 @@ pub enum Probe {
     Prometheus(PrometheusProbe),
     /// Read the notifications lab's webhook sink received (from Alertmanager).
     Webhook(WebhookProbe),
+    /// Speak AMQP 0-9-1 to a broker (a dependency such as RabbitMQ): purge
+    /// queues, publish messages, get (peek at) messages, read queue counts, and
+    /// measure how fast the learner's service drains a burst.
+    Amqp(AmqpProbe),
 }
 
 impl Probe {
@@ -33,6 +37,7 @@ impl Probe {
             Probe::Exec(_) => "exec",
             Probe::Prometheus(_) => "prometheus",
             Probe::Webhook(_) => "webhook",
+            Probe::Amqp(_) => "amqp",
         }
     }
 }
@@ -131,4 +136,115 @@ pub struct WebhookProbe {
     pub alert: Option<String>,
     #[serde(default = "prometheus_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+}
+
+/// One AMQP session against a broker. The parts run in this order, each only
+/// when given: `purge`, `publish`, `get`, `queues`, `drain`. The answer is
+///
+/// ```json
+/// {"purged": {"orders.dlq": 2},
+///  "published": 500, "publish_ms": 84,
+///  "received": 1,
+///  "messages": [{"body": "...", "json": <body as JSON or null>, "headers": {"x-retries": 3, "x-error": "..."},
+///                "exchange": "", "routing_key": "orders.dlq", "redelivered": false, "truncated": false}],
+///  "queues": {"orders": {"exists": true, "messages": 0, "consumers": 1},
+///             "nope": {"exists": false, "error": "NOT_FOUND - no queue 'nope' in vhost '/'"}},
+///  "drain": {"reached": true, "value": 500, "ms": 1310, "rate": 381, "error": null}}
+/// ```
+///
+/// Header tables and arrays (such as `x-death`) become JSON objects and arrays;
+/// byte arrays become text; timestamps become seconds.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpProbe {
+    /// `amqp://user:password@host:port/vhost`, e.g. `"amqp://lab:lab@{{ deps.rabbitmq.addr }}/"`.
+    pub url: String,
+    /// Queues to empty first.
+    #[serde(default)]
+    pub purge: Vec<String>,
+    #[serde(default)]
+    pub publish: Option<AmqpPublish>,
+    #[serde(default)]
+    pub get: Option<AmqpGet>,
+    /// Queues whose counts to read (a passive declare: nothing is created).
+    #[serde(default)]
+    pub queues: Vec<String>,
+    /// After publishing, poll an HTTP JSON endpoint of the service until a number in it reaches a target.
+    #[serde(default)]
+    pub drain: Option<AmqpDrain>,
+    /// The whole session (without `drain`) must finish within this; otherwise the broker failed to answer.
+    #[serde(default = "amqp_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+/// Messages to publish.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpPublish {
+    /// The exchange; "" is the default exchange (routing key = queue name).
+    #[serde(default)]
+    pub exchange: String,
+    #[serde(default)]
+    pub routing_key: String,
+    /// The body. With `count` above 1, `{n}` in it is replaced by the message's number, from 1.
+    pub body: String,
+    /// Headers: strings, whole numbers or booleans.
+    #[serde(default)]
+    pub headers: BTreeMap<String, serde_json::Value>,
+    /// How many messages (a number or a template; at most 100000).
+    #[serde(default)]
+    pub count: Option<crate::lab::IntOrTemplate>,
+    /// Delivery mode 2 (persistent); default true.
+    #[serde(default = "yes")]
+    pub persistent: bool,
+    #[serde(default = "json_type")]
+    pub content_type: String,
+}
+
+/// Messages to fetch with basic.get.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpGet {
+    pub queue: String,
+    /// At most this many (at most 100).
+    #[serde(default = "one")]
+    pub count: u32,
+    /// Acknowledge what was read (it leaves the queue); by default it is put back (a peek).
+    #[serde(default)]
+    pub ack: bool,
+}
+
+/// Wait until the service has processed what was published.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpDrain {
+    /// A GET URL answering JSON, e.g. `"{{ service.url }}/stats/burst-{{ run.id }}"`.
+    pub url: String,
+    /// JSON pointer to a number in its answer.
+    pub pointer: String,
+    /// Done when the number is at least this (a number or a template).
+    pub until: crate::lab::IntOrTemplate,
+    /// Give up after this long (from the first publish).
+    #[serde(default = "drain_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn amqp_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn drain_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn json_type() -> String {
+    "application/json".into()
 }

@@ -6,6 +6,7 @@ pub mod http;
 mod ready;
 
 pub use ready::{check_ready, wait_ready, Readiness};
+pub mod amqp;
 pub mod exec;
 pub mod prometheus;
 pub mod webhook;

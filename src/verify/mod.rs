@@ -337,7 +337,13 @@ impl<'a> CheckRunner<'a> {
                     Got::Probe(Err(why)) => Err(Mismatch { expected: "an answer".into(), got: why.clone() }),
                 };
                 match outcome {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        // What a probe measured (e.g. a drain rate) shows with --verbose.
+                        if let (Got::Probe(Ok(a)), 1) = (&result, times) {
+                            emit(&Event::Step { check: self.check.name.clone(), text: format!("answer: {}", crate::probe::excerpt(&a.shown.replace('\n', "; "), 300)) });
+                        }
+                        break;
+                    }
                     Err(mismatch) => {
                         if let Some(d) = deadline {
                             if Instant::now() < d {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::lab::Probe;
-use crate::probe::{exec, Answer};
+use crate::probe::{amqp, exec, Answer};
 
 /// What a probe may use of the run.
 pub(crate) struct ProbeEnv<'a> {
@@ -110,6 +110,55 @@ pub(crate) async fn run(p: &Probe, env: &ProbeEnv<'_>) -> (String, Result<Answer
                 }
                 Err(m) => Err(ProbeError::Lab(m)),
             };
+            (sent, res)
+        }
+        Probe::Amqp(x) => {
+            let count = |what: &str, v: &Option<crate::lab::IntOrTemplate>, default: i64| -> Result<i64, String> {
+                match v {
+                    None => Ok(default),
+                    Some(crate::lab::IntOrTemplate::Int(n)) => Ok(*n as i64),
+                    Some(crate::lab::IntOrTemplate::Template(s)) => s.trim().parse().map_err(|_| format!("{what} {s:?} is not a whole number")),
+                }
+            };
+            let publish = match &x.publish {
+                None => None,
+                Some(p) => match count("publish count", &p.count, 1) {
+                    Ok(n) if n >= 1 => Some(amqp::PublishSpec {
+                        exchange: p.exchange.clone(),
+                        routing_key: p.routing_key.clone(),
+                        body: p.body.clone(),
+                        headers: p.headers.clone().into_iter().collect(),
+                        count: n.min(u32::MAX as i64) as u32,
+                        persistent: p.persistent,
+                        content_type: p.content_type.clone(),
+                    }),
+                    Ok(n) => return (String::new(), Err(ProbeError::Lab(format!("publish count {n}: at least 1")))),
+                    Err(e) => return (String::new(), Err(ProbeError::Lab(e))),
+                },
+            };
+            let drain = match &x.drain {
+                None => None,
+                Some(d) => match count("drain until", &Some(d.until.clone()), 0) {
+                    Ok(until) => Some(amqp::DrainSpec { url: d.url.clone(), pointer: d.pointer.clone(), until, timeout: d.timeout }),
+                    Err(e) => return (String::new(), Err(ProbeError::Lab(e))),
+                },
+            };
+            let spec = amqp::AmqpSpec {
+                url: x.url.clone(),
+                purge: x.purge.clone(),
+                publish,
+                get: x.get.as_ref().map(|g| amqp::GetSpec { queue: g.queue.clone(), count: g.count, ack: g.ack }),
+                queues: x.queues.clone(),
+                drain,
+                timeout: x.timeout,
+            };
+            let sent = amqp::describe(&spec);
+            let res = amqp::run(&spec, &crate::probe::http::client()).await.map_err(|e| match e {
+                amqp::AmqpFailure::Spec(m) => ProbeError::Lab(m),
+                // The broker is lab's own dependency: when it cannot be reached, lab could not run the check.
+                amqp::AmqpFailure::Connect { .. } => ProbeError::Lab(e.to_string()),
+                other => ProbeError::NoAnswer(other.to_string()),
+            });
             (sent, res)
         }
     }

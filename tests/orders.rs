@@ -1,0 +1,160 @@
+//! The orders lab end to end on the real Docker engine (RabbitMQ and Redis from
+//! the debian image set): the reference solution passes every check; each
+//! realistic bug fails at the right check with a message a learner can act on;
+//! a hostile fake service (hanging, flooding, answering garbage) fails its
+//! checks without hanging or crashing `lab verify`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn orders() -> std::path::PathBuf {
+    root().join("tests/solutions/orders")
+}
+
+#[test]
+fn the_reference_solution_passes_every_check() {
+    let _down = Down("orders", Some("good"));
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("report.xml");
+    let mut c = lab();
+    c.args(["verify", "orders", "--student", "good", "--output", "json", "--solution"]).arg(orders()).arg("--report").arg(&xml);
+    let out = run(c);
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["summary"]["passed"], 10);
+    assert_eq!(report["summary"]["failed"], 0);
+    // The JUnit report names every check.
+    let text = std::fs::read_to_string(&xml).unwrap();
+    for name in
+        ["healthz", "topology", "submit-order", "unknown-order", "reject-invalid-order", "duplicate-order", "poison-to-dlq", "worker-killed-mid-batch", "survives-rabbitmq-restart", "burst-drain"]
+    {
+        assert!(text.contains(&format!(r#"<testcase name="{name}""#)), "{name} missing from\n{text}");
+    }
+    assert_gone("lab-orders-good");
+}
+
+/// (bug, the check that must fail, words its message must contain)
+const BUGS: &[(&str, &str, &str)] = &[
+    // Orders in flight when the worker dies were already acknowledged: lost.
+    ("auto-ack", "worker-killed-mid-batch", "expected JSON /orders = \"60\""),
+    // The poison order spins in the queue and never reaches the DLQ.
+    ("infinite-requeue", "poison-to-dlq", "got received = \"0\"; expected received = \"1\""),
+    // Resubmitted and redelivered orders are applied again.
+    ("no-idempotency", "duplicate-order", "got JSON /orders = \"3\"; expected JSON /orders = \"1\""),
+    ("no-idempotency", "worker-killed-mid-batch", "expected JSON /orders = \"60\""),
+];
+
+#[test]
+fn each_buggy_variant_fails_at_its_check() {
+    let variants = ["auto-ack", "infinite-requeue", "no-idempotency"];
+    let handles: Vec<_> = variants
+        .iter()
+        .enumerate()
+        .map(|(k, bug)| {
+            let bug = bug.to_string();
+            std::thread::spawn(move || {
+                // Staggered: three RabbitMQs booting at once on two cores is slow.
+                std::thread::sleep(Duration::from_secs(15 * k as u64));
+                let student = format!("bug{k}");
+                let mut c = lab();
+                c.args(["verify", "orders", "--student", &student, "--output", "json", "--env", &format!("ORDERS_BUG={bug}"), "--solution"]).arg(orders());
+                let out = run(c);
+                let _ = std::process::Command::new(env!("CARGO_BIN_EXE_lab")).args(["down", "orders", "--student", &student]).output();
+                let report = json(&out);
+                assert_eq!(out.status.code(), Some(1), "{bug}: exit code\n{report:#}");
+                for (b, check_name, words) in BUGS.iter().filter(|(b, ..)| *b == bug) {
+                    let ch = check(&report, check_name);
+                    assert_eq!(ch["status"], "failed", "{b}: {check_name} should fail\n{report:#}");
+                    let text = format!("{} | {} | {}", ch["summary"].as_str().unwrap_or(""), ch["got"].as_str().unwrap_or(""), ch["expected"].as_str().unwrap_or(""));
+                    assert!(text.contains(words), "{b}: {check_name} message lacks {words:?}: {text}");
+                    assert!(!ch["hint"].as_str().unwrap_or("").is_empty(), "{b}: no hint");
+                }
+                // The checks before the bug's first failing check passed: the bug is what broke.
+                for early in ["healthz", "topology", "submit-order", "unknown-order", "reject-invalid-order"] {
+                    assert_eq!(check(&report, early)["status"], "passed", "{bug}: {early}\n{report:#}");
+                }
+                assert_gone(&format!("lab-orders-{student}"));
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("variant thread");
+    }
+}
+
+/// A fake orders service: /healthz answers 200; everything else, depending on
+/// the mode, hangs, floods, or answers bytes that are not HTTP.
+fn hostile_service(mode: Arc<AtomicUsize>) -> u16 {
+    let l = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mode = mode.load(Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let n = s.read(&mut buf).unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                if head.starts_with("GET /healthz") {
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n");
+                    return;
+                }
+                match mode {
+                    // Hang: keep the connection open, answer nothing.
+                    0 => std::thread::sleep(Duration::from_secs(60)),
+                    // Flood: a JSON-looking body that never ends.
+                    1 => {
+                        let _ = s.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\n\r\n{\"id\": \"");
+                        let chunk = vec![b'x'; 65536];
+                        let until = Instant::now() + Duration::from_secs(20);
+                        while Instant::now() < until && s.write_all(&chunk).is_ok() {}
+                    }
+                    // Garbage: not HTTP at all.
+                    _ => {
+                        let _ = s.write_all(b"\x00\x01AMQP\xff\xfe garbage\r\n\r\n");
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_hostile_service_fails_its_checks_without_hanging_verify() {
+    let _down = Down("orders", Some("hostile"));
+    let mode = Arc::new(AtomicUsize::new(0));
+    let port = hostile_service(mode.clone());
+    let url = format!("http://127.0.0.1:{port}");
+    // Dependencies only; the fake plays the service.
+    let mut c = lab();
+    c.args(["up", "orders", "--student", "hostile", "--target", &url]);
+    assert_eq!(run(c).status.code(), Some(0));
+    for (m, name, words) in [(0, "hang", "the service hung"), (1, "flood", "JSON"), (2, "garbage", "")] {
+        mode.store(m, Ordering::SeqCst);
+        let began = Instant::now();
+        let mut c = lab();
+        c.args(["verify", "orders", "--student", "hostile", "--output", "json", "--target", &url]);
+        let out = run(c);
+        let took = began.elapsed();
+        let report = json(&out);
+        assert_eq!(out.status.code(), Some(1), "{name}: {report:#}");
+        assert!(took < Duration::from_secs(90), "{name}: verify took {took:?}");
+        assert_eq!(check(&report, "healthz")["status"], "passed", "{name}");
+        // Nobody consumes from the queue (or declared it).
+        assert_eq!(check(&report, "topology")["status"], "failed", "{name}: {report:#}");
+        let submit = check(&report, "submit-order");
+        assert_eq!(submit["status"], "failed", "{name}: {report:#}");
+        let text = format!("{} | {}", submit["summary"].as_str().unwrap_or(""), submit["got"].as_str().unwrap_or(""));
+        assert!(text.contains(words), "{name}: submit-order message lacks {words:?}: {text}");
+        // The orders stage is required: the later stages are skipped, not run against a broken service.
+        assert_eq!(check(&report, "burst-drain")["status"], "skipped", "{name}");
+    }
+}
