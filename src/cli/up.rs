@@ -55,6 +55,18 @@ pub(crate) async fn guarded_up(s: &Session, lab: &crate::lab::Lab, opts: &UpOpti
 }
 
 fn print_plan(plan: &Plan) {
+    if plan.is_cli() {
+        match &plan.program {
+            Some(p) => {
+                println!("\nbuilt your program: {}", p.display());
+                println!("This is a command-line lab: nothing runs between checks, and `lab chaos` has nothing to break.");
+                println!("Try it yourself, e.g.: {} --help", p.display());
+                println!("\nNext: lab verify {}   (runs each check's commands in a fresh HOME)", plan.lab);
+            }
+            None => println!("\n{} is a command-line lab: give --solution PATH and `lab up` builds your program (nothing else runs).", plan.lab),
+        }
+        return;
+    }
     println!("\n{} is up.", plan.instance);
     for c in &plan.containers {
         println!(

@@ -16,7 +16,8 @@ pub struct Mismatch {
 /// Test a value against a matcher whose templates are already rendered.
 pub fn test_value(what: &str, value: Option<&str>, m: &Matcher) -> Result<(), Mismatch> {
     let shown = |v: Option<&str>| match v {
-        Some(v) => format!("{what} = {v:?}"),
+        // A flood is shown cut, not whole.
+        Some(v) => format!("{what} = {:?}", crate::probe::excerpt(v, 400)),
         None => format!("no {what}"),
     };
     if let Some(p) = m.present {
@@ -32,6 +33,11 @@ pub fn test_value(what: &str, value: Option<&str>, m: &Matcher) -> Result<(), Mi
     if let Some(c) = &m.contains {
         if !value.is_some_and(|v| v.contains(c.as_str())) {
             return Err(Mismatch { expected: format!("{what} containing {c:?}"), got: shown(value) });
+        }
+    }
+    if let Some(c) = &m.not_contains {
+        if value.is_some_and(|v| v.contains(c.as_str())) {
+            return Err(Mismatch { expected: format!("{what} not containing {c:?}"), got: shown(value) });
         }
     }
     if let Some(re) = &m.matches {
@@ -168,6 +174,16 @@ mod tests {
         assert!(check(&resp(201, &[], r#"{"code":"ab"}"#), &e).unwrap_err().got.contains("\"ab\""));
         assert!(check(&resp(201, &[], "<html>"), &e).unwrap_err().got.contains("not JSON"));
         assert_eq!(check(&resp(201, &[], "{}"), &e).unwrap_err().got, "no JSON /code");
+    }
+
+    #[test]
+    fn not_contains_refuses_the_words() {
+        let x = m(|x| x.not_contains = Some("panic:".into()));
+        assert!(test_value("stderr", Some("Error: tasks.json is not valid JSON"), &x).is_ok());
+        assert!(test_value("stderr", None, &x).is_ok());
+        let err = test_value("stderr", Some("panic: runtime error\ngoroutine 1 [running]"), &x).unwrap_err();
+        assert_eq!(err.expected, "stderr not containing \"panic:\"");
+        assert!(err.got.contains("goroutine 1"), "{err:?}");
     }
 
     #[test]
