@@ -321,6 +321,74 @@ mod tests {
         assert_eq!(a.value["truncated"], true);
     }
 
+    #[tokio::test]
+    async fn files_are_written_before_and_read_after() {
+        let d = tempfile::tempdir().unwrap();
+        let s = ExecSpec {
+            files: vec![("conf/c.yaml".into(), "file: t.json\n".into()), ("keep.json".into(), "[1]".into()), ("bad.json".into(), "[1".into())],
+            read: vec!["t.json".into(), "keep.json".into(), "bad.json".into(), "never.json".into()],
+            ..ExecSpec::new("sh", vec!["-c".into(), "test \"$HOME\" = \"$PWD\" && cat conf/c.yaml >&2 && echo '{\"a\": [2]}' > t.json && echo ']' >> bad.json".into()], d.path().into())
+        };
+        let a = run(&s).await.unwrap();
+        assert_eq!(a.value["exit"], 0, "{}", a.shown);
+        assert_eq!(a.value["stderr"], "file: t.json\n");
+        let f = &a.value["files"];
+        assert_eq!(f["t.json"]["json"]["a"][0], 2);
+        assert_eq!(f["t.json"]["valid_json"], true);
+        assert!(f["t.json"].get("unchanged").is_none(), "t.json was not written by lab");
+        assert_eq!(f["keep.json"]["unchanged"], true);
+        assert_eq!(f["bad.json"]["unchanged"], false);
+        assert_eq!(f["bad.json"]["valid_json"], true);
+        assert!(f.get("never.json").is_none());
+        assert!(a.shown.contains("never.json: does not exist"), "{}", a.shown);
+        assert!(a.shown.contains("bad.json: 4 bytes, CHANGED (it held 2 bytes before the run)"), "{}", a.shown);
+    }
+
+    #[tokio::test]
+    async fn paths_stay_inside_the_directory() {
+        let d = tempfile::tempdir().unwrap();
+        for bad in ["../x", "/etc/passwd", ""] {
+            let e = run(&ExecSpec { read: vec![bad.into()], ..ExecSpec::new("true", vec![], d.path().into()) }).await.unwrap_err();
+            assert!(matches!(e, ExecFailure::Setup(_)), "{bad}: {e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_beyond_the_size_limit_fails_instead_of_killing() {
+        let d = tempfile::tempdir().unwrap();
+        let s = ExecSpec { fsize_limit: Some(4096), read: vec!["big".into()], ..ExecSpec::new("sh", vec!["-c".into(), "head -c 10000 /dev/zero > big; echo rc=$?".into()], d.path().into()) };
+        let a = run(&s).await.unwrap();
+        assert_eq!(a.value["signal"], serde_json::Value::Null, "{}", a.shown);
+        assert_eq!(a.value["stdout"], "rc=1\n", "{}", a.shown);
+        assert_eq!(a.value["files"]["big"]["size"], 4096);
+    }
+
+    #[tokio::test]
+    async fn what_a_program_leaves_behind_is_killed_and_a_fifo_is_not_read() {
+        let d = tempfile::tempdir().unwrap();
+        let marker = format!("{}", 900 + std::process::id() % 97);
+        // A child keeps stdout open after the program exits; a FIFO would block a reader forever.
+        let script = format!("mkfifo pipe; sleep {marker} & echo started");
+        let started = Instant::now();
+        let a = run(&ExecSpec { read: vec!["pipe".into()], ..ExecSpec::new("sh", vec!["-c".into(), script], d.path().into()) }).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        assert_eq!(a.value["stdout"], "started\n");
+        assert_eq!(a.value["files"]["pipe"]["not_a_file"], true);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let left = std::process::Command::new("pgrep").args(["-f", &format!("^sleep {marker}$")]).output().unwrap();
+        assert!(left.stdout.is_empty(), "left running: {}", String::from_utf8_lossy(&left.stdout));
+    }
+
+    #[tokio::test]
+    async fn a_timeout_kills_the_whole_group() {
+        let marker = format!("{}", 800 + std::process::id() % 97);
+        let e = run(&ExecSpec { timeout: Duration::from_millis(300), ..spec("sh", &["-c", &format!("sleep {marker} & sleep {marker}")]) }).await.unwrap_err();
+        assert!(matches!(e, ExecFailure::Timeout { .. }), "{e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let left = std::process::Command::new("pgrep").args(["-f", &format!("^sleep {marker}$")]).output().unwrap();
+        assert!(left.stdout.is_empty(), "left running: {}", String::from_utf8_lossy(&left.stdout));
+    }
+
     #[test]
     fn command_lines_are_quoted() {
         let s = ExecSpec { env: vec![("TASKS_FILE".into(), "/tmp/a b".into())], stdin: Some("y".into()), ..spec("/x/bin/task", &["add", "buy milk"]) };

@@ -104,7 +104,18 @@ pub async fn run(t: &Target<'_>, emit: &mut (dyn FnMut(&Event) + Send)) -> RunRe
     let start = Instant::now();
     let def = &t.lab.def;
     let url = t.plan.service_url(1).unwrap_or_default();
-    emit(&Event::RunStarted { lab: def.name.clone(), instance: t.plan.instance.clone(), target: url.clone(), stages: def.stages.len(), checks: def.stages.iter().map(|s| s.checks.len()).sum() });
+    // What is checked, as reports name it: the service's URL, or a command-line lab's program.
+    let shown_target = match (&t.plan.program, &t.solution) {
+        (Some(p), _) | (None, Some(p)) if url.is_empty() => p.display().to_string(),
+        _ => url.clone(),
+    };
+    emit(&Event::RunStarted {
+        lab: def.name.clone(),
+        instance: t.plan.instance.clone(),
+        target: shown_target.clone(),
+        stages: def.stages.len(),
+        checks: def.stages.iter().map(|s| s.checks.len()).sum(),
+    });
     let mut rng = rand::thread_rng();
     let run_id: String = (0..8).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect();
     let run_net = format!("198.18.{}", rng.gen_range(0..=255u8));
@@ -160,7 +171,7 @@ pub async fn run(t: &Target<'_>, emit: &mut (dyn FnMut(&Event) + Send)) -> RunRe
         clients: r.clients,
         seed: r.seed,
     });
-    RunReport { lab: def.name.clone(), instance: t.plan.instance.clone(), target: url, checks: results, summary, history }
+    RunReport { lab: def.name.clone(), instance: t.plan.instance.clone(), target: shown_target, checks: results, summary, history }
 }
 
 /// The last log lines of the service's first replica.
@@ -355,7 +366,13 @@ impl<'a> CheckRunner<'a> {
                                 continue;
                             }
                         }
-                        let which = if times > 1 {
+                        let which = if step.probe.is_some() && times == 1 && attempts == 1 {
+                            // A probe step runs a program or speaks a protocol: not "a request".
+                            match &step.probe {
+                                Some(crate::lab::Probe::Exec(_)) => "the run".to_string(),
+                                _ => "the probe".to_string(),
+                            }
+                        } else if times > 1 {
                             format!("request {i} of {times}")
                         } else if attempts > 1 {
                             format!("after {attempts} attempts over {}", fmt_dur(step.retry_for.unwrap_or_default()))
