@@ -307,11 +307,12 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
     }
 
     let svc = &def.service;
+    let cli = svc.run == crate::lab::RunKind::Cli;
     let replicas = if matches!(opts.solution, Solution::Target(_)) { 1 } else { svc.replicas };
     let mut node_ports = Vec::new();
     for n in 1..=replicas {
         let cname = format!("{instance}-{}-{n}", svc.name);
-        node_ports.push((cname.clone(), if matches!(opts.solution, Solution::Binary { .. }) { port_for(&cname)? } else { 0 }));
+        node_ports.push((cname.clone(), if matches!(opts.solution, Solution::Binary { .. }) && !cli { port_for(&cname)? } else { 0 }));
     }
     let peers: Vec<String> = (1..=replicas).map(|n| format!("{}-{n}:{}", svc.name, svc.port)).collect();
     let mut service_env = Vec::new();
@@ -337,7 +338,6 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         service_env.push(env);
     }
 
-    let cli = svc.run == crate::lab::RunKind::Cli;
     let program = match &opts.solution {
         Solution::Binary { path, .. } if cli => Some(path.clone()),
         _ => None,
