@@ -116,6 +116,11 @@ pub struct Plan {
     pub target: Option<String>,
     /// The environment the learner's service gets, per node (also shown for `--target`).
     pub service_env: Vec<BTreeMap<String, String>>,
+    /// A command-line lab (`service.run: cli`): the learner's built program,
+    /// which exec probes run (no container runs it).
+    pub program: Option<PathBuf>,
+    /// Whether the service is a command-line program (`service.run: cli`).
+    pub cli: bool,
     /// Labels on the network and on every container.
     pub labels: BTreeMap<String, String>,
     /// The image set the containers come from.
@@ -138,6 +143,10 @@ impl Plan {
 impl Plan {
     pub fn dependencies(&self) -> impl Iterator<Item = &ContainerSpec> {
         self.containers.iter().filter(|c| c.role == Role::Dependency)
+    }
+    /// Whether the lab's service is a command-line program (nothing runs between checks).
+    pub fn is_cli(&self) -> bool {
+        self.cli
     }
     pub fn replicas(&self) -> impl Iterator<Item = &ContainerSpec> {
         self.containers.iter().filter(|c| c.role == Role::Service)
@@ -389,11 +398,12 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         });
     }
 
+    let cli = svc.run == crate::lab::RunKind::Cli;
     let replicas = if matches!(opts.solution, Solution::Target(_)) { 1 } else { svc.replicas };
     let mut node_ports = Vec::new();
     for n in 1..=replicas {
         let cname = format!("{instance}-{}-{n}", svc.name);
-        node_ports.push((cname.clone(), if matches!(opts.solution, Solution::Binary { .. }) { port_for(&cname)? } else { 0 }));
+        node_ports.push((cname.clone(), if matches!(opts.solution, Solution::Binary { .. }) && !cli { port_for(&cname)? } else { 0 }));
     }
     let peers: Vec<String> = (1..=replicas).map(|n| format!("{}-{n}:{}", svc.name, svc.port)).collect();
     // Where node n is reached by the other nodes on its peer port.
@@ -427,7 +437,12 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         service_env.push(env);
     }
 
-    if let Solution::Binary { path, digest } = &opts.solution {
+    let program = match &opts.solution {
+        Solution::Binary { path, .. } if cli => Some(path.clone()),
+        _ => None,
+    };
+    if let (Solution::Binary { path, digest }, false) = (&opts.solution, cli) {
+        let ready = svc.ready.as_ref().expect("validation requires `ready` of a service run in containers");
         let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
         let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
         for n in 1..=replicas {
@@ -452,8 +467,8 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
                 mounts: vec![Mount { host: dir.clone(), container: BIN_DIR.into(), read_only: true }],
                 extra_hosts: vec![],
                 labels: l,
-                ready: Readiness::Http { path: svc.ready.path.clone(), status: svc.ready.status },
-                ready_timeout: opts.ready_timeout.unwrap_or(svc.ready.timeout),
+                ready: Readiness::Http { path: ready.path.clone(), status: ready.status },
+                ready_timeout: opts.ready_timeout.unwrap_or(ready.timeout),
                 compose: None,
             });
         }
@@ -470,6 +485,8 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         },
         containers,
         service_env,
+        program,
+        cli,
         labels: common,
         images: opts.images,
         proxied,

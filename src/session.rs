@@ -110,6 +110,10 @@ impl Session {
         };
         let mut plan = plan::plan(lab, &popts, || picker.pick())?;
         drop(picker);
+        if plan.containers.is_empty() {
+            // A command-line lab without dependencies: building was all there was to do.
+            return Ok(plan);
+        }
         plan.labels.insert(IMAGES_LABEL.into(), opts.images.to_string());
         plan.labels.insert(ENV_LABEL.into(), serde_json::to_string(&opts.extra_env).expect("map serializes"));
         for c in &mut plan.containers {
@@ -214,6 +218,31 @@ impl Session {
         text.lines().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n")
     }
 
+    /// The plan of a command-line lab (`service.run: cli`) whose program `lab up`
+    /// built earlier: the binary in lab's cache is all its state.
+    pub fn cli_plan(&self, lab: &Lab, student: Option<&str>, extra_env: &BTreeMap<String, String>) -> Result<Plan, Error> {
+        let instance = plan::instance_name(lab.name(), student);
+        let path = built_program(lab, student);
+        if !path.is_file() {
+            return Err(Error::NotUp(lab.name().to_string()));
+        }
+        let popts = PlanOptions {
+            student: student.map(str::to_string),
+            images: ImageSet::Debian,
+            solution: Solution::Binary { path, digest: String::new() },
+            ports: HashMap::new(),
+            extra_env: extra_env.clone(),
+            ready_timeout: None,
+            lab_exe: None,
+        };
+        let mut picker = PortPicker::default();
+        let plan = plan::plan(lab, &popts, || picker.pick())?;
+        if !plan.containers.is_empty() {
+            return Err(Error::Usage(format!("{instance} has dependencies; run `lab up {}` with --solution to start them", lab.name())));
+        }
+        Ok(plan)
+    }
+
     /// Rebuild the plan of a running instance from its labels.
     pub async fn running_plan(&self, lab: &Lab, student: Option<&str>) -> Result<Plan, Error> {
         let inst = self.find_instance(lab.name(), student).await?.ok_or_else(|| Error::NotUp(lab.name().to_string()))?;
@@ -251,6 +280,11 @@ impl Session {
         }
         Ok(removed)
     }
+}
+
+/// Where `lab up` puts the built program of a lab's instance.
+pub fn built_program(lab: &Lab, student: Option<&str>) -> PathBuf {
+    build::out_dir(&plan::instance_name(lab.name(), student)).join(&lab.def.service.name)
 }
 
 impl ContainerSpec {

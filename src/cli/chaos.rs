@@ -62,6 +62,9 @@ pub async fn run(cat: &Catalogue, a: ChaosArgs, quiet: bool) -> Result<i32, Erro
     // Is the first word a lab?
     let (lab, rest) = match cat.find(&a.args[0]) {
         Ok(l) if a.args.len() >= 2 => (l, &a.args[1..]),
+        Ok(l) if l.def.service.run == crate::lab::RunKind::Cli => {
+            return Err(Error::Usage(format!("{} is a command-line lab: your program runs only while a check runs it, so chaos has nothing to break", l.name())));
+        }
         _ => {
             let running = s.backend.instances(None).await?;
             let mine: Vec<_> = running.iter().filter(|i| i.student == a.student).collect();
@@ -82,6 +85,20 @@ pub async fn run(cat: &Catalogue, a: ChaosArgs, quiet: bool) -> Result<i32, Erro
     };
     let action = rest[0].as_str();
     let target = rest.get(1).cloned();
+    if lab.def.service.run == crate::lab::RunKind::Cli {
+        // Nothing runs between the checks of a command-line lab: there is nothing to break.
+        return match action {
+            "status" | "heal" => {
+                println!("{} is a command-line lab: nothing runs, so there are no faults{}", lab.name(), if action == "heal" { " to heal" } else { "" });
+                Ok(exit::OK)
+            }
+            _ => Err(Error::Usage(format!(
+                "{} is a command-line lab: your program runs only while a check runs it, so chaos has nothing to break. Its checks feed it bad input instead (a corrupt data file, a write that fails); see lab show {}",
+                lab.name(),
+                lab.name()
+            ))),
+        };
+    }
     let plan = s.running_plan(&lab, a.student.as_deref()).await?;
     let chaos = Chaos { backend: &s.backend, plan: &plan, lab: &lab, helper_image: plan.helper_image() };
     let err = |e: crate::chaos::ChaosError| Error::Chaos(Box::new(e));

@@ -15,8 +15,12 @@ pub async fn run(cat: &Catalogue, lab: Option<String>, student: Option<String>, 
         let lab_name = cat.find(&name).map(|l| l.name().to_string()).unwrap_or(name);
         Some(crate::plan::instance_name(&lab_name, student.as_deref()))
     };
+    // A command-line lab leaves only its built program in lab's cache.
+    let built = instance.as_deref().map(crate::build::out_dir).filter(|d| d.is_dir());
     let removed = s.down(instance.as_deref()).await?;
-    if removed.containers.is_empty() && removed.networks.is_empty() {
+    if let (Some(dir), true) = (built, removed.containers.is_empty() && removed.networks.is_empty()) {
+        println!("removed the built program in {}", dir.display());
+    } else if removed.containers.is_empty() && removed.networks.is_empty() {
         println!("nothing to remove{}", instance.map(|i| format!(" for {i}")).unwrap_or_default());
     } else {
         println!("removed {} containers, {} networks, {} volumes", removed.containers.len(), removed.networks.len(), removed.volumes.len());

@@ -41,8 +41,19 @@ pub fn show(cat: &Catalogue, name: &str, readme: bool) -> Result<i32, Error> {
         println!("  {n:<12} template {:<12} upstream {:<26} debian {}", dep.template, ImageSet::Upstream.image(&dep.template), ImageSet::Debian.image(&dep.template));
     }
     let s = &d.service;
-    println!("\nYour service `{}`: built from Go source, run as {} container(s), listening on port {}, ready when GET {} answers {}", s.name, s.replicas, s.port, s.ready.path, s.ready.status);
-    println!("Environment it receives:");
+    match (&s.run, &s.ready) {
+        (crate::lab::RunKind::Cli, _) => println!(
+            "\nYour program `{}`: built from Go source, a command-line program. Nothing runs between checks: each check runs it with arguments and environment, in a fresh directory that is its HOME, and reads its exit code, output and files. No container, no port; `lab chaos` has nothing to break in this lab.",
+            s.name
+        ),
+        (_, Some(r)) => println!("\nYour service `{}`: built from Go source, run as {} container(s), listening on port {}, ready when GET {} answers {}", s.name, s.replicas, s.port, r.path, r.status),
+        (_, None) => println!("\nYour service `{}`: built from Go source, run as {} container(s), listening on port {}", s.name, s.replicas, s.port),
+    }
+    if s.env.is_empty() {
+        println!("Environment it receives from lab: only HOME and PATH, plus what each check sets");
+    } else {
+        println!("Environment it receives:");
+    }
     for (k, v) in &s.env {
         println!("  {k}={v}");
     }

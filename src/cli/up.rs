@@ -24,6 +24,9 @@ pub async fn run(cat: &Catalogue, a: UpArgs, quiet: bool) -> Result<i32, Error> 
     let lab = cat.find(&a.lab)?;
     check_student(&a.run.student)?;
     let (set, _) = images::choose(a.run.images).map_err(Error::Usage)?;
+    if lab.def.service.run == crate::lab::RunKind::Cli && a.run.target.is_some() {
+        return Err(Error::Usage(format!("{} is a command-line lab: give --solution PATH (your Go folder or program); there is no URL to run against", lab.name())));
+    }
     let opts = UpOptions { student: a.run.student.clone(), images: set, solution: a.run.solution()?, go_mode: a.run.go_mode, extra_env: a.run.extra_env()?, ready_timeout: a.run.ready_timeout };
     let s = session(quiet)?;
     s.ui.line(&format!("lab up {} ({} images)", lab.name(), set));
@@ -55,6 +58,18 @@ pub(crate) async fn guarded_up(s: &Session, lab: &crate::lab::Lab, opts: &UpOpti
 }
 
 fn print_plan(plan: &Plan) {
+    if plan.is_cli() {
+        match &plan.program {
+            Some(p) => {
+                println!("\nbuilt your program: {}", p.display());
+                println!("This is a command-line lab: nothing runs between checks, and `lab chaos` has nothing to break.");
+                println!("Try it yourself, e.g.: {} --help", p.display());
+                println!("\nNext: lab verify {}   (runs each check's commands in a fresh HOME)", plan.lab);
+            }
+            None => println!("\n{} is a command-line lab: give --solution PATH and `lab up` builds your program (nothing else runs).", plan.lab),
+        }
+        return;
+    }
     println!("\n{} is up.", plan.instance);
     for c in &plan.containers {
         println!(

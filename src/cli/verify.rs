@@ -10,7 +10,7 @@ use super::{check_student, interrupted, session, up::guarded_up, RunArgs};
 use crate::error::{exit, Error};
 use crate::event::{CheckResult, Event, Failure, Outcome, RunReport, Summary};
 use crate::images;
-use crate::lab::Catalogue;
+use crate::lab::{Catalogue, RunKind};
 use crate::report::{self, Format, Terminal};
 use crate::session::{SolutionArg, UpOptions};
 use crate::verify::{self, Target};
@@ -50,9 +50,16 @@ pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Err
     let solution = a.run.solution()?;
     let s = session(quiet || a.output != Format::Terminal)?;
     s.backend.ping().await?;
-    let existed = s.find_instance(lab.name(), a.run.student.as_deref()).await?.is_some();
+    // A command-line lab runs nothing between checks: what `lab up` leaves is the built program.
+    let cli = lab.def.service.run == RunKind::Cli;
+    let existed = if cli { crate::session::built_program(&lab, a.run.student.as_deref()).is_file() } else { s.find_instance(lab.name(), a.run.student.as_deref()).await?.is_some() };
 
     let plan = match &solution {
+        SolutionArg::Target(_) if cli => return Err(Error::Usage(format!("{} is a command-line lab: give --solution PATH (your Go folder or program); there is no URL to check", lab.name()))),
+        SolutionArg::None if cli => s.cli_plan(&lab, a.run.student.as_deref(), &a.run.extra_env()?).map_err(|e| match e {
+            Error::NotUp(_) => Error::Usage(format!("no program of yours is built for {}: give --solution PATH, or run `lab up {} --solution PATH` first", lab.name(), lab.name())),
+            other => other,
+        })?,
         SolutionArg::None => s.running_plan(&lab, a.run.student.as_deref()).await?,
         _ => {
             let (set, _) = images::choose(a.run.images).map_err(Error::Usage)?;
@@ -70,7 +77,7 @@ pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Err
         }
     };
     let brought_up = !existed;
-    let managed = plan.replicas().next().is_some();
+    let managed = plan.replicas().next().is_some() || plan.program.is_some();
     if !managed && plan.target.is_none() {
         if brought_up {
             let _ = s.down(Some(&plan.instance)).await;
@@ -78,7 +85,9 @@ pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Err
         return Err(Error::Usage(format!("instance {} runs no service of yours; give --solution PATH or --target URL", plan.instance)));
     }
 
-    let target = Target::new(&lab, &plan, &s.backend, managed, plan.helper_image());
+    let mut target = Target::new(&lab, &plan, &s.backend, managed, plan.helper_image());
+    // Exec probes run the learner's program as lab built it.
+    target.solution = plan.program.clone();
     let mut term = Terminal::stdout(a.verbose);
     let live = a.output == Format::Terminal;
     let mut emit = |e: &Event| {
@@ -108,7 +117,11 @@ pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Err
     };
     cleanup.await;
     if brought_up && a.keep {
-        s.ui.line(&format!("kept {} running (lab down {} removes it)", plan.instance, lab.name()));
+        if cli {
+            s.ui.line(&format!("kept the built program of {} (lab down {} removes it)", plan.instance, lab.name()));
+        } else {
+            s.ui.line(&format!("kept {} running (lab down {} removes it)", plan.instance, lab.name()));
+        }
     }
     emit_report(&report, &a, report_format)?;
     Ok(if report.passed() {

@@ -190,6 +190,10 @@ pub enum RunKind {
     /// As containers of the base image, with the binary mounted read-only.
     #[default]
     Container,
+    /// A command-line program: nothing runs between checks; `exec` probes run
+    /// the built program, each run in its own directory (HOME). No port, no
+    /// readiness, no container, nothing for chaos to break.
+    Cli,
 }
 
 /// The learner's own service.
@@ -206,13 +210,15 @@ pub struct Service {
     /// How many replicas to run.
     #[serde(default = "one")]
     pub replicas: u32,
-    /// The TCP port the service listens on inside its container.
+    /// The TCP port the service listens on inside its container (none for `run: cli`).
+    #[serde(default)]
     pub port: u16,
     /// Environment; values are tera templates (see `lab show` for the variables).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// When the service counts as started.
-    pub ready: HttpReady,
+    /// When the service counts as started (required for containers; none for `run: cli`).
+    #[serde(default)]
+    pub ready: Option<HttpReady>,
     /// How to find the leader of a replicated service (for `leader` targets).
     #[serde(default)]
     pub leader: Option<LeaderProbe>,
@@ -457,4 +463,7 @@ pub struct Matcher {
     /// A whole number at least this.
     #[serde(default)]
     pub min: Option<i64>,
+    /// Does not contain this (a template), e.g. `not_contains: "panic:"` on a program's stderr.
+    #[serde(default)]
+    pub not_contains: Option<String>,
 }

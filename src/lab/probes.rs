@@ -42,8 +42,13 @@ impl Probe {
     }
 }
 
-/// Run a program on the host. The answer is
-/// `{"exit": 0, "signal": null, "stdout": "...", "stderr": "...", "json": <stdout parsed as JSON or null>}`.
+/// Run a program on the host, in the check's own directory (`{{ run.dir }}`,
+/// also its HOME and working directory; every check gets a fresh one). The answer is
+/// `{"exit": 0, "signal": null, "stdout": "...", "stderr": "...", "json": <stdout parsed as JSON or null>,
+/// "truncated": false, "files": {"<path>": {"size", "sha256", "content", "json", "valid_json", "json_error", "unchanged"}}}`:
+/// `files` has an entry for each path of `read` that exists after the run (a missing file has none,
+/// so `/files/<path>: {present: false}` tests that it was not written); `unchanged` is there for a
+/// path that `files` wrote before the run, and says whether it still holds that content.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExecProbe {
@@ -62,6 +67,17 @@ pub struct ExecProbe {
     /// Kill the program after this long (its answer is then a failure to answer).
     #[serde(default = "exec_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Files to write before the run: path (relative to the check's directory) -> content (templates).
+    /// E.g. a config file, or a corrupt data file.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+    /// Files to read after the run (relative to the check's directory), into `files` of the answer.
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// The largest file the program may write, in bytes (RLIMIT_FSIZE; SIGXFSZ is ignored, so a
+    /// write beyond it fails with "file too large", as on a full disk). Default 64 MiB.
+    #[serde(default)]
+    pub fsize_limit: Option<u64>,
 }
 
 fn exec_timeout() -> Duration {

@@ -136,3 +136,47 @@ fn requests_to_a_dependency_name_one() {
     let bad = GOOD.replace("request: { path: /healthz }", "request: { path: /x, dep: app }");
     assert!(errors(&bad)[0].message.contains("not a dependency"));
 }
+
+const CLI: &str = r#"name: demo
+title: A command-line demo
+service:
+  name: task
+  run: cli
+stages:
+  - stage: basics
+    checks:
+      - name: add
+        expect: it adds
+        steps:
+          - probe: { exec: { args: [add, x], files: { .config/t.yaml: "file: a.json" }, read: [a.json], fsize_limit: 4096 } }
+            expect: { json: { /exit: { equals: "0" }, /stderr: { not_contains: "panic:" } } }
+"#;
+
+#[test]
+fn a_command_line_lab_needs_no_port_and_refuses_requests_and_chaos_where_they_are() {
+    let def = parse("demo/lab.yaml", CLI, Some("demo")).unwrap();
+    assert_eq!(def.service.run, RunKind::Cli);
+    let Some(Probe::Exec(x)) = &def.stages[0].checks[0].steps[0].probe else { panic!("an exec probe") };
+    assert_eq!((x.read.as_slice(), x.fsize_limit), (&["a.json".to_string()][..], Some(4096)));
+
+    let bad = CLI.replace("          - probe:", "          - request: { path: /healthz }\n          - action: { chaos: { fault: kill } }\n          - probe:");
+    let errs = errors(&bad);
+    let req = errs.iter().find(|e| e.message.contains("no service to send HTTP requests to")).unwrap_or_else(|| panic!("{errs:?}"));
+    assert_eq!(req.line, 12, "{req}");
+    let chaos = errs.iter().find(|e| e.message.contains("nothing for chaos to break")).unwrap_or_else(|| panic!("{errs:?}"));
+    assert_eq!(chaos.line, 13, "{chaos}");
+
+    let bad = CLI.replace("stages:", "chaos:\n  boom: { fault: kill, target: task }\nstages:");
+    let e = &errors(&bad)[0];
+    assert!(e.message.contains("nothing for chaos to break"), "{e}");
+    assert_eq!(e.line, 7, "{e}");
+
+    let bad = CLI.replace("  run: cli\n", "  run: cli\n  port: 8080\n  ready: { path: /healthz }\n");
+    let all: Vec<String> = errors(&bad).iter().map(|e| e.message.clone()).collect();
+    assert!(all.iter().any(|m| m.contains("listens on no port")) && all.iter().any(|m| m.contains("no readiness probe")), "{all:?}");
+
+    // A service in containers still needs its port and readiness probe.
+    let bad = GOOD.replace("  port: 8080\n", "").replace("  ready: { path: /healthz }\n", "");
+    let all: Vec<String> = errors(&bad).iter().map(|e| e.message.clone()).collect();
+    assert!(all.iter().any(|m| m.contains("needs a port")) && all.iter().any(|m| m.contains("needs `ready`")), "{all:?}");
+}

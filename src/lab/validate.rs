@@ -85,11 +85,18 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
     if svc.replicas == 0 || svc.replicas > 9 {
         out.push(problem("service.replicas", format!("replicas must be 1 to 9, not {}", svc.replicas), ""));
     }
-    if svc.port == 0 {
-        out.push(problem("service.port", "port 0 is not a port", "the TCP port your service listens on, e.g. 8080"));
-    }
-    if !svc.ready.path.starts_with('/') {
-        out.push(problem("service.ready.path", format!("readiness path `{}` must start with /", svc.ready.path), "for example /healthz"));
+    let cli = svc.run == RunKind::Cli;
+    if cli {
+        validate_cli(def, &mut out);
+    } else {
+        if svc.port == 0 {
+            out.push(problem("service.port", "the service needs a port (0 is not one)", "the TCP port your service listens on, e.g. 8080"));
+        }
+        match &svc.ready {
+            None => out.push(problem("service", "the service needs `ready`", "say when it has started, e.g. ready: {path: /healthz}")),
+            Some(r) if !r.path.starts_with('/') => out.push(problem("service.ready.path", format!("readiness path `{}` must start with /", r.path), "for example /healthz")),
+            Some(_) => {}
+        }
     }
     let ctx = env_sample_context(def);
     for (k, v) in &svc.env {
@@ -175,6 +182,57 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
         }
     }
     out
+}
+
+/// A command-line lab (`service.run: cli`) runs no service between checks: its
+/// checks run the program with `exec` probes; nothing listens, nothing can be broken.
+fn validate_cli(def: &LabDef, out: &mut Vec<Problem>) {
+    let svc = &def.service;
+    const WHY: &str = "with `run: cli` the learner's program is run by `exec` probes; nothing listens between checks";
+    if svc.port != 0 {
+        out.push(problem("service.port", "a command-line program (`run: cli`) listens on no port", "remove `port`"));
+    }
+    if svc.ready.is_some() {
+        out.push(problem("service.ready", "a command-line program (`run: cli`) has no readiness probe", "remove `ready`"));
+    }
+    if svc.replicas != 1 {
+        out.push(problem("service.replicas", "a command-line program (`run: cli`) has no replicas", "remove `replicas`"));
+    }
+    if svc.leader.is_some() {
+        out.push(problem("service.leader", "a command-line program (`run: cli`) has no leader", "remove `leader`"));
+    }
+    if def.workload.is_some() {
+        out.push(problem("workload", "a command-line lab has no service for a workload to call", WHY));
+    }
+    for name in def.chaos.keys() {
+        out.push(Problem { on_key: true, ..problem(format!("chaos.{name}"), "a command-line lab has nothing for chaos to break", WHY) });
+    }
+    for (si, stage) in def.stages.iter().enumerate() {
+        for (ci, check) in stage.checks.iter().enumerate() {
+            for (i, step) in check.steps.iter().enumerate() {
+                let p = format!("stages[{si}].checks[{ci}].steps[{i}]");
+                if step.request.as_ref().is_some_and(|r| r.dep.is_none()) {
+                    out.push(problem(format!("{p}.request"), "a command-line lab has no service to send HTTP requests to", "run the program with `probe: {exec: {args: [...]}}`"));
+                }
+                match &step.action {
+                    Some(Action::Sleep(_)) | None => {}
+                    Some(a) => out.push(problem(format!("{p}.action"), format!("a command-line lab cannot {}", action_word(a)), WHY)),
+                }
+            }
+        }
+    }
+}
+
+fn action_word(a: &Action) -> &'static str {
+    match a {
+        Action::Restart(_) => "restart anything",
+        Action::Stop(_) => "stop anything",
+        Action::Start(_) => "start anything",
+        Action::Sleep(_) => "sleep",
+        Action::Chaos(_) => "inject a fault: there is nothing for chaos to break",
+        Action::WaitLeader(_) => "wait for a leader",
+        Action::Workload(_) | Action::Check(_) => "run a workload",
+    }
 }
 
 /// Fault names, as `lab chaos` takes them.
@@ -316,11 +374,11 @@ fn validate_matcher(m: &Matcher, p: &str, out: &mut Vec<Problem>) {
             out.push(problem(format!("{p}.matches"), format!("not a regular expression: {e}"), ""));
         }
     }
-    for t in [&m.equals, &m.contains].into_iter().flatten() {
+    for t in [&m.equals, &m.contains, &m.not_contains].into_iter().flatten() {
         check_template(t, p, out);
     }
-    if m.equals.is_none() && m.contains.is_none() && m.matches.is_none() && m.present.is_none() && m.min.is_none() {
-        out.push(problem(p, "a matcher needs one of equals, contains, matches, present, min", ""));
+    if m.equals.is_none() && m.contains.is_none() && m.not_contains.is_none() && m.matches.is_none() && m.present.is_none() && m.min.is_none() {
+        out.push(problem(p, "a matcher needs one of equals, contains, not_contains, matches, present, min", ""));
     }
 }
 

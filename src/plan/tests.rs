@@ -177,3 +177,20 @@ fn labs_without_alertmanager_keep_their_digests() {
     assert!(!json.contains("extra_hosts"), "{json}");
     assert!(p.containers.iter().all(|c| c.service != WEBHOOK_SERVICE));
 }
+
+#[test]
+fn a_command_line_lab_plans_no_container_and_hands_over_its_program() {
+    let task = Catalogue::new(vec![]).find("task-cli").unwrap();
+    let path = PathBuf::from("/cache/bin/lab-task-cli/task");
+    let mut o = opts(Solution::Binary { path: path.clone(), digest: "abcd".into() }, None);
+    o.extra_env.insert("TASKCLI_BUG".into(), "precedence".into());
+    let p = plan(&task, &o, || Err("a command-line lab needs no port".into())).unwrap();
+    assert!(p.containers.is_empty(), "{:?}", p.containers);
+    assert!(p.is_cli());
+    assert_eq!(p.program.as_deref(), Some(path.as_path()));
+    assert_eq!(p.service_url(1), None);
+    // --env reaches the program's runs through the service's environment.
+    assert_eq!(p.service_env[0]["TASKCLI_BUG"], "precedence");
+    // A service in containers hands over no program: its containers run it.
+    assert_eq!(plan(&lab(), &opts(binary(), None), counter()).unwrap().program, None);
+}

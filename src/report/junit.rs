@@ -51,5 +51,11 @@ pub fn junit(r: &RunReport) -> String {
         }
         report.add_test_suite(suite);
     }
-    report.to_string().expect("JUnit XML serializes")
+    xml_safe(&report.to_string().expect("JUnit XML serializes"))
+}
+
+/// XML 1.0 allows no control characters but tab, newline and carriage return, even
+/// escaped; a learner's program may print any bytes. They become U+FFFD.
+fn xml_safe(s: &str) -> String {
+    s.chars().map(|c| if (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{fffe}' || c == '\u{ffff}' { '\u{fffd}' } else { c }).collect()
 }

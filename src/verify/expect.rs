@@ -16,12 +16,18 @@ pub struct Mismatch {
 /// Test a value against a matcher whose templates are already rendered.
 pub fn test_value(what: &str, value: Option<&str>, m: &Matcher) -> Result<(), Mismatch> {
     let shown = |v: Option<&str>| match v {
-        Some(v) => format!("{what} = {v:?}"),
+        // A flood is shown cut, not whole.
+        Some(v) => format!("{what} = {:?}", crate::probe::excerpt(v, 400)),
         None => format!("no {what}"),
     };
     if let Some(p) = m.present {
         if p != value.is_some() {
             return Err(Mismatch { expected: format!("{what} {}", if p { "present" } else { "absent" }), got: shown(value) });
+        }
+    }
+    if let Some(c) = &m.not_contains {
+        if value.is_some_and(|v| v.contains(c.as_str())) {
+            return Err(Mismatch { expected: format!("{what} not containing {c:?}"), got: shown(value) });
         }
     }
     if let Some(eq) = &m.equals {
@@ -97,10 +103,38 @@ pub fn check_answer(answer: &crate::probe::Answer, e: &Expect) -> Result<(), Mis
         }
     }
     for (ptr, m) in &e.json {
-        let what = if ptr.is_empty() { "the answer".to_string() } else { ptr.trim_start_matches('/').replace('/', ".") };
-        test_value(&what, json_at(&answer.value, ptr).as_deref(), m)?;
+        let what = pointer_words(ptr);
+        // Presence first, in words: the value may be a whole object (a file read back).
+        if let Some(want) = m.present {
+            let here = answer.value.pointer(ptr).is_some();
+            if want != here {
+                let word = |p: bool| if p { "present" } else { "absent" };
+                return Err(Mismatch { expected: format!("{what} {}", word(want)), got: format!("{what} {}", word(here)) });
+            }
+        }
+        test_value(&what, json_at(&answer.value, ptr).as_deref(), &Matcher { present: None, ..m.clone() })?;
     }
     Ok(())
+}
+
+/// A JSON pointer as a learner reads it: `/files/.tasks.json/json/0` is `files[".tasks.json"].json.0`.
+pub fn pointer_words(ptr: &str) -> String {
+    if ptr.is_empty() {
+        return "the answer".to_string();
+    }
+    let mut out = String::new();
+    for seg in ptr.trim_start_matches('/').split('/') {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        if seg.contains(['.', '/', ' ']) {
+            out.push_str(&format!("[{seg:?}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&seg);
+        }
+    }
+    out
 }
 
 /// A status's reason phrase.
@@ -168,6 +202,27 @@ mod tests {
         assert!(check(&resp(201, &[], r#"{"code":"ab"}"#), &e).unwrap_err().got.contains("\"ab\""));
         assert!(check(&resp(201, &[], "<html>"), &e).unwrap_err().got.contains("not JSON"));
         assert_eq!(check(&resp(201, &[], "{}"), &e).unwrap_err().got, "no JSON /code");
+    }
+
+    #[test]
+    fn answers_name_their_fields_readably() {
+        assert_eq!(pointer_words("/files/.tasks.json/json/0/title"), "files[\".tasks.json\"].json.0.title");
+        assert_eq!(pointer_words("/exit"), "exit");
+        let a = crate::probe::Answer { value: serde_json::json!({"files": {"a.json": {"size": 3}}}), shown: String::new(), elapsed: Duration::ZERO };
+        let mut json = BTreeMap::new();
+        json.insert("/files/a.json".to_string(), m(|x| x.present = Some(false)));
+        let err = check_answer(&a, &Expect { json, ..Default::default() }).unwrap_err();
+        assert_eq!((err.expected.as_str(), err.got.as_str()), ("files[\"a.json\"] absent", "files[\"a.json\"] present"));
+    }
+
+    #[test]
+    fn not_contains_refuses_the_words() {
+        let x = m(|x| x.not_contains = Some("panic:".into()));
+        assert!(test_value("stderr", Some("Error: tasks.json is not valid JSON"), &x).is_ok());
+        assert!(test_value("stderr", None, &x).is_ok());
+        let err = test_value("stderr", Some("panic: runtime error\ngoroutine 1 [running]"), &x).unwrap_err();
+        assert_eq!(err.expected, "stderr not containing \"panic:\"");
+        assert!(err.got.contains("goroutine 1"), "{err:?}");
     }
 
     #[test]

@@ -39,7 +39,8 @@ pub struct Target<'a> {
     pub witness: std::sync::Mutex<Vec<usize>>,
     /// The learner's program as lab built it (exec probes run it), if any.
     pub solution: Option<std::path::PathBuf>,
-    /// A scratch directory of this run (`{{ run.dir }}`; HOME of exec probes), removed at the end.
+    /// A scratch directory of this run, removed at the end; each check works in its own
+    /// folder inside it (`{{ run.dir }}`; HOME of exec probes).
     pub workdir: tempfile::TempDir,
 }
 
@@ -103,7 +104,18 @@ pub async fn run(t: &Target<'_>, emit: &mut (dyn FnMut(&Event) + Send)) -> RunRe
     let start = Instant::now();
     let def = &t.lab.def;
     let url = t.plan.service_url(1).unwrap_or_default();
-    emit(&Event::RunStarted { lab: def.name.clone(), instance: t.plan.instance.clone(), target: url.clone(), stages: def.stages.len(), checks: def.stages.iter().map(|s| s.checks.len()).sum() });
+    // What is checked, as reports name it: the service's URL, or a command-line lab's program.
+    let shown_target = match (&t.plan.program, &t.solution) {
+        (Some(p), _) | (None, Some(p)) if url.is_empty() => p.display().to_string(),
+        _ => url.clone(),
+    };
+    emit(&Event::RunStarted {
+        lab: def.name.clone(),
+        instance: t.plan.instance.clone(),
+        target: shown_target.clone(),
+        stages: def.stages.len(),
+        checks: def.stages.iter().map(|s| s.checks.len()).sum(),
+    });
     let mut rng = rand::thread_rng();
     let run_id: String = (0..8).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect();
     let run_net = format!("198.18.{}", rng.gen_range(0..=255u8));
@@ -125,7 +137,10 @@ pub async fn run(t: &Target<'_>, emit: &mut (dyn FnMut(&Event) + Send)) -> RunRe
         for check in &stage.checks {
             emit(&Event::CheckStarted { stage: stage.stage.clone(), check: check.name.clone(), expect: check.expect.clone() });
             let began = Instant::now();
-            let mut runner = CheckRunner { t, check, url: url.clone(), vars: BTreeMap::new(), run_id: run_id.clone(), run_net: run_net.clone(), stopped: BTreeSet::new(), faults: Vec::new() };
+            // Each check gets its own scratch directory (`run.dir`, HOME of exec probes), so checks do not see each other's files.
+            let dir = t.workdir.path().join(&check.name);
+            let _ = std::fs::create_dir_all(&dir);
+            let mut runner = CheckRunner { t, check, url: url.clone(), vars: BTreeMap::new(), run_id: run_id.clone(), run_net: run_net.clone(), stopped: BTreeSet::new(), faults: Vec::new(), dir };
             let mut outcome = runner.run(emit).await;
             if let Err(e) = runner.restore().await {
                 if !matches!(outcome, Outcome::Failed(_)) {
@@ -156,7 +171,7 @@ pub async fn run(t: &Target<'_>, emit: &mut (dyn FnMut(&Event) + Send)) -> RunRe
         clients: r.clients,
         seed: r.seed,
     });
-    RunReport { lab: def.name.clone(), instance: t.plan.instance.clone(), target: url, checks: results, summary, history }
+    RunReport { lab: def.name.clone(), instance: t.plan.instance.clone(), target: shown_target, checks: results, summary, history }
 }
 
 /// The last log lines of the service's first replica.
@@ -189,6 +204,8 @@ struct CheckRunner<'a> {
     stopped: BTreeSet<String>,
     /// Faults this check injected; reverted when it ends.
     faults: Vec<FaultRecord>,
+    /// This check's scratch directory (`run.dir`).
+    dir: std::path::PathBuf,
 }
 
 /// What one attempt of a request or probe step got.
@@ -239,7 +256,7 @@ impl<'a> CheckRunner<'a> {
     fn context(&self, i: u32) -> tera::Context {
         let mut ctx = tera::Context::new();
         ctx.insert("service", &serde_json::json!({"url": self.url}));
-        ctx.insert("run", &serde_json::json!({"id": self.run_id, "net": self.run_net, "dir": self.t.workdir.path()}));
+        ctx.insert("run", &serde_json::json!({"id": self.run_id, "net": self.run_net, "dir": self.dir}));
         if let Some(s) = &self.t.solution {
             ctx.insert("solution", s);
         }
@@ -287,6 +304,9 @@ impl<'a> CheckRunner<'a> {
             if let Some(x) = &m.contains {
                 m.contains = Some(self.render(x, ctx)?);
             }
+            if let Some(x) = &m.not_contains {
+                m.not_contains = Some(self.render(x, ctx)?);
+            }
             Ok(())
         };
         for m in e.headers.values_mut().chain(e.json.values_mut()).chain(e.body.iter_mut()) {
@@ -318,7 +338,14 @@ impl<'a> CheckRunner<'a> {
                     }
                     Some(p) => {
                         let p = probes::render_probe(p, &ctx).map_err(StepError::Lab)?;
-                        let env = probes::ProbeEnv { workdir: self.t.workdir.path(), solution: self.t.solution.as_deref(), lab: self.t.lab, plan: self.t.plan };
+                        let no_env = BTreeMap::new();
+                        let env = probes::ProbeEnv {
+                            workdir: &self.dir,
+                            solution: self.t.solution.as_deref(),
+                            solution_env: self.t.plan.service_env.first().unwrap_or(&no_env),
+                            lab: self.t.lab,
+                            plan: self.t.plan,
+                        };
                         let (sent, res) = probes::run(&p, &env).await;
                         match res {
                             Ok(a) => (sent, Got::Probe(Ok(a))),
@@ -351,7 +378,13 @@ impl<'a> CheckRunner<'a> {
                                 continue;
                             }
                         }
-                        let which = if times > 1 {
+                        let which = if step.probe.is_some() && times == 1 && attempts == 1 {
+                            // A probe step runs a program or speaks a protocol: not "a request".
+                            match &step.probe {
+                                Some(crate::lab::Probe::Exec(_)) => "the run".to_string(),
+                                _ => "the probe".to_string(),
+                            }
+                        } else if times > 1 {
                             format!("request {i} of {times}")
                         } else if attempts > 1 {
                             format!("after {attempts} attempts over {}", fmt_dur(step.retry_for.unwrap_or_default()))
