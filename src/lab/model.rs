@@ -443,4 +443,7 @@ pub struct Matcher {
     /// A whole number at least this.
     #[serde(default)]
     pub min: Option<i64>,
+    /// A whole number at most this.
+    #[serde(default)]
+    pub max: Option<i64>,
 }

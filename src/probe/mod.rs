@@ -7,6 +7,7 @@ mod ready;
 
 pub use ready::{check_ready, wait_ready, Readiness};
 pub mod exec;
+pub mod ws;
 
 use std::time::Duration;
 

@@ -238,7 +238,9 @@ impl<'a> CheckRunner<'a> {
 
     fn context(&self, i: u32) -> tera::Context {
         let mut ctx = tera::Context::new();
-        ctx.insert("service", &serde_json::json!({"url": self.url}));
+        let urls: Vec<String> = self.t.plan.replicas().filter_map(|c| self.t.plan.service_url(c.node)).collect();
+        let urls = if urls.is_empty() { vec![self.url.clone()] } else { urls };
+        ctx.insert("service", &serde_json::json!({"url": self.url, "urls": urls}));
         ctx.insert("run", &serde_json::json!({"id": self.run_id, "net": self.run_net, "dir": self.t.workdir.path()}));
         if let Some(s) = &self.t.solution {
             ctx.insert("solution", s);
@@ -318,7 +320,9 @@ impl<'a> CheckRunner<'a> {
                     }
                     Some(p) => {
                         let p = probes::render_probe(p, &ctx).map_err(StepError::Lab)?;
-                        let env = probes::ProbeEnv { workdir: self.t.workdir.path(), solution: self.t.solution.as_deref(), lab: self.t.lab };
+                        let nodes: Vec<String> = self.t.plan.replicas().filter_map(|c| self.t.plan.service_url(c.node)).collect();
+                        let nodes = if nodes.is_empty() { vec![self.url.clone()] } else { nodes };
+                        let env = probes::ProbeEnv { workdir: self.t.workdir.path(), solution: self.t.solution.as_deref(), lab: self.t.lab, nodes: &nodes };
                         let (sent, res) = probes::run(&p, &env).await;
                         match res {
                             Ok(a) => (sent, Got::Probe(Ok(a))),
