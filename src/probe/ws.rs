@@ -433,9 +433,12 @@ fn summarize(spec: &WsSpec, list: &[Client], senders: usize, sent_at: &BTreeMap<
                     if examples.len() < 6 {
                         examples.push(format!("{} (node {}) got message {seq} of {} twice", c.name, c.node + 1, list[s - 1].name));
                     }
-                } else if let Some(t0) = sent_at.get(&(s, *seq)) {
+                    continue;
+                }
+                if let Some(t0) = sent_at.get(&(s, *seq)) {
                     latencies.push(at.saturating_duration_since(*t0).as_millis());
                 }
+                // Order is judged on first arrivals: a late duplicate is counted once, as a duplicate.
                 if *seq < last {
                     o += 1;
                     if examples.len() < 6 {

@@ -296,3 +296,22 @@ fn urls_become_websocket_urls() {
     assert_eq!(ws_url("ws://h:1", "ws").unwrap(), "ws://h:1/ws");
     assert!(ws_url("ftp://h", "/").is_err());
 }
+
+#[test]
+fn order_is_judged_on_first_arrivals() {
+    let t = Instant::now();
+    let mk = |name: &str, node: usize, seqs: &[usize]| Client {
+        name: name.into(),
+        node,
+        log: Arc::new(Mutex::new(Log { got: seqs.iter().map(|&seq| Got { sender: 1, seq, at: t }).collect(), frames: seqs.len(), ended: None })),
+    };
+    let s = WsSpec { messages: 3, ..spec(Scenario::Fanout, "http://x") };
+    let sent: BTreeMap<(usize, usize), Instant> = (1..=3).map(|q| ((1, q), t)).collect();
+    // c1: in order with late duplicates; c2: 3 before 2; c3: lost message 3.
+    let list = vec![mk("c1", 0, &[1, 2, 1, 3, 2]), mk("c2", 0, &[1, 3, 2]), mk("c3", 0, &[1, 2])];
+    let (v, shown) = summarize(&s, &list, 1, &sent, &[], false);
+    assert_eq!(v["duplicates"], 2, "{shown}");
+    assert_eq!(v["out_of_order"], 1, "{shown}");
+    assert_eq!(v["missing"], 1, "{shown}");
+    assert!(shown.contains("c2 (node 1) got message 2 of c1 after message 3"), "{shown}");
+}
