@@ -27,9 +27,10 @@ fn the_reference_solution_passes_every_check() {
 const BUGS: &[(&str, &str, &str)] = &[
     ("local-only", "fanout-across-instances", "got none of the 20 messages of c2 (node 2)"),
     ("no-origin-check", "bad-origin-refused", "was accepted (101 Switching Protocols)"),
-    ("blocking-hub", "slow-client-does-not-stall", "expected missing = \"0\""),
+    // How far the stall gets depends on buffers; that messages went missing next to a client that never reads does not.
+    ("blocking-hub", "slow-client-does-not-stall", "got missing = "),
     ("double-delivery", "exactly-once", "twice"),
-    ("no-ping", "ping-drops-silent-client", "was still connected after 6000 ms; it had been sent 0 ping(s)"),
+    ("no-ping", "ping-drops-silent-client", "was still connected after 9000 ms; it had been sent 0 ping(s)"),
     ("no-resubscribe", "redis-restart-resubscribe", "got none of the 5 messages"),
 ];
 
@@ -95,7 +96,7 @@ fn junit_report_names_every_check() {
     ] {
         assert!(text.contains(&format!(r#"<testcase name="{name}""#)), "{name} missing:\n{text}");
     }
-    assert!(text.contains("accepted = \"true\"; expected accepted = \"false\""), "{text}");
+    assert!(text.contains("<failure message=\"the request got accepted = &quot;true&quot;; expected accepted = &quot;false&quot;\""), "{text}");
     let term = stdout(&out);
     assert!(term.contains("✗ bad-origin-refused"), "{term}");
 }
