@@ -182,4 +182,14 @@ mod tests {
         let err = check(&resp(200, &[], ""), &e).unwrap_err();
         assert_eq!(err.got, "an answer after 30 ms");
     }
+
+    #[test]
+    fn max_reads_numbers_and_refuses_null() {
+        let mx = m(|x| x.max = Some(2000));
+        assert!(test_value("latency_ms.max", Some("19"), &mx).is_ok());
+        let err = test_value("latency_ms.max", Some("2500"), &mx).unwrap_err();
+        assert_eq!(err.expected, "latency_ms.max: a whole number ≤ 2000");
+        assert!(test_value("latency_ms.max", Some("null"), &mx).is_err());
+        assert!(test_value("latency_ms.max", None, &mx).is_err());
+    }
 }
