@@ -530,7 +530,9 @@ async fn silent(spec: &WsSpec) -> Result<(serde_json::Value, String), WsFailure>
     let start = Instant::now();
 
     // The idle client: reading makes tungstenite answer every ping.
-    let idle_state: Arc<Mutex<(usize, Option<(Duration, String)>)>> = Arc::default();
+    // (pings seen, when and why it ended)
+    type IdleState = (usize, Option<(Duration, String)>);
+    let idle_state: Arc<Mutex<IdleState>> = Arc::default();
     let st = idle_state.clone();
     let max_frames = spec.max_frames;
     let idle_task = tokio::spawn(async move {
