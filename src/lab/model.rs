@@ -466,4 +466,7 @@ pub struct Matcher {
     /// Does not contain this (a template), e.g. `not_contains: "panic:"` on a program's stderr.
     #[serde(default)]
     pub not_contains: Option<String>,
+    /// A whole number at most this.
+    #[serde(default)]
+    pub max: Option<i64>,
 }

@@ -28,6 +28,9 @@ pub enum Probe {
     /// queues, publish messages, get (peek at) messages, read queue counts, and
     /// measure how fast the learner's service drains a burst.
     Amqp(AmqpProbe),
+    /// Many WebSocket clients of the service's nodes running one scenario
+    /// (fanout, origin, silent-client, slow-client); see `WsProbe`.
+    Ws(WsProbe),
 }
 
 impl Probe {
@@ -38,6 +41,7 @@ impl Probe {
             Probe::Prometheus(_) => "prometheus",
             Probe::Webhook(_) => "webhook",
             Probe::Amqp(_) => "amqp",
+            Probe::Ws(_) => "ws",
         }
     }
 }
@@ -263,4 +267,92 @@ fn one() -> u32 {
 
 fn json_type() -> String {
     "application/json".into()
+}
+
+/// WebSocket clients spread round robin over the nodes in `urls`, running one
+/// scenario (see `probe::ws`). Answers:
+/// - `fanout` and `slow-client`: `{"clients", "senders", "messages", "expected",
+///   "delivered", "missing", "missing_cross_node", "duplicates", "out_of_order",
+///   "send_errors", "ended_early", "latency_ms": {"max", "p50"}, "per_client": [...]}`;
+/// - `origin`: `{"status": 101|<refusal status>, "accepted": bool}`;
+/// - `silent-client`: `{"closed", "closed_after_ms", "close_frame", "pings",
+///   "idle_open", "idle_closed_after_ms", "idle_pings"}`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsProbe {
+    pub scenario: WsScenario,
+    /// Base URLs of the nodes (templates, e.g. `"{{ service.urls[1] }}"`); default every node.
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// Path and query of the WebSocket endpoint (a template); `{client}` becomes the client's name.
+    #[serde(default = "ws_path")]
+    pub path: String,
+    /// The text a sender sends (a template); `{token}` becomes the message's token, `{pad}` `size` bytes of filler.
+    #[serde(default = "ws_message")]
+    pub message: String,
+    /// The Origin header of every handshake.
+    #[serde(default)]
+    pub origin: Option<String>,
+    #[serde(default = "ws_clients")]
+    pub clients: u32,
+    #[serde(default = "ws_senders")]
+    pub senders: u32,
+    #[serde(default = "ws_messages")]
+    pub messages: u32,
+    /// Filler bytes per message (`{pad}`).
+    #[serde(default)]
+    pub size: u32,
+    /// Pause between two messages of one sender.
+    #[serde(default, with = "humantime_serde")]
+    pub interval: Duration,
+    /// Pause after connecting, before sending (silent-client: how long the idle client must outlive the silent one).
+    #[serde(default = "ws_settle", with = "humantime_serde")]
+    pub settle: Duration,
+    /// How long deliveries may take after the last send (silent-client: how long the server has to drop the silent client).
+    #[serde(default = "ws_wait", with = "humantime_serde")]
+    pub wait: Duration,
+    /// The whole scenario's deadline.
+    #[serde(default = "ws_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// The largest frame accepted from the service, in bytes.
+    #[serde(default = "ws_max_message")]
+    pub max_message: u32,
+}
+
+/// What a ws probe does.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum WsScenario {
+    Fanout,
+    Origin,
+    SilentClient,
+    SlowClient,
+}
+
+fn ws_path() -> String {
+    "/ws?user={client}".into()
+}
+fn ws_message() -> String {
+    r#"{"text": "{token}{pad}"}"#.into()
+}
+fn ws_clients() -> u32 {
+    6
+}
+fn ws_senders() -> u32 {
+    2
+}
+fn ws_messages() -> u32 {
+    10
+}
+fn ws_settle() -> Duration {
+    Duration::from_millis(300)
+}
+fn ws_wait() -> Duration {
+    Duration::from_secs(5)
+}
+fn ws_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn ws_max_message() -> u32 {
+    256 * 1024
 }

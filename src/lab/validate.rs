@@ -377,8 +377,8 @@ fn validate_matcher(m: &Matcher, p: &str, out: &mut Vec<Problem>) {
     for t in [&m.equals, &m.contains, &m.not_contains].into_iter().flatten() {
         check_template(t, p, out);
     }
-    if m.equals.is_none() && m.contains.is_none() && m.not_contains.is_none() && m.matches.is_none() && m.present.is_none() && m.min.is_none() {
-        out.push(problem(p, "a matcher needs one of equals, contains, not_contains, matches, present, min", ""));
+    if m.equals.is_none() && m.contains.is_none() && m.not_contains.is_none() && m.matches.is_none() && m.present.is_none() && m.min.is_none() && m.max.is_none() {
+        out.push(problem(p, "a matcher needs one of equals, contains, not_contains, matches, present, min, max", ""));
     }
 }
 

@@ -10,6 +10,7 @@ pub mod amqp;
 pub mod exec;
 pub mod prometheus;
 pub mod webhook;
+pub mod ws;
 
 use std::time::Duration;
 

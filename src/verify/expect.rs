@@ -52,6 +52,12 @@ pub fn test_value(what: &str, value: Option<&str>, m: &Matcher) -> Result<(), Mi
             _ => return Err(Mismatch { expected: format!("{what}: a whole number ≥ {min}"), got: shown(value) }),
         }
     }
+    if let Some(max) = m.max {
+        match value.and_then(|v| v.trim().parse::<i64>().ok()) {
+            Some(n) if n <= max => {}
+            _ => return Err(Mismatch { expected: format!("{what}: a whole number ≤ {max}"), got: shown(value) }),
+        }
+    }
     Ok(())
 }
 
@@ -230,5 +236,15 @@ mod tests {
         let e = Expect { within: Some(Duration::from_millis(10)), ..Default::default() };
         let err = check(&resp(200, &[], ""), &e).unwrap_err();
         assert_eq!(err.got, "an answer after 30 ms");
+    }
+
+    #[test]
+    fn max_reads_numbers_and_refuses_null() {
+        let mx = m(|x| x.max = Some(2000));
+        assert!(test_value("latency_ms.max", Some("19"), &mx).is_ok());
+        let err = test_value("latency_ms.max", Some("2500"), &mx).unwrap_err();
+        assert_eq!(err.expected, "latency_ms.max: a whole number ≤ 2000");
+        assert!(test_value("latency_ms.max", Some("null"), &mx).is_err());
+        assert!(test_value("latency_ms.max", None, &mx).is_err());
     }
 }

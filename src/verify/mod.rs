@@ -255,7 +255,9 @@ impl<'a> CheckRunner<'a> {
 
     fn context(&self, i: u32) -> tera::Context {
         let mut ctx = tera::Context::new();
-        ctx.insert("service", &serde_json::json!({"url": self.url}));
+        let urls: Vec<String> = self.t.plan.replicas().filter_map(|c| self.t.plan.service_url(c.node)).collect();
+        let urls = if urls.is_empty() { vec![self.url.clone()] } else { urls };
+        ctx.insert("service", &serde_json::json!({"url": self.url, "urls": urls}));
         ctx.insert("run", &serde_json::json!({"id": self.run_id, "net": self.run_net, "dir": self.dir}));
         if let Some(s) = &self.t.solution {
             ctx.insert("solution", s);
@@ -339,12 +341,15 @@ impl<'a> CheckRunner<'a> {
                     Some(p) => {
                         let p = probes::render_probe(p, &ctx).map_err(StepError::Lab)?;
                         let no_env = BTreeMap::new();
+                        let nodes: Vec<String> = self.t.plan.replicas().filter_map(|c| self.t.plan.service_url(c.node)).collect();
+                        let nodes = if nodes.is_empty() { vec![self.url.clone()] } else { nodes };
                         let env = probes::ProbeEnv {
                             workdir: &self.dir,
                             solution: self.t.solution.as_deref(),
                             solution_env: self.t.plan.service_env.first().unwrap_or(&no_env),
                             lab: self.t.lab,
                             plan: self.t.plan,
+                            nodes: &nodes,
                         };
                         let (sent, res) = probes::run(&p, &env).await;
                         match res {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::lab::Probe;
-use crate::probe::{amqp, exec, Answer};
+use crate::probe::{amqp, exec, ws, Answer};
 
 /// What a probe may use of the run.
 pub(crate) struct ProbeEnv<'a> {
@@ -20,6 +20,8 @@ pub(crate) struct ProbeEnv<'a> {
     pub lab: &'a crate::lab::Lab,
     /// The instance (dependencies' published ports).
     pub plan: &'a crate::plan::Plan,
+    /// Base URLs of the service's nodes, as lab reaches them.
+    pub nodes: &'a [String],
 }
 
 /// The published address of the lab's first dependency made from `template`.
@@ -169,5 +171,64 @@ pub(crate) async fn run(p: &Probe, env: &ProbeEnv<'_>) -> (String, Result<Answer
             });
             (sent, res)
         }
+        Probe::Ws(x) => {
+            let urls = if x.urls.is_empty() { env.nodes.to_vec() } else { x.urls.clone() };
+            let scenario = match x.scenario {
+                crate::lab::WsScenario::Fanout => ws::Scenario::Fanout,
+                crate::lab::WsScenario::Origin => ws::Scenario::Origin,
+                crate::lab::WsScenario::SilentClient => ws::Scenario::SilentClient,
+                crate::lab::WsScenario::SlowClient => ws::Scenario::SlowClient,
+            };
+            let expected = (x.clients as usize).saturating_mul(x.senders as usize).saturating_mul(x.messages as usize);
+            let spec = ws::WsSpec {
+                scenario,
+                urls,
+                path: x.path.clone(),
+                message: x.message.clone(),
+                origin: x.origin.clone(),
+                clients: x.clients as usize,
+                senders: x.senders as usize,
+                messages: x.messages as usize,
+                size: x.size as usize,
+                interval: x.interval,
+                settle: x.settle,
+                wait: x.wait,
+                timeout: x.timeout,
+                max_message: x.max_message as usize,
+                // Each client receives about senders × messages frames; four times that (and at least 1000) is a flood.
+                max_frames: (expected / (x.clients.max(1) as usize)).saturating_mul(4).max(1000),
+            };
+            let sent = ws_sent(&spec);
+            let res = ws::run(&spec).await.map_err(|e| match e {
+                ws::WsFailure::Spec(m) => ProbeError::Lab(m),
+                other => ProbeError::NoAnswer(other.to_string()),
+            });
+            (sent, res)
+        }
+    }
+}
+
+/// A ws scenario as a learner reads it.
+fn ws_sent(s: &ws::WsSpec) -> String {
+    let first = s.urls.first().map(|u| ws::ws_url(u, &s.path).unwrap_or_else(|_| u.clone())).unwrap_or_default();
+    let origin = s.origin.as_deref().map(|o| format!(" with Origin: {o}")).unwrap_or_default();
+    match s.scenario {
+        ws::Scenario::Fanout => format!(
+            "WebSocket fanout: {} clients round robin over {} node(s) ({first} ...){origin}; {} of them send {} message(s) each, every client should receive every message once, in order per sender",
+            s.clients,
+            s.urls.len(),
+            s.senders,
+            s.messages
+        ),
+        ws::Scenario::SlowClient => format!(
+            "WebSocket slow client: one client on node 1 never reads; {} others round robin over {} node(s) ({first} ...){origin}; {} of them send {} message(s) of {} bytes each",
+            s.clients,
+            s.urls.len(),
+            s.senders,
+            s.messages,
+            s.size
+        ),
+        ws::Scenario::Origin => format!("WebSocket handshake to {first}{}", if origin.is_empty() { " without Origin".into() } else { origin }),
+        ws::Scenario::SilentClient => format!("two WebSocket clients of {first}{origin}: one stops reading (never answers a ping), one reads but never sends; wait up to {} ms", s.wait.as_millis()),
     }
 }

@@ -1,0 +1,137 @@
+//! The chat lab end to end on the real Docker engine: three instances of the
+//! reference solution and one Redis pass every check; each realistic bug fails
+//! at the right check with a message a learner can act on.
+
+mod common;
+
+use common::*;
+
+fn chat() -> std::path::PathBuf {
+    root().join("tests/solutions/chat")
+}
+
+#[test]
+fn the_reference_solution_passes_every_check() {
+    let _down = Down("chat", Some("good"));
+    let mut c = lab();
+    c.args(["verify", "chat", "--student", "good", "--output", "json", "--solution"]).arg(chat());
+    let out = run(c);
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["summary"]["passed"], 10);
+    assert_eq!(report["summary"]["failed"], 0);
+    assert_gone("lab-chat-good");
+}
+
+/// (bug, the check that must fail, words its message must contain)
+const BUGS: &[(&str, &str, &str)] = &[
+    ("local-only", "fanout-across-instances", "got none of the 20 messages of c2 (node 2)"),
+    ("no-origin-check", "bad-origin-refused", "was accepted (101 Switching Protocols)"),
+    // How far the stall gets depends on buffers; that messages went missing next to a client that never reads does not.
+    ("blocking-hub", "slow-client-does-not-stall", "got missing = "),
+    ("double-delivery", "exactly-once", "twice"),
+    ("no-ping", "ping-drops-silent-client", "was still connected after 9000 ms; it had been sent 0 ping(s)"),
+    ("no-resubscribe", "redis-restart-resubscribe", "got none of the 5 messages"),
+];
+
+#[test]
+fn each_buggy_variant_fails_at_its_check() {
+    for pair in BUGS.chunks(2) {
+        let handles: Vec<_> = pair
+            .iter()
+            .enumerate()
+            .map(|(k, (bug, check_name, words))| {
+                let (bug, check_name, words) = (bug.to_string(), check_name.to_string(), words.to_string());
+                std::thread::spawn(move || {
+                    let student = format!("bug{k}");
+                    let mut c = lab();
+                    c.args(["verify", "chat", "--student", &student, "--output", "json", "--env", &format!("CHAT_BUG={bug}"), "--solution"]).arg(chat());
+                    let out = run(c);
+                    let _ = std::process::Command::new(env!("CARGO_BIN_EXE_lab")).args(["down", "chat", "--student", &student]).output();
+                    let report = json(&out);
+                    assert_eq!(out.status.code(), Some(1), "{bug}: exit code\n{report:#}");
+                    let ch = check(&report, &check_name);
+                    assert_eq!(ch["status"], "failed", "{bug}: {check_name} should fail\n{report:#}");
+                    let text = format!("{} | {} | {}", ch["summary"], ch["got"], ch["expected"]);
+                    assert!(text.contains(&words), "{bug}: {check_name} message lacks {words:?}: {text}");
+                    assert!(!ch["hint"].as_str().unwrap_or("").is_empty(), "{bug}: no hint");
+                    // The checks before it passed: the bug is caught where it belongs, not earlier.
+                    for c in report["checks"].as_array().unwrap() {
+                        if c["name"] == check_name.as_str() {
+                            break;
+                        }
+                        assert_eq!(c["status"], "passed", "{bug}: {} before {check_name}\n{report:#}", c["name"]);
+                    }
+                    assert_gone(&format!("lab-chat-{student}"));
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("variant thread");
+        }
+    }
+}
+
+#[test]
+fn junit_report_names_every_check() {
+    let _down = Down("chat", Some("junit"));
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("report.xml");
+    let mut c = lab();
+    c.args(["verify", "chat", "--student", "junit", "--env", "CHAT_BUG=no-origin-check", "--solution"]).arg(chat()).arg("--report").arg(&xml);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(1));
+    let text = std::fs::read_to_string(&xml).unwrap();
+    for name in [
+        "healthz",
+        "connect",
+        "fanout-across-instances",
+        "exactly-once",
+        "order-per-sender",
+        "bad-origin-refused",
+        "ping-drops-silent-client",
+        "redis-restart-resubscribe",
+        "slow-client-does-not-stall",
+        "instance-killed",
+    ] {
+        assert!(text.contains(&format!(r#"<testcase name="{name}""#)), "{name} missing:\n{text}");
+    }
+    assert!(text.contains("<failure message=\"the request got accepted = &quot;true&quot;; expected accepted = &quot;false&quot;\""), "{text}");
+    let term = stdout(&out);
+    assert!(term.contains("✗ bad-origin-refused"), "{term}");
+}
+
+#[test]
+fn chaos_kills_an_instance_and_the_others_keep_talking() {
+    let _down = Down("chat", Some("chaos"));
+    let mut c = lab();
+    c.args(["up", "chat", "--student", "chaos", "--solution"]).arg(chat());
+    assert!(run(c).status.success());
+    let mut c = lab();
+    c.args(["chaos", "chat", "--student", "chaos", "kill-node"]);
+    let out = run(c);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert_eq!(running("lab-chat-chaos"), vec!["lab-chat-chaos-app-1", "lab-chat-chaos-app-2", "lab-chat-chaos-redis-1"]);
+    // With node 3 dead, verify says so at its first check, which asks every node.
+    let mut c = lab();
+    c.args(["verify", "chat", "--student", "chaos", "--output", "json"]);
+    let out = run(c);
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let h = check(&report, "healthz");
+    assert_eq!(h["status"], "failed", "{report:#}");
+    assert_eq!(h["step"], 3, "{report:#}");
+    let mut c = lab();
+    c.args(["chaos", "chat", "--student", "chaos", "heal"]);
+    assert!(run(c).status.success());
+    assert!(running("lab-chat-chaos").contains(&"lab-chat-chaos-app-3".to_string()));
+}
+
+/// Names of an instance's running containers, sorted.
+fn running(instance: &str) -> Vec<String> {
+    let out =
+        std::process::Command::new("docker").args(["ps", "--filter", &format!("label=lab.instance={instance}"), "--filter", "label=lab.role", "--format", "{{.Names}}"]).output().expect("docker runs");
+    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).map(str::to_string).collect();
+    v.sort();
+    v
+}
