@@ -118,6 +118,8 @@ fn main() {
         Ok(v) => v.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
         Err(_) => vec![1_000, 10_000, 100_000],
     };
+    // BENCH_WRITE_ONLY=1 (with BENCH_HISTORY_DIR): write the histories, check nothing.
+    let write_only = dir.is_some() && std::env::var_os("BENCH_WRITE_ONLY").is_some();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("linearizability checker, {cores} cores (best and median of repeated runs; ops/s from the best; witness included for violations)");
     println!("{:<24} {:>7} {:>7} {:>16} {:>11} {:>11} {:>11} {:>10} {:>10} {:>8}", "case", "ops", "threads", "verdict", "best", "median", "ops/s", "states", "steps", "witness");
@@ -130,6 +132,9 @@ fn main() {
             if let Some(d) = &dir {
                 std::fs::write(d.join(format!("{}-{n}.json", case.name)), formats::to_json(&history)).expect("write history");
                 std::fs::write(d.join(format!("{}-{n}.porcupine.json", case.name)), formats::to_porcupine_json(&history)).expect("write history");
+            }
+            if write_only {
+                continue;
             }
             let thread_counts: &[usize] = if case.name == "multi-key" && cores > 1 { &[1, 0] } else { &[0] };
             for &threads in thread_counts {
@@ -163,7 +168,7 @@ fn main() {
         }
     }
     // Reading histories: the project's JSON and the Porcupine-friendly form.
-    if filter.as_deref().is_none_or(|f| "parse".contains(f)) {
+    if !write_only && filter.as_deref().is_none_or(|f| "parse".contains(f)) {
         for &n in &sizes {
             let history = generate(&cases()[0], n);
             for (name, text) in [("json", formats::to_json(&history)), ("porcupine-json", formats::to_porcupine_json(&history)), ("edn", to_edn(&history))] {
