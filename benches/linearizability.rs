@@ -37,7 +37,28 @@
 //! legal in any state (a write/cas then takes effect as if it succeeded) and
 //! returns at int64 max, so it stays concurrent with everything after its call.
 //! Failed cas (`fail`) are left out of that file. Values are JSON integers (null
-//! only as the initial value).
+//! only as the initial value). `BENCH_WRITE_ONLY=1` with `BENCH_HISTORY_DIR`
+//! writes the histories and checks nothing.
+//!
+//! Side by side with Porcupine (the Go checker, as the comparison peer):
+//!
+//! ```text
+//! git clone https://github.com/anishathalye/porcupine /tmp/porcupine   # or any checkout
+//! benches/porcupine-compare.sh /tmp/porcupine [--sizes 1000,10000,100000] [--reps 3] [--budget 120] [--cases multi-key,single-key] [--no-test-data]
+//! ```
+//!
+//! The script fetches nothing and writes nothing to the repository: it builds a
+//! small Go driver of ours (kept in the script; it calls Porcupine's
+//! `CheckOperationsTimeout` with the register model above, partitioned by key)
+//! against the given checkout in a temporary folder, builds lab in release
+//! mode (or uses `$LAB`), writes these histories, and runs `lab check
+//! linearizability` and the driver on each `.porcupine.json` file, plus
+//! Porcupine's own test data (its Jepsen etcd logs and string-append kv logs,
+//! which lab reads as jepsen.util logs and EDN). It prints a Markdown table:
+//! median wall time of the whole process over `--reps` runs (reading the file
+//! included), operations per second, the speed-up (Porcupine's time over
+//! lab's) and both verdicts. Go comes from `$GO`, else `go` on the PATH, else
+//! /usr/lib/go-1.23/bin/go.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
