@@ -8,8 +8,10 @@
 //!   is one integer comparison and an append is one hash lookup;
 //! - the string-append model (a key-value store whose `append` concatenates
 //!   strings, `get` returning the whole string, `""` or null when empty)
-//!   interns texts: the state is the id of the text, and appending piece `e`
-//!   to state `s` is a memoized lookup of the text of `s` followed by `e`.
+//!   interns texts in a trie of bytes: the state is the node of the text (so
+//!   equal texts are equal states, whatever pieces made them), and appending
+//!   piece `e` to state `s` walks the bytes of `e` from `s` once, then is a
+//!   memoized lookup.
 
 use rustc_hash::FxHashMap;
 
@@ -71,42 +73,46 @@ pub(crate) struct Model {
     /// List model, optional: state -> the only element that may be appended
     /// next (NONE: any). See [`Model::pin_order`].
     next_required: Vec<u32>,
-    /// String model: the text of each state, the state of each text, and the
-    /// string of each piece appended.
-    texts: Vec<std::sync::Arc<str>>,
-    text_ids: FxHashMap<std::sync::Arc<str>, u32>,
+    /// String model: the byte trie ((node << 8 | byte) -> node; the root 0 is
+    /// the empty text), its size, and the string of each piece appended.
+    bytes: FxHashMap<u64, u32>,
+    text_nodes: u32,
     elem_text: Vec<std::sync::Arc<str>>,
     elem_ids: FxHashMap<std::sync::Arc<str>, u32>,
 }
 
 impl Model {
     fn new(kind: ModelKind) -> Model {
-        let mut m = Model {
+        Model {
             kind,
             children: FxHashMap::default(),
             parents: vec![(NONE, NONE)],
             next_required: Vec::new(),
-            texts: Vec::new(),
-            text_ids: FxHashMap::default(),
+            bytes: FxHashMap::default(),
+            text_nodes: 1,
             elem_text: Vec::new(),
             elem_ids: FxHashMap::default(),
-        };
-        if kind == ModelKind::StringAppend {
-            m.text_id("");
         }
-        m
     }
 
-    /// String model: the id of a text.
-    fn text_id(&mut self, t: &str) -> u32 {
-        if let Some(&id) = self.text_ids.get(t) {
-            return id;
+    /// String model: the state of text `t` appended to the text of `from`.
+    fn text_id_from(&mut self, from: u32, t: &[u8]) -> u32 {
+        let mut node = from;
+        for &b in t {
+            let k = (u64::from(node) << 8) | u64::from(b);
+            let next = self.text_nodes;
+            let n = *self.bytes.entry(k).or_insert(next);
+            if n == next {
+                self.text_nodes += 1;
+            }
+            node = n;
         }
-        let id = self.texts.len() as u32;
-        let rc: std::sync::Arc<str> = t.into();
-        self.texts.push(rc.clone());
-        self.text_ids.insert(rc, id);
-        id
+        node
+    }
+
+    /// String model: the state of a text.
+    fn text_id(&mut self, t: &str) -> u32 {
+        self.text_id_from(0, t.as_bytes())
     }
 
     /// String model: the element id of an appended string.
@@ -127,8 +133,8 @@ impl Model {
             return c;
         }
         let c = if self.kind == ModelKind::StringAppend {
-            let text = format!("{}{}", self.texts[state as usize], self.elem_text[elem as usize]);
-            self.text_id(&text)
+            let piece = self.elem_text[elem as usize].clone();
+            self.text_id_from(state, piece.as_bytes())
         } else {
             self.parents.push((state, elem));
             (self.parents.len() - 1) as u32
@@ -266,7 +272,7 @@ pub(crate) fn compile(history: &History, indices: &[u32]) -> Result<Compiled, St
     let mut gives = Vec::with_capacity(ops.len());
     let mut list_writes = Vec::new();
     // String model: (index in `out`, text id) of the reads, (token, text) of the pieces written.
-    let mut text_reads: Vec<(usize, u32)> = Vec::new();
+    let mut text_reads: Vec<(usize, String)> = Vec::new();
     let mut pieces: Vec<(u32, String)> = Vec::new();
     let describe = |op: &Op| {
         let line = op.line.map(|l| format!(" (line {l})")).unwrap_or_default();
@@ -311,7 +317,7 @@ pub(crate) fn compile(history: &History, indices: &[u32]) -> Result<Compiled, St
                         let a = model.text_id(text);
                         // What it observed: every piece written that occurs in its text
                         // (a superset of the pieces it really saw).
-                        text_reads.push((out.len(), a));
+                        text_reads.push((out.len(), text.to_string()));
                         (COp { kind: Kind::Read, a, b: 0 }, vec![], NONE)
                     }
                 }
@@ -377,8 +383,7 @@ pub(crate) fn compile(history: &History, indices: &[u32]) -> Result<Compiled, St
         // Too many to match: every put and append may be a source of any get.
         list_writes = (0..out.len() as u32).filter(|&i| gives[i as usize] != NONE).collect();
     } else {
-        for (i, text) in text_reads {
-            let t = model.texts[text as usize].clone();
+        for (i, t) in text_reads {
             needs[i] = pieces.iter().filter(|(_, p)| !p.is_empty() && t.contains(p.as_str())).map(|(tok, _)| *tok).collect();
         }
     }
