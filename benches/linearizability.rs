@@ -37,7 +37,28 @@
 //! legal in any state (a write/cas then takes effect as if it succeeded) and
 //! returns at int64 max, so it stays concurrent with everything after its call.
 //! Failed cas (`fail`) are left out of that file. Values are JSON integers (null
-//! only as the initial value).
+//! only as the initial value). `BENCH_WRITE_ONLY=1` with `BENCH_HISTORY_DIR`
+//! writes the histories and checks nothing.
+//!
+//! Side by side with Porcupine (the Go checker, as the comparison peer):
+//!
+//! ```text
+//! git clone https://github.com/anishathalye/porcupine /tmp/porcupine   # or any checkout
+//! benches/porcupine-compare.sh /tmp/porcupine [--sizes 1000,10000,100000] [--reps 3] [--budget 120] [--cases multi-key,single-key] [--no-test-data]
+//! ```
+//!
+//! The script fetches nothing and writes nothing to the repository: it builds a
+//! small Go driver of ours (kept in the script; it calls Porcupine's
+//! `CheckOperationsTimeout` with the register model above, partitioned by key)
+//! against the given checkout in a temporary folder, builds lab in release
+//! mode (or uses `$LAB`), writes these histories, and runs `lab check
+//! linearizability` and the driver on each `.porcupine.json` file, plus
+//! Porcupine's own test data (its Jepsen etcd logs and string-append kv logs,
+//! which lab reads as jepsen.util logs and EDN). It prints a Markdown table:
+//! median wall time of the whole process over `--reps` runs (reading the file
+//! included), operations per second, the speed-up (Porcupine's time over
+//! lab's) and both verdicts. Go comes from `$GO`, else `go` on the PATH, else
+//! /usr/lib/go-1.23/bin/go.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -118,6 +139,8 @@ fn main() {
         Ok(v) => v.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
         Err(_) => vec![1_000, 10_000, 100_000],
     };
+    // BENCH_WRITE_ONLY=1 (with BENCH_HISTORY_DIR): write the histories, check nothing.
+    let write_only = dir.is_some() && std::env::var_os("BENCH_WRITE_ONLY").is_some();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("linearizability checker, {cores} cores (best and median of repeated runs; ops/s from the best; witness included for violations)");
     println!("{:<24} {:>7} {:>7} {:>16} {:>11} {:>11} {:>11} {:>10} {:>10} {:>8}", "case", "ops", "threads", "verdict", "best", "median", "ops/s", "states", "steps", "witness");
@@ -130,6 +153,9 @@ fn main() {
             if let Some(d) = &dir {
                 std::fs::write(d.join(format!("{}-{n}.json", case.name)), formats::to_json(&history)).expect("write history");
                 std::fs::write(d.join(format!("{}-{n}.porcupine.json", case.name)), formats::to_porcupine_json(&history)).expect("write history");
+            }
+            if write_only {
+                continue;
             }
             let thread_counts: &[usize] = if case.name == "multi-key" && cores > 1 { &[1, 0] } else { &[0] };
             for &threads in thread_counts {
@@ -163,7 +189,7 @@ fn main() {
         }
     }
     // Reading histories: the project's JSON and the Porcupine-friendly form.
-    if filter.as_deref().is_none_or(|f| "parse".contains(f)) {
+    if !write_only && filter.as_deref().is_none_or(|f| "parse".contains(f)) {
         for &n in &sizes {
             let history = generate(&cases()[0], n);
             for (name, text) in [("json", formats::to_json(&history)), ("porcupine-json", formats::to_porcupine_json(&history)), ("edn", to_edn(&history))] {

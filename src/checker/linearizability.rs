@@ -35,6 +35,10 @@ pub struct CheckOptions {
     pub budget: Duration,
     /// Shrink a failing key to a minimal witness.
     pub witness: bool,
+    /// At most this long for the witnesses (within the budget, or a tenth of it
+    /// past the budget when the violation was found late). When it runs out
+    /// the smallest failing set found so far is reported (`minimal: false`).
+    pub witness_budget: Duration,
     /// At most this many failing keys get a witness.
     pub max_witnesses: usize,
     /// Stop checking the other keys as soon as one key is not linearizable
@@ -49,7 +53,7 @@ pub struct CheckOptions {
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { budget: Duration::from_secs(10), witness: true, max_witnesses: 3, stop_on_violation: true, threads: 0, cancel: None }
+        CheckOptions { budget: Duration::from_secs(10), witness: true, witness_budget: Duration::from_secs(2), max_witnesses: 3, stop_on_violation: true, threads: 0, cancel: None }
     }
 }
 
@@ -198,8 +202,31 @@ struct KeyWork {
     indices: Vec<u32>,
 }
 
-/// (group, result, for a failing key its compiled ops and where the search was blocked).
-type KeyOutcome = (usize, KeyResult, Option<(Compiled, Option<u64>)>);
+/// A key being checked: its result so far, and its compiled ops while it is
+/// unfinished (and, for a failing key, for the witness).
+struct KeyState {
+    group: usize,
+    result: KeyResult,
+    compiled: Option<Compiled>,
+    /// Completion time of the first operation that cannot be placed (failing keys).
+    blocked: Option<u64>,
+    done: bool,
+}
+
+/// Histories up to this many operations are checked on the calling thread
+/// (starting worker threads costs more than the check).
+const SEQUENTIAL_OPS: usize = 1024;
+/// Steps of the first slice each key gets when there are more keys than
+/// threads; each further round gives the unfinished keys 4 times more.
+const FIRST_SLICE: u64 = 1 << 12;
+
+fn for_each_mut<T: Send>(parallel: bool, items: &mut [T], f: impl Fn(&mut T) + Sync + Send) {
+    if parallel && items.len() > 1 {
+        items.par_iter_mut().for_each(f);
+    } else {
+        items.iter_mut().for_each(f);
+    }
+}
 
 fn check_inner(history: &History, opts: &CheckOptions) -> CheckResult {
     let start = Instant::now();
@@ -217,9 +244,8 @@ fn check_inner(history: &History, opts: &CheckOptions) -> CheckResult {
             groups[g].indices.push(i as u32);
         }
     }
-    // Largest first, so the long poles start early.
-    let mut order: Vec<usize> = (0..groups.len()).collect();
-    order.sort_by_key(|&g| std::cmp::Reverse(groups[g].indices.len()));
+    let parallel = groups.len() > 1 && history.ops.len() > SEQUENTIAL_OPS;
+    let threads = if parallel { rayon::current_num_threads().max(1) } else { 1 };
 
     let violation = AtomicBool::new(false);
     let external = opts.cancel.clone();
@@ -231,79 +257,108 @@ fn check_inner(history: &History, opts: &CheckOptions) -> CheckResult {
         flags.push(c);
     }
 
-    let mut results: Vec<KeyOutcome> = order
-        .par_iter()
-        .map(|&g| {
-            let work = &groups[g];
-            let t0 = Instant::now();
-            let mut result = KeyResult {
-                key: work.key.clone(),
+    // Largest first, so the long poles start early.
+    let mut states: Vec<KeyState> = (0..groups.len())
+        .map(|g| KeyState {
+            group: g,
+            result: KeyResult {
+                key: groups[g].key.clone(),
                 model: ModelKind::Register,
-                ops: work.indices.len(),
+                ops: groups[g].indices.len(),
                 verdict: Verdict::Unknown,
                 elapsed: Duration::ZERO,
                 reason: None,
                 states: 0,
                 steps: 0,
                 witness: None,
-            };
-            let ctl = Control { deadline, cancel: &flags };
-            if let Some(o) = ctl.interrupted() {
-                result.reason = Some(interrupted_reason(o, &work.key, work.indices.len(), opts.budget));
-                return (g, result, None);
+            },
+            compiled: None,
+            blocked: None,
+            done: false,
+        })
+        .collect();
+    states.sort_by_key(|k| std::cmp::Reverse(k.result.ops));
+
+    for_each_mut(parallel, &mut states, |k| {
+        let t0 = Instant::now();
+        match compile(history, &groups[k.group].indices) {
+            Ok(c) => {
+                k.result.model = c.model.kind;
+                k.compiled = Some(c);
             }
-            let compiled = match compile(history, &work.indices) {
-                Ok(c) => c,
-                Err(e) => {
-                    result.reason = Some(format!("cannot check {}: {e}", key_label(&work.key)));
-                    result.elapsed = t0.elapsed();
-                    return (g, result, None);
-                }
-            };
-            result.model = compiled.model.kind;
-            let (outcome, stats) = search_stats(&compiled.ops, &compiled, &ctl);
-            result.states = stats.states;
-            result.steps = stats.steps;
-            result.elapsed = t0.elapsed();
+            Err(e) => {
+                k.result.reason = Some(format!("cannot check {}: {e}", key_label(&groups[k.group].key)));
+                k.done = true;
+            }
+        }
+        k.result.elapsed += t0.elapsed();
+    });
+
+    // Rounds: while there are more unfinished keys than threads, each key gets a
+    // slice of steps (4 times more each round) and starts over if it needs
+    // more, so a hard key cannot keep the others waiting (and a key that fails
+    // fast stops the check early). At most a third of the work is repeated.
+    let mut slice = FIRST_SLICE;
+    loop {
+        let pending = states.iter().filter(|k| !k.done).count();
+        if pending == 0 {
+            break;
+        }
+        let ctl0 = Control { deadline, cancel: &flags, max_steps: u64::MAX };
+        if let Some(o) = ctl0.interrupted() {
+            for k in states.iter_mut().filter(|k| !k.done) {
+                k.result.reason = Some(interrupted_reason(o, &k.result.key, k.result.ops, opts.budget));
+                k.compiled = None;
+                k.done = true;
+            }
+            break;
+        }
+        let max_steps = if pending > threads { slice } else { u64::MAX };
+        slice = slice.saturating_mul(4);
+        let ctl = Control { max_steps, ..ctl0 };
+        let mut todo: Vec<&mut KeyState> = states.iter_mut().filter(|k| !k.done).collect();
+        for_each_mut(parallel, &mut todo, |k| {
+            let t0 = Instant::now();
+            let compiled = k.compiled.as_ref().expect("unfinished keys are compiled");
+            let (outcome, stats) = search_stats(&compiled.ops, compiled, &ctl);
+            k.result.states = stats.states;
+            k.result.steps += stats.steps;
+            k.result.elapsed += t0.elapsed();
             match outcome {
+                Outcome::Paused => return,
                 Outcome::Linearizable => {
-                    result.verdict = Verdict::Linearizable;
-                    (g, result, None)
+                    k.result.verdict = Verdict::Linearizable;
+                    k.compiled = None;
                 }
                 Outcome::NotLinearizable => {
                     violation.store(true, std::sync::atomic::Ordering::Relaxed);
-                    result.verdict = Verdict::NotLinearizable;
-                    (g, result, Some((compiled, stats.blocked.map(|(t, _)| t))))
+                    k.result.verdict = Verdict::NotLinearizable;
+                    k.blocked = stats.blocked.map(|(t, _)| t);
                 }
                 o => {
-                    result.reason = Some(interrupted_reason(o, &work.key, work.indices.len(), opts.budget));
-                    (g, result, None)
+                    k.result.reason = Some(interrupted_reason(o, &k.result.key, k.result.ops, opts.budget));
+                    k.compiled = None;
                 }
             }
-        })
-        .collect();
-    results.sort_by_key(|(g, _, _)| *g);
+            k.done = true;
+        });
+    }
+    states.sort_by_key(|k| k.group);
 
-    // Witnesses for the first failing keys.
+    // Witnesses for the first failing keys, within the witness budget.
     if opts.witness {
-        let grace = deadline.max(Instant::now() + opts.budget / 10);
+        let now = Instant::now();
+        let grace = deadline.max(now + opts.budget / 10).min(now + opts.witness_budget);
         let ext: Vec<&AtomicBool> = external.as_deref().into_iter().collect();
-        let ctl = Control { deadline: grace, cancel: &ext };
-        let failing: Vec<usize> = results.iter().enumerate().filter(|(_, (_, r, c))| r.verdict == Verdict::NotLinearizable && c.is_some()).map(|(i, _)| i).take(opts.max_witnesses).collect();
-        let witnesses: Vec<(usize, Witness)> = failing
-            .par_iter()
-            .map(|&i| {
-                let (g, _, compiled) = &results[i];
-                let (compiled, blocked) = compiled.as_ref().expect("failing keys keep their compiled ops");
-                (i, make_witness(history, &groups[*g], compiled, *blocked, &ctl))
-            })
-            .collect();
-        for (i, w) in witnesses {
-            results[i].1.witness = Some(w);
-        }
+        let ctl = Control { deadline: grace, cancel: &ext, max_steps: u64::MAX };
+        let mut failing: Vec<&mut KeyState> = states.iter_mut().filter(|k| k.result.verdict == Verdict::NotLinearizable && k.compiled.is_some()).take(opts.max_witnesses).collect();
+        for_each_mut(parallel, &mut failing, |k| {
+            let compiled = k.compiled.as_ref().expect("failing keys keep their compiled ops");
+            k.result.witness = Some(make_witness(history, &groups[k.group], compiled, k.blocked, &ctl));
+        });
     }
 
-    let per_key: Vec<KeyResult> = results.into_iter().map(|(_, r, _)| r).collect();
+    let per_key: Vec<KeyResult> = states.into_iter().map(|k| k.result).collect();
     let verdict = if per_key.iter().any(|k| k.verdict == Verdict::NotLinearizable) {
         Verdict::NotLinearizable
     } else if per_key.iter().any(|k| k.verdict == Verdict::Unknown) {

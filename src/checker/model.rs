@@ -5,7 +5,13 @@
 //! - the list-append model interns lists in a trie (the empty list, also what a
 //!   read of a missing key returns as `null`, is 0; appending element `e` to
 //!   state `s` is the child `(s, e)`), so comparing a read's list with the state
-//!   is one integer comparison and an append is one hash lookup.
+//!   is one integer comparison and an append is one hash lookup;
+//! - the string-append model (a key-value store whose `append` concatenates
+//!   strings, `get` returning the whole string, `""` or null when empty)
+//!   interns texts in a trie of bytes: the state is the node of the text (so
+//!   equal texts are equal states, whatever pieces made them), and appending
+//!   piece `e` to state `s` walks the bytes of `e` from `s` once, then is a
+//!   memoized lookup.
 
 use rustc_hash::FxHashMap;
 
@@ -42,6 +48,8 @@ pub enum ModelKind {
     Register,
     /// A list: append an element; a read returns the whole list.
     ListAppend,
+    /// A string: append concatenates; a read returns the whole string.
+    StringAppend,
 }
 
 impl ModelKind {
@@ -49,6 +57,7 @@ impl ModelKind {
         match self {
             ModelKind::Register => "register",
             ModelKind::ListAppend => "list-append",
+            ModelKind::StringAppend => "string-append",
         }
     }
 }
@@ -64,22 +73,74 @@ pub(crate) struct Model {
     /// List model, optional: state -> the only element that may be appended
     /// next (NONE: any). See [`Model::pin_order`].
     next_required: Vec<u32>,
+    /// String model: the byte trie ((node << 8 | byte) -> node; the root 0 is
+    /// the empty text), its size, and the string of each piece appended.
+    bytes: FxHashMap<u64, u32>,
+    text_nodes: u32,
+    elem_text: Vec<std::sync::Arc<str>>,
+    elem_ids: FxHashMap<std::sync::Arc<str>, u32>,
 }
 
 impl Model {
     fn new(kind: ModelKind) -> Model {
-        Model { kind, children: FxHashMap::default(), parents: vec![(NONE, NONE)], next_required: Vec::new() }
+        Model {
+            kind,
+            children: FxHashMap::default(),
+            parents: vec![(NONE, NONE)],
+            next_required: Vec::new(),
+            bytes: FxHashMap::default(),
+            text_nodes: 1,
+            elem_text: Vec::new(),
+            elem_ids: FxHashMap::default(),
+        }
+    }
+
+    /// String model: the state of text `t` appended to the text of `from`.
+    fn text_id_from(&mut self, from: u32, t: &[u8]) -> u32 {
+        let mut node = from;
+        for &b in t {
+            let k = (u64::from(node) << 8) | u64::from(b);
+            let next = self.text_nodes;
+            let n = *self.bytes.entry(k).or_insert(next);
+            if n == next {
+                self.text_nodes += 1;
+            }
+            node = n;
+        }
+        node
+    }
+
+    /// String model: the state of a text.
+    fn text_id(&mut self, t: &str) -> u32 {
+        self.text_id_from(0, t.as_bytes())
+    }
+
+    /// String model: the element id of an appended string.
+    fn elem_id(&mut self, t: &str) -> u32 {
+        if let Some(&i) = self.elem_ids.get(t) {
+            return i;
+        }
+        let rc: std::sync::Arc<str> = t.into();
+        self.elem_text.push(rc.clone());
+        self.elem_ids.insert(rc, (self.elem_text.len() - 1) as u32);
+        (self.elem_text.len() - 1) as u32
     }
 
     #[inline]
     fn child(&mut self, state: u32, elem: u32) -> u32 {
         let k = (u64::from(state) << 32) | u64::from(elem);
-        let next = self.parents.len() as u32;
-        let parents = &mut self.parents;
-        *self.children.entry(k).or_insert_with(|| {
-            parents.push((state, elem));
-            next
-        })
+        if let Some(&c) = self.children.get(&k) {
+            return c;
+        }
+        let c = if self.kind == ModelKind::StringAppend {
+            let piece = self.elem_text[elem as usize].clone();
+            self.text_id_from(state, piece.as_bytes())
+        } else {
+            self.parents.push((state, elem));
+            (self.parents.len() - 1) as u32
+        };
+        self.children.insert(k, c);
+        c
     }
 
     /// Applies `op` to `state`; `None` if the op cannot happen in that state.
@@ -191,7 +252,9 @@ impl Interner {
 /// reads or writes a list.
 pub(crate) fn model_kind(ops: &[&Op]) -> ModelKind {
     let list = |v: &Value| matches!(v, Value::List(_));
-    if ops.iter().any(|op| op.f == Func::Append || (op.f.is_read() && op.status == Status::Ok && list(&op.output)) || (op.f.is_write() && list(&op.value))) {
+    if ops.iter().any(|op| op.f == Func::Append && matches!(op.value, Value::Str(_))) {
+        ModelKind::StringAppend
+    } else if ops.iter().any(|op| op.f == Func::Append || (op.f.is_read() && op.status == Status::Ok && list(&op.output)) || (op.f.is_write() && list(&op.value))) {
         ModelKind::ListAppend
     } else {
         ModelKind::Register
@@ -208,6 +271,9 @@ pub(crate) fn compile(history: &History, indices: &[u32]) -> Result<Compiled, St
     let mut needs = Vec::with_capacity(ops.len());
     let mut gives = Vec::with_capacity(ops.len());
     let mut list_writes = Vec::new();
+    // String model: (index in `out`, text id) of the reads, (token, text) of the pieces written.
+    let mut text_reads: Vec<(usize, String)> = Vec::new();
+    let mut pieces: Vec<(u32, String)> = Vec::new();
     let describe = |op: &Op| {
         let line = op.line.map(|l| format!(" (line {l})")).unwrap_or_default();
         format!("{op}{line}")
@@ -242,6 +308,18 @@ pub(crate) fn compile(history: &History, indices: &[u32]) -> Result<Compiled, St
                         need.dedup();
                         (COp { kind: Kind::Read, a: s, b: 0 }, need, NONE)
                     }
+                    ModelKind::StringAppend => {
+                        let text = match &op.output {
+                            Value::Null => "",
+                            Value::Str(t) => t.as_str(),
+                            other => return Err(format!("{}: a {} of a key that is appended to with strings must return a string (or null), got {other}", describe(op), op.f)),
+                        };
+                        let a = model.text_id(text);
+                        // What it observed: every piece written that occurs in its text
+                        // (a superset of the pieces it really saw).
+                        text_reads.push((out.len(), text.to_string()));
+                        (COp { kind: Kind::Read, a, b: 0 }, vec![], NONE)
+                    }
                 }
             }
             (ModelKind::Register, Func::Write | Func::Put) => {
@@ -272,6 +350,23 @@ pub(crate) fn compile(history: &History, indices: &[u32]) -> Result<Compiled, St
                 list_writes.push(out.len() as u32);
                 (COp { kind: Kind::Write, a: s, b: 0 }, vec![], NONE)
             }
+            (ModelKind::StringAppend, Func::Append | Func::Write | Func::Put) => {
+                let text = match &op.value {
+                    Value::Null => "",
+                    Value::Str(t) => t.as_str(),
+                    other => return Err(format!("{}: a key that is appended to with strings holds a string; a {} must give a string, got {other}", describe(op), op.f)),
+                };
+                let e = model.elem_id(text);
+                let piece = values.id(&Value::Str(text.to_string()));
+                pieces.push((piece, text.to_string()));
+                if op.f == Func::Append {
+                    (COp { kind: Kind::Append, a: e, b: 0 }, vec![], piece)
+                } else {
+                    let s = model.text_id(text);
+                    (COp { kind: Kind::Write, a: s, b: 0 }, vec![], piece)
+                }
+            }
+            (ModelKind::StringAppend, f) => return Err(format!("{}: {f} is not supported on a key that is appended to with strings (use append, put and get)", describe(op))),
             (ModelKind::ListAppend, f) => return Err(format!("{}: {f} is not supported on a key that is appended to (use append and read/get)", describe(op))),
             (ModelKind::Register, Func::Append) => {
                 unreachable!("a key with an append uses the list model")
@@ -281,6 +376,16 @@ pub(crate) fn compile(history: &History, indices: &[u32]) -> Result<Compiled, St
         out.push(SOp { orig, idx: out.len() as u32, call: op.call, ret: if info { u64::MAX } else { op.ret.unwrap_or(u64::MAX) }, info, cop });
         needs.push(if info { vec![] } else { need });
         gives.push(give);
+    }
+    pieces.sort_unstable();
+    pieces.dedup();
+    if text_reads.len().saturating_mul(pieces.len()) > 4_000_000 {
+        // Too many to match: every put and append may be a source of any get.
+        list_writes = (0..out.len() as u32).filter(|&i| gives[i as usize] != NONE).collect();
+    } else {
+        for (i, t) in text_reads {
+            needs[i] = pieces.iter().filter(|(_, p)| !p.is_empty() && t.contains(p.as_str())).map(|(tok, _)| *tok).collect();
+        }
     }
     Ok(Compiled { model, ops: out, needs, gives, list_writes })
 }
@@ -301,6 +406,10 @@ pub(crate) fn reduce_info(ops: &[SOp], comp: &Compiled) -> Option<Vec<SOp>> {
     }
     if comp.model.kind == ModelKind::ListAppend && ops.iter().any(|o| o.cop.kind == Kind::Write) {
         // A write of a whole list could be the source of any element.
+        return None;
+    }
+    if comp.model.kind == ModelKind::StringAppend {
+        // What a get observed is known only up to substrings: nothing is certain.
         return None;
     }
     let refused = ops.iter().any(|o| o.cop.kind == Kind::CasRefused);

@@ -54,12 +54,16 @@ pub(crate) enum Outcome {
     Timeout,
     /// A cancellation flag was raised.
     Cancelled,
+    /// `Control::max_steps` were taken (the caller may search again with more).
+    Paused,
 }
 
 /// When to give up.
 pub(crate) struct Control<'a> {
     pub deadline: Instant,
     pub cancel: &'a [&'a AtomicBool],
+    /// Stop with `Paused` after about this many steps.
+    pub max_steps: u64,
 }
 
 impl Control<'_> {
@@ -411,6 +415,9 @@ pub(crate) fn search_stats(ops: &[SOp], comp: &Compiled, ctl: &Control) -> (Outc
         if steps & 1023 == 0 {
             if let Some(o) = ctl.interrupted() {
                 break o;
+            }
+            if steps >= ctl.max_steps {
+                break Outcome::Paused;
             }
         }
         debug_assert!(cur != tail && cur != NONE);

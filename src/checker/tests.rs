@@ -555,6 +555,80 @@ fn a_violation_stops_the_other_keys() {
     assert_eq!(res.witness.unwrap().key, "bad");
 }
 
+#[test]
+fn a_fast_failing_key_stops_more_hard_keys_than_threads() {
+    // Hard keys, more than threads and larger than the broken one (so they are
+    // scheduled first): the broken key must still be found, and stop them.
+    for hard_keys in [8, 16] {
+        let mut ops = Vec::new();
+        for k in 0..hard_keys {
+            ops.extend(hard_history(40).ops.into_iter().map(|op| Op { key: format!("hard{k}"), ..op }));
+        }
+        ops.push(Op::ok(0, "bad", Func::Write, 1, Value::Null, 0, 1));
+        ops.push(Op::ok(0, "bad", Func::Read, Value::Null, Value::Null, 2, 3));
+        let h = History::new(ops);
+        for threads in [1, 2] {
+            let t0 = Instant::now();
+            let res = check(&h, &CheckOptions { threads, ..CheckOptions::with_budget(Duration::from_secs(60)) });
+            let took = t0.elapsed();
+            assert_eq!(res.verdict, Verdict::NotLinearizable, "{}", res.summary());
+            assert!(took < Duration::from_secs(5), "{hard_keys} hard keys, {threads} threads: {took:?}");
+            assert_eq!(res.witness.as_ref().unwrap().key, "bad");
+            assert!(res.per_key.iter().filter(|k| k.key.starts_with("hard")).all(|k| k.verdict == Verdict::Unknown));
+        }
+    }
+}
+
+#[test]
+fn the_witness_search_is_capped() {
+    let sim = simulate(&SimConfig { ops: 20_000, ..sim_config(3, SimModel::Register) });
+    let h = inject(&sim, Anomaly::StaleRead, 7).expect("a spot for the anomaly");
+    let t0 = Instant::now();
+    let plain = check(&h, &CheckOptions { witness: false, ..opts() });
+    let search = t0.elapsed();
+    assert_eq!(plain.verdict, Verdict::NotLinearizable);
+    for cap in [Duration::ZERO, Duration::from_millis(20)] {
+        let t0 = Instant::now();
+        let res = check(&h, &CheckOptions { witness_budget: cap, ..opts() });
+        let took = t0.elapsed();
+        assert_eq!(res.verdict, Verdict::NotLinearizable);
+        assert!(took < search * 3 + cap + Duration::from_millis(300), "cap {cap:?}: took {took:?}, the search alone {search:?}");
+        // Cut short or not, there is a witness with the operation that cannot be placed.
+        let w = res.witness.expect("a witness");
+        assert!(!w.ops.is_empty() && w.culprit.is_some(), "{w:?}");
+    }
+}
+
+#[test]
+fn string_append_key_values() {
+    let kv = |ops: &[(u64, &str, &str, u64, u64)]| -> Verdict {
+        let ops = ops
+            .iter()
+            .map(|&(p, f, v, call, ret)| match f {
+                "append" => Op::ok(p, "k", Func::Append, v, Value::Null, call, ret),
+                "put" => Op::ok(p, "k", Func::Put, v, Value::Null, call, ret),
+                _ => Op::ok(p, "k", Func::Get, Value::Null, v, call, ret),
+            })
+            .collect();
+        verdict(ops)
+    };
+    // A get of a missing key returns "" (or null).
+    assert_eq!(kv(&[(0, "get", "", 0, 1), (0, "append", "ab", 2, 3), (0, "get", "ab", 4, 5)]), Verdict::Linearizable);
+    assert_eq!(kv(&[(0, "put", "a", 0, 1), (0, "append", "b", 2, 3), (0, "get", "ab", 4, 5)]), Verdict::Linearizable);
+    // Concurrent appends in either order; different pieces that make the same text.
+    assert_eq!(kv(&[(0, "append", "x", 0, 10), (1, "append", "y", 0, 10), (2, "get", "yx", 20, 30)]), Verdict::Linearizable);
+    assert_eq!(kv(&[(0, "append", "a", 0, 10), (1, "append", "bc", 0, 10), (2, "append", "ab", 0, 10), (3, "get", "abc", 20, 30)]), Verdict::NotLinearizable);
+    assert_eq!(kv(&[(0, "append", "a", 0, 10), (1, "append", "bc", 0, 10), (3, "get", "abc", 20, 30)]), Verdict::Linearizable);
+    // Order, loss, and a put that resets.
+    assert_eq!(kv(&[(0, "append", "x", 0, 1), (1, "append", "y", 2, 3), (2, "get", "yx", 4, 5)]), Verdict::NotLinearizable);
+    assert_eq!(kv(&[(0, "append", "x", 0, 1), (2, "get", "", 4, 5)]), Verdict::NotLinearizable);
+    assert_eq!(kv(&[(0, "append", "x", 0, 1), (1, "put", "p", 2, 3), (1, "append", "q", 4, 5), (2, "get", "pq", 6, 7)]), Verdict::Linearizable);
+    let res = run(vec![Op::ok(0, "k", Func::Append, "x", Value::Null, 0, 1), Op::ok(1, "k", Func::Append, "y", Value::Null, 2, 3), Op::ok(2, "k", Func::Get, Value::Null, "yx", 4, 5)]);
+    let w = res.witness.expect("a witness");
+    assert_eq!(w.ops.len(), 3, "{w:?}");
+    assert!(w.explanation.contains("string"), "{}", w.explanation);
+}
+
 // ---------------------------------------------------------------------------
 // Formats
 

@@ -124,7 +124,7 @@ impl<'a> Closure<'a> {
         match search(&ops, self.comp, ctl) {
             Outcome::NotLinearizable => Some(true),
             Outcome::Linearizable => Some(false),
-            Outcome::Timeout | Outcome::Cancelled => None,
+            Outcome::Timeout | Outcome::Cancelled | Outcome::Paused => None,
         }
     }
 
@@ -133,7 +133,7 @@ impl<'a> Closure<'a> {
     /// the overall deadline passed or the check was cancelled.
     fn fails_capped(&self, units: &[u32], ctl: &Control, cap: Duration, capped: &Cell<bool>) -> Option<bool> {
         let deadline = ctl.deadline.min(Instant::now() + cap);
-        let sub = Control { deadline, cancel: ctl.cancel };
+        let sub = Control { deadline, cancel: ctl.cancel, max_steps: ctl.max_steps };
         match self.fails(units, &sub) {
             Some(v) => Some(v),
             None if ctl.interrupted().is_some() => None,
@@ -377,6 +377,7 @@ pub(crate) fn explain(history: &History, model: ModelKind, key: &str, witness: &
         let what = match model {
             ModelKind::Register => "a single register",
             ModelKind::ListAppend => "a single list",
+            ModelKind::StringAppend => "a single string",
         };
         let first = culprit.map(|c| format!(" The first operation that cannot be placed is {}.", history.ops[c])).unwrap_or_default();
         format!(

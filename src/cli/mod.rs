@@ -217,11 +217,38 @@ fn session(quiet: bool) -> Result<Session, Error> {
     Ok(Session { backend: Backend::Docker(DockerBackend::connect()?), ui: Ui::new(quiet) })
 }
 
-/// Run the parsed command line; returns the exit code.
-pub async fn run(cli: Cli) -> i32 {
+fn set_error_hook() {
     // Long lines stay whole when stderr is not a terminal (CI logs, tests).
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = miette::set_hook(Box::new(move |_| Box::new(miette::MietteHandlerOpts::new().wrap_lines(tty).color(tty && std::env::var_os("NO_COLOR").is_none()).build())));
+}
+
+fn exit_code(res: Result<i32, Error>) -> i32 {
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            let code = e.exit_code();
+            print_error(e);
+            code
+        }
+    }
+}
+
+/// Runs the commands that need no async runtime (`check`: a checker run
+/// should cost no more than the check); gives the others back.
+pub fn run_blocking(cli: Cli) -> Result<i32, Cli> {
+    match cli.command {
+        Command::Check(c) => {
+            set_error_hook();
+            Ok(exit_code(check::run(c)))
+        }
+        _ => Err(cli),
+    }
+}
+
+/// Run the parsed command line; returns the exit code.
+pub async fn run(cli: Cli) -> i32 {
+    set_error_hook();
     let catalogue = Catalogue::new(cli.labs.clone());
     let quiet = cli.quiet;
     let res = match cli.command {
@@ -246,14 +273,7 @@ pub async fn run(cli: Cli) -> i32 {
         },
         Command::Export(c) => export::run(&catalogue, c),
     };
-    match res {
-        Ok(code) => code,
-        Err(e) => {
-            let code = e.exit_code();
-            print_error(e);
-            code
-        }
-    }
+    exit_code(res)
 }
 
 /// Wait for Ctrl-C (or SIGTERM).
