@@ -117,6 +117,9 @@ pub struct Plan {
     pub images: ImageSet,
     /// Dependencies whose traffic from the service goes through the fault proxy.
     pub proxied: Vec<String>,
+    /// The instance's secret (`{{ secret }}` in the service's environment and in checks).
+    #[serde(skip)]
+    pub secret: String,
 }
 
 impl Plan {
@@ -167,6 +170,16 @@ pub struct PlanOptions {
     pub ready_timeout: Option<Duration>,
     /// lab's own executable, mounted into the fault proxy's container.
     pub lab_exe: Option<PathBuf>,
+    /// The instance's secret (`{{ secret }}` in the service's environment), e.g. to sign JWTs.
+    pub secret: String,
+}
+
+/// A fresh instance secret: 32 random bytes, hex (256 bits, enough for HS256).
+pub fn new_secret() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The instance name: `lab-<lab>[-<student>]`.
@@ -319,6 +332,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         ctx.insert("student", &opts.student.clone().unwrap_or_default());
         ctx.insert("replicas", &replicas);
         ctx.insert("peers", &peers);
+        ctx.insert("secret", &opts.secret);
         let mut env = BTreeMap::new();
         for (k, v) in &svc.env {
             let r = tera::Tera::one_off(v, &ctx, false).map_err(|e| PlanError::Env { var: k.clone(), message: crate::lab::tera_message(&e) })?;
@@ -352,7 +366,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
                 port: PortSpec { container: svc.port, host: host_port },
                 mounts: vec![Mount { host: dir.clone(), container: BIN_DIR.into(), read_only: true }],
                 labels: l,
-                ready: Readiness::Http { path: svc.ready.path.clone(), status: svc.ready.status },
+                ready: if svc.ready.grpc { Readiness::Grpc } else { Readiness::Http { path: svc.ready.path.clone(), status: svc.ready.status } },
                 ready_timeout: opts.ready_timeout.unwrap_or(svc.ready.timeout),
                 compose: None,
             });
@@ -373,6 +387,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         labels: common,
         images: opts.images,
         proxied,
+        secret: opts.secret.clone(),
     })
 }
 

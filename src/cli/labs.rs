@@ -41,7 +41,8 @@ pub fn show(cat: &Catalogue, name: &str, readme: bool) -> Result<i32, Error> {
         println!("  {n:<12} template {:<12} upstream {:<26} debian {}", dep.template, ImageSet::Upstream.image(&dep.template), ImageSet::Debian.image(&dep.template));
     }
     let s = &d.service;
-    println!("\nYour service `{}`: built from Go source, run as {} container(s), listening on port {}, ready when GET {} answers {}", s.name, s.replicas, s.port, s.ready.path, s.ready.status);
+    let ready = if s.ready.grpc { "the gRPC health service (grpc.health.v1.Health/Check) answers SERVING".to_string() } else { format!("GET {} answers {}", s.ready.path, s.ready.status) };
+    println!("\nYour service `{}`: built from Go source, run as {} container(s), listening on port {}, ready when {ready}", s.name, s.replicas, s.port);
     println!("Environment it receives:");
     for (k, v) in &s.env {
         println!("  {k}={v}");

@@ -259,7 +259,13 @@ fn one() -> u32 {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpReady {
+    /// The path of the HTTP GET (unless `grpc`).
+    #[serde(default)]
     pub path: String,
+    /// Instead of an HTTP GET: the standard gRPC health service
+    /// (grpc.health.v1.Health/Check) answers SERVING.
+    #[serde(default)]
+    pub grpc: bool,
     #[serde(default = "ok_status")]
     pub status: u16,
     #[serde(default = "ready_timeout", with = "humantime_serde")]
@@ -443,4 +449,7 @@ pub struct Matcher {
     /// A whole number at least this.
     #[serde(default)]
     pub min: Option<i64>,
+    /// A whole number at most this.
+    #[serde(default)]
+    pub max: Option<i64>,
 }

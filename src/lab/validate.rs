@@ -38,6 +38,7 @@ pub(crate) fn env_sample_context(def: &LabDef) -> tera::Context {
     ctx.insert("student", "");
     ctx.insert("replicas", &def.service.replicas);
     ctx.insert("peers", &Vec::<String>::new());
+    ctx.insert("secret", "0123456789abcdef0123456789abcdef");
     ctx
 }
 
@@ -84,7 +85,9 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
     if svc.port == 0 {
         out.push(problem("service.port", "port 0 is not a port", "the TCP port your service listens on, e.g. 8080"));
     }
-    if !svc.ready.path.starts_with('/') {
+    if svc.ready.grpc && !svc.ready.path.is_empty() {
+        out.push(problem("service.ready.path", "readiness is either an HTTP GET of `path` or `grpc: true`, not both", "drop `path` for a gRPC service"));
+    } else if !svc.ready.grpc && !svc.ready.path.starts_with('/') {
         out.push(problem("service.ready.path", format!("readiness path `{}` must start with /", svc.ready.path), "for example /healthz"));
     }
     let ctx = env_sample_context(def);
@@ -93,7 +96,7 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
             out.push(problem(
                 format!("service.env.{k}"),
                 format!("template of {k} does not render: {}", tera_message(&e)),
-                "variables: deps.<dependency>.{host,port,addr}, self.{url,node,host,port}, instance, student, replicas, peers",
+                "variables: deps.<dependency>.{host,port,addr}, self.{url,node,host,port}, instance, student, replicas, peers, secret",
             ));
         }
     }

@@ -14,7 +14,16 @@ fn counter() -> impl FnMut() -> Result<u16, String> {
 }
 
 fn opts(solution: Solution, student: Option<&str>) -> PlanOptions {
-    PlanOptions { student: student.map(str::to_string), images: ImageSet::Debian, solution, ports: HashMap::new(), extra_env: BTreeMap::new(), ready_timeout: None, lab_exe: None }
+    PlanOptions {
+        student: student.map(str::to_string),
+        images: ImageSet::Debian,
+        solution,
+        ports: HashMap::new(),
+        extra_env: BTreeMap::new(),
+        ready_timeout: None,
+        lab_exe: None,
+        secret: String::new(),
+    }
 }
 
 fn binary() -> Solution {

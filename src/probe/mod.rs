@@ -7,6 +7,9 @@ mod ready;
 
 pub use ready::{check_ready, wait_ready, Readiness};
 pub mod exec;
+pub mod grpc;
+pub mod jwt;
+pub mod sql;
 
 use std::time::Duration;
 

@@ -46,6 +46,12 @@ pub fn test_value(what: &str, value: Option<&str>, m: &Matcher) -> Result<(), Mi
             _ => return Err(Mismatch { expected: format!("{what}: a whole number ≥ {min}"), got: shown(value) }),
         }
     }
+    if let Some(max) = m.max {
+        match value.and_then(|v| v.trim().parse::<i64>().ok()) {
+            Some(n) if n <= max => {}
+            _ => return Err(Mismatch { expected: format!("{what}: a whole number ≤ {max}"), got: shown(value) }),
+        }
+    }
     Ok(())
 }
 
