@@ -326,12 +326,14 @@ mod tests {
             c.labels.insert(IMAGES_LABEL.into(), "debian".into());
         }
         p.containers[0].labels.insert(ENV_LABEL.into(), serde_json::to_string(&extra).unwrap());
+        p.containers[0].labels.insert(SECRET_LABEL.into(), "feedface".into());
         fake.converge(&p).await.unwrap();
         let again = session(&fake).running_plan(&lab, Some("eve")).await.unwrap();
         assert_eq!(again.target.as_deref(), Some("http://127.0.0.1:9"));
         assert_eq!(again.containers[0].port.host, 45678);
         assert_eq!(again.containers[0].image, ImageSet::Debian.image("redis"));
         assert_eq!(again.service_env[0]["SHORTENER_BUG"], "memory");
+        assert_eq!(again.secret, "feedface", "the secret comes back from its label");
         assert!(matches!(session(&fake).running_plan(&lab, Some("nobody")).await, Err(Error::NotUp(_))));
     }
 }

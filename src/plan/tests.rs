@@ -103,3 +103,20 @@ fn instance_names() {
     assert!(!valid_student("Bob"));
     assert!(!valid_student("a b"));
 }
+
+#[test]
+fn the_secret_reaches_the_service_env_and_grpc_readiness_is_planned() {
+    let auth = Catalogue::new(vec![]).find("grpc-auth").unwrap();
+    let mut o = opts(binary(), None);
+    o.secret = "ab".repeat(32);
+    let p = plan(&auth, &o, counter()).unwrap();
+    let app = p.replicas().next().unwrap();
+    assert_eq!(app.env["JWT_SECRET"], "ab".repeat(32));
+    assert_eq!(p.secret, "ab".repeat(32));
+    assert!(matches!(app.ready, Readiness::Grpc), "{:?}", app.ready);
+    // A fresh secret each time, 256 bits in hex.
+    let (a, b) = (new_secret(), new_secret());
+    assert_eq!(a.len(), 64);
+    assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_ne!(a, b);
+}

@@ -41,8 +41,8 @@ pub enum ProtoError {
 pub enum CallFailure {
     #[error("could not connect to {addr}: {message}")]
     Connect { addr: String, message: String },
-    #[error("no answer from {addr} within the call's deadline of {deadline:?} (and {grace:?} of grace): the service does not honour the deadline")]
-    Timeout { addr: String, deadline: Duration, grace: Duration },
+    #[error("no answer from {addr} within the call's deadline of {}: the service does not honour the deadline (a gRPC client gives up then; end the call before it)", humantime::format_duration(*deadline))]
+    Timeout { addr: String, deadline: Duration },
     #[error("the call to {addr} broke off: {message}")]
     Transport { addr: String, message: String },
     #[error("the reply of {addr} is larger than {max} bytes: {message}")]
@@ -198,16 +198,13 @@ pub async fn call(c: Call<'_>) -> Result<Answer, CallFailure> {
             Ok(a)
         }
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(CallFailure::Timeout { addr, deadline: limit - GRACE, grace: GRACE }),
+        Err(_) => Err(CallFailure::Timeout { addr, deadline: limit - GRACE }),
     }
 }
 
 async fn call_inner(c: Call<'_>) -> Result<Answer, CallFailure> {
     let addr = c.addr.clone();
-    let endpoint = tonic::transport::Endpoint::from_shared(c.addr.clone())
-        .map_err(|e| CallFailure::Connect { addr: addr.clone(), message: e.to_string() })?
-        .connect_timeout(c.deadline)
-        .timeout(c.deadline + GRACE);
+    let endpoint = tonic::transport::Endpoint::from_shared(c.addr.clone()).map_err(|e| CallFailure::Connect { addr: addr.clone(), message: e.to_string() })?.connect_timeout(c.deadline);
     let channel = endpoint.connect().await.map_err(|e| CallFailure::Connect { addr: addr.clone(), message: error_chain(&e) })?;
     let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(MAX_REPLY);
     grpc.ready().await.map_err(|e| CallFailure::Connect { addr: addr.clone(), message: error_chain(&e) })?;
@@ -221,6 +218,7 @@ async fn call_inner(c: Call<'_>) -> Result<Answer, CallFailure> {
         req.metadata_mut().insert(key, val);
     }
     let codec = DynamicCodec { reply: c.method.output() };
+    let c_deadline = c.deadline;
     match grpc.unary(req, path, codec).await {
         Ok(resp) => {
             let metadata = metadata_json(resp.metadata());
@@ -230,6 +228,10 @@ async fn call_inner(c: Call<'_>) -> Result<Answer, CallFailure> {
         }
         Err(st) => {
             // A status made on this side from a broken connection is no answer of the service.
+            // tonic gives up at the deadline it sent (grpc-timeout), as every gRPC client does.
+            if is_local_timeout(&st) {
+                return Err(CallFailure::Timeout { addr, deadline: c_deadline });
+            }
             if let Some(src) = std::error::Error::source(&st) {
                 return Err(CallFailure::Transport { addr, message: format!("{}: {}", st.message(), error_chain(src)) });
             }
@@ -242,6 +244,17 @@ async fn call_inner(c: Call<'_>) -> Result<Answer, CallFailure> {
             Ok(Answer { value: serde_json::json!({"code": name, "message": message, "response": null, "metadata": metadata_json(st.metadata())}), shown, elapsed: Duration::ZERO })
         }
     }
+}
+
+fn is_local_timeout(st: &Status) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(st);
+    while let Some(e) = cur {
+        if e.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }
 
 fn metadata_json(m: &tonic::metadata::MetadataMap) -> serde_json::Value {
@@ -446,7 +459,8 @@ service Greeter { rpc Hello(Req) returns (Rep); rpc Many(Req) returns (stream Re
         let t = Instant::now();
         let e = hello(&addr, Duration::from_millis(300)).await.unwrap_err();
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-        assert!(e.to_string().contains("does not honour the deadline") || matches!(e, CallFailure::Transport { .. }), "{e}");
+        assert!(matches!(e, CallFailure::Timeout { .. }), "{e}");
+        assert!(e.to_string().contains("within the call's deadline of 300ms: the service does not honour the deadline"), "{e}");
     }
 
     #[tokio::test]

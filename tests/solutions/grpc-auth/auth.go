@@ -138,21 +138,28 @@ func (s *authServer) Login(ctx context.Context, req *LoginRequest) (*LoginRespon
 	if s.cfg.bug != "no-expiry" {
 		claims["exp"] = now.Add(s.cfg.ttl).Unix()
 	}
-	key := s.cfg.secret
-	if s.cfg.bug == "hardcoded-secret" {
-		key = []byte("change-me-please-0123456789")
-	}
-	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(key)
+	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(s.key())
 	if err != nil {
 		return nil, status.Error(codes.Internal, "signing the token failed")
 	}
 	return &LoginResponse{Token: signed, ExpiresIn: int64(s.cfg.ttl / time.Second)}, nil
 }
 
+// key is the HS256 key: the bytes of JWT_SECRET.
+func (s *authServer) key() []byte {
+	if s.cfg.bug == "hardcoded-secret" {
+		return []byte("change-me-please-0123456789")
+	}
+	return s.cfg.secret
+}
+
 func (s *authServer) WhoAmI(ctx context.Context, req *WhoAmIRequest) (*WhoAmIResponse, error) {
 	claims := jwt.MapClaims{}
-	_, err := jwt.ParseWithClaims(req.Token, claims, func(t *jwt.Token) (interface{}, error) { return s.cfg.secret, nil },
-		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired())
+	opts := []jwt.ParserOption{jwt.WithValidMethods([]string{"HS256"})}
+	if s.cfg.bug != "no-expiry" {
+		opts = append(opts, jwt.WithExpirationRequired())
+	}
+	_, err := jwt.ParseWithClaims(req.Token, claims, func(t *jwt.Token) (interface{}, error) { return s.key(), nil }, opts...)
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, "invalid token")
 	}
