@@ -212,6 +212,7 @@ fn a_hostile_service_fails_its_checks_without_hanging_verify() {
         let t = Instant::now();
         let out = run(c);
         let took = t.elapsed();
+        eprintln!("hostile service ({name}): lab verify took {took:?}");
         let report = json(&out);
         assert_eq!(out.status.code(), Some(1), "{name}: {report:#}");
         assert!(took < Duration::from_secs(60), "{name}: verify took {took:?}");
