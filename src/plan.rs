@@ -131,6 +131,9 @@ pub struct Plan {
     /// Whether the service's replicas reach each other through the fault proxy
     /// (links named after the nodes' containers' aliases, e.g. `app-2`).
     pub peer_proxy: bool,
+    /// The instance's secret (`{{ secret }}` in the service's environment and in checks).
+    #[serde(skip)]
+    pub secret: String,
 }
 
 impl Plan {
@@ -185,6 +188,16 @@ pub struct PlanOptions {
     pub ready_timeout: Option<Duration>,
     /// lab's own executable, mounted into the fault proxy's container.
     pub lab_exe: Option<PathBuf>,
+    /// The instance's secret (`{{ secret }}` in the service's environment), e.g. to sign JWTs.
+    pub secret: String,
+}
+
+/// A fresh instance secret: 32 random bytes, hex (256 bits, enough for HS256).
+pub fn new_secret() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The instance name: `lab-<lab>[-<student>]`.
@@ -428,6 +441,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         ctx.insert("student", &opts.student.clone().unwrap_or_default());
         ctx.insert("replicas", &replicas);
         ctx.insert("peers", &peers);
+        ctx.insert("secret", &opts.secret);
         let mut env = BTreeMap::new();
         for (k, v) in &svc.env {
             let r = tera::Tera::one_off(v, &ctx, false).map_err(|e| PlanError::Env { var: k.clone(), message: crate::lab::tera_message(&e) })?;
@@ -467,7 +481,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
                 mounts: vec![Mount { host: dir.clone(), container: BIN_DIR.into(), read_only: true }],
                 extra_hosts: vec![],
                 labels: l,
-                ready: Readiness::Http { path: ready.path.clone(), status: ready.status },
+                ready: if ready.grpc { Readiness::Grpc } else { Readiness::Http { path: ready.path.clone(), status: ready.status } },
                 ready_timeout: opts.ready_timeout.unwrap_or(ready.timeout),
                 compose: None,
             });
@@ -491,6 +505,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         images: opts.images,
         proxied,
         peer_proxy,
+        secret: opts.secret.clone(),
     })
 }
 

@@ -22,6 +22,9 @@ use crate::verify::expect::fmt_dur;
 /// Extra labels that let a later command rebuild the plan of a running instance.
 const IMAGES_LABEL: &str = "lab.images";
 const ENV_LABEL: &str = "lab.extra-env";
+/// The instance's secret (`{{ secret }}`): made at the first `up`, kept on the
+/// containers so that later commands (a second `up`, `verify`) use the same one.
+const SECRET_LABEL: &str = "lab.secret";
 
 /// What the learner gives.
 #[derive(Debug, Clone)]
@@ -98,6 +101,7 @@ impl Session {
                 }
             }
         };
+        let secret = existing.iter().flat_map(|i| i.containers.iter()).find_map(|c| c.labels.get(SECRET_LABEL)).filter(|s| !s.is_empty()).cloned().unwrap_or_else(plan::new_secret);
         let mut picker = PortPicker::default();
         let popts = PlanOptions {
             student: opts.student.clone(),
@@ -107,6 +111,7 @@ impl Session {
             extra_env: opts.extra_env.clone(),
             ready_timeout: opts.ready_timeout,
             lab_exe: std::env::current_exe().ok(),
+            secret: secret.clone(),
         };
         let mut plan = plan::plan(lab, &popts, || picker.pick())?;
         drop(picker);
@@ -116,8 +121,10 @@ impl Session {
         }
         plan.labels.insert(IMAGES_LABEL.into(), opts.images.to_string());
         plan.labels.insert(ENV_LABEL.into(), serde_json::to_string(&opts.extra_env).expect("map serializes"));
+        plan.labels.insert(SECRET_LABEL.into(), secret.clone());
         for c in &mut plan.containers {
             c.labels.insert(IMAGES_LABEL.into(), opts.images.to_string());
+            c.labels.insert(SECRET_LABEL.into(), secret.clone());
             // Only the service gets --env, so only its containers change with it.
             if c.role == Role::Service {
                 c.labels.insert(ENV_LABEL.into(), serde_json::to_string(&opts.extra_env).expect("map serializes"));
@@ -234,6 +241,8 @@ impl Session {
             extra_env: extra_env.clone(),
             ready_timeout: None,
             lab_exe: None,
+            // A program run on the host has no label to keep a secret in.
+            secret: String::new(),
         };
         let mut picker = PortPicker::default();
         let plan = plan::plan(lab, &popts, || picker.pick())?;
@@ -260,7 +269,8 @@ impl Session {
             Solution::None
         };
         let ports: HashMap<String, u16> = inst.containers.iter().filter_map(|c| Some((c.name.clone(), c.host_port?))).collect();
-        let popts = PlanOptions { student: student.map(str::to_string), images, solution, ports, extra_env, ready_timeout: None, lab_exe: std::env::current_exe().ok() };
+        let secret = inst.containers.iter().find_map(|c| c.labels.get(SECRET_LABEL)).cloned().unwrap_or_default();
+        let popts = PlanOptions { student: student.map(str::to_string), images, solution, ports, extra_env, ready_timeout: None, lab_exe: std::env::current_exe().ok(), secret };
         let mut picker = PortPicker::default();
         let plan = plan::plan(lab, &popts, || picker.pick())?;
         for c in &plan.containers {
@@ -302,6 +312,7 @@ fn probe_text(c: &ContainerSpec) -> String {
         crate::probe::Readiness::Http { path, status } => {
             format!("GET {path} with {status} on port {}", c.port.container)
         }
+        crate::probe::Readiness::Grpc => format!("grpc.health.v1.Health/Check answering SERVING on port {}", c.port.container),
         other => format!("{other:?}"),
     }
 }
@@ -344,18 +355,21 @@ mod tests {
             extra_env: extra.clone(),
             ready_timeout: None,
             lab_exe: None,
+            secret: String::new(),
         };
         let mut p = plan::plan(&lab, &popts, || Ok(45678)).unwrap();
         for c in &mut p.containers {
             c.labels.insert(IMAGES_LABEL.into(), "debian".into());
         }
         p.containers[0].labels.insert(ENV_LABEL.into(), serde_json::to_string(&extra).unwrap());
+        p.containers[0].labels.insert(SECRET_LABEL.into(), "feedface".into());
         fake.converge(&p).await.unwrap();
         let again = session(&fake).running_plan(&lab, Some("eve")).await.unwrap();
         assert_eq!(again.target.as_deref(), Some("http://127.0.0.1:9"));
         assert_eq!(again.containers[0].port.host, 45678);
         assert_eq!(again.containers[0].image, ImageSet::Debian.image("redis"));
         assert_eq!(again.service_env[0]["SHORTENER_BUG"], "memory");
+        assert_eq!(again.secret, "feedface", "the secret comes back from its label");
         assert!(matches!(session(&fake).running_plan(&lab, Some("nobody")).await, Err(Error::NotUp(_))));
     }
 }

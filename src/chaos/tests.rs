@@ -20,6 +20,7 @@ async fn setup() -> (FakeBackend, Lab, Plan, Vec<std::net::TcpListener>) {
         extra_env: BTreeMap::new(),
         ready_timeout: None,
         lab_exe: None,
+        secret: String::new(),
     };
     let mut listeners = Vec::new();
     let mut p = plan::plan(&lab, &opts, || {

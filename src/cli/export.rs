@@ -40,7 +40,16 @@ pub fn run(cat: &Catalogue, cmd: ExportCommand) -> Result<i32, Error> {
         None => Solution::None,
     };
     let mut held = Vec::new();
-    let opts = PlanOptions { student, images: set, solution, ports: Default::default(), extra_env: Default::default(), ready_timeout: None, lab_exe: std::env::current_exe().ok() };
+    let opts = PlanOptions {
+        student,
+        images: set,
+        solution,
+        ports: Default::default(),
+        extra_env: Default::default(),
+        ready_timeout: None,
+        lab_exe: std::env::current_exe().ok(),
+        secret: crate::plan::new_secret(),
+    };
     let plan = plan::plan(&lab, &opts, || {
         let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         let p = l.local_addr().map_err(|e| e.to_string())?.port();

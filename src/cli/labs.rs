@@ -43,10 +43,13 @@ pub fn show(cat: &Catalogue, name: &str, readme: bool) -> Result<i32, Error> {
     let s = &d.service;
     match (&s.run, &s.ready) {
         (crate::lab::RunKind::Cli, _) => println!(
-            "\nYour program `{}`: built from Go source, a command-line program. Nothing runs between checks: each check runs it with arguments and environment, in a fresh directory that is its HOME, and reads its exit code, output and files. No container, no port; `lab chaos` has nothing to break in this lab.",
+            "\nYour program `{}`: built from Go source, a command-line program. Nothing runs between checks: each check runs it with arguments and environment, in a fresh directory that is its HOME, and reads its exit code, output and files",
             s.name
         ),
-        (_, Some(r)) => println!("\nYour service `{}`: built from Go source, run as {} container(s), listening on port {}, ready when GET {} answers {}", s.name, s.replicas, s.port, r.path, r.status),
+        (_, Some(r)) => {
+            let ready = if r.grpc { "the gRPC health service (grpc.health.v1.Health/Check) answers SERVING".to_string() } else { format!("GET {} answers {}", r.path, r.status) };
+            println!("\nYour service `{}`: built from Go source, run as {} container(s), listening on port {}, ready when {ready}", s.name, s.replicas, s.port)
+        }
         (_, None) => println!("\nYour service `{}`: built from Go source, run as {} container(s), listening on port {}", s.name, s.replicas, s.port),
     }
     if s.env.is_empty() {

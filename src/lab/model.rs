@@ -279,7 +279,13 @@ fn one() -> u32 {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpReady {
+    /// The path of the HTTP GET (unless `grpc`).
+    #[serde(default)]
     pub path: String,
+    /// Instead of an HTTP GET: the standard gRPC health service
+    /// (grpc.health.v1.Health/Check) answers SERVING.
+    #[serde(default)]
+    pub grpc: bool,
     #[serde(default = "ok_status")]
     pub status: u16,
     #[serde(default = "ready_timeout", with = "humantime_serde")]

@@ -31,6 +31,12 @@ pub enum Probe {
     /// Many WebSocket clients of the service's nodes running one scenario
     /// (fanout, origin, silent-client, slow-client); see `WsProbe`.
     Ws(WsProbe),
+    /// Call a unary gRPC method described by a .proto shipped with the lab.
+    Grpc(GrpcProbe),
+    /// Decode a JSON Web Token and verify it with the instance's secret.
+    Jwt(JwtProbe),
+    /// Run one SQL query against a PostgreSQL dependency.
+    Sql(SqlProbe),
 }
 
 impl Probe {
@@ -42,6 +48,9 @@ impl Probe {
             Probe::Webhook(_) => "webhook",
             Probe::Amqp(_) => "amqp",
             Probe::Ws(_) => "ws",
+            Probe::Grpc(_) => "grpc",
+            Probe::Jwt(_) => "jwt",
+            Probe::Sql(_) => "sql",
         }
     }
 }
@@ -355,4 +364,87 @@ fn ws_timeout() -> Duration {
 }
 fn ws_max_message() -> u32 {
     256 * 1024
+}
+
+/// Call a unary gRPC method. The lab's .proto is compiled when the probe runs
+/// (no protoc needed), so a lab adds gRPC checks without a new build of lab.
+/// The answer is `{"code": "OK"|"UNAUTHENTICATED"|..., "message": "...",
+/// "response": {...the reply as JSON, field names as in the .proto, 64-bit
+/// integers as numbers, defaults included...}|null, "metadata": {...}}`.
+/// A service that cannot be reached, answers past the deadline (plus 0.5 s),
+/// breaks the connection or sends a reply over 256 KiB fails the check.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcProbe {
+    /// The .proto file in the lab's folder, e.g. `auth.proto`.
+    pub proto: String,
+    /// `package.Service/Method`, e.g. `auth.v1.Auth/Login`.
+    pub method: String,
+    /// The request message as JSON (protobuf's JSON mapping); strings are templates.
+    #[serde(default = "empty_object")]
+    pub request: serde_json::Value,
+    /// The call's deadline, sent as grpc-timeout.
+    #[serde(default = "grpc_deadline", with = "humantime_serde")]
+    pub deadline: Duration,
+    /// Request metadata (templates).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// Where to call; default the learner's service.
+    #[serde(default = "service_url")]
+    pub target: String,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
+}
+fn grpc_deadline() -> Duration {
+    Duration::from_secs(2)
+}
+fn service_url() -> String {
+    "{{ service.url }}".into()
+}
+
+/// Decode a JWT and verify it with a shared secret. Never fails to answer:
+/// `{"valid": bool, "error": "why not"|null, "header": {...}, "claims": {...},
+/// "expires_in_seconds": exp - now | null}`. Valid means: the expected
+/// algorithm, a good signature, and no `exp` in the past (with `require_exp`,
+/// an `exp` must be there).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtProbe {
+    /// The token (a template, e.g. `"{{ token }}"` saved from a login).
+    pub token: String,
+    /// The secret; default the instance's own (`{{ secret }}`).
+    #[serde(default = "instance_secret")]
+    pub secret: String,
+    /// The algorithm the token must be signed with.
+    #[serde(default = "hs256")]
+    pub algorithm: String,
+    /// Count a token without an `exp` claim as invalid (by default only an `exp` in the past is).
+    #[serde(default)]
+    pub require_exp: bool,
+}
+
+fn instance_secret() -> String {
+    "{{ secret }}".into()
+}
+fn hs256() -> String {
+    "HS256".into()
+}
+
+/// Run one query against PostgreSQL. The answer is `{"rows": [{"column":
+/// "value as text"|null}], "count": n, "truncated": bool, "error": "PostgreSQL's
+/// refusal"|null}` (at most 1000 rows, 4 KiB per value).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlProbe {
+    /// e.g. `postgres://lab:lab@{{ deps.postgres.addr }}/lab`
+    pub url: String,
+    pub query: String,
+    #[serde(default = "sql_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn sql_timeout() -> Duration {
+    Duration::from_secs(5)
 }

@@ -39,6 +39,7 @@ pub(crate) fn env_sample_context(def: &LabDef) -> tera::Context {
     ctx.insert("student", "");
     ctx.insert("replicas", &def.service.replicas);
     ctx.insert("peers", &Vec::<String>::new());
+    ctx.insert("secret", "0123456789abcdef0123456789abcdef");
     ctx
 }
 
@@ -94,7 +95,8 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
         }
         match &svc.ready {
             None => out.push(problem("service", "the service needs `ready`", "say when it has started, e.g. ready: {path: /healthz}")),
-            Some(r) if !r.path.starts_with('/') => out.push(problem("service.ready.path", format!("readiness path `{}` must start with /", r.path), "for example /healthz")),
+            Some(r) if r.grpc && !r.path.is_empty() => out.push(problem("service.ready.path", "readiness is either an HTTP GET of `path` or `grpc: true`, not both", "drop `path` for a gRPC service")),
+            Some(r) if !r.grpc && !r.path.starts_with('/') => out.push(problem("service.ready.path", format!("readiness path `{}` must start with /", r.path), "for example /healthz")),
             Some(_) => {}
         }
     }
@@ -104,7 +106,7 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
             out.push(problem(
                 format!("service.env.{k}"),
                 format!("template of {k} does not render: {}", tera_message(&e)),
-                "variables: deps.<dependency>.{host,port,addr}, self.{url,node,host,port}, instance, student, replicas, peers",
+                "variables: deps.<dependency>.{host,port,addr}, self.{url,node,host,port}, instance, student, replicas, peers, secret",
             ));
         }
     }

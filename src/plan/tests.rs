@@ -14,7 +14,16 @@ fn counter() -> impl FnMut() -> Result<u16, String> {
 }
 
 fn opts(solution: Solution, student: Option<&str>) -> PlanOptions {
-    PlanOptions { student: student.map(str::to_string), images: ImageSet::Debian, solution, ports: HashMap::new(), extra_env: BTreeMap::new(), ready_timeout: None, lab_exe: None }
+    PlanOptions {
+        student: student.map(str::to_string),
+        images: ImageSet::Debian,
+        solution,
+        ports: HashMap::new(),
+        extra_env: BTreeMap::new(),
+        ready_timeout: None,
+        lab_exe: None,
+        secret: String::new(),
+    }
 }
 
 fn binary() -> Solution {
@@ -193,4 +202,21 @@ fn a_command_line_lab_plans_no_container_and_hands_over_its_program() {
     assert_eq!(p.service_env[0]["TASKCLI_BUG"], "precedence");
     // A service in containers hands over no program: its containers run it.
     assert_eq!(plan(&lab(), &opts(binary(), None), counter()).unwrap().program, None);
+}
+
+#[test]
+fn the_secret_reaches_the_service_env_and_grpc_readiness_is_planned() {
+    let auth = Catalogue::new(vec![]).find("grpc-auth").unwrap();
+    let mut o = opts(binary(), None);
+    o.secret = "ab".repeat(32);
+    let p = plan(&auth, &o, counter()).unwrap();
+    let app = p.replicas().next().unwrap();
+    assert_eq!(app.env["JWT_SECRET"], "ab".repeat(32));
+    assert_eq!(p.secret, "ab".repeat(32));
+    assert!(matches!(app.ready, Readiness::Grpc), "{:?}", app.ready);
+    // A fresh secret each time, 256 bits in hex.
+    let (a, b) = (new_secret(), new_secret());
+    assert_eq!(a.len(), 64);
+    assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_ne!(a, b);
 }

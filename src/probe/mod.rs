@@ -8,7 +8,10 @@ mod ready;
 pub use ready::{check_ready, wait_ready, Readiness};
 pub mod amqp;
 pub mod exec;
+pub mod grpc;
+pub mod jwt;
 pub mod prometheus;
+pub mod sql;
 pub mod webhook;
 pub mod ws;
 

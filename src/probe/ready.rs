@@ -20,6 +20,8 @@ pub enum Readiness {
     Tcp,
     /// PostgreSQL runs `SELECT 1` for this user.
     Postgres { user: String, password: String, database: String },
+    /// The standard gRPC health service answers SERVING.
+    Grpc,
     /// An HTTP GET of `path` answers `status`.
     Http {
         path: String,
@@ -79,6 +81,7 @@ async fn attempt(r: &Readiness, addr: SocketAddr) -> Result<(), String> {
             task.abort();
             res
         }
+        Readiness::Grpc => crate::probe::grpc::health_check(addr, ATTEMPT).await,
         Readiness::Http { path, status } => {
             let url = format!("http://{addr}{path}");
             let client = reqwest::Client::builder().timeout(ATTEMPT).redirect(reqwest::redirect::Policy::none()).build().map_err(|e| e.to_string())?;

@@ -269,6 +269,7 @@ impl<'a> CheckRunner<'a> {
         }
         ctx.insert("deps", &deps);
         ctx.insert("i", &i);
+        ctx.insert("secret", &self.t.plan.secret);
         for (k, v) in &self.vars {
             ctx.insert(k.as_str(), v);
         }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::lab::Probe;
-use crate::probe::{amqp, exec, ws, Answer};
+use crate::probe::{amqp, exec, grpc, jwt, sql, ws, Answer};
 
 /// What a probe may use of the run.
 pub(crate) struct ProbeEnv<'a> {
@@ -16,7 +16,6 @@ pub(crate) struct ProbeEnv<'a> {
     /// a step's own `env` comes after it.
     pub solution_env: &'a std::collections::BTreeMap<String, String>,
     /// The lab (its files, such as a .proto, through `lab.source.read_file`).
-    #[allow(dead_code)]
     pub lab: &'a crate::lab::Lab,
     /// The instance (dependencies' published ports).
     pub plan: &'a crate::plan::Plan,
@@ -201,6 +200,41 @@ pub(crate) async fn run(p: &Probe, env: &ProbeEnv<'_>) -> (String, Result<Answer
             let sent = ws_sent(&spec);
             let res = ws::run(&spec).await.map_err(|e| match e {
                 ws::WsFailure::Spec(m) => ProbeError::Lab(m),
+                other => ProbeError::NoAnswer(other.to_string()),
+            });
+            (sent, res)
+        }
+        Probe::Grpc(x) => {
+            let Some(source) = env.lab.source.read_file(&x.proto) else {
+                return (String::new(), Err(ProbeError::Lab(format!("the lab has no file {} (the grpc probe's `proto`)", x.proto))));
+            };
+            let prepared = grpc::compile(&x.proto, &source).and_then(|pool| {
+                let m = grpc::method(&pool, &x.method)?;
+                let req = grpc::request(m.input(), &x.request)?;
+                Ok((m, req))
+            });
+            let (m, req) = match prepared {
+                Ok(p) => p,
+                Err(e) => return (format!("{} {}", x.method, x.request), Err(ProbeError::Lab(e.to_string()))),
+            };
+            let sent = grpc::shown_request(&m, &req, x.deadline);
+            let res = grpc::call(grpc::Call { addr: x.target.trim_end_matches('/').to_string(), method: m, request: req, deadline: x.deadline, metadata: &x.metadata })
+                .await
+                .map_err(|e| ProbeError::NoAnswer(e.to_string()));
+            (sent, res)
+        }
+        Probe::Jwt(x) => {
+            let algorithm: jsonwebtoken::Algorithm = match x.algorithm.parse() {
+                Ok(a) => a,
+                Err(_) => return (String::new(), Err(ProbeError::Lab(format!("unknown JWT algorithm {:?} (HS256, HS384, HS512, ...)", x.algorithm)))),
+            };
+            let sent = format!("verify the token {} with the instance's secret ({})", crate::probe::excerpt(&x.token, 80), x.algorithm);
+            (sent, Ok(jwt::check(&jwt::JwtSpec { token: &x.token, secret: &x.secret, algorithm, require_exp: x.require_exp })))
+        }
+        Probe::Sql(x) => {
+            let sent = format!("SQL: {}", x.query);
+            let res = sql::query(&sql::SqlSpec { url: &x.url, query: &x.query, timeout: x.timeout }).await.map_err(|e| match e {
+                sql::SqlFailure::Url(..) => ProbeError::Lab(e.to_string()),
                 other => ProbeError::NoAnswer(other.to_string()),
             });
             (sent, res)
