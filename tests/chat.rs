@@ -96,7 +96,7 @@ fn junit_report_names_every_check() {
     ] {
         assert!(text.contains(&format!(r#"<testcase name="{name}""#)), "{name} missing:\n{text}");
     }
-    assert!(text.contains("<failure message=\"the request got accepted = &quot;true&quot;; expected accepted = &quot;false&quot;\""), "{text}");
+    assert!(text.contains("<failure message=\"the probe got accepted = &quot;true&quot;; expected accepted = &quot;false&quot;\""), "{text}");
     let term = stdout(&out);
     assert!(term.contains("✗ bad-origin-refused"), "{term}");
 }
