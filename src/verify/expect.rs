@@ -128,8 +128,13 @@ pub fn pointer_words(ptr: &str) -> String {
     if ptr.is_empty() {
         return "the answer".to_string();
     }
+    let segs: Vec<&str> = ptr.trim_start_matches('/').split('/').collect();
+    // One key reads best as it is, e.g. a series `request_duration_seconds_bucket{le="0.1"}`.
+    if let [one] = segs[..] {
+        return one.replace("~1", "/").replace("~0", "~");
+    }
     let mut out = String::new();
-    for seg in ptr.trim_start_matches('/').split('/') {
+    for seg in segs {
         let seg = seg.replace("~1", "/").replace("~0", "~");
         if seg.contains(['.', '/', ' ']) {
             out.push_str(&format!("[{seg:?}]"));
@@ -213,6 +218,7 @@ mod tests {
     #[test]
     fn answers_name_their_fields_readably() {
         assert_eq!(pointer_words("/files/.tasks.json/json/0/title"), "files[\".tasks.json\"].json.0.title");
+        assert_eq!(pointer_words("/request_duration_seconds_bucket{le=\"0.1\"}"), "request_duration_seconds_bucket{le=\"0.1\"}");
         assert_eq!(pointer_words("/exit"), "exit");
         let a = crate::probe::Answer { value: serde_json::json!({"files": {"a.json": {"size": 3}}}), shown: String::new(), elapsed: Duration::ZERO };
         let mut json = BTreeMap::new();
