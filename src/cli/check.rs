@@ -60,20 +60,29 @@ pub fn run(cmd: CheckCommand) -> Result<i32, Error> {
     };
     let history = parsed.map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
     let result = checker::check(&history, &CheckOptions::with_budget(budget));
+    use std::fmt::Write as _;
+    let mut out = String::new();
     if output == "json" {
-        println!("{}", serde_json::to_string_pretty(&result).expect("result serializes"));
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&result).expect("result serializes"));
     } else {
-        println!("{}: {} ({} operations on {} keys, checked in {:.1} ms)", file.display(), result.verdict.name(), result.ops, result.keys, result.elapsed.as_secs_f64() * 1000.0);
+        let _ = writeln!(out, "{}: {} ({} operations on {} keys, checked in {:.1} ms)", file.display(), result.verdict.name(), result.ops, result.keys, result.elapsed.as_secs_f64() * 1000.0);
         if let Some(r) = &result.reason {
-            println!("  {r}");
+            let _ = writeln!(out, "  {r}");
         }
         if let Some(w) = &result.witness {
-            println!("\n{}\n", w.explanation);
+            let _ = writeln!(out, "\n{}\n", w.explanation);
             let on = if w.key.is_empty() { "the register".to_string() } else { format!("key {}", w.key) };
-            println!("witness ({} operations on {on}{}):", w.ops.len(), if w.minimal { ", minimal" } else { "" });
+            let _ = writeln!(out, "witness ({} operations on {on}{}):", w.ops.len(), if w.minimal { ", minimal" } else { "" });
             for op in &w.ops {
-                println!("  {}{}", op.text, if op.context { "   (context)" } else { "" });
+                let _ = writeln!(out, "  {}{}", op.text, if op.context { "   (context)" } else { "" });
             }
+        }
+    }
+    // A reader that stops early (`| head`) is not an error; the verdict is still the exit code.
+    use std::io::Write as _;
+    if let Err(e) = std::io::stdout().lock().write_all(out.as_bytes()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(Error::Usage(format!("writing the result: {e}")));
         }
     }
     Ok(match result.verdict {
