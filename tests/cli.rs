@@ -22,7 +22,10 @@ fn help_documents_exit_codes_and_examples() {
 fn list_show_and_validate_the_built_in_labs() {
     let mut c = lab();
     c.arg("list");
-    assert!(stdout(&run(c)).contains("url-shortener"));
+    let list = stdout(&run(c));
+    // In ladder order.
+    let at = |l: &str| list.find(l).unwrap_or_else(|| panic!("{l} missing:\n{list}"));
+    assert!(at("task-cli") < at("url-shortener") && at("url-shortener") < at("grpc-auth") && at("raft ") < at("monitoring"), "{list}");
     let mut c = lab();
     c.args(["show", "url-shortener"]);
     let text = stdout(&run(c));

@@ -13,6 +13,9 @@ pub fn list(cat: &Catalogue) -> Result<i32, Error> {
         return Ok(exit::OK);
     }
     let mut bad = false;
+    // In ladder order: the rung first (labs without one last), then the name.
+    let mut all = all;
+    all.sort_by_key(|(name, res)| (res.as_ref().ok().and_then(|l| l.def.rung).unwrap_or(u32::MAX), name.clone()));
     for (name, res) in all {
         match res {
             Ok(l) => println!("{:<16} rung {:<2} {}", name, l.def.rung.map(|r| r.to_string()).unwrap_or_else(|| "-".into()), l.def.title),
