@@ -161,6 +161,19 @@ impl Plan {
         }
         self.replicas().find(|c| c.node == node).map(|c| format!("http://127.0.0.1:{}", c.port.host))
     }
+
+    /// Every node's base URL as lab reaches it (the target's, with `--target`).
+    pub fn service_urls(&self) -> Vec<String> {
+        match &self.target {
+            Some(t) => vec![t.trim_end_matches('/').to_string()],
+            None => self.replicas().map(|c| format!("http://127.0.0.1:{}", c.port.host)).collect(),
+        }
+    }
+
+    /// A dependency's published HTTP address (Prometheus' API, lab's webhook sink...).
+    pub fn dependency_url(&self, service: &str) -> Option<String> {
+        self.dependencies().find(|c| c.service == service).map(|c| format!("http://127.0.0.1:{}", c.port.host))
+    }
 }
 
 /// How the learner's service is provided.

@@ -253,11 +253,19 @@ impl<'a> CheckRunner<'a> {
         Outcome::Passed
     }
 
+    /// Every node's base URL (the one service URL when lab runs no replica, e.g. with `--target`).
+    fn node_urls(&self) -> Vec<String> {
+        let urls = self.t.plan.service_urls();
+        if urls.is_empty() {
+            vec![self.url.clone()]
+        } else {
+            urls
+        }
+    }
+
     fn context(&self, i: u32) -> tera::Context {
         let mut ctx = tera::Context::new();
-        let urls: Vec<String> = self.t.plan.replicas().filter_map(|c| self.t.plan.service_url(c.node)).collect();
-        let urls = if urls.is_empty() { vec![self.url.clone()] } else { urls };
-        ctx.insert("service", &serde_json::json!({"url": self.url, "urls": urls}));
+        ctx.insert("service", &serde_json::json!({"url": self.url, "urls": self.node_urls()}));
         ctx.insert("run", &serde_json::json!({"id": self.run_id, "net": self.run_net, "dir": self.dir}));
         if let Some(s) = &self.t.solution {
             ctx.insert("solution", s);
@@ -283,8 +291,8 @@ impl<'a> CheckRunner<'a> {
     fn build_request(&self, step: &Step, ctx: &tera::Context) -> Result<(HttpRequest, String), StepError> {
         let req = step.request.as_ref().expect("request step");
         if let Some(d) = &req.dep {
-            let dep = self.t.plan.dependencies().find(|c| c.service == *d).ok_or_else(|| StepError::Lab(format!("no dependency `{d}` in this instance")))?;
-            return render_request(req, ctx, &format!("http://127.0.0.1:{}", dep.port.host)).map_err(StepError::Lab);
+            let base = self.t.plan.dependency_url(d).ok_or_else(|| StepError::Lab(format!("no dependency `{d}` in this instance")))?;
+            return render_request(req, ctx, &base).map_err(StepError::Lab);
         }
         let base = match &req.node {
             None => self.url.clone(),
@@ -342,8 +350,7 @@ impl<'a> CheckRunner<'a> {
                     Some(p) => {
                         let p = probes::render_probe(p, &ctx).map_err(StepError::Lab)?;
                         let no_env = BTreeMap::new();
-                        let nodes: Vec<String> = self.t.plan.replicas().filter_map(|c| self.t.plan.service_url(c.node)).collect();
-                        let nodes = if nodes.is_empty() { vec![self.url.clone()] } else { nodes };
+                        let nodes = self.node_urls();
                         let env = probes::ProbeEnv {
                             workdir: &self.dir,
                             solution: self.t.solution.as_deref(),

@@ -26,7 +26,7 @@ pub(crate) struct ProbeEnv<'a> {
 /// The published address of the lab's first dependency made from `template`.
 fn dep_url(env: &ProbeEnv<'_>, template: &str) -> Option<String> {
     let name = env.lab.def.dependencies.iter().find(|(_, d)| d.template == template).map(|(n, _)| n.clone()).unwrap_or_else(|| template.to_string());
-    env.plan.dependencies().find(|c| c.service == name).map(|c| format!("http://127.0.0.1:{}", c.port.host))
+    env.plan.dependency_url(&name)
 }
 
 /// Why a probe step got no answer to judge.
@@ -100,7 +100,7 @@ pub(crate) async fn run(p: &Probe, env: &ProbeEnv<'_>) -> (String, Result<Answer
         }
         Probe::Webhook(x) => {
             use crate::probe::webhook;
-            let Some(url) = x.url.clone().or_else(|| env.plan.dependencies().find(|c| c.service == crate::plan::WEBHOOK_SERVICE).map(|c| format!("http://127.0.0.1:{}", c.port.host))) else {
+            let Some(url) = x.url.clone().or_else(|| env.plan.dependency_url(crate::plan::WEBHOOK_SERVICE)) else {
                 return (String::new(), Err(ProbeError::Lab("this instance runs no webhook sink (no dependency delivers to it); give the probe a `url`".into())));
             };
             let since = match x.since.as_deref().map(str::trim) {
