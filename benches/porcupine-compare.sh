@@ -10,8 +10,9 @@
 # temporary folder (nothing of it is written to the repository), builds lab in
 # release mode (or uses $LAB), writes the benchmark's seeded histories
 # (BENCH_HISTORY_DIR) and runs both checkers on every history, --reps times
-# each, printing the median wall time of the whole process (reading and
-# parsing the file included). Porcupine's own test_data (Jepsen etcd logs, kv
+# each, printing the median wall time of the whole process (start, reading and
+# parsing the file included), timed by hyperfine when it is installed
+# (`apt-get install hyperfine`; each run spawned directly, no shell). Porcupine's own test_data (Jepsen etcd logs, kv
 # logs) is run too unless --no-test-data. Both get the same time budget;
 # a run that does not finish within it reports `unknown`.
 #
@@ -370,6 +371,7 @@ echo "writing histories (sizes $SIZES)" >&2
 (cd "$REPO" && BENCH_HISTORY_DIR="$WORK/h" BENCH_WRITE_ONLY=1 BENCH_SIZES="$SIZES" cargo bench --quiet --bench linearizability >/dev/null)
 
 now_ms() { date +%s%N; }
+HYPERFINE=$(command -v hyperfine || true)
 # Runs "$@" and sets WALL (ms) and CODE / OUT.
 timed() {
     local s e
@@ -395,19 +397,41 @@ row() { # name ops lab_us lab_verdict porc_us porc_verdict
     if [ "$4" = "$6" ]; then AGREE=$((AGREE + 1)); else DISAGREE=$((DISAGREE + 1)); mark=" (differ)"; fi
     printf '| %-28s | %7s | %10s | %10s | %11s | %11s | %7s | %s / %s%s |\n' "$1" "$2" "$(fmt_ms "$3")" "$(fmt_ms "$5")" "$(rate "$2" "$3")" "$(rate "$2" "$5")" "$(ratio "$3" "$5")" "$4" "$6" "$mark"
 }
-# compare NAME OPS FILE: median of REPS runs of each checker.
-compare() {
-    local lab_t="" drv_t="" lv dv i
-    for ((i = 0; i < REPS; i++)); do
-        timed "$LAB" check linearizability --budget "${BUDGET}s" "$3"
-        lab_t="$lab_t $WALL"; lv=$(lab_verdict $CODE)
-        timed "$WORK/pdriver" "$3" "$BUDGET"
-        drv_t="$drv_t $WALL"; dv=$(drv_verdict $CODE "$OUT")
+# measure VERDICT FIRST_US CMD...: the median wall time (us) of REPS runs of
+# CMD. With hyperfine (Debian's package), each run is spawned directly and
+# timed by it (no shell, no timeout wrapper: that adds about 3 ms to every
+# run, which hides differences on small histories); a run that did not finish
+# the first time (killed, unknown) keeps that first time. Without hyperfine,
+# REPS more runs through `timed`.
+measure() {
+    local verdict=$1 first=$2 t="" i
+    shift 2
+    case $verdict in killed | unknown) echo "$first"; return ;; esac
+    if [ -n "$HYPERFINE" ]; then
+        "$HYPERFINE" -N -i --style none --warmup 1 --runs "$REPS" --export-json "$WORK/hf.json" "$*" >/dev/null 2>&1
+        python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["results"][0]["median"] * 1e6))' "$WORK/hf.json"
+        return
+    fi
+    t=$first
+    for ((i = 1; i < REPS; i++)); do
+        timed "$@"
+        t="$t $WALL"
     done
-    row "$1" "$2" "$(echo "$lab_t" | median)" "$lv" "$(echo "$drv_t" | median)" "$dv"
+    echo "$t" | median
+}
+# compare NAME OPS FILE: the verdicts of one run of each checker, then the
+# median wall time of REPS runs of each.
+compare() {
+    local lv dv lab_first drv_first
+    timed "$LAB" check linearizability --budget "${BUDGET}s" "$3"
+    lab_first=$WALL lv=$(lab_verdict $CODE)
+    timed "$WORK/pdriver" "$3" "$BUDGET"
+    drv_first=$WALL dv=$(drv_verdict $CODE "$OUT")
+    row "$1" "$2" "$(measure "$lv" "$lab_first" "$LAB" check linearizability --budget "${BUDGET}s" "$3")" "$lv" \
+        "$(measure "$dv" "$drv_first" "$WORK/pdriver" "$3" "$BUDGET")" "$dv"
 }
 
-echo "$(nproc) cores; load: $(uptime | sed 's/.*load average/load average/'); lab: $LAB; Porcupine: $(git -C "$PSRC" rev-parse --short HEAD 2>/dev/null || echo "$PSRC"); budget ${BUDGET}s; median of $REPS runs, wall time of the whole process"
+echo "$(nproc) cores; load: $(uptime | sed 's/.*load average/load average/'); lab: $LAB; Porcupine: $(git -C "$PSRC" rev-parse --short HEAD 2>/dev/null || echo "$PSRC"); budget ${BUDGET}s; median of $REPS runs, wall time of the whole process, timed by ${HYPERFINE:+hyperfine}${HYPERFINE:-the shell}"
 echo
 echo '| history                      |     ops |     lab ms | porcupine ms |   lab ops/s | porc. ops/s | speed-up | verdicts lab / porcupine |'
 echo '|------------------------------|--------:|-----------:|-----------:|------------:|------------:|--------:|---------------------------|'
@@ -430,23 +454,22 @@ if [ "$TEST_DATA" = 1 ]; then
     logs=("$PSRC"/test_data/jepsen/*.log)
     if [ -f "${logs[0]}" ]; then
         ops=$(cat "${logs[@]}" | grep -c ':invoke')
-        lab_tot="" drv_tot="" lab_v="" drv_v=""
-        for ((i = 0; i < REPS; i++)); do
-            lt=0 dt=0 lv="" dv=""
-            for f in "${logs[@]}"; do
-                timed "$LAB" check linearizability --budget "${BUDGET}s" "$f"
-                lt=$((lt + WALL)); lv="$lv$(lab_verdict $CODE) "
-                timed "$WORK/pdriver" "$f" "$BUDGET"
-                dt=$((dt + WALL)); dv="$dv$(drv_verdict $CODE "$OUT") "
-            done
-            lab_tot="$lab_tot $lt" drv_tot="$drv_tot $dt" lab_v=$lv drv_v=$dv
+        lab_tot=0 drv_tot=0 lab_v="" drv_v=""
+        for f in "${logs[@]}"; do
+            timed "$LAB" check linearizability --budget "${BUDGET}s" "$f"
+            lv=$(lab_verdict $CODE) lab_first=$WALL
+            timed "$WORK/pdriver" "$f" "$BUDGET"
+            dv=$(drv_verdict $CODE "$OUT") drv_first=$WALL
+            lab_tot=$((lab_tot + $(measure "$lv" "$lab_first" "$LAB" check linearizability --budget "${BUDGET}s" "$f")))
+            drv_tot=$((drv_tot + $(measure "$dv" "$drv_first" "$WORK/pdriver" "$f" "$BUDGET")))
+            lab_v="$lab_v$lv " drv_v="$drv_v$dv "
         done
         same=0
         read -ra la <<< "$lab_v"
         read -ra da <<< "$drv_v"
         for ((i = 0; i < ${#la[@]}; i++)); do [ "${la[$i]}" = "${da[$i]}" ] && same=$((same + 1)); done
         summary() { echo "$1" | tr ' ' '\n' | grep -v '^$' | sort | uniq -c | awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2}'; }
-        row "jepsen etcd (${#logs[@]} logs, total)" "$ops" "$(echo "$lab_tot" | median)" "$same/${#logs[@]} agree" "$(echo "$drv_tot" | median)" "$same/${#logs[@]} agree"
+        row "jepsen etcd (${#logs[@]} logs, total)" "$ops" "$lab_tot" "$same/${#logs[@]} agree" "$drv_tot" "$same/${#logs[@]} agree"
         echo
         echo "jepsen etcd verdicts: lab $(summary "$lab_v"); Porcupine $(summary "$drv_v")"
     fi

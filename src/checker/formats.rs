@@ -294,6 +294,11 @@ struct RawEvent {
 /// Reads the project's JSON format (also a bare list of events, or JSON Lines).
 pub fn parse_json(text: &str) -> Result<History, ParseError> {
     let text = strip_bom(text);
+    if let Some(events) = fast_list::<FastEvent>(text) {
+        if let Some(raw) = events.into_iter().map(|(e, line)| fast_event(e, line)).collect::<Option<Vec<_>>>() {
+            return finish_events(raw);
+        }
+    }
     let items = json_items(text)?;
     if let Some((first, _)) = items.first() {
         if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(first.get()) {
@@ -307,6 +312,72 @@ pub fn parse_json(text: &str) -> Result<History, ParseError> {
         raw.push(json_event(item, line)?);
     }
     finish_events(raw)
+}
+
+/// The common case in one pass: a JSON list (bare, or as the `ops` of an
+/// object) whose every element deserializes as `T`, each with the line it
+/// starts on. `None` for anything else (another shape, an element that does not
+/// fit `T`, a syntax error): the caller then takes the long way, which says
+/// where and what is wrong.
+fn fast_list<'a, T: Deserialize<'a>>(text: &'a str) -> Option<Vec<(T, usize)>> {
+    let bytes = text.as_bytes();
+    let skip_ws = |mut i: usize| {
+        while i < bytes.len() && matches!(bytes[i], b' ' | b'\t' | b'\n' | b'\r') {
+            i += 1;
+        }
+        i
+    };
+    let mut i = skip_ws(0);
+    let in_object = match bytes.get(i)? {
+        b'[' => false,
+        b'{' => {
+            // Only `{"ops": [` at the start; other shapes take the long way.
+            i = skip_ws(i + 1);
+            if !text[i..].starts_with("\"ops\"") {
+                return None;
+            }
+            i = skip_ws(i + 5);
+            if bytes.get(i) != Some(&b':') {
+                return None;
+            }
+            i = skip_ws(i + 1);
+            if bytes.get(i) != Some(&b'[') {
+                return None;
+            }
+            true
+        }
+        _ => return None,
+    };
+    i = skip_ws(i + 1);
+    let mut out = Vec::with_capacity(text.len() / 100);
+    let mut lines = LineCounter::new(text);
+    if bytes.get(i) == Some(&b']') {
+        i += 1;
+    } else {
+        loop {
+            let line = lines.line_at(i);
+            let mut stream = serde_json::Deserializer::from_str(&text[i..]).into_iter::<T>();
+            let item = stream.next()?.ok()?;
+            i = skip_ws(i + stream.byte_offset());
+            out.push((item, line));
+            match bytes.get(i)? {
+                b',' => i = skip_ws(i + 1),
+                b']' => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    i = skip_ws(i);
+    if in_object {
+        if bytes.get(i) != Some(&b'}') {
+            return None;
+        }
+        i = skip_ws(i + 1);
+    }
+    (i == bytes.len()).then_some(out)
 }
 
 /// Splits a JSON document into its event (or operation) objects, each with its line.
@@ -405,30 +476,47 @@ struct FastEvent<'a> {
     time: Option<u64>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum FastKey<'a> {
-    Str(#[serde(borrow)] Cow<'a, str>),
-    Int(i64),
+/// A key: a string, or an integer read as its decimal text.
+struct FastKey<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for FastKey<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = FastKey<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or an integer")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(FastKey(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(FastKey(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(FastKey(Cow::Owned(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(FastKey(Cow::Owned(v.to_string())))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(FastKey(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+fn fast_event(e: FastEvent, line: usize) -> Option<RawEvent> {
+    let kind = EventType::parse(e.kind.trim_start_matches(':'))?;
+    let f_name = e.f.trim_start_matches(':');
+    Some(RawEvent { process: Some(e.process), kind, f: Func::parse(f_name), f_name: f_name.to_string(), key: e.key.map(|k| k.0.into_owned()), value: e.value, time: e.time, line })
 }
 
 fn json_event(item: &RawValue, line: usize) -> Result<RawEvent, ParseError> {
     if let Ok(e) = serde_json::from_str::<FastEvent>(item.get()) {
-        if let Some(kind) = EventType::parse(e.kind.trim_start_matches(':')) {
-            let f_name = e.f.trim_start_matches(':');
-            return Ok(RawEvent {
-                process: Some(e.process),
-                kind,
-                f: Func::parse(f_name),
-                f_name: f_name.to_string(),
-                key: e.key.map(|k| match k {
-                    FastKey::Str(s) => s.into_owned(),
-                    FastKey::Int(i) => i.to_string(),
-                }),
-                value: e.value,
-                time: e.time,
-                line,
-            });
+        if let Some(raw) = fast_event(e, line) {
+            return Ok(raw);
         }
     }
     json_event_slow(item, line)
@@ -523,42 +611,52 @@ fn finish_events(raw: Vec<RawEvent>) -> Result<History, ParseError> {
 /// Reads the Porcupine-friendly JSON form (see the module docs).
 pub fn parse_porcupine(text: &str) -> Result<History, ParseError> {
     let text = strip_bom(text);
+    if let Some(items) = fast_list::<POp>(text) {
+        if let Ok(ops) = items.into_iter().map(|(p, line)| porcupine_op(p, line)).collect::<Result<Vec<_>, _>>() {
+            return Ok(History { ops });
+        }
+    }
     let items = json_items(text)?;
     porcupine_items(text, &items)
 }
 
+#[derive(Deserialize)]
+struct PIn<'a> {
+    #[serde(borrow)]
+    op: Cow<'a, str>,
+    #[serde(default, borrow)]
+    key: Option<FastKey<'a>>,
+    #[serde(default)]
+    value: Value,
+    #[serde(default)]
+    from: Value,
+    #[serde(default)]
+    to: Value,
+}
+
+#[derive(Deserialize, Default)]
+struct POut {
+    #[serde(default)]
+    value: Value,
+    #[serde(default)]
+    ok: Option<bool>,
+    #[serde(default)]
+    unknown: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct POp<'a> {
+    client_id: u64,
+    #[serde(borrow)]
+    input: PIn<'a>,
+    call: i64,
+    #[serde(default)]
+    output: Option<POut>,
+    #[serde(rename = "return")]
+    ret: i64,
+}
+
 fn porcupine_items(_text: &str, items: &[(&RawValue, usize)]) -> Result<History, ParseError> {
-    #[derive(Deserialize)]
-    struct In {
-        op: String,
-        #[serde(default)]
-        key: Option<serde_json::Value>,
-        #[serde(default)]
-        value: Option<serde_json::Value>,
-        #[serde(default)]
-        from: Option<serde_json::Value>,
-        #[serde(default)]
-        to: Option<serde_json::Value>,
-    }
-    #[derive(Deserialize)]
-    struct Out {
-        #[serde(default)]
-        value: Option<serde_json::Value>,
-        #[serde(default)]
-        ok: Option<bool>,
-        #[serde(default)]
-        unknown: Option<bool>,
-    }
-    #[derive(Deserialize)]
-    struct POp {
-        client_id: u64,
-        input: In,
-        call: i64,
-        #[serde(default)]
-        output: Option<Out>,
-        #[serde(rename = "return")]
-        ret: i64,
-    }
     let mut ops = Vec::with_capacity(items.len());
     for (item, line) in items {
         let line = *line;
@@ -570,53 +668,47 @@ fn porcupine_items(_text: &str, items: &[(&RawValue, usize)]) -> Result<History,
                 format!("{msg}; expected {{\"client_id\": 0, \"input\": {{\"op\": \"write\", \"key\": \"x\", \"value\": 1}}, \"call\": 1, \"output\": {{...}}, \"return\": 2}}"),
             )
         })?;
-        let f = Func::parse(&p.input.op).ok_or_else(|| perr(line, format!("unsupported operation {:?}; expected one of {FUNC_NAMES}", p.input.op)))?;
-        let conv = |v: &Option<serde_json::Value>, what: &str| -> Result<Value, ParseError> {
-            match v {
-                None => Ok(Value::Null),
-                Some(v) => json_to_value(v).map_err(|m| perr(line, format!("{what}: {m}"))),
-            }
-        };
-        let key = match &p.input.key {
-            None | Some(serde_json::Value::Null) => String::new(),
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-        };
-        let value = match f {
-            Func::Cas => Value::List(vec![conv(&p.input.from, "\"from\"")?, conv(&p.input.to, "\"to\"")?]),
-            f if f.is_read() => Value::Null,
-            _ => conv(&p.input.value, "\"value\"")?,
-        };
-        let out = p.output.unwrap_or(Out { value: None, ok: None, unknown: None });
-        let unknown = out.unknown.unwrap_or(false);
-        if p.call < 0 {
-            return Err(perr(line, format!("\"call\" must be a non-negative integer, got {}", p.call)));
-        }
-        if !unknown && p.ret < p.call {
-            return Err(perr(line, format!("\"return\" {} is before \"call\" {}", p.ret, p.call)));
-        }
-        let output = if unknown {
-            Value::Null
-        } else if f.is_read() {
-            conv(&out.value, "\"output.value\"")?
-        } else if f == Func::Cas && out.ok == Some(false) {
-            Value::Bool(false)
-        } else {
-            Value::Null
-        };
-        ops.push(Op {
-            process: p.client_id,
-            key,
-            f,
-            value,
-            output,
-            call: p.call as u64,
-            ret: if p.ret == PORCUPINE_INFINITY || p.ret < p.call { None } else { Some(p.ret as u64) },
-            status: if unknown { Status::Info } else { Status::Ok },
-            line: Some(line),
-        });
+        ops.push(porcupine_op(p, line)?);
     }
     Ok(History { ops })
+}
+
+fn porcupine_op(p: POp, line: usize) -> Result<Op, ParseError> {
+    let f = Func::parse(&p.input.op).ok_or_else(|| perr(line, format!("unsupported operation {:?}; expected one of {FUNC_NAMES}", p.input.op)))?;
+    let key = p.input.key.map(|k| k.0.into_owned()).unwrap_or_default();
+    let value = match f {
+        Func::Cas => Value::List(vec![p.input.from, p.input.to]),
+        f if f.is_read() => Value::Null,
+        _ => p.input.value,
+    };
+    let out = p.output.unwrap_or_default();
+    let unknown = out.unknown.unwrap_or(false);
+    if p.call < 0 {
+        return Err(perr(line, format!("\"call\" must be a non-negative integer, got {}", p.call)));
+    }
+    if !unknown && p.ret < p.call {
+        return Err(perr(line, format!("\"return\" {} is before \"call\" {}", p.ret, p.call)));
+    }
+    let output = if unknown {
+        Value::Null
+    } else if f.is_read() {
+        out.value
+    } else if f == Func::Cas && out.ok == Some(false) {
+        Value::Bool(false)
+    } else {
+        Value::Null
+    };
+    Ok(Op {
+        process: p.client_id,
+        key,
+        f,
+        value,
+        output,
+        call: p.call as u64,
+        ret: if p.ret == PORCUPINE_INFINITY || p.ret < p.call { None } else { Some(p.ret as u64) },
+        status: if unknown { Status::Info } else { Status::Ok },
+        line: Some(line),
+    })
 }
 
 // ---------------------------------------------------------------------------

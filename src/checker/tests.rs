@@ -879,3 +879,46 @@ fn recorder_records_a_history() {
     let again = formats::parse(&formats::to_json(&h)).unwrap();
     assert_eq!(again.ops.len(), 3);
 }
+
+#[test]
+fn json_lists_read_the_same_in_any_layout() {
+    // The one-pass reader (a list of elements deserialized in place) and the
+    // long way (split, then each element) must agree on operations and lines.
+    let sim = simulate(&SimConfig { seed: 4, clients: 3, keys: 2, ops: 60, info_fraction: 0.1, ..SimConfig::default() });
+    let strip = |h: &History| h.ops.iter().map(|o| Op { line: None, ..o.clone() }).collect::<Vec<_>>();
+    for text in [formats::to_porcupine_json(&sim.history), formats::to_json(&sim.history)] {
+        let pretty = formats::parse(&text).unwrap();
+        // One element per line after the opening bracket: the lines are known.
+        let first_line = pretty.ops.iter().filter_map(|o| o.line).min().unwrap();
+        assert_eq!(first_line, 2, "{}", &text[..200]);
+        // All on one line, with odd spacing and CRLF around the separators.
+        let squeezed = text.replace(",\n", " ,\r\n\t").replace('\n', " ");
+        let h = formats::parse(&squeezed).unwrap();
+        assert_eq!(strip(&h), strip(&pretty));
+        assert!(h.ops.iter().all(|o| o.line.is_some()));
+        // A syntax error half-way names its line, whichever reader met it.
+        let mut lines: Vec<&str> = text.lines().collect();
+        let broken = lines[5].replacen(':', "", 1);
+        lines[5] = &broken;
+        let e = formats::parse(&lines.join("\n")).unwrap_err();
+        assert_eq!(e.line, 6, "{e}");
+        // Trailing garbage after the list is an error, not ignored.
+        assert!(formats::parse(&format!("{} x", text.trim_end())).is_err());
+    }
+    // Keys and values that look like separators, escapes, a nested cas value.
+    let tricky = r#"[
+{"client_id": 0, "input": {"op": "write", "key": "a],\"{b", "value": "x]\n,y"}, "call": 1, "output": {"ok": true}, "return": 2},
+{"client_id": 1, "input": {"op": "cas", "key": 7, "from": [1, [2]], "to": null}, "call": 3, "output": {"ok": false}, "return": 4}
+]"#;
+    let h = formats::parse(tricky).unwrap();
+    assert_eq!(h.ops[0].key, "a],\"{b");
+    assert_eq!(h.ops[0].value, Value::Str("x]\n,y".into()));
+    assert_eq!(h.ops[1].key, "7");
+    assert_eq!(h.ops[1].value, Value::List(vec![Value::List(vec![Value::Int(1), Value::List(vec![Value::Int(2)])]), Value::Null]));
+    assert_eq!(h.ops[1].output, Value::Bool(false));
+    assert_eq!((h.ops[0].line, h.ops[1].line), (Some(2), Some(3)));
+    // The project's format inside {"ops": [...]}, with another field after it.
+    let wrapped = "{\"ops\": [\n{\"process\": 0, \"type\": \"invoke\", \"f\": \"read\"},\n{\"process\": 0, \"type\": \"ok\", \"f\": \"read\", \"value\": 1}\n], \"meta\": 1}";
+    let h = formats::parse(wrapped).unwrap();
+    assert_eq!((h.ops.len(), h.ops[0].line), (1, Some(2)));
+}
