@@ -8,10 +8,12 @@
 //!   is one integer comparison and an append is one hash lookup;
 //! - the string-append model (a key-value store whose `append` concatenates
 //!   strings, `get` returning the whole string, `""` or null when empty)
-//!   interns texts in a trie of bytes: the state is the node of the text (so
-//!   equal texts are equal states, whatever pieces made them), and appending
-//!   piece `e` to state `s` walks the bytes of `e` from `s` once, then is a
-//!   memoized lookup.
+//!   hash-conses texts: a state is a text, kept as (the state it extends, the
+//!   piece appended) with its length and a polynomial hash, so appending piece
+//!   `e` to state `s` costs one hash computation and one lookup whatever the
+//!   piece's length (then it is memoized), and equal texts are one state
+//!   whatever pieces made them (two states whose hashes and lengths agree are
+//!   compared byte by byte before they are taken as one).
 
 use rustc_hash::FxHashMap;
 
@@ -73,12 +75,59 @@ pub(crate) struct Model {
     /// List model, optional: state -> the only element that may be appended
     /// next (NONE: any). See [`Model::pin_order`].
     next_required: Vec<u32>,
-    /// String model: the byte trie ((node << 8 | byte) -> node; the root 0 is
-    /// the empty text), its size, and the string of each piece appended.
-    bytes: FxHashMap<u64, u32>,
-    text_nodes: u32,
+    /// String model: every text state (the root 0 is the empty text).
+    texts: Vec<TextNode>,
+    /// String model: (hash, length) -> a state with that text; the others with
+    /// the same hash and length follow through [`TextNode::same_hash`].
+    text_index: FxHashMap<(u64, u32), u32>,
+    /// String model: the text of each piece (appended, or a whole text given
+    /// by a put or read), with its hash and BASE^length.
     elem_text: Vec<std::sync::Arc<str>>,
+    elem_hash: Vec<(u64, u64)>,
     elem_ids: FxHashMap<std::sync::Arc<str>, u32>,
+}
+
+/// A text: the text of `parent` followed by the piece `elem`.
+#[derive(Clone, Copy, Debug)]
+struct TextNode {
+    parent: u32,
+    elem: u32,
+    len: u32,
+    hash: u64,
+    /// Another state with the same hash and length (a different text), or NONE.
+    same_hash: u32,
+}
+
+/// Polynomial hashing of texts modulo the Mersenne prime 2^61 - 1, so that the
+/// hash of a concatenation follows from the hashes of its parts:
+/// h(a + b) = h(a) * BASE^|b| + h(b).
+mod text_hash {
+    const P: u64 = (1 << 61) - 1;
+    const BASE: u64 = 0x1f3d_5b79_a4c2_e681 % P;
+
+    pub fn mul(a: u64, b: u64) -> u64 {
+        let x = u128::from(a) * u128::from(b);
+        let r = (x as u64 & P) + (x >> 61) as u64;
+        if r >= P {
+            r - P
+        } else {
+            r
+        }
+    }
+
+    pub fn add(a: u64, b: u64) -> u64 {
+        let r = a + b;
+        if r >= P {
+            r - P
+        } else {
+            r
+        }
+    }
+
+    /// (hash, BASE^len) of a text.
+    pub fn of(t: &[u8]) -> (u64, u64) {
+        t.iter().fold((0, 1), |(h, pow), &b| (add(mul(h, BASE), u64::from(b) + 1), mul(pow, BASE)))
+    }
 }
 
 impl Model {
@@ -88,31 +137,59 @@ impl Model {
             children: FxHashMap::default(),
             parents: vec![(NONE, NONE)],
             next_required: Vec::new(),
-            bytes: FxHashMap::default(),
-            text_nodes: 1,
+            texts: vec![TextNode { parent: NONE, elem: NONE, len: 0, hash: 0, same_hash: NONE }],
+            text_index: FxHashMap::default(),
             elem_text: Vec::new(),
+            elem_hash: Vec::new(),
             elem_ids: FxHashMap::default(),
         }
     }
 
-    /// String model: the state of text `t` appended to the text of `from`.
-    fn text_id_from(&mut self, from: u32, t: &[u8]) -> u32 {
-        let mut node = from;
-        for &b in t {
-            let k = (u64::from(node) << 8) | u64::from(b);
-            let next = self.text_nodes;
-            let n = *self.bytes.entry(k).or_insert(next);
-            if n == next {
-                self.text_nodes += 1;
-            }
-            node = n;
+    /// String model: the text of a state.
+    fn text_of(&self, mut s: u32) -> Vec<u8> {
+        let mut pieces = Vec::new();
+        while s != 0 {
+            let n = self.texts[s as usize];
+            pieces.push(n.elem);
+            s = n.parent;
         }
-        node
+        pieces.iter().rev().flat_map(|&e| self.elem_text[e as usize].as_bytes().iter().copied()).collect()
+    }
+
+    /// String model: the state of piece `elem` appended to the text of `from`.
+    fn text_append(&mut self, from: u32, elem: u32) -> u32 {
+        let (piece_hash, pow) = self.elem_hash[elem as usize];
+        let piece_len = self.elem_text[elem as usize].len() as u32;
+        if piece_len == 0 {
+            return from;
+        }
+        let base = self.texts[from as usize];
+        let hash = text_hash::add(text_hash::mul(base.hash, pow), piece_hash);
+        let len = base.len + piece_len;
+        let head = self.text_index.get(&(hash, len)).copied().unwrap_or(NONE);
+        if head != NONE {
+            // The same hash and length: most likely the same text made of
+            // other pieces; compared to be sure.
+            let mut text = self.text_of(from);
+            text.extend_from_slice(self.elem_text[elem as usize].as_bytes());
+            let mut s = head;
+            while s != NONE {
+                if self.text_of(s) == text {
+                    return s;
+                }
+                s = self.texts[s as usize].same_hash;
+            }
+        }
+        let id = self.texts.len() as u32;
+        self.texts.push(TextNode { parent: from, elem, len, hash, same_hash: head });
+        self.text_index.insert((hash, len), id);
+        id
     }
 
     /// String model: the state of a text.
     fn text_id(&mut self, t: &str) -> u32 {
-        self.text_id_from(0, t.as_bytes())
+        let e = self.elem_id(t);
+        self.text_append(0, e)
     }
 
     /// String model: the element id of an appended string.
@@ -121,6 +198,7 @@ impl Model {
             return i;
         }
         let rc: std::sync::Arc<str> = t.into();
+        self.elem_hash.push(text_hash::of(t.as_bytes()));
         self.elem_text.push(rc.clone());
         self.elem_ids.insert(rc, (self.elem_text.len() - 1) as u32);
         (self.elem_text.len() - 1) as u32
@@ -133,8 +211,7 @@ impl Model {
             return c;
         }
         let c = if self.kind == ModelKind::StringAppend {
-            let piece = self.elem_text[elem as usize].clone();
-            self.text_id_from(state, piece.as_bytes())
+            self.text_append(state, elem)
         } else {
             self.parents.push((state, elem));
             (self.parents.len() - 1) as u32
@@ -462,4 +539,57 @@ pub(crate) fn reduce_info(ops: &[SOp], comp: &Compiled) -> Option<Vec<SOp>> {
         out.push(*o);
     }
     changed.then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_texts_are_one_state_whatever_pieces_made_them() {
+        let mut m = Model::new(ModelKind::StringAppend);
+        let [ab, c, a, bc, empty] = ["ab", "c", "a", "bc", ""].map(|t| m.elem_id(t));
+        let abc1 = {
+            let s = m.child(0, ab);
+            m.child(s, c)
+        };
+        let abc2 = {
+            let s = m.child(0, a);
+            m.child(s, bc)
+        };
+        assert_eq!(abc1, abc2);
+        assert_eq!(m.text_id("abc"), abc1);
+        assert_eq!(m.text_of(abc1), b"abc");
+        // Appending nothing changes nothing; the empty text is the root.
+        assert_eq!(m.child(abc1, empty), abc1);
+        assert_eq!(m.text_id(""), 0);
+        // Other texts of the same length are other states.
+        let acb = {
+            let s = m.child(0, a);
+            m.child(s, c)
+        };
+        let b = m.elem_id("b");
+        let acb = m.child(acb, b);
+        assert_ne!(acb, abc1);
+        assert_eq!(m.text_of(acb), b"acb");
+    }
+
+    #[test]
+    fn texts_with_the_same_hash_are_told_apart() {
+        // Two different texts filed under one (hash, length) entry: the second
+        // is chained behind the first and each is found by its own text.
+        let mut m = Model::new(ModelKind::StringAppend);
+        let x = m.text_id("xy");
+        let key = (m.texts[x as usize].hash, 2);
+        let y = m.text_id("yx");
+        // Pretend "yx" hashed like "xy": re-file it under that entry.
+        m.texts[y as usize].hash = key.0;
+        m.texts[y as usize].same_hash = x;
+        m.text_index.insert(key, y);
+        // Appending "y" to "x" gives "xy", found behind "yx" in the chain.
+        let xs = m.text_id("x");
+        let y_elem = m.elem_id("y");
+        assert_eq!(m.child(xs, y_elem), x);
+        assert_eq!(m.text_of(y), b"yx");
+    }
 }
