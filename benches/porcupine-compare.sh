@@ -431,7 +431,7 @@ compare() {
         "$(measure "$dv" "$drv_first" "$WORK/pdriver" "$3" "$BUDGET")" "$dv"
 }
 
-echo "$(nproc) cores; load: $(uptime | sed 's/.*load average/load average/'); lab: $LAB; Porcupine: $(git -C "$PSRC" rev-parse --short HEAD 2>/dev/null || echo "$PSRC"); budget ${BUDGET}s; median of $REPS runs, wall time of the whole process, timed by ${HYPERFINE:+hyperfine}${HYPERFINE:-the shell}"
+echo "$(nproc) cores; load: $(uptime | sed 's/.*load average/load average/'); lab: $LAB; Porcupine: $(git -C "$PSRC" rev-parse --short HEAD 2>/dev/null || echo "$PSRC"); budget ${BUDGET}s; median of $REPS runs, wall time of the whole process, timed by $([ -n "$HYPERFINE" ] && echo hyperfine || echo the shell)"
 echo
 echo '| history                      |     ops |     lab ms | porcupine ms |   lab ops/s | porc. ops/s | speed-up | verdicts lab / porcupine |'
 echo '|------------------------------|--------:|-----------:|-----------:|------------:|------------:|--------:|---------------------------|'
