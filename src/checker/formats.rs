@@ -168,7 +168,7 @@ impl<'a> LineCounter<'a> {
             self.pos = 0;
             self.line = 1;
         }
-        self.line += self.bytes[self.pos..offset].iter().filter(|&&b| b == b'\n').count();
+        self.line += memchr::memchr_iter(b'\n', &self.bytes[self.pos..offset]).count();
         self.pos = offset;
         self.line
     }
@@ -294,10 +294,8 @@ struct RawEvent {
 /// Reads the project's JSON format (also a bare list of events, or JSON Lines).
 pub fn parse_json(text: &str) -> Result<History, ParseError> {
     let text = strip_bom(text);
-    if let Some(events) = fast_list::<FastEvent>(text) {
-        if let Some(raw) = events.into_iter().map(|(e, line)| fast_event(e, line)).collect::<Option<Vec<_>>>() {
-            return finish_events(raw);
-        }
+    if let Some(raw) = fast_list(text, fast_event) {
+        return finish_events(raw);
     }
     let items = json_items(text)?;
     if let Some((first, _)) = items.first() {
@@ -315,11 +313,11 @@ pub fn parse_json(text: &str) -> Result<History, ParseError> {
 }
 
 /// The common case in one pass: a JSON list (bare, or as the `ops` of an
-/// object) whose every element deserializes as `T`, each with the line it
-/// starts on. `None` for anything else (another shape, an element that does not
-/// fit `T`, a syntax error): the caller then takes the long way, which says
-/// where and what is wrong.
-fn fast_list<'a, T: Deserialize<'a>>(text: &'a str) -> Option<Vec<(T, usize)>> {
+/// object) whose every element deserializes as `T` and converts (given the
+/// line it starts on). `None` for anything else (another shape, an element that
+/// does not fit `T` or does not convert, a syntax error): the caller then
+/// takes the long way, which says where and what is wrong.
+fn fast_list<'a, T: Deserialize<'a>, U>(text: &'a str, mut convert: impl FnMut(T, usize) -> Option<U>) -> Option<Vec<U>> {
     let bytes = text.as_bytes();
     let skip_ws = |mut i: usize| {
         while i < bytes.len() && matches!(bytes[i], b' ' | b'\t' | b'\n' | b'\r') {
@@ -359,7 +357,7 @@ fn fast_list<'a, T: Deserialize<'a>>(text: &'a str) -> Option<Vec<(T, usize)>> {
             let mut stream = serde_json::Deserializer::from_str(&text[i..]).into_iter::<T>();
             let item = stream.next()?.ok()?;
             i = skip_ws(i + stream.byte_offset());
-            out.push((item, line));
+            out.push(convert(item, line)?);
             match bytes.get(i)? {
                 b',' => i = skip_ws(i + 1),
                 b']' => {
@@ -611,10 +609,8 @@ fn finish_events(raw: Vec<RawEvent>) -> Result<History, ParseError> {
 /// Reads the Porcupine-friendly JSON form (see the module docs).
 pub fn parse_porcupine(text: &str) -> Result<History, ParseError> {
     let text = strip_bom(text);
-    if let Some(items) = fast_list::<POp>(text) {
-        if let Ok(ops) = items.into_iter().map(|(p, line)| porcupine_op(p, line)).collect::<Result<Vec<_>, _>>() {
-            return Ok(History { ops });
-        }
+    if let Some(ops) = fast_list(text, |p: POp, line| porcupine_op(p, line).ok()) {
+        return Ok(History { ops });
     }
     let items = json_items(text)?;
     porcupine_items(text, &items)
