@@ -44,12 +44,40 @@ pub enum CheckCommand {
     },
 }
 
+/// A history's text: read, or mapped from its file.
+enum Input {
+    Text(String),
+    Mapped(memmap2::Mmap),
+}
+
+/// A regular file is mapped rather than copied (a large history is read once,
+/// by the parser, straight from the page cache); anything else is read.
+fn read_file(path: &std::path::Path) -> std::io::Result<Input> {
+    let f = std::fs::File::open(path)?;
+    let meta = f.metadata()?;
+    if meta.is_file() && meta.len() > 0 {
+        // SAFETY: the map is read-only and private, and lab never writes to
+        // it. The caveat of every mapped read: were another process to
+        // rewrite the file while lab checks it, lab could read a mix of old
+        // and new text, or stop with SIGBUS if the file shrank. A history
+        // being checked is a finished file; `-` (standard input) is read.
+        if let Ok(m) = unsafe { memmap2::Mmap::map(&f) } {
+            return Ok(Input::Mapped(m));
+        }
+    }
+    std::io::read_to_string(f).map(Input::Text)
+}
+
 pub fn run(cmd: CheckCommand) -> Result<i32, Error> {
     let CheckCommand::Linearizability { file, format, budget, output } = cmd;
-    let text = if file.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin()).map_err(|e| Error::Io(format!("reading standard input: {e}")))?
+    let input = if file.as_os_str() == "-" {
+        Input::Text(std::io::read_to_string(std::io::stdin()).map_err(|e| Error::Io(format!("reading standard input: {e}")))?)
     } else {
-        std::fs::read_to_string(&file).map_err(|e| Error::Usage(format!("cannot read {}: {e}", file.display())))?
+        read_file(&file).map_err(|e| Error::Usage(format!("cannot read {}: {e}", file.display())))?
+    };
+    let text: &str = match &input {
+        Input::Text(t) => t,
+        Input::Mapped(m) => std::str::from_utf8(m).map_err(|e| Error::Usage(format!("cannot read {}: stream did not contain valid UTF-8 ({e})", file.display())))?,
     };
     let parsed = match format {
         HistoryFormat::Auto => checker::parse(&text),
@@ -92,6 +120,6 @@ pub fn run(cmd: CheckCommand) -> Result<i32, Error> {
     };
     // The process ends right after this; freeing a large history one
     // allocation at a time would only delay the exit.
-    std::mem::forget((text, history, result));
+    std::mem::forget((input, history, result));
     Ok(code)
 }
