@@ -141,3 +141,91 @@ fn check_linearizability_tells_valid_invalid_and_unreadable_apart() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
 }
+
+/// `repeat` with `retry_for`: each repetition is retried on its own until it
+/// passes, and one that never passes fails naming the repetition and the
+/// attempts. Against a local HTTP server through `--target` (no Docker).
+#[test]
+fn a_repeated_request_is_retried_on_its_own() {
+    use std::collections::HashMap;
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let always_503 = Arc::new(AtomicBool::new(false));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    {
+        let always_503 = always_503.clone();
+        let attempts: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        std::thread::spawn(move || {
+            for s in listener.incoming().flatten() {
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                let _ = r.read_line(&mut line);
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                let path = line.split(' ').nth(1).unwrap_or("").to_string();
+                // /healthz is ready; each item is refused (503) at its first attempt.
+                let status = if line.starts_with("GET") {
+                    "200 OK"
+                } else {
+                    let mut a = attempts.lock().unwrap();
+                    let n = a.entry(path).or_insert(0);
+                    *n += 1;
+                    if *n > 1 && !always_503.load(Ordering::SeqCst) {
+                        "202 Accepted"
+                    } else {
+                        "503 Service Unavailable"
+                    }
+                };
+                let _ = r.get_mut().write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes());
+            }
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lab_dir = dir.path().join("retrying");
+    std::fs::create_dir(&lab_dir).unwrap();
+    std::fs::write(
+        lab_dir.join("lab.yaml"),
+        r#"name: retrying
+title: repeat with retry_for
+summary: each repetition is retried on its own
+service:
+  name: app
+  port: 8080
+  ready: { path: /healthz }
+stages:
+  - stage: batch
+    checks:
+      - name: accepted
+        expect: every item is accepted, each within 1 s
+        hint: accept items
+        steps:
+          - request: { method: POST, path: "/items/{{ i }}" }
+            repeat: 3
+            retry_for: 1s
+            expect: { status: 202 }
+"#,
+    )
+    .unwrap();
+
+    let mut c = lab();
+    c.args(["verify", "--output", "json", "--target", &url]).arg(&lab_dir);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(0), "each item is accepted at its second attempt");
+    assert_eq!(json(&out)["summary"]["passed"], 1);
+
+    always_503.store(true, Ordering::SeqCst);
+    let mut c = lab();
+    c.args(["verify", "--output", "json", "--target", &url]).arg(&lab_dir);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    let summary = report["checks"][0]["summary"].as_str().unwrap_or("").to_string();
+    assert!(summary.starts_with("request 1 of 3, after ") && summary.contains("attempts over 1.0 s, got status 503"), "{summary}");
+}

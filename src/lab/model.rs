@@ -339,6 +339,8 @@ pub struct Step {
     #[serde(default)]
     pub repeat: Option<IntOrTemplate>,
     /// Keep sending until the expectation holds or this much time has passed.
+    /// With `repeat`, each repetition is retried on its own, for this long
+    /// from its first attempt.
     #[serde(default, with = "humantime_serde")]
     pub retry_for: Option<Duration>,
     #[serde(default)]

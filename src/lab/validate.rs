@@ -260,9 +260,6 @@ fn validate_probe_step(step: &Step, probe: &Probe, p: &str, out: &mut Vec<Proble
     if let Some(IntOrTemplate::Template(t)) = &step.repeat {
         check_template(t, &format!("{p}.repeat"), out);
     }
-    if step.repeat.is_some() && step.retry_for.is_some() {
-        out.push(problem(p, "`repeat` and `retry_for` do not go together", "use two steps"));
-    }
     // Every string in the spec is a template.
     fn walk(v: &serde_json::Value, path: &str, out: &mut Vec<Problem>) {
         match v {
@@ -329,9 +326,6 @@ fn validate_step(step: &Step, p: &str, targets: &BTreeSet<String>, service: &str
             check_template(&req.path, &format!("{p}.request.path"), out);
             if let Some(IntOrTemplate::Template(t)) = &step.repeat {
                 check_template(t, &format!("{p}.repeat"), out);
-            }
-            if step.repeat.is_some() && step.retry_for.is_some() {
-                out.push(problem(p, "`repeat` and `retry_for` do not go together", "use two steps"));
             }
             if let Some(expect) = &step.expect {
                 for (name, m) in &expect.headers {

@@ -336,8 +336,8 @@ impl<'a> CheckRunner<'a> {
                 r.trim().parse().map_err(|_| StepError::Lab(format!("repeat {s:?} rendered {r:?}, not a number")))?
             }
         };
-        let deadline = step.retry_for.map(|d| Instant::now() + d);
         for i in 1..=times {
+            let deadline = step.retry_for.map(|d| Instant::now() + d);
             let mut attempts = 0u32;
             loop {
                 attempts += 1;
@@ -397,6 +397,8 @@ impl<'a> CheckRunner<'a> {
                                 Some(crate::lab::Probe::Exec(_)) => "the run".to_string(),
                                 _ => "the probe".to_string(),
                             }
+                        } else if times > 1 && attempts > 1 {
+                            format!("request {i} of {times}, after {attempts} attempts over {},", fmt_dur(step.retry_for.unwrap_or_default()))
                         } else if times > 1 {
                             format!("request {i} of {times}")
                         } else if attempts > 1 {
