@@ -21,3 +21,28 @@ pub mod session;
 pub mod template;
 pub mod ui;
 pub mod verify;
+
+#[cfg(test)]
+mod unwinding {
+    /// build.rs links the unwinder in from libgcc_eh.a: a panic must still
+    /// unwind through frames and be caught, and a backtrace be taken.
+    #[test]
+    fn a_panic_unwinds_and_a_backtrace_is_taken() {
+        struct Dropped<'a>(&'a std::cell::Cell<bool>);
+        impl Drop for Dropped<'_> {
+            fn drop(&mut self) {
+                self.0.set(true);
+            }
+        }
+        let dropped = std::cell::Cell::new(false);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _guard = Dropped(&dropped);
+            std::hint::black_box(Vec::<u8>::new()).get(3).copied().expect("out of range")
+        }));
+        assert!(caught.is_err());
+        assert!(dropped.get(), "the frame's destructor ran while unwinding");
+        let bt = std::backtrace::Backtrace::force_capture();
+        assert_eq!(bt.status(), std::backtrace::BacktraceStatus::Captured);
+        assert!(bt.to_string().contains("a_panic_unwinds_and_a_backtrace_is_taken"), "{bt}");
+    }
+}
