@@ -3,6 +3,9 @@ use clap::Parser;
 fn main() {
     // `lab check` runs first, without logging or the async runtime: it logs
     // nothing, and on small histories start-up is most of its time.
+    if let Some(code) = lab::cli::run_check_args(std::env::args_os()) {
+        std::process::exit(code);
+    }
     let code = match lab::cli::run_blocking(lab::cli::Cli::parse()) {
         Ok(code) => code,
         Err(cli) => {
