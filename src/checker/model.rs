@@ -298,12 +298,16 @@ pub(crate) struct Compiled {
     /// (register: the value read or compared; list: the elements read). Used to
     /// keep a witness honest: an op stays with every op that could have written
     /// what it saw.
-    pub needs: Vec<Vec<u32>>,
+    pub needs: Vec<Needs>,
     /// Per op: the value token it writes or appends (NONE if none).
     pub gives: Vec<u32>,
     /// List model: the writes of whole lists (they can give any token).
     pub list_writes: Vec<u32>,
 }
+
+/// The tokens one operation needs: most need none or one, kept inline
+/// (a heap allocation per read cost more than the rest of compiling it).
+pub type Needs = smallvec::SmallVec<[u32; 2]>;
 
 struct Interner {
     ids: FxHashMap<Value, u32>,
@@ -371,7 +375,7 @@ pub(crate) fn compile(history: &History, indices: &[u32]) -> Result<Compiled, St
                 match kind {
                     ModelKind::Register => {
                         let v = values.id(&op.output);
-                        (COp { kind: Kind::Read, a: v, b: 0 }, if v == 0 { vec![] } else { vec![v] }, NONE)
+                        (COp { kind: Kind::Read, a: v, b: 0 }, if v == 0 { Needs::new() } else { smallvec::smallvec![v] }, NONE)
                     }
                     ModelKind::ListAppend => {
                         let elems: Vec<u32> = match &op.output {
@@ -380,7 +384,7 @@ pub(crate) fn compile(history: &History, indices: &[u32]) -> Result<Compiled, St
                             other => return Err(format!("{}: a {} of a key that is appended to must return a list (or null), got {other}", describe(op), op.f)),
                         };
                         let s = model.intern_list(&elems);
-                        let mut need = elems;
+                        let mut need: Needs = elems.iter().copied().collect();
                         need.sort_unstable();
                         need.dedup();
                         (COp { kind: Kind::Read, a: s, b: 0 }, need, NONE)
@@ -395,27 +399,27 @@ pub(crate) fn compile(history: &History, indices: &[u32]) -> Result<Compiled, St
                         // What it observed: every piece written that occurs in its text
                         // (a superset of the pieces it really saw).
                         text_reads.push((out.len(), text.to_string()));
-                        (COp { kind: Kind::Read, a, b: 0 }, vec![], NONE)
+                        (COp { kind: Kind::Read, a, b: 0 }, Needs::new(), NONE)
                     }
                 }
             }
             (ModelKind::Register, Func::Write | Func::Put) => {
                 let v = values.id(&op.value);
-                (COp { kind: Kind::Write, a: v, b: 0 }, vec![], v)
+                (COp { kind: Kind::Write, a: v, b: 0 }, Needs::new(), v)
             }
             (ModelKind::Register, Func::Cas) => {
                 let (from, to) = op.cas_pair().expect("validated");
                 let (a, b) = (values.id(from), values.id(to));
                 if !info && op.output == Value::Bool(false) {
-                    (COp { kind: Kind::CasRefused, a, b }, vec![], NONE)
+                    (COp { kind: Kind::CasRefused, a, b }, Needs::new(), NONE)
                 } else {
-                    let need = if info || a == 0 { vec![] } else { vec![a] };
+                    let need = if info || a == 0 { Needs::new() } else { smallvec::smallvec![a] };
                     (COp { kind: Kind::Cas, a, b }, need, b)
                 }
             }
             (ModelKind::ListAppend, Func::Append) => {
                 let e = values.id(&op.value);
-                (COp { kind: Kind::Append, a: e, b: 0 }, vec![], e)
+                (COp { kind: Kind::Append, a: e, b: 0 }, Needs::new(), e)
             }
             (ModelKind::ListAppend, Func::Write | Func::Put) => {
                 let elems: Vec<u32> = match &op.value {
@@ -425,7 +429,7 @@ pub(crate) fn compile(history: &History, indices: &[u32]) -> Result<Compiled, St
                 };
                 let s = model.intern_list(&elems);
                 list_writes.push(out.len() as u32);
-                (COp { kind: Kind::Write, a: s, b: 0 }, vec![], NONE)
+                (COp { kind: Kind::Write, a: s, b: 0 }, Needs::new(), NONE)
             }
             (ModelKind::StringAppend, Func::Append | Func::Write | Func::Put) => {
                 let text = match &op.value {
@@ -437,10 +441,10 @@ pub(crate) fn compile(history: &History, indices: &[u32]) -> Result<Compiled, St
                 let piece = values.id(&Value::Str(text.to_string()));
                 pieces.push((piece, text.to_string()));
                 if op.f == Func::Append {
-                    (COp { kind: Kind::Append, a: e, b: 0 }, vec![], piece)
+                    (COp { kind: Kind::Append, a: e, b: 0 }, Needs::new(), piece)
                 } else {
                     let s = model.text_id(text);
-                    (COp { kind: Kind::Write, a: s, b: 0 }, vec![], piece)
+                    (COp { kind: Kind::Write, a: s, b: 0 }, Needs::new(), piece)
                 }
             }
             (ModelKind::StringAppend, f) => return Err(format!("{}: {f} is not supported on a key that is appended to with strings (use append, put and get)", describe(op))),
@@ -451,7 +455,7 @@ pub(crate) fn compile(history: &History, indices: &[u32]) -> Result<Compiled, St
             (ModelKind::Register, _) => unreachable!(),
         };
         out.push(SOp { orig, idx: out.len() as u32, call: op.call, ret: if info { u64::MAX } else { op.ret.unwrap_or(u64::MAX) }, info, cop });
-        needs.push(if info { vec![] } else { need });
+        needs.push(if info { Needs::new() } else { need });
         gives.push(give);
     }
     pieces.sort_unstable();
