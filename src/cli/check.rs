@@ -24,7 +24,7 @@ pub enum HistoryFormat {
     JepsenLog,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, PartialEq)]
 pub enum CheckCommand {
     /// Is this history linearizable? Exit 0 yes, 1 no, 5 unknown (budget ran out), 2 unreadable.
     #[command(
@@ -36,12 +36,62 @@ pub enum CheckCommand {
         #[arg(long, value_enum, default_value_t = HistoryFormat::Auto)]
         format: HistoryFormat,
         /// Give up (verdict unknown) after this long.
-        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = DEFAULT_BUDGET, value_parser = humantime::parse_duration)]
         budget: Duration,
         /// terminal or json.
         #[arg(long, default_value = "terminal")]
         output: String,
     },
+}
+
+const DEFAULT_BUDGET: &str = "30s";
+
+impl CheckCommand {
+    /// Reads the plain forms of the arguments after `check` without clap
+    /// (building clap's parser costs more than checking a small history):
+    /// `linearizability FILE` with `--format`, `--budget` and `--output`, each
+    /// at most once, as `--name value` or `--name=value`, with valid values.
+    /// `None` for anything else (help, a mistake, another form), which clap
+    /// then reads, and explains if need be.
+    pub fn quick_parse(args: &[std::ffi::OsString]) -> Option<CheckCommand> {
+        let mut it = args.iter().map(|a| a.to_str());
+        if it.next()?? != "linearizability" {
+            return None;
+        }
+        let (mut file, mut format, mut budget, mut output) = (None, None, None, None);
+        while let Some(arg) = it.next() {
+            let arg = arg?;
+            if !arg.starts_with("--") {
+                if arg.starts_with('-') && arg != "-" || file.is_some() {
+                    return None;
+                }
+                file = Some(PathBuf::from(arg));
+                continue;
+            }
+            let (name, value) = match arg.split_once('=') {
+                Some((name, value)) => (name, value),
+                None => (arg, it.next()??),
+            };
+            let fresh = match name {
+                "--format" => format.replace(HistoryFormat::from_str(value, false).ok()?).is_none(),
+                "--budget" => budget.replace(humantime::parse_duration(value).ok()?).is_none(),
+                "--output" if value == "terminal" || value == "json" => output.replace(value.to_string()).is_none(),
+                _ => false,
+            };
+            if !fresh {
+                return None;
+            }
+        }
+        Some(CheckCommand::Linearizability {
+            file: file?,
+            format: format.unwrap_or(HistoryFormat::Auto),
+            budget: match budget {
+                Some(b) => b,
+                None => humantime::parse_duration(DEFAULT_BUDGET).ok()?,
+            },
+            output: output.unwrap_or_else(|| "terminal".into()),
+        })
+    }
 }
 
 /// A history's text: read, or mapped from its file.
@@ -122,4 +172,54 @@ pub fn run(cmd: CheckCommand) -> Result<i32, Error> {
     // allocation at a time would only delay the exit.
     std::mem::forget((input, history, result));
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// What clap makes of `lab check ARGS`.
+    fn clap(args: &[&str]) -> Option<CheckCommand> {
+        crate::cli::CheckCli::try_parse_from(std::iter::once("check").chain(args.iter().copied())).ok().map(|c| c.command)
+    }
+
+    fn quick(args: &[&str]) -> Option<CheckCommand> {
+        CheckCommand::quick_parse(&args.iter().map(std::ffi::OsString::from).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn the_quick_reading_is_clap_s_or_none() {
+        // Read quickly, exactly as clap reads them.
+        for args in [
+            &["linearizability", "h.json"][..],
+            &["linearizability", "-"],
+            &["linearizability", "h.edn", "--format", "edn"],
+            &["linearizability", "--format=porcupine", "h.json"],
+            &["linearizability", "h.log", "--format", "jepsen-log", "--budget", "2m 5s", "--output", "json"],
+            &["linearizability", "--output=terminal", "--budget=500ms", "h.json"],
+        ] {
+            let q = quick(args);
+            assert!(q.is_some(), "{args:?} is a plain form");
+            assert_eq!(q, clap(args), "{args:?}");
+        }
+        // Left to clap: help, mistakes, repeated or unknown options, other forms.
+        for args in [
+            &["linearizability"][..],
+            &["linearizability", "--help"],
+            &["help"],
+            &["linearizability", "a.json", "b.json"],
+            &["linearizability", "h.json", "--format", "yaml"],
+            &["linearizability", "h.json", "--format"],
+            &["linearizability", "h.json", "--budget", "soon"],
+            &["linearizability", "h.json", "--output", "xml"],
+            &["linearizability", "h.json", "--format", "edn", "--format", "json"],
+            &["linearizability", "h.json", "--bogus", "1"],
+            &["linearizability", "h.json", "-q"],
+            &["linearizability", "--", "h.json"],
+            &["linearizability", "h.json", "--labs", "x"],
+        ] {
+            assert_eq!(quick(args), None, "{args:?} is left to clap");
+        }
+    }
 }

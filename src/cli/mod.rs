@@ -258,11 +258,15 @@ pub fn run_check_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Opt
     if first != "check" {
         return None;
     }
-    // clap takes the first item as the program's name: "check" stands for it.
-    let cli = CheckCli::parse_from(std::iter::once(first).chain(args));
     let _ = bin;
+    let rest: Vec<std::ffi::OsString> = args.collect();
+    let command = match check::CheckCommand::quick_parse(&rest) {
+        Some(c) => c,
+        // clap takes the first item as the program's name: "check" stands for it.
+        None => CheckCli::parse_from(std::iter::once(first).chain(rest)).command,
+    };
     set_error_hook();
-    Some(exit_code(check::run(cli.command)))
+    Some(exit_code(check::run(command)))
 }
 
 /// Runs the commands that need no async runtime (`check`: a checker run
