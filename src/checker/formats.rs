@@ -320,28 +320,22 @@ pub fn parse_json(text: &str) -> Result<History, ParseError> {
 /// line it starts on). `None` for anything else (another shape, an element that
 /// does not fit `T` or does not convert, a syntax error): the caller then
 /// takes the long way, which says where and what is wrong.
-fn fast_list<'a, T: Deserialize<'a>, U>(text: &'a str, mut convert: impl FnMut(T, usize) -> Option<U>) -> Option<Vec<U>> {
+fn fast_list<'a, T: Deserialize<'a>, U: Send>(text: &'a str, convert: impl Fn(T, usize) -> Option<U> + Sync) -> Option<Vec<U>> {
     let bytes = text.as_bytes();
-    let skip_ws = |mut i: usize| {
-        while i < bytes.len() && matches!(bytes[i], b' ' | b'\t' | b'\n' | b'\r') {
-            i += 1;
-        }
-        i
-    };
-    let mut i = skip_ws(0);
+    let mut i = skip_ws(bytes, 0);
     let in_object = match bytes.get(i)? {
         b'[' => false,
         b'{' => {
             // Only `{"ops": [` at the start; other shapes take the long way.
-            i = skip_ws(i + 1);
+            i = skip_ws(bytes, i + 1);
             if !text[i..].starts_with("\"ops\"") {
                 return None;
             }
-            i = skip_ws(i + 5);
+            i = skip_ws(bytes, i + 5);
             if bytes.get(i) != Some(&b':') {
                 return None;
             }
-            i = skip_ws(i + 1);
+            i = skip_ws(bytes, i + 1);
             if bytes.get(i) != Some(&b'[') {
                 return None;
             }
@@ -349,36 +343,98 @@ fn fast_list<'a, T: Deserialize<'a>, U>(text: &'a str, mut convert: impl FnMut(T
         }
         _ => return None,
     };
-    i = skip_ws(i + 1);
-    let mut out = Vec::with_capacity(text.len() / 100);
-    let mut lines = LineCounter::new(text);
-    if bytes.get(i) == Some(&b']') {
-        i += 1;
+    i = skip_ws(bytes, i + 1);
+    let (out, mut i) = if bytes.get(i) == Some(&b']') {
+        (Vec::new(), i + 1)
     } else {
-        loop {
-            let line = lines.line_at(i);
-            let mut stream = serde_json::Deserializer::from_str(&text[i..]).into_iter::<T>();
-            let item = stream.next()?.ok()?;
-            i = skip_ws(i + stream.byte_offset());
-            out.push(convert(item, line)?);
-            match bytes.get(i)? {
-                b',' => i = skip_ws(i + 1),
-                b']' => {
-                    i += 1;
-                    break;
+        match split_point(bytes, i) {
+            // Two halves read at once, the second on another thread.
+            Some(split) => {
+                let halves = std::thread::scope(|s| {
+                    let second = s.spawn(|| list_elements(text, split, None, &convert));
+                    let first = list_elements(text, i, Some(split), &convert);
+                    (first, second.join().ok().flatten())
+                });
+                match halves {
+                    (Some((mut first, _)), Some((second, end))) => {
+                        first.extend(second);
+                        (first, end)
+                    }
+                    // Not an element boundary after all: one pass.
+                    _ => list_elements(text, i, None, &convert)?,
                 }
-                _ => return None,
             }
+            None => list_elements(text, i, None, &convert)?,
         }
-    }
-    i = skip_ws(i);
+    };
+    i = skip_ws(bytes, i);
     if in_object {
         if bytes.get(i) != Some(&b'}') {
             return None;
         }
-        i = skip_ws(i + 1);
+        i = skip_ws(bytes, i + 1);
     }
     (i == bytes.len()).then_some(out)
+}
+
+fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() && matches!(bytes[i], b' ' | b'\t' | b'\n' | b'\r') {
+        i += 1;
+    }
+    i
+}
+
+/// Lists longer than this (some 3,500 operations) are read in two halves at
+/// once. Below it a second thread costs more than it saves (measured here:
+/// 1,000 operations took 0.2 ms longer in two halves, 10,000 0.9 ms less).
+const SPLIT_BYTES: usize = 512 * 1024;
+
+/// Where a long list may be cut in two: the start of the first line past the
+/// middle that begins with `{` after a line that ends with `,`. A raw newline
+/// is never inside a JSON string, but such a line may still be inside an
+/// element (a nested list of objects); then one half does not read, and the
+/// list is read in one pass.
+fn split_point(bytes: &[u8], from: usize) -> Option<usize> {
+    if bytes.len().saturating_sub(from) < SPLIT_BYTES {
+        return None;
+    }
+    let mid = from + (bytes.len() - from) / 2;
+    let mut nl = mid + bytes[mid..].iter().position(|&b| b == b'\n')?;
+    for _ in 0..64 {
+        let before = bytes[..nl].iter().rposition(|b| !b" \t\r".contains(b))?;
+        let start = skip_ws(bytes, nl);
+        if bytes[before] == b',' && bytes.get(start) == Some(&b'{') {
+            return Some(start);
+        }
+        nl = nl + 1 + bytes[nl + 1..].iter().position(|&b| b == b'\n')?;
+    }
+    None
+}
+
+/// Reads list elements from `i` (the start of one): to the list's closing
+/// `]` (returning the offset after it), or, with `stop`, exactly up to that
+/// offset (the start of a later element). `None` if anything does not read.
+fn list_elements<'a, T: Deserialize<'a>, U>(text: &'a str, mut i: usize, stop: Option<usize>, convert: &impl Fn(T, usize) -> Option<U>) -> Option<(Vec<U>, usize)> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(stop.unwrap_or(text.len()).saturating_sub(i) / 100);
+    let mut lines = LineCounter::new(text);
+    loop {
+        let line = lines.line_at(i);
+        let mut stream = serde_json::Deserializer::from_str(&text[i..]).into_iter::<T>();
+        let item = stream.next()?.ok()?;
+        i = skip_ws(bytes, i + stream.byte_offset());
+        out.push(convert(item, line)?);
+        match bytes.get(i)? {
+            b',' => i = skip_ws(bytes, i + 1),
+            b']' if stop.is_none() => return Some((out, i + 1)),
+            _ => return None,
+        }
+        match stop {
+            Some(s) if i == s => return Some((out, i)),
+            Some(s) if i > s => return None,
+            _ => {}
+        }
+    }
 }
 
 /// Splits a JSON document into its event (or operation) objects, each with its line.
@@ -1054,6 +1110,47 @@ mod fast_reader {
         let slow = slow.unwrap();
         assert_eq!(fast.expect("the fast path reads it"), slow.ops);
         assert_eq!(slow.ops.len(), 6);
+    }
+
+    /// A Porcupine list of `n` writes and reads, one element per line.
+    fn long_list(n: usize, extra: &str) -> String {
+        let mut t = String::from("[\n");
+        for i in 0..n {
+            let op = if i % 2 == 0 { format!("\"op\": \"write\", \"value\": {i}") } else { "\"op\": \"read\"".to_string() };
+            let out = if i % 2 == 0 { "null".to_string() } else { format!("{}", i - 1) };
+            t.push_str(&format!("{{\"client_id\": {}, \"input\": {{\"key\": \"k{}\", {op}}}, \"call\": {}, \"output\": {{\"value\": {out}}}, \"return\": {}{extra}}}", i % 7, i % 5, 2 * i, 2 * i + 1));
+            t.push_str(if i + 1 < n { ",\n" } else { "\n" });
+        }
+        t.push_str("]\n");
+        t
+    }
+
+    #[test]
+    fn a_long_list_read_in_two_halves_is_read_as_in_one() {
+        let text = long_list(5000, "");
+        assert!(split_point(text.as_bytes(), 1).is_some(), "long enough to be cut");
+        let (fast, slow) = both(&text);
+        let slow = slow.unwrap();
+        let fast = fast.expect("read quickly");
+        assert_eq!(fast, slow.ops);
+        assert_eq!(fast.len(), 5000);
+        assert_eq!(fast[4999].line, Some(5001));
+        // All on one line: nowhere to cut, one pass, the same operations.
+        let flat = text.replace('\n', " ");
+        assert!(split_point(flat.as_bytes(), 1).is_none());
+        let ops = parse_porcupine(&flat).unwrap().ops;
+        assert_eq!(ops.iter().map(|o| Op { line: None, ..o.clone() }).collect::<Vec<_>>(), slow.ops.iter().map(|o| Op { line: None, ..o.clone() }).collect::<Vec<_>>());
+        // Elements that hold lists of objects over several lines: a cut may
+        // fall inside one; the result is the same.
+        let nested = long_list(4000, ", \"extra\": [\n{\"a\": 1},\n{\"a\": 2}\n]");
+        let (fast, slow) = both(&nested);
+        assert_eq!(fast.expect("read quickly"), slow.unwrap().ops);
+        // A mistake near the end is found and named by its line.
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines[4990] = lines[4990].replacen("\"call\":", "\"call\"", 1);
+        let broken = lines.join("\n");
+        assert!(both(&broken).0.is_none());
+        assert_eq!(parse_porcupine(&broken).unwrap_err().line, 4991);
     }
 
     #[test]
