@@ -47,7 +47,8 @@ const BUGS: &[(&str, &str, &str)] = &[
     // The poison order spins in the queue and never reaches the DLQ.
     ("infinite-requeue", "poison-to-dlq", "got received = \"0\"; expected received = \"1\""),
     // Resubmitted and redelivered orders are applied again.
-    ("no-idempotency", "duplicate-order", "got JSON /orders = \"3\"; expected JSON /orders = \"1\""),
+    // (3 applications, or more when a slow confirm made lab send one again.)
+    ("no-idempotency", "duplicate-order", "; expected JSON /orders = \"1\""),
     ("no-idempotency", "worker-killed-mid-batch", "expected JSON /orders = \"60\""),
 ];
 

@@ -45,7 +45,9 @@ func newAPI(s *store, b *broker) http.Handler {
 			fail(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		// A broker under load (a slow disk syncing persistent messages) can take
+		// seconds to confirm; 503 only after 8 s.
+		ctx, cancel := context.WithTimeout(r.Context(), 8*time.Second)
 		defer cancel()
 		if err := b.publish(ctx, exchangeName, routingKey, body, nil); err != nil {
 			if errors.Is(err, errUnavailable) {
