@@ -39,12 +39,13 @@ pub enum CheckCommand {
         #[arg(long, default_value = DEFAULT_BUDGET, value_parser = humantime::parse_duration)]
         budget: Duration,
         /// terminal or json.
-        #[arg(long, default_value = "terminal")]
+        #[arg(long, default_value = DEFAULT_OUTPUT)]
         output: String,
     },
 }
 
 const DEFAULT_BUDGET: &str = "30s";
+const DEFAULT_OUTPUT: &str = "terminal";
 
 impl CheckCommand {
     /// Reads the plain forms of the arguments after `check` without clap
@@ -89,7 +90,7 @@ impl CheckCommand {
                 Some(b) => b,
                 None => humantime::parse_duration(DEFAULT_BUDGET).ok()?,
             },
-            output: output.unwrap_or_else(|| "terminal".into()),
+            output: output.unwrap_or_else(|| DEFAULT_OUTPUT.into()),
         })
     }
 }
@@ -181,7 +182,10 @@ mod tests {
 
     /// What clap makes of `lab check ARGS`.
     fn clap(args: &[&str]) -> Option<CheckCommand> {
-        crate::cli::CheckCli::try_parse_from(std::iter::once("check").chain(args.iter().copied())).ok().map(|c| c.command)
+        match crate::cli::Cli::try_parse_from(["lab", "check"].into_iter().chain(args.iter().copied())).ok()?.command {
+            crate::cli::Command::Check(c) => Some(c),
+            _ => None,
+        }
     }
 
     fn quick(args: &[&str]) -> Option<CheckCommand> {

@@ -234,37 +234,15 @@ fn exit_code(res: Result<i32, Error>) -> i32 {
     }
 }
 
-/// `lab check ...` on its own: the same arguments as `Command::Check`,
-/// parsed without building the whole command tree (on a small history,
-/// start-up is most of a check's time).
-#[derive(Parser, Debug)]
-#[command(name = "check", bin_name = "lab check", about = "Check a saved history (lab's JSON, Porcupine JSON, Jepsen EDN or log lines).")]
-pub struct CheckCli {
-    /// Accepted as everywhere; unused by check.
-    #[arg(long = "labs", global = true, value_name = "DIR", hide = true)]
-    pub labs: Vec<PathBuf>,
-    /// Accepted as everywhere; check prints only its result.
-    #[arg(long, short, global = true, hide = true)]
-    pub quiet: bool,
-    #[command(subcommand)]
-    pub command: check::CheckCommand,
-}
-
-/// Runs `lab check` when it is the first argument; `None` for every other command line.
+/// Runs `lab check` when its arguments are in a plain form (read without
+/// building clap's parser: on a small history start-up is most of a check's
+/// time); `None` for every other command line, which clap then reads.
 pub fn run_check_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<i32> {
-    let mut args = args.into_iter();
-    let bin = args.next()?;
-    let first = args.next()?;
-    if first != "check" {
+    let mut args = args.into_iter().skip(1);
+    if args.next()? != "check" {
         return None;
     }
-    let _ = bin;
-    let rest: Vec<std::ffi::OsString> = args.collect();
-    let command = match check::CheckCommand::quick_parse(&rest) {
-        Some(c) => c,
-        // clap takes the first item as the program's name: "check" stands for it.
-        None => CheckCli::parse_from(std::iter::once(first).chain(rest)).command,
-    };
+    let command = check::CheckCommand::quick_parse(&args.collect::<Vec<_>>())?;
     set_error_hook();
     Some(exit_code(check::run(command)))
 }
