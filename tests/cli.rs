@@ -229,3 +229,34 @@ stages:
     let summary = report["checks"][0]["summary"].as_str().unwrap_or("").to_string();
     assert!(summary.starts_with("request 1 of 3, after ") && summary.contains("attempts over 1.0 s, got status 503"), "{summary}");
 }
+
+/// build.rs links the binary statically on Linux with glibc when the C
+/// library's archive is there (and LAB_DYNAMIC, LAB_PIE are unset): no
+/// program interpreter (PT_INTERP) in its program headers, and no dynamic
+/// section. Then it starts without the dynamic loader and runs inside any
+/// image, as the fault proxy does.
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+fn the_binary_is_static_where_the_c_library_archive_is_installed() {
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let archive = |name: &str| {
+        let out = std::process::Command::new(&cc).arg(format!("-print-file-name={name}")).output().expect("running the C compiler");
+        let path = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        path.is_absolute() && path.is_file()
+    };
+    let expect_static = std::env::var_os("LAB_DYNAMIC").is_none() && std::env::var_os("LAB_PIE").is_none() && archive("libc.a") && archive("libgcc_eh.a");
+    let elf = std::fs::read(env!("CARGO_BIN_EXE_lab")).expect("reading the lab binary");
+    assert_eq!(&elf[..4], b"\x7fELF");
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(elf[0x20..0x28].try_into().unwrap()) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    let kinds: Vec<u32> = (0..phnum).map(|i| u32::from_le_bytes(elf[phoff + i * phentsize..][..4].try_into().unwrap())).collect();
+    const PT_DYNAMIC: u32 = 2;
+    const PT_INTERP: u32 = 3;
+    let dynamic = kinds.contains(&PT_INTERP) || kinds.contains(&PT_DYNAMIC);
+    assert_eq!(dynamic, !expect_static, "program header kinds {kinds:?}; expected a {} binary", if expect_static { "static" } else { "dynamic" });
+    // It runs: a command that touches the file system and formats output.
+    let mut c = lab();
+    c.arg("list");
+    assert!(stdout(&run(c)).contains("raft"));
+}
