@@ -81,6 +81,7 @@ use std::fmt::Write as _;
 
 use clojure_reader::edn::Edn;
 use serde::Deserialize;
+use smallvec::SmallVec;
 use serde_json::value::RawValue;
 
 use super::history::{Event, EventType, Func, History, Op, ParseError, SourcedEvent, Status, Value, FUNC_NAMES};
@@ -283,6 +284,7 @@ pub fn to_porcupine_json(history: &History) -> String {
 
 /// A parsed event before process/key normalization: `process` is None for the
 /// nemesis; `key` is None when absent.
+#[derive(Debug, PartialEq)]
 struct RawEvent {
     process: Option<u64>,
     kind: EventType,
@@ -933,6 +935,12 @@ fn edn_error_message(e: &clojure_reader::error::Error) -> String {
 
 /// Reads Jepsen EDN: maps one per line, or a vector (or list) of maps.
 pub fn parse_edn(text: &str) -> Result<History, ParseError> {
+    parse_edn_with(text, true)
+}
+
+/// `fast`: plain operation maps are read by [`fast_edn_event`] (false only in
+/// tests, to compare it with the full EDN reader).
+fn parse_edn_with(text: &str, fast: bool) -> Result<History, ParseError> {
     let text = strip_bom(text);
     // Unwrap an outer vector or list of maps: `[{...} {...}]`.
     let trimmed_start = text.len() - text.trim_start().len();
@@ -972,10 +980,18 @@ pub fn parse_edn(text: &str) -> Result<History, ParseError> {
             break;
         }
         let slice = &body[pos..];
-        let (edn, rest) = clojure_reader::edn::read(slice)
-            .map_err(|e| perr(line + e.line.unwrap_or(1).saturating_sub(1), format!("{}; expected an operation map {{:process 0, :type :invoke, :f :write, :value 3}}", edn_error_message(&e))))?;
-        let consumed = slice.len() - rest.len();
-        raw.push(edn_event(&edn, line)?);
+        let consumed = match fast_edn_event(slice, line).filter(|_| fast) {
+            Some((event, consumed)) => {
+                raw.push(event);
+                consumed
+            }
+            None => {
+                let (edn, rest) = clojure_reader::edn::read(slice)
+                    .map_err(|e| perr(line + e.line.unwrap_or(1).saturating_sub(1), format!("{}; expected an operation map {{:process 0, :type :invoke, :f :write, :value 3}}", edn_error_message(&e))))?;
+                raw.push(edn_event(&edn, line)?);
+                slice.len() - rest.len()
+            }
+        };
         line += slice.as_bytes()[..consumed].iter().filter(|&&b| b == b'\n').count();
         pos += consumed;
     }
@@ -1031,6 +1047,170 @@ fn edn_event(edn: &Edn, line: usize) -> Result<RawEvent, ParseError> {
         Some(other) => return Err(perr(line, format!(":time must be a non-negative integer, got {}", short(other)))),
     };
     Ok(RawEvent { process, kind, f: Func::parse(&f_name), f_name, key, value, time, line })
+}
+
+/// A scalar or vector of an operation map, as [`fast_edn_event`] reads it.
+#[derive(Debug)]
+enum FastEdn<'a> {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    /// A string without escapes.
+    Str(&'a str),
+    /// A keyword, without its colon.
+    Key(&'a str),
+    Vector(Vec<FastEdn<'a>>),
+}
+
+impl FastEdn<'_> {
+    /// As [`edn_to_value`] converts the full reader's value.
+    fn value(&self) -> Value {
+        match self {
+            FastEdn::Nil => Value::Null,
+            FastEdn::Bool(b) => Value::Bool(*b),
+            FastEdn::Int(i) => Value::Int(*i),
+            FastEdn::Str(s) => Value::Str(s.to_string()),
+            FastEdn::Key(k) => Value::Str(format!(":{k}")),
+            FastEdn::Vector(items) => Value::List(items.iter().map(FastEdn::value).collect()),
+        }
+    }
+}
+
+/// The common case of an EDN operation, read without building a tree of EDN
+/// values (the full reader builds a sorted map per operation: most of the time
+/// of `lab check` on a small history): a flat map, one or more keyword keys each
+/// once, of nil, booleans, integers, strings without escapes, plain keywords,
+/// and vectors of these; a valid operation (process, type, f present and
+/// well-formed). Returns the event and the bytes read. `None` for anything
+/// else (tags, comments, escapes, other numbers, symbols, a mistake): the full
+/// reader then reads it, and says what is wrong.
+fn fast_edn_event(text: &str, line: usize) -> Option<(RawEvent, usize)> {
+    let b = text.as_bytes();
+    let sep = |i: &mut usize| {
+        while *i < b.len() && matches!(b[*i], b' ' | b'\t' | b'\n' | b'\r' | b',') {
+            *i += 1;
+        }
+    };
+    let ends = |i: usize| i >= b.len() || matches!(b[i], b' ' | b'\t' | b'\n' | b'\r' | b',' | b'}' | b']');
+    fn keyword(b: &[u8], i: &mut usize) -> Option<usize> {
+        // After the colon: a plain name ([A-Za-z*+!_?<>=-] then the same, digits, . and /).
+        let start = *i;
+        let name = |c: u8, first: bool| c.is_ascii_alphabetic() || b"*+!_?<>=-".contains(&c) || (!first && (c.is_ascii_digit() || c == b'.' || c == b'/'));
+        if !b.get(*i).is_some_and(|&c| name(c, true)) {
+            return None;
+        }
+        while b.get(*i).is_some_and(|&c| name(c, false)) {
+            *i += 1;
+        }
+        Some(start)
+    }
+    fn scalar<'a>(text: &'a str, i: &mut usize, depth: usize, ends: &dyn Fn(usize) -> bool, sep: &dyn Fn(&mut usize)) -> Option<FastEdn<'a>> {
+        let b = text.as_bytes();
+        let v = match *b.get(*i)? {
+            b'"' => {
+                let len = b[*i + 1..].iter().position(|&c| c == b'"' || c == b'\\')?;
+                if b[*i + 1 + len] != b'"' {
+                    return None;
+                }
+                let s = &text[*i + 1..*i + 1 + len];
+                *i += len + 2;
+                FastEdn::Str(s)
+            }
+            b':' => {
+                *i += 1;
+                let start = keyword(b, i)?;
+                FastEdn::Key(&text[start..*i])
+            }
+            b'[' if depth < 8 => {
+                *i += 1;
+                let mut items = Vec::new();
+                loop {
+                    sep(i);
+                    if *b.get(*i)? == b']' {
+                        *i += 1;
+                        break;
+                    }
+                    items.push(scalar(text, i, depth + 1, ends, sep)?);
+                }
+                FastEdn::Vector(items)
+            }
+            c if c.is_ascii_digit() || c == b'-' => {
+                let start = *i;
+                *i += (c == b'-') as usize;
+                let digits = *i;
+                while b.get(*i).is_some_and(u8::is_ascii_digit) {
+                    *i += 1;
+                }
+                // No leading zeros (the full reader has its own ideas of those).
+                if *i == digits || (b[digits] == b'0' && *i - digits > 1) {
+                    return None;
+                }
+                FastEdn::Int(text[start..*i].parse().ok()?)
+            }
+            _ if text[*i..].starts_with("nil") => {
+                *i += 3;
+                FastEdn::Nil
+            }
+            _ if text[*i..].starts_with("true") => {
+                *i += 4;
+                FastEdn::Bool(true)
+            }
+            _ if text[*i..].starts_with("false") => {
+                *i += 5;
+                FastEdn::Bool(false)
+            }
+            _ => return None,
+        };
+        ends(*i).then_some(v)
+    }
+    if b.first() != Some(&b'{') {
+        return None;
+    }
+    let mut i = 1;
+    let mut fields: SmallVec<[(&str, FastEdn); 8]> = SmallVec::new();
+    loop {
+        sep(&mut i);
+        match *b.get(i)? {
+            b'}' => break,
+            b':' => {
+                i += 1;
+                let start = keyword(b, &mut i)?;
+                let key = &text[start..i];
+                if !ends(i) || fields.iter().any(|(k, _)| *k == key) {
+                    return None;
+                }
+                sep(&mut i);
+                let value = scalar(text, &mut i, 0, &ends, &sep)?;
+                fields.push((key, value));
+            }
+            _ => return None,
+        }
+    }
+    let get = |k: &str| fields.iter().find(|(name, _)| *name == k).map(|(_, v)| v);
+    let name_of = |v: Option<&FastEdn>| match v {
+        Some(FastEdn::Key(k) | FastEdn::Str(k)) => Some(k.trim_start_matches(':').to_string()),
+        _ => None,
+    };
+    let process = match get("process")? {
+        FastEdn::Int(p) if *p >= 0 => Some(*p as u64),
+        FastEdn::Key("nemesis") => None,
+        _ => return None,
+    };
+    let kind = EventType::parse(&name_of(get("type"))?)?;
+    let f_name = name_of(get("f"))?;
+    let key = match get("key") {
+        None | Some(FastEdn::Nil) => None,
+        Some(FastEdn::Str(s) | FastEdn::Key(s)) => Some(s.to_string()),
+        Some(FastEdn::Int(k)) => Some(k.to_string()),
+        Some(_) => return None,
+    };
+    let value = get("value").map(FastEdn::value).unwrap_or(Value::Null);
+    let time = match get("time") {
+        None | Some(FastEdn::Nil) => None,
+        Some(FastEdn::Int(t)) if *t >= 0 => Some(*t as u64),
+        Some(_) => return None,
+    };
+    Some((RawEvent { process, kind, f: Func::parse(&f_name), f_name, key, value, time, line }, i + 1))
 }
 
 fn short(e: &Edn) -> String {
@@ -1171,6 +1351,61 @@ mod fast_reader {
             let e = slow.expect_err(bad);
             assert_eq!(e.line, 1, "{e}");
             assert!(parse_porcupine(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_fast_edn_reader_agrees_with_the_full_one() {
+        // Read quickly: the maps of Jepsen's histories and Porcupine's kv logs.
+        let quick = [
+            "{:process 9, :type :invoke, :f :append, :key \"0\", :value \"x 9 0 y\"}",
+            "{:process 1, :type :ok, :f :get, :key \"9\", :value \"x 5 0 yx 3 0 y\"}",
+            "{:type :ok, :f :write, :value 1, :process 0, :time 20, :index 1, :error nil}",
+            "{:process :nemesis, :type :info, :f :start, :value nil}",
+            "{:process 2, :type :ok, :f :cas, :value [5 [1 -2]], :key 7}",
+            "{:process 2, :type :fail, :f :read, :value [], :key :k, :ok true, :x false}",
+            "{:process 3,:type :invoke,:f :put,:key \"é, } ]\",:value :done}",
+            "{:process 0 :type :info :f :write :value -0 :time nil}",
+        ];
+        for map in quick {
+            let (event, len) = fast_edn_event(map, 1).unwrap_or_else(|| panic!("not read quickly: {map}"));
+            assert_eq!(len, map.len(), "{map}");
+            let (edn, _) = clojure_reader::edn::read(map).unwrap();
+            assert_eq!(event, edn_event(&edn, 1).unwrap(), "{map}");
+        }
+        // Left to the full reader: tags, escapes, other numbers, symbols,
+        // comments, repeated keys, and operations it refuses.
+        for map in [
+            "#jepsen.history.Op{:process 0, :type :ok, :f :read, :value 1}",
+            "{:process 0, :type :ok, :f :read, :key \"a\\\"b\", :value 1}",
+            "{:process 0, :type :ok, :f :read, :value 1.5}",
+            "{:process 0, :type :ok, :f :read, :value 12345678901234567890}",
+            "{:process 0, :type :ok, :f :read, :value 007}",
+            "{:process 0, :type :ok, :f :read, :value 1N}",
+            "{:process 0, :type :ok, :f read, :value 1}",
+            "{:process 0, :type :ok, :f :read, ; a comment\n :value 1}",
+            "{:process 0, :type :ok, :f :read, :value 1, :value 2}",
+            "{:process 0, :type :done, :f :read, :value 1}",
+            "{:process -1, :type :ok, :f :read, :value 1}",
+            "{:type :ok, :f :read, :value 1}",
+            "{:process 0, :type :ok, :f :read, :value {:a 1}}",
+            "{:process 0, :type :ok, :f :read, :value [1 2}",
+            "{:process 0, :type :ok, :f :read, :value nilly}",
+            "{:process 0, :type :ok, :f :read, :time -4}",
+        ] {
+            assert!(fast_edn_event(map, 1).is_none(), "read quickly: {map}");
+        }
+        // Whole histories: the same result (or the same error, at the same line).
+        let histories = [
+            "{:process 0, :type :invoke, :f :write, :value 3}\n{:process 0, :type :ok, :f :write, :value 3}\n{:process 1, :type :invoke, :f :read, :value nil}\n{:process 1, :type :ok, :f :read, :value 3}\n",
+            "[{:type :invoke, :f :write, :value 1, :process 0, :time 10, :index 0}\n #jepsen.history.Op{:type :ok, :f :write, :value 1, :process 0, :time 20}\n {:type :invoke, :f :read, :value nil, :process 1, :time 30}\n {:type :ok, :f :read, :value 2, :process 1, :time 40}]",
+            "{:process 0, :type :invoke, :f :append, :key \"a\", :value \"x\"}\n\n{:process 0,\n :type :ok, :f :append, :key \"a\", :value \"x\"}\n{:process 0, :type :invoke, :f :get, :key \"a\", :value nil}\n{:process 0, :type :ok, :f :get, :key \"a\", :value \"x\"}\n",
+            "{:process 0, :type :invoke, :f :write, :value 3}\n{:process 0, :type :ok, :f :write, :value 3}\n{:process 0, :type :invoke, :f :write :value}\n",
+            "{:process 0, :type :invoke, :f :write, :value 3}\n{:process 0, :type :done, :f :write, :value 3}\n",
+            "{:process 0, :type :invoke, :f :write, :value 3}\n{:process 0, :type :ok, :f :write, :value 3, :value 4}\n",
+        ];
+        for text in histories {
+            assert_eq!(parse_edn_with(text, true), parse_edn_with(text, false), "{text}");
         }
     }
 }

@@ -464,8 +464,16 @@ pub(crate) fn compile(history: &History, indices: &[u32]) -> Result<Compiled, St
         // Too many to match: every put and append may be a source of any get.
         list_writes = (0..out.len() as u32).filter(|&i| gives[i as usize] != NONE).collect();
     } else {
-        for (i, t) in text_reads {
-            needs[i] = pieces.iter().filter(|(_, p)| !p.is_empty() && t.contains(p.as_str())).map(|(tok, _)| *tok).collect();
+        // Every piece in every read, in one pass over each read's text.
+        let pieces: Vec<&(u32, String)> = pieces.iter().filter(|(_, p)| !p.is_empty()).collect();
+        if !pieces.is_empty() && !text_reads.is_empty() {
+            let matcher = aho_corasick::AhoCorasick::new(pieces.iter().map(|(_, p)| p.as_str())).map_err(|e| format!("matching appended strings: {e}"))?;
+            for (i, t) in text_reads {
+                let mut found: Needs = matcher.find_overlapping_iter(t.as_str()).map(|m| pieces[m.pattern().as_usize()].0).collect();
+                found.sort_unstable();
+                found.dedup();
+                needs[i] = found;
+            }
         }
     }
     Ok(Compiled { model, ops: out, needs, gives, list_writes })
