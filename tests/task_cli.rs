@@ -68,6 +68,15 @@ fn each_buggy_variant_fails_at_its_check() {
     let out = run(c);
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("nothing runs between checks"), "{}", stdout(&out));
+    // `lab status` lists the built program (there is no container to list).
+    let mut c = lab();
+    c.args(["status", "task-cli", "--student", "bugs"]);
+    let text = stdout(&run(c));
+    assert!(text.contains("lab-task-cli-bugs (lab task-cli, student bugs, a command-line program"), "{text}");
+    let mut c = lab();
+    c.args(["status", "task-cli", "--student", "bugs", "--json"]);
+    let st = json(&run(c));
+    assert!(st[0]["program"].as_str().unwrap().ends_with("/lab-task-cli-bugs/task"), "{st:#}");
     for (bug, check_name, words) in BUGS {
         let mut c = lab();
         c.args(["verify", "task-cli", "--student", "bugs", "--output", "json", "--env", &format!("TASKCLI_BUG={bug}")]);
@@ -89,6 +98,10 @@ fn each_buggy_variant_fails_at_its_check() {
         c
     });
     assert!(stdout(&out).contains("removed the built program"), "{}", stdout(&out));
+    let mut c = lab();
+    c.args(["status", "task-cli", "--student", "bugs"]);
+    let text = stdout(&run(c));
+    assert!(text.contains("no lab instances are running"), "{text}");
     let out = run({
         let mut c = lab();
         c.args(["verify", "task-cli", "--student", "bugs"]);

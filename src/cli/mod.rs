@@ -76,7 +76,7 @@ pub enum Command {
         after_help = "Examples:\n  lab up url-shortener --solution ./my-shortener\n  lab up url-shortener --target http://127.0.0.1:8080   # only Redis; run your service yourself\n  lab up url-shortener --solution ./my-shortener --student alice --images debian"
     )]
     Up(up::UpArgs),
-    /// Show running instances, their containers and addresses.
+    /// Show running instances, their containers and addresses, and the built programs of command-line labs.
     #[command(after_help = "Examples:\n  lab status\n  lab status url-shortener")]
     Status {
         /// Only this lab.
@@ -269,7 +269,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Show { lab, readme } => labs::show(&catalogue, &lab, readme),
         Command::Validate { paths } => labs::validate(&catalogue, &paths),
         Command::Up(a) => up::run(&catalogue, a, quiet).await,
-        Command::Status { lab, student, json } => status::run(lab, student, json).await,
+        Command::Status { lab, student, json } => status::run(&catalogue, lab, student, json).await,
         Command::Logs { lab, service, follow, tail, student } => logs::run(&catalogue, &lab, service, follow, tail, student).await,
         Command::Down { lab, student, all } => down::run(&catalogue, lab, student, all, quiet).await,
         Command::Verify(a) => verify::run(&catalogue, a, quiet).await,

@@ -1,18 +1,73 @@
-//! `lab status`: running instances, read back from the backend's labels.
+//! `lab status`: running instances, read back from the backend's labels, and
+//! the programs of command-line labs (`service.run: cli`) that `lab up` built
+//! (they run no container: the built program in lab's cache is their state).
+
+use std::path::PathBuf;
+
+use serde::Serialize;
 
 use super::session;
 use crate::error::{exit, Error};
+use crate::lab::Catalogue;
 
-pub async fn run(lab: Option<String>, student: Option<String>, json: bool) -> Result<i32, Error> {
+/// A command-line lab's instance: its built program.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct ProgramState {
+    pub instance: String,
+    pub lab: String,
+    pub student: Option<String>,
+    pub program: PathBuf,
+}
+
+/// The built programs of the catalogue's command-line labs found under
+/// `bin_dir` (lab's cache: one folder per instance), in instance order;
+/// only `only` (an instance name) when given.
+pub fn built_programs(cat: &Catalogue, bin_dir: &std::path::Path, only: Option<&str>) -> Vec<ProgramState> {
+    let Ok(entries) = std::fs::read_dir(bin_dir) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<String> = entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+    dirs.sort();
+    let cli_labs: Vec<crate::lab::Lab> = cat.all().into_iter().filter_map(|(_, l)| l.ok()).filter(|l| l.def.service.run == crate::lab::RunKind::Cli).collect();
+    let mut out = Vec::new();
+    for dir in dirs.into_iter().filter(|d| only.is_none_or(|o| o == d)) {
+        // The longest lab name that makes this instance name (`lab-task` and
+        // `lab-task-cli` would both read `lab-task-cli-x`).
+        let found = cli_labs
+            .iter()
+            .filter_map(|l| {
+                let base = crate::plan::instance_name(l.name(), None);
+                let student = match dir.strip_prefix(&base)? {
+                    "" => None,
+                    rest => Some(rest.strip_prefix('-')?.to_string()),
+                };
+                Some((l, student))
+            })
+            .max_by_key(|(l, _)| l.name().len());
+        if let Some((l, student)) = found {
+            let program = bin_dir.join(&dir).join(&l.def.service.name);
+            if program.is_file() {
+                out.push(ProgramState { instance: dir.clone(), lab: l.name().to_string(), student, program });
+            }
+        }
+    }
+    out
+}
+
+pub async fn run(cat: &Catalogue, lab: Option<String>, student: Option<String>, json: bool) -> Result<i32, Error> {
     let s = session(true)?;
     s.backend.ping().await?;
     let filter = lab.as_deref().map(|l| crate::plan::instance_name(l, student.as_deref()));
     let all = s.backend.instances(filter.as_deref()).await?;
+    let programs = built_programs(cat, &crate::build::cache_dir().join("bin"), filter.as_deref());
     if json {
-        println!("{}", serde_json::to_string_pretty(&all).expect("serializes"));
+        // Containers' instances, then command-line programs (with `program`).
+        let mut items: Vec<serde_json::Value> = all.iter().map(|i| serde_json::to_value(i).expect("serializes")).collect();
+        items.extend(programs.iter().map(|p| serde_json::to_value(p).expect("serializes")));
+        println!("{}", serde_json::to_string_pretty(&items).expect("serializes"));
         return Ok(exit::OK);
     }
-    if all.is_empty() {
+    if all.is_empty() && programs.is_empty() {
         println!("no lab instances are running{}", lab.map(|l| format!(" for {l}")).unwrap_or_default());
         return Ok(exit::OK);
     }
@@ -29,5 +84,39 @@ pub async fn run(lab: Option<String>, student: Option<String>, json: bool) -> Re
             println!("  {:<36} {:<10} {:<22} {}", c.name, c.state, addr, c.image);
         }
     }
+    for p in programs {
+        println!("{} (lab {}{}, a command-line program: nothing runs between checks)", p.instance, p.lab, p.student.as_ref().map(|s| format!(", student {s}")).unwrap_or_default());
+        println!("  built program {}", p.program.display());
+    }
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_programs_of_command_line_labs_are_listed_by_instance() {
+        let bin = tempfile::tempdir().unwrap();
+        let put = |dir: &str, file: &str| {
+            std::fs::create_dir_all(bin.path().join(dir)).unwrap();
+            if !file.is_empty() {
+                std::fs::write(bin.path().join(dir).join(file), "#!/bin/sh\n").unwrap();
+            }
+        };
+        put("lab-task-cli", "task");
+        put("lab-task-cli-alice", "task");
+        put("lab-task-cli-bob", ""); // a build that did not finish: no program
+        put("lab-url-shortener", "app"); // a container lab's binary: its containers say it
+        put("lab-nope-x", "task");
+        let cat = Catalogue::new(vec![]);
+        let found = built_programs(&cat, bin.path(), None);
+        let names: Vec<(&str, &str, Option<&str>)> = found.iter().map(|p| (p.instance.as_str(), p.lab.as_str(), p.student.as_deref())).collect();
+        assert_eq!(names, vec![("lab-task-cli", "task-cli", None), ("lab-task-cli-alice", "task-cli", Some("alice"))]);
+        assert_eq!(found[1].program, bin.path().join("lab-task-cli-alice/task"));
+        let only = built_programs(&cat, bin.path(), Some("lab-task-cli-alice"));
+        assert_eq!(only.len(), 1);
+        assert_eq!(only[0].student.as_deref(), Some("alice"));
+        assert!(built_programs(&cat, &bin.path().join("missing"), None).is_empty());
+    }
 }
