@@ -81,8 +81,8 @@ use std::fmt::Write as _;
 
 use clojure_reader::edn::Edn;
 use serde::Deserialize;
-use smallvec::SmallVec;
 use serde_json::value::RawValue;
+use smallvec::SmallVec;
 
 use super::history::{Event, EventType, Func, History, Op, ParseError, SourcedEvent, Status, Value, FUNC_NAMES};
 
@@ -986,8 +986,9 @@ fn parse_edn_with(text: &str, fast: bool) -> Result<History, ParseError> {
                 consumed
             }
             None => {
-                let (edn, rest) = clojure_reader::edn::read(slice)
-                    .map_err(|e| perr(line + e.line.unwrap_or(1).saturating_sub(1), format!("{}; expected an operation map {{:process 0, :type :invoke, :f :write, :value 3}}", edn_error_message(&e))))?;
+                let (edn, rest) = clojure_reader::edn::read(slice).map_err(|e| {
+                    perr(line + e.line.unwrap_or(1).saturating_sub(1), format!("{}; expected an operation map {{:process 0, :type :invoke, :f :write, :value 3}}", edn_error_message(&e)))
+                })?;
                 raw.push(edn_event(&edn, line)?);
                 slice.len() - rest.len()
             }
