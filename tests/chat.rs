@@ -34,42 +34,12 @@ const BUGS: &[(&str, &str, &str)] = &[
     ("no-resubscribe", "redis-restart-resubscribe", "got none of the 5 messages"),
 ];
 
+static VARIANTS: Variants =
+    Variants { lab: "chat", var: "CHAT_BUG", solution: "tests/solutions/chat", prefix: "bug", at_once: 2, stagger: std::time::Duration::ZERO, passing: &[], within: None, also: earlier_checks_passed };
+
 #[test]
 fn each_buggy_variant_fails_at_its_check() {
-    for pair in BUGS.chunks(2) {
-        let handles: Vec<_> = pair
-            .iter()
-            .enumerate()
-            .map(|(k, (bug, check_name, words))| {
-                let (bug, check_name, words) = (bug.to_string(), check_name.to_string(), words.to_string());
-                std::thread::spawn(move || {
-                    let student = format!("bug{k}");
-                    let mut c = lab();
-                    c.args(["verify", "chat", "--student", &student, "--output", "json", "--env", &format!("CHAT_BUG={bug}"), "--solution"]).arg(chat());
-                    let out = run(c);
-                    let _ = std::process::Command::new(env!("CARGO_BIN_EXE_lab")).args(["down", "chat", "--student", &student]).output();
-                    let report = json(&out);
-                    assert_eq!(out.status.code(), Some(1), "{bug}: exit code\n{report:#}");
-                    let ch = check(&report, &check_name);
-                    assert_eq!(ch["status"], "failed", "{bug}: {check_name} should fail\n{report:#}");
-                    let text = format!("{} | {} | {}", ch["summary"], ch["got"], ch["expected"]);
-                    assert!(text.contains(&words), "{bug}: {check_name} message lacks {words:?}: {text}");
-                    assert!(!ch["hint"].as_str().unwrap_or("").is_empty(), "{bug}: no hint");
-                    // The checks before it passed: the bug is caught where it belongs, not earlier.
-                    for c in report["checks"].as_array().unwrap() {
-                        if c["name"] == check_name.as_str() {
-                            break;
-                        }
-                        assert_eq!(c["status"], "passed", "{bug}: {} before {check_name}\n{report:#}", c["name"]);
-                    }
-                    assert_gone(&format!("lab-chat-{student}"));
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().expect("variant thread");
-        }
-    }
+    each_variant_fails_at_its_check(&VARIANTS, BUGS);
 }
 
 #[test]

@@ -91,40 +91,22 @@ const BUGS: &[(&str, &str, &str)] = &[
     ("metrics-flood", "target-up", "body size limit exceeded"),
 ];
 
+static VARIANTS: Variants = Variants {
+    lab: "monitoring",
+    var: "MONITORING_BUG",
+    solution: "tests/solutions/monitoring",
+    prefix: "mbug",
+    at_once: 2,
+    stagger: std::time::Duration::ZERO,
+    passing: &[],
+    // A service that hangs or floods /metrics fails in bounded time: it never hangs lab.
+    within: Some(std::time::Duration::from_secs(240)),
+    also: nothing_more,
+};
+
 #[test]
 fn each_buggy_variant_fails_at_its_check() {
-    // Two at a time, each in its own student instance.
-    for pair in BUGS.chunks(2) {
-        let handles: Vec<_> = pair
-            .iter()
-            .enumerate()
-            .map(|(k, (bug, check_name, words))| {
-                let (bug, check_name, words) = (bug.to_string(), check_name.to_string(), words.to_string());
-                std::thread::spawn(move || {
-                    let student = format!("mbug{k}");
-                    let started = std::time::Instant::now();
-                    let mut c = lab();
-                    c.args(["verify", "monitoring", "--student", &student, "--output", "json", "--env", &format!("MONITORING_BUG={bug}"), "--solution"]).arg(solution());
-                    let out = run(c);
-                    let _ = Command::new(env!("CARGO_BIN_EXE_lab")).args(["down", "monitoring", "--student", &student]).output();
-                    let report = json(&out);
-                    assert_eq!(out.status.code(), Some(1), "{bug}: exit code\n{report:#}");
-                    let ch = check(&report, &check_name);
-                    assert_eq!(ch["status"], "failed", "{bug}: {check_name} should fail\n{report:#}");
-                    let field = |k: &str| ch[k].as_str().unwrap_or_default().to_string();
-                    let text = format!("{} | {} | {}", field("summary"), field("got"), field("expected"));
-                    assert!(text.contains(&words), "{bug}: {check_name} message lacks {words:?}: {text}");
-                    assert!(!ch["hint"].as_str().unwrap_or("").is_empty(), "{bug}: no hint");
-                    // A service that hangs or floods /metrics fails in bounded time: it never hangs lab.
-                    assert!(started.elapsed() < std::time::Duration::from_secs(240), "{bug}: took {:?}", started.elapsed());
-                    assert_gone(&format!("lab-monitoring-{student}"));
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().expect("variant thread");
-        }
-    }
+    each_variant_fails_at_its_check(&VARIANTS, BUGS);
 }
 
 /// The learner's service run on the host (`--target`): Prometheus, in a

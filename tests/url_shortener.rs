@@ -32,39 +32,22 @@ const BUGS: &[(&str, &str, &str)] = &[
     ("accept-any-url", "reject-invalid-url", "expected status 400 Bad Request"),
 ];
 
+static VARIANTS: Variants = Variants {
+    lab: "url-shortener",
+    var: "SHORTENER_BUG",
+    solution: "tests/solutions/url-shortener",
+    prefix: "bug",
+    // Two at a time, each in its own student instance: this also shows instances side by side.
+    at_once: 2,
+    stagger: std::time::Duration::ZERO,
+    passing: &["create-link"],
+    within: None,
+    also: nothing_more,
+};
+
 #[test]
 fn each_buggy_variant_fails_at_its_check() {
-    // Two at a time, each in its own student instance: this also shows instances side by side.
-    for pair in BUGS.chunks(2) {
-        let handles: Vec<_> = pair
-            .iter()
-            .enumerate()
-            .map(|(k, (bug, check_name, words))| {
-                let (bug, check_name, words) = (bug.to_string(), check_name.to_string(), words.to_string());
-                std::thread::spawn(move || {
-                    let student = format!("bug{k}");
-                    let mut c = lab();
-                    c.args(["verify", "url-shortener", "--student", &student, "--output", "json", "--env", &format!("SHORTENER_BUG={bug}"), "--solution"]).arg(shortener());
-                    let out = run(c);
-                    let _ = std::process::Command::new(env!("CARGO_BIN_EXE_lab")).args(["down", "url-shortener", "--student", &student]).output();
-                    let report = json(&out);
-                    assert_eq!(out.status.code(), Some(1), "{bug}: exit code\n{report:#}");
-                    let ch = check(&report, &check_name);
-                    assert_eq!(ch["status"], "failed", "{bug}: {check_name} should fail\n{report:#}");
-                    let text = format!("{} | {} | {}", ch["summary"], ch["got"], ch["expected"]);
-                    assert!(text.contains(&words), "{bug}: {check_name} message lacks {words:?}: {text}");
-                    assert!(!ch["hint"].as_str().unwrap_or("").is_empty(), "{bug}: no hint");
-                    // Every check that failed is explained by this bug: nothing else broke.
-                    let failed: Vec<&str> = report["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "failed" || c["status"] == "error").map(|c| c["name"].as_str().unwrap()).collect();
-                    assert!(failed.contains(&check_name.as_str()), "{bug}: {failed:?}");
-                    assert_gone(&format!("lab-url-shortener-{student}"));
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().expect("variant thread");
-        }
-    }
+    each_variant_fails_at_its_check(&VARIANTS, BUGS);
 }
 
 #[test]

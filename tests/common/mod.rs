@@ -76,3 +76,84 @@ pub fn json(o: &Output) -> serde_json::Value {
 pub fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     report["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no check {name} in {report}"))
 }
+
+/// How a lab's buggy variants are run by [`each_variant_fails_at_its_check`].
+pub struct Variants {
+    pub lab: &'static str,
+    /// The variable that picks the bug in the reference solution (`CHAT_BUG`).
+    pub var: &'static str,
+    /// The reference solution, from the repository root.
+    pub solution: &'static str,
+    /// Students are named `<prefix><k>`.
+    pub prefix: &'static str,
+    /// How many run at once (each in its own student instance).
+    pub at_once: usize,
+    /// The k-th of a batch starts k times this late (brokers booting at once are slow).
+    pub stagger: std::time::Duration,
+    /// Checks that must pass under every bug: the bug is what broke, not something before it.
+    pub passing: &'static [&'static str],
+    /// A bound on each `lab verify`: a service that hangs or floods fails in bounded time.
+    pub within: Option<std::time::Duration>,
+    /// What else to assert of a failed check: (bug, check, report, the check's outcome).
+    pub also: fn(&str, &str, &serde_json::Value, &serde_json::Value),
+}
+
+/// Nothing more to assert.
+pub fn nothing_more(_: &str, _: &str, _: &serde_json::Value, _: &serde_json::Value) {}
+
+/// Each bug of `bugs` (bug, the check that must fail, words its message must
+/// contain; a bug may be listed with several checks) run through `lab verify
+/// --env VAR=bug`: exit 1, each named check failed with the words and a hint,
+/// the `passing` checks passed, and nothing of the instance left behind.
+pub fn each_variant_fails_at_its_check(v: &'static Variants, bugs: &'static [(&'static str, &'static str, &'static str)]) {
+    let mut names: Vec<&'static str> = bugs.iter().map(|(b, ..)| *b).collect();
+    names.dedup();
+    for batch in names.chunks(v.at_once) {
+        let handles: Vec<_> = batch
+            .iter()
+            .enumerate()
+            .map(|(k, &bug)| {
+                std::thread::spawn(move || {
+                    std::thread::sleep(v.stagger * k as u32);
+                    let student = format!("{}{k}", v.prefix);
+                    let started = std::time::Instant::now();
+                    let mut c = lab();
+                    c.args(["verify", v.lab, "--student", &student, "--output", "json", "--env", &format!("{}={bug}", v.var), "--solution"]).arg(root().join(v.solution));
+                    let out = run(c);
+                    if let Some(bound) = v.within {
+                        assert!(started.elapsed() < bound, "{bug}: lab verify took {:?}", started.elapsed());
+                    }
+                    let _ = Command::new(env!("CARGO_BIN_EXE_lab")).args(["down", v.lab, "--student", &student]).output();
+                    let report = json(&out);
+                    assert_eq!(out.status.code(), Some(1), "{bug}: exit code\n{report:#}");
+                    for (_, check_name, words) in bugs.iter().filter(|(b, ..)| *b == bug) {
+                        let ch = check(&report, check_name);
+                        assert_eq!(ch["status"], "failed", "{bug}: {check_name} should fail\n{report:#}");
+                        let field = |k: &str| ch[k].as_str().unwrap_or_default().to_string();
+                        let text = format!("{} | {} | {}", field("summary"), field("got"), field("expected"));
+                        assert!(text.contains(words), "{bug}: {check_name} message lacks {words:?}: {text}");
+                        assert!(!field("hint").is_empty(), "{bug}: no hint");
+                        (v.also)(bug, check_name, &report, ch);
+                    }
+                    for early in v.passing {
+                        assert_eq!(check(&report, early)["status"], "passed", "{bug}: {early}\n{report:#}");
+                    }
+                    assert_gone(&format!("lab-{}-{student}", v.lab));
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("variant thread");
+        }
+    }
+}
+
+/// For [`Variants::also`]: every check before the failed one passed.
+pub fn earlier_checks_passed(bug: &str, check_name: &str, report: &serde_json::Value, _: &serde_json::Value) {
+    for c in report["checks"].as_array().unwrap() {
+        if c["name"] == check_name {
+            break;
+        }
+        assert_eq!(c["status"], "passed", "{bug}: {} before {check_name}\n{report:#}", c["name"]);
+    }
+}
