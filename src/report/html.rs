@@ -560,17 +560,7 @@ fn history_view(h: &HistoryReport) -> HistoryView {
     let top = labels_h;
     let lanes_h = lanes.len() as f64 * LANE_H;
     let bottom = top + lanes_h;
-    let bands: Vec<Band> = placed
-        .iter()
-        .map(|p| Band {
-            x: n(p.x0),
-            w: n((p.x1 - p.x0).max(1.5)),
-            label: p.label.clone(),
-            label_x: n(p.label_x),
-            label_y: n(6.0 + (p.row as f64 + 1.0) * NEMESIS_ROW_H - 3.0),
-            title: nemesis_title(p.iv),
-        })
-        .collect();
+    let bands = bands(&placed);
 
     let lane_views: Vec<Lane> = lanes
         .iter()
@@ -698,6 +688,21 @@ struct Placed<'a> {
     row: usize,
 }
 
+/// The shaded bands of the nemesis intervals (the same on the timeline and the latency plot).
+fn bands(placed: &[Placed]) -> Vec<Band> {
+    placed
+        .iter()
+        .map(|p| Band {
+            x: n(p.x0),
+            w: n((p.x1 - p.x0).max(1.5)),
+            label: p.label.clone(),
+            label_x: n(p.label_x),
+            label_y: n(6.0 + (p.row as f64 + 1.0) * NEMESIS_ROW_H - 3.0),
+            title: nemesis_title(p.iv),
+        })
+        .collect()
+}
+
 fn nemesis_label(iv: &NemesisInterval) -> String {
     if iv.targets.is_empty() {
         iv.fault.clone()
@@ -752,17 +757,7 @@ fn latency_view(h: &HistoryReport, axis: &TimeAxis, witness: &BTreeSet<usize>, p
             }
         })
         .collect();
-    let bands = placed
-        .iter()
-        .map(|p| Band {
-            x: n(p.x0),
-            w: n((p.x1 - p.x0).max(1.5)),
-            label: p.label.clone(),
-            label_x: n(p.label_x),
-            label_y: n(6.0 + (p.row as f64 + 1.0) * NEMESIS_ROW_H - 3.0),
-            title: nemesis_title(p.iv),
-        })
-        .collect();
+    let bands = bands(placed);
     Latency {
         width: n(WIDTH),
         height: n(bottom + AXIS_H),
