@@ -1094,9 +1094,9 @@ fn fast_edn_event(text: &str, line: usize) -> Option<(RawEvent, usize)> {
     };
     let ends = |i: usize| i >= b.len() || matches!(b[i], b' ' | b'\t' | b'\n' | b'\r' | b',' | b'}' | b']');
     fn keyword(b: &[u8], i: &mut usize) -> Option<usize> {
-        // After the colon: a plain name ([A-Za-z*+!_?<>=-] then the same, digits, . and /).
+        // After the colon: a plain name ([A-Za-z*!_?] then also digits and +-<>=./).
         let start = *i;
-        let name = |c: u8, first: bool| c.is_ascii_alphabetic() || b"*+!_?<>=-".contains(&c) || (!first && (c.is_ascii_digit() || c == b'.' || c == b'/'));
+        let name = |c: u8, first: bool| c.is_ascii_alphabetic() || b"*!_?".contains(&c) || (!first && (c.is_ascii_digit() || b"+-<>=./".contains(&c)));
         if !b.get(*i).is_some_and(|&c| name(c, true)) {
             return None;
         }
@@ -1393,6 +1393,7 @@ mod fast_reader {
             "{:process 0, :type :ok, :f :read, :value [1 2}",
             "{:process 0, :type :ok, :f :read, :value nilly}",
             "{:process 0, :type :ok, :f :read, :time -4}",
+            "{:process 0, :type :ok, :f :read, :value :-1}",
         ] {
             assert!(fast_edn_event(map, 1).is_none(), "read quickly: {map}");
         }
