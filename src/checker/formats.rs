@@ -980,7 +980,7 @@ fn parse_edn_with(text: &str, fast: bool) -> Result<History, ParseError> {
             break;
         }
         let slice = &body[pos..];
-        let consumed = match fast_edn_event(slice, line).filter(|_| fast) {
+        let consumed = match fast.then(|| fast_edn_event(slice, line)).flatten() {
             Some((event, consumed)) => {
                 raw.push(event);
                 consumed

@@ -27,6 +27,9 @@ pub fn built_programs(cat: &Catalogue, bin_dir: &std::path::Path, only: Option<&
         return Vec::new();
     };
     let mut dirs: Vec<String> = entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+    if dirs.is_empty() {
+        return Vec::new();
+    }
     dirs.sort();
     let cli_labs: Vec<crate::lab::Lab> = cat.all().into_iter().filter_map(|(_, l)| l.ok()).filter(|l| l.def.service.run == crate::lab::RunKind::Cli).collect();
     let mut out = Vec::new();
@@ -47,7 +50,7 @@ pub fn built_programs(cat: &Catalogue, bin_dir: &std::path::Path, only: Option<&
         if let Some((l, student)) = found {
             let program = bin_dir.join(&dir).join(&l.def.service.name);
             if program.is_file() {
-                out.push(ProgramState { instance: dir.clone(), lab: l.name().to_string(), student, program });
+                out.push(ProgramState { instance: dir, lab: l.name().to_string(), student, program });
             }
         }
     }
