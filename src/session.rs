@@ -54,19 +54,30 @@ pub struct Session {
     pub ui: Ui,
 }
 
+/// How often `up` picks a new host port for a container whose port was taken
+/// between picking it and the engine binding it.
+const PORT_RETRIES: usize = 3;
+
 /// Free ports on 127.0.0.1; the listeners are held until the plan is made, so
 /// that two ports of one plan never collide.
 #[derive(Default)]
 struct PortPicker {
     held: Vec<TcpListener>,
+    /// Ports found taken by the engine: never picked again.
+    avoid: Vec<u16>,
 }
 
 impl PortPicker {
     fn pick(&mut self) -> Result<u16, String> {
-        let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        let p = l.local_addr().map_err(|e| e.to_string())?.port();
-        self.held.push(l);
-        Ok(p)
+        loop {
+            let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+            let p = l.local_addr().map_err(|e| e.to_string())?.port();
+            // Held either way, so that the next bind gets another port.
+            self.held.push(l);
+            if !self.avoid.contains(&p) {
+                return Ok(p);
+            }
+        }
     }
 }
 
@@ -102,29 +113,54 @@ impl Session {
             }
         };
         let secret = existing.iter().flat_map(|i| i.containers.iter()).find_map(|c| c.labels.get(SECRET_LABEL)).filter(|s| !s.is_empty()).cloned().unwrap_or_else(plan::new_secret);
-        let mut picker = PortPicker::default();
+        let mut ports = ports;
+        let mut taken = Vec::new();
+        loop {
+            let plan = self.plan_and_converge(lab, opts, &solution, &secret, ports, &taken).await?;
+            if plan.containers.is_empty() {
+                // A command-line lab without dependencies: building was all there was to do.
+                return Ok(plan);
+            }
+            match self.start_all(&plan).await {
+                // A host port picked free was taken before the engine bound it
+                // (another `lab up` on this machine, or any other program): pick
+                // that container a new one and converge again.
+                Err(Error::Backend(BackendError::PortTaken { container, .. })) if taken.len() < PORT_RETRIES => {
+                    let old = plan.containers.iter().find(|c| c.name == container).map(|c| c.port.host).unwrap_or_default();
+                    taken.push(old);
+                    self.ui.warn(&format!("{container}: host port 127.0.0.1:{old} was taken meanwhile; picking another"));
+                    ports = plan.containers.iter().filter(|c| c.name != container).map(|c| (c.name.clone(), c.port.host)).collect();
+                }
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(plan),
+            }
+        }
+    }
+
+    /// Make the plan (new host ports where `ports` has none) and converge the backend to it.
+    async fn plan_and_converge(&self, lab: &Lab, opts: &UpOptions, solution: &Solution, secret: &str, ports: HashMap<String, u16>, taken: &[u16]) -> Result<Plan, Error> {
+        let mut picker = PortPicker { avoid: taken.to_vec(), ..Default::default() };
         let popts = PlanOptions {
             student: opts.student.clone(),
             images: opts.images,
-            solution,
+            solution: solution.clone(),
             ports,
             extra_env: opts.extra_env.clone(),
             ready_timeout: opts.ready_timeout,
             lab_exe: std::env::current_exe().ok(),
-            secret: secret.clone(),
+            secret: secret.to_string(),
         };
         let mut plan = plan::plan(lab, &popts, || picker.pick())?;
         drop(picker);
         if plan.containers.is_empty() {
-            // A command-line lab without dependencies: building was all there was to do.
             return Ok(plan);
         }
         plan.labels.insert(IMAGES_LABEL.into(), opts.images.to_string());
         plan.labels.insert(ENV_LABEL.into(), serde_json::to_string(&opts.extra_env).expect("map serializes"));
-        plan.labels.insert(SECRET_LABEL.into(), secret.clone());
+        plan.labels.insert(SECRET_LABEL.into(), secret.to_string());
         for c in &mut plan.containers {
             c.labels.insert(IMAGES_LABEL.into(), opts.images.to_string());
-            c.labels.insert(SECRET_LABEL.into(), secret.clone());
+            c.labels.insert(SECRET_LABEL.into(), secret.to_string());
             // Only the service gets --env, so only its containers change with it.
             if c.role == Role::Service {
                 c.labels.insert(ENV_LABEL.into(), serde_json::to_string(&opts.extra_env).expect("map serializes"));
@@ -135,8 +171,12 @@ impl Session {
         let converged = self.backend.converge(&plan).await?;
         let changed = converged.iter().filter(|(_, c)| *c != Converged::Kept).count();
         self.ui.done(&format!("{} containers on network {} ({changed} created or replaced)", converged.len(), plan.network));
+        Ok(plan)
+    }
 
-        // Dependencies first, all at once; then the service's replicas.
+    /// Start the plan's containers and wait until each is ready: dependencies
+    /// first, all at once; then the service's replicas.
+    async fn start_all(&self, plan: &Plan) -> Result<(), Error> {
         for role in [Role::Dependency, Role::Service] {
             let group: Vec<&ContainerSpec> = plan.containers.iter().filter(|c| c.role == role).collect();
             if group.is_empty() {
@@ -161,7 +201,7 @@ impl Session {
             });
             futures_util::future::try_join_all(jobs).await?;
         }
-        Ok(plan)
+        Ok(())
     }
 
     async fn ensure_images(&self, plan: &Plan, set: ImageSet) -> Result<(), Error> {

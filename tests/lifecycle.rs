@@ -90,6 +90,54 @@ fn two_students_run_side_by_side() {
     assert_eq!(docker_names("container", "label=lab.instance=lab-url-shortener-bob").len(), 3, "bob's instance is untouched");
 }
 
+/// Removes a container whatever happened.
+struct RemoveContainer(String);
+
+impl Drop for RemoveContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}
+
+#[test]
+fn a_host_port_taken_meanwhile_is_replaced_by_another() {
+    // In CI two `lab up`s once picked the same free port; the second to start
+    // its container failed. Here another container takes the app's port while
+    // the app is stopped, and `up` must pick the app a new port.
+    let _down = Down("url-shortener", Some("portgone"));
+    let mut c = lab();
+    c.args(["up", "url-shortener", "--student", "portgone", "--solution"]).arg(shortener());
+    assert_eq!(run(c).status.code(), Some(0));
+    let app_port = |v: &serde_json::Value| v[0]["containers"].as_array().unwrap().iter().find(|c| c["service"] == "app").unwrap()["host_port"].as_u64().unwrap();
+    let before = app_port(&status_json("portgone"));
+    let out = Command::new("docker").args(["stop", "-t", "1", "lab-url-shortener-portgone-app-1"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let squatter = RemoveContainer("lab-test-port-squatter".into());
+    let out = Command::new("docker")
+        .args(["run", "-d", "--name", &squatter.0, "-p", &format!("127.0.0.1:{before}:6379"), "lab-debian/redis:7.0", "redis-server", "--save", ""])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let mut c = lab();
+    c.args(["up", "url-shortener", "--student", "portgone", "--solution"]).arg(shortener());
+    let again = run(c);
+    assert_eq!(again.status.code(), Some(0), "up picks another port");
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains(&format!("lab-url-shortener-portgone-app-1: host port 127.0.0.1:{before} was taken meanwhile; picking another")), "{err}");
+    let after = app_port(&status_json("portgone"));
+    assert_ne!(after, before);
+    let mut c = lab();
+    c.args(["verify", "url-shortener", "--student", "portgone", "--output", "json"]);
+    assert_eq!(run(c).status.code(), Some(0), "the service answers on its new port");
+    drop(squatter);
+    let mut c = lab();
+    c.args(["down", "url-shortener", "--student", "portgone"]);
+    assert_eq!(run(c).status.code(), Some(0));
+    assert_gone("lab-url-shortener-portgone");
+}
+
 #[test]
 fn kill_9_half_way_then_up_and_down_recover() {
     let _down = Down("url-shortener", Some("crash"));

@@ -34,6 +34,13 @@ fn op_err(op: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Backe
     }
 }
 
+/// Docker's words when a container's published host port is held elsewhere:
+/// by another container (its port allocator) or by another program (the
+/// userland proxy cannot bind).
+fn port_taken(message: &str) -> bool {
+    message.contains("port is already allocated") || (message.contains("bind") && message.contains("address already in use"))
+}
+
 fn is_404(e: &bollard::errors::Error) -> bool {
     matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
 }
@@ -162,6 +169,7 @@ impl DockerBackend {
             // 304: already running.
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
             Err(e) if is_404(&e) => Err(BackendError::NoContainer(name.into())),
+            Err(bollard::errors::Error::DockerResponseServerError { message, .. }) if port_taken(&message) => Err(BackendError::PortTaken { container: name.into(), detail: message }),
             Err(e) => Err(op_err(format!("starting {name}"))(e)),
         }
     }
@@ -416,5 +424,17 @@ impl DockerBackend {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_taken_host_port_is_told_apart_from_other_start_failures() {
+        // What the engine answered in CI, and what it answers when a program holds the port.
+        assert!(super::port_taken("driver failed programming external connectivity on endpoint lab-monitoring-mbug0-app-1 (349af6): Bind for 127.0.0.1:34165 failed: port is already allocated"));
+        assert!(super::port_taken("driver failed programming external connectivity on endpoint x (1): Error starting userland proxy: listen tcp4 127.0.0.1:40000: bind: address already in use"));
+        assert!(!super::port_taken("failed to create task for container: exec: \"/lab\": permission denied"));
+        assert!(!super::port_taken("address already in use"), "only a bind names the host port");
     }
 }

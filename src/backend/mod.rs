@@ -100,6 +100,9 @@ pub enum BackendError {
     Pull { image: String, detail: String },
     #[error("no container {0}")]
     NoContainer(String),
+    #[error("starting {container} failed: its host port is taken by another program or container ({detail})")]
+    #[diagnostic(help("`lab up` picks another port and tries again; if this persists, free ports on 127.0.0.1 or run `lab down` and `lab up`"))]
+    PortTaken { container: String, detail: String },
     #[error("{op} failed: {detail}")]
     Docker { op: String, detail: String },
 }
