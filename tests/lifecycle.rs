@@ -114,10 +114,7 @@ fn a_host_port_taken_meanwhile_is_replaced_by_another() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let squatter = RemoveContainer("lab-test-port-squatter".into());
-    let out = Command::new("docker")
-        .args(["run", "-d", "--name", &squatter.0, "-p", &format!("127.0.0.1:{before}:6379"), "lab-debian/redis:7.0", "redis-server", "--save", ""])
-        .output()
-        .unwrap();
+    let out = Command::new("docker").args(["run", "-d", "--name", &squatter.0, "-p", &format!("127.0.0.1:{before}:6379"), "lab-debian/redis:7.0", "redis-server", "--save", ""]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let mut c = lab();
