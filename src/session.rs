@@ -63,7 +63,7 @@ const PORT_RETRIES: usize = 3;
 #[derive(Default)]
 struct PortPicker {
     held: Vec<TcpListener>,
-    /// Ports found taken by the engine: never picked again.
+    /// Ports of other lab containers, and ports found taken by the engine.
     avoid: Vec<u16>,
 }
 
@@ -92,7 +92,11 @@ impl Session {
     pub async fn up(&self, lab: &Lab, opts: &UpOptions) -> Result<Plan, Error> {
         self.backend.ping().await?;
         let instance = plan::instance_name(lab.name(), opts.student.as_deref());
-        let existing = self.backend.instances(Some(&instance)).await?.into_iter().next();
+        let all = self.backend.instances(None).await?;
+        // The host ports of other instances' containers, stopped ones included
+        // (a stopped container gets its port back when chaos or a check starts it).
+        let others: Vec<u16> = all.iter().filter(|i| i.instance != instance).flat_map(|i| i.containers.iter()).filter_map(|c| c.host_port).collect();
+        let existing = all.into_iter().find(|i| i.instance == instance);
         let ports: HashMap<String, u16> = existing.iter().flat_map(|i| i.containers.iter()).filter_map(|c| Some((c.name.clone(), c.host_port?))).collect();
 
         let solution = match &opts.solution {
@@ -116,7 +120,8 @@ impl Session {
         let mut ports = ports;
         let mut taken = Vec::new();
         loop {
-            let plan = self.plan_and_converge(lab, opts, &solution, &secret, ports, &taken).await?;
+            let avoid: Vec<u16> = others.iter().chain(&taken).copied().collect();
+            let plan = self.plan_and_converge(lab, opts, &solution, &secret, ports, &avoid).await?;
             if plan.containers.is_empty() {
                 // A command-line lab without dependencies: building was all there was to do.
                 return Ok(plan);
@@ -138,8 +143,8 @@ impl Session {
     }
 
     /// Make the plan (new host ports where `ports` has none) and converge the backend to it.
-    async fn plan_and_converge(&self, lab: &Lab, opts: &UpOptions, solution: &Solution, secret: &str, ports: HashMap<String, u16>, taken: &[u16]) -> Result<Plan, Error> {
-        let mut picker = PortPicker { avoid: taken.to_vec(), ..Default::default() };
+    async fn plan_and_converge(&self, lab: &Lab, opts: &UpOptions, solution: &Solution, secret: &str, ports: HashMap<String, u16>, avoid: &[u16]) -> Result<Plan, Error> {
+        let mut picker = PortPicker { avoid: avoid.to_vec(), ..Default::default() };
         let popts = PlanOptions {
             student: opts.student.clone(),
             images: opts.images,
