@@ -151,14 +151,30 @@ fn main() {
     }
     // lab chaos kill: from the command to the container dead and the fault recorded
     // (the command returns after both).
+    // The peer, interleaved: `docker kill` of the same container, just as freshly
+    // started and ready (lab's heal waits for GET /healthz; so does this loop).
+    let app = "lab-url-shortener-bench-app-1";
+    let st: serde_json::Value = serde_json::from_str(&sh(lab().args(["status", "url-shortener", "--student", "bench", "--json"]))).unwrap();
+    let app_port = st[0]["containers"].as_array().unwrap().iter().find(|c| c["service"] == "app").and_then(|c| c["host_port"].as_u64()).unwrap() as u16;
     let mut kill = vec![];
+    let mut docker_kill = vec![];
     for _ in 0..runs {
         let t = Instant::now();
         sh(lab().args(["chaos", "url-shortener", "kill", "app", "--student", "bench"]));
         kill.push(t.elapsed());
-        let state = sh(Command::new("docker").args(["inspect", "-f", "{{.State.Status}}", "lab-url-shortener-bench-app-1"]));
+        let state = sh(Command::new("docker").args(["inspect", "-f", "{{.State.Status}}", app]));
         assert_eq!(state.trim(), "exited");
         sh(lab().args(["chaos", "url-shortener", "heal", "--student", "bench"]));
+
+        let t = Instant::now();
+        sh(Command::new("docker").args(["kill", app]));
+        docker_kill.push(t.elapsed());
+        sh(Command::new("docker").args(["start", app]));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !http_ready(app_port) {
+            assert!(Instant::now() < deadline, "app not ready after docker start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
     sh(lab().args(["down", "url-shortener", "--student", "bench"]));
 
@@ -265,7 +281,7 @@ fn main() {
     }
 
     let (lc, lw, dc, dw, b, v) = (median(lab_cold), median(lab_warm), median(dc_cold), median(dc_warm), median(bare), median(verify));
-    let (k, r) = (median(kill), median(raft));
+    let (k, dk, r) = (median(kill), median(docker_kill), median(raft));
     println!("url-shortener up to ready (Redis PONG + GET /healthz 200), median of {runs}, same machine, same run:");
     println!("  lab up, cold              {:>8}", ms(lc));
     println!("  docker-compose up, cold   {:>8}   lab/compose = {:.2}", ms(dc), lc.as_secs_f64() / dc.as_secs_f64());
@@ -274,5 +290,6 @@ fn main() {
     println!("  docker-compose up, warm   {:>8}   lab/compose = {:.2}", ms(dw), lw.as_secs_f64() / dw.as_secs_f64());
     println!("lab verify url-shortener with the lab up (10 checks), median of {runs}: {}", ms(v));
     println!("lab chaos url-shortener kill app, command to container dead and fault recorded, median of {runs}: {}", ms(k));
+    println!("  docker kill of the same container (CLI to container dead), interleaved: {}   lab/docker kill = {:.2}", ms(dk), k.as_secs_f64() / dk.as_secs_f64());
     println!("lab up raft (3 nodes) to an elected leader, median of {runs}: {}", ms(r));
 }
