@@ -11,6 +11,11 @@
 //!   the server should drop the first and keep the second.
 //! - `slow-client`: a fanout while one more client, with a tiny receive
 //!   buffer, never reads: the others must still get everything, promptly.
+//!   Where lab runs the service it connects that client to the node's own
+//!   address in the lab's network: Docker's published port has a proxy in
+//!   between whose socket buffers (up to tcp_rmem's maximum, 32 MB on some
+//!   machines) would take the data in the service's stead, and a hub that
+//!   blocks on the client would go unseen.
 //!
 //! Every message a sender sends carries a token `m~<probe>~<sender>~<seq>~`;
 //! a receiver counts every token of this probe found in any frame it gets, so
@@ -63,6 +68,10 @@ pub struct WsSpec {
     pub scenario: Scenario,
     /// Base URLs of the nodes (`http://`, `https://`, `ws://` or `wss://`), clients go round robin.
     pub urls: Vec<String>,
+    /// slow-client: the first node's own address, when lab knows it; the slow
+    /// client connects there (falling back to the first URL), so that no proxy
+    /// in between reads on its behalf and the service's socket does fill up.
+    pub slow_url: Option<String>,
     /// Path and query; `{client}` becomes the client's name (c1, c2, ...).
     pub path: String,
     /// The text frame a sender sends; `{token}` becomes the message's token, `{pad}` `size` bytes of filler.
@@ -306,8 +315,20 @@ async fn fanout(spec: &WsSpec, slow: bool) -> Result<(serde_json::Value, String)
     // The slow client first, on the first node: it never reads.
     let mut slow_conn = None;
     if slow {
-        let url = ws_url(&spec.urls[0], &spec.path.replace("{client}", "slow"))?;
-        let ws = connect(&url, spec.origin.as_deref(), cfg, Some(SLOW_RECV_BUFFER)).await.map_err(|r| WsFailure::Connect { client: "slow".into(), url, why: r.to_string() })?;
+        let path = spec.path.replace("{client}", "slow");
+        let url = ws_url(&spec.urls[0], &path)?;
+        let direct = match &spec.slow_url {
+            Some(d) => match tokio::time::timeout(Duration::from_secs(1), connect(&ws_url(d, &path)?, spec.origin.as_deref(), cfg, Some(SLOW_RECV_BUFFER))).await {
+                Ok(Ok(ws)) => Some(ws),
+                // Not reachable from here (Docker Desktop, a remote engine): the published port it is.
+                _ => None,
+            },
+            None => None,
+        };
+        let ws = match direct {
+            Some(ws) => ws,
+            None => connect(&url, spec.origin.as_deref(), cfg, Some(SLOW_RECV_BUFFER)).await.map_err(|r| WsFailure::Connect { client: "slow".into(), url, why: r.to_string() })?,
+        };
         slow_conn = Some(ws);
     }
 

@@ -263,6 +263,23 @@ impl<'a> CheckRunner<'a> {
         }
     }
 
+    /// Each node's URL inside the lab's network, by the URL lab reaches it at
+    /// (Docker's port publishing puts a proxy of its own in between, which reads
+    /// and buffers on a client's behalf); none for nodes lab does not run or
+    /// whose address it cannot find.
+    async fn direct_urls(&self) -> Vec<(String, String)> {
+        if !self.t.managed {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for c in self.t.plan.replicas() {
+            if let Ok(ip) = self.t.backend.ip(&c.name).await {
+                out.push((format!("http://127.0.0.1:{}", c.port.host), format!("http://{ip}:{}", c.port.container)));
+            }
+        }
+        out
+    }
+
     fn context(&self, i: u32) -> tera::Context {
         let mut ctx = tera::Context::new();
         ctx.insert("service", &serde_json::json!({"url": self.url, "urls": self.node_urls()}));
@@ -351,6 +368,7 @@ impl<'a> CheckRunner<'a> {
                         let p = probes::render_probe(p, &ctx).map_err(StepError::Lab)?;
                         let no_env = BTreeMap::new();
                         let nodes = self.node_urls();
+                        let direct = if probes::wants_direct(&p) { self.direct_urls().await } else { Vec::new() };
                         let env = probes::ProbeEnv {
                             workdir: &self.dir,
                             solution: self.t.solution.as_deref(),
@@ -358,6 +376,7 @@ impl<'a> CheckRunner<'a> {
                             lab: self.t.lab,
                             plan: self.t.plan,
                             nodes: &nodes,
+                            direct: &direct,
                         };
                         let (sent, res) = probes::run(&p, &env).await;
                         match res {

@@ -21,6 +21,15 @@ pub(crate) struct ProbeEnv<'a> {
     pub plan: &'a crate::plan::Plan,
     /// Base URLs of the service's nodes, as lab reaches them.
     pub nodes: &'a [String],
+    /// (URL as lab reaches a node, the node's own address inside the lab's network),
+    /// for the probes that [`wants_direct`].
+    pub direct: &'a [(String, String)],
+}
+
+/// Whether a probe needs the nodes' own addresses: a WebSocket client that never
+/// reads must fill the service's socket, not a proxy's buffers on its way.
+pub(crate) fn wants_direct(p: &Probe) -> bool {
+    matches!(p, Probe::Ws(x) if matches!(x.scenario, crate::lab::WsScenario::SlowClient))
 }
 
 /// The published address of the lab's first dependency made from `template`.
@@ -179,9 +188,11 @@ pub(crate) async fn run(p: &Probe, env: &ProbeEnv<'_>) -> (String, Result<Answer
                 crate::lab::WsScenario::SlowClient => ws::Scenario::SlowClient,
             };
             let expected = (x.clients as usize).saturating_mul(x.senders as usize).saturating_mul(x.messages as usize);
+            let slow_url = urls.first().and_then(|u| env.direct.iter().find(|(at, _)| at.trim_end_matches('/') == u.trim_end_matches('/'))).map(|(_, d)| d.clone());
             let spec = ws::WsSpec {
                 scenario,
                 urls,
+                slow_url,
                 path: x.path.clone(),
                 message: x.message.clone(),
                 origin: x.origin.clone(),

@@ -11,6 +11,7 @@ fn spec(scenario: Scenario, url: &str) -> WsSpec {
     WsSpec {
         scenario,
         urls: vec![url.to_string()],
+        slow_url: None,
         path: "/ws?user={client}".into(),
         message: r#"{"text":"{token}{pad}"}"#.into(),
         origin: None,
@@ -225,6 +226,17 @@ async fn slow_client_against_a_good_server() {
     let url = chat_server(GOOD).await;
     let mut s = spec(Scenario::SlowClient, &url);
     s.size = 1000;
+    let a = run(&s).await.unwrap();
+    assert_eq!(a.value["missing"], 0, "{}", a.shown);
+    assert_eq!(a.value["slow_client"], true);
+}
+
+#[tokio::test]
+async fn the_slow_client_falls_back_to_the_first_url_when_the_direct_one_is_unreachable() {
+    let url = chat_server(GOOD).await;
+    let mut s = spec(Scenario::SlowClient, &url);
+    // Nothing listens on port 1.
+    s.slow_url = Some("http://127.0.0.1:1".into());
     let a = run(&s).await.unwrap();
     assert_eq!(a.value["missing"], 0, "{}", a.shown);
     assert_eq!(a.value["slow_client"], true);
