@@ -317,13 +317,10 @@ async fn fanout(spec: &WsSpec, slow: bool) -> Result<(serde_json::Value, String)
     if slow {
         let path = spec.path.replace("{client}", "slow");
         let url = ws_url(&spec.urls[0], &path)?;
-        let direct = match &spec.slow_url {
-            Some(d) => match tokio::time::timeout(Duration::from_secs(1), connect(&ws_url(d, &path)?, spec.origin.as_deref(), cfg, Some(SLOW_RECV_BUFFER))).await {
-                Ok(Ok(ws)) => Some(ws),
-                // Not reachable from here (Docker Desktop, a remote engine): the published port it is.
-                _ => None,
-            },
-            None => None,
+        // Not reachable from here (Docker Desktop, a remote engine): the published port it is.
+        let direct = match spec.slow_url.as_deref().map(|d| ws_url(d, &path)) {
+            Some(Ok(d)) => tokio::time::timeout(Duration::from_secs(1), connect(&d, spec.origin.as_deref(), cfg, Some(SLOW_RECV_BUFFER))).await.ok().and_then(Result::ok),
+            _ => None,
         };
         let ws = match direct {
             Some(ws) => ws,

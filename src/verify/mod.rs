@@ -272,9 +272,9 @@ impl<'a> CheckRunner<'a> {
             return Vec::new();
         }
         let mut out = Vec::new();
-        for c in self.t.plan.replicas() {
+        for (c, url) in self.t.plan.replicas().zip(self.t.plan.service_urls()) {
             if let Ok(ip) = self.t.backend.ip(&c.name).await {
-                out.push((format!("http://127.0.0.1:{}", c.port.host), format!("http://{ip}:{}", c.port.container)));
+                out.push((url, format!("http://{ip}:{}", c.port.container)));
             }
         }
         out
