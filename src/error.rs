@@ -16,7 +16,7 @@ pub mod exit {
     pub const CHECKS_FAILED: i32 = 1;
     /// A bad lab definition or bad arguments.
     pub const BAD_INPUT: i32 = 2;
-    /// The backend (Docker engine) could not be reached.
+    /// The backend (Docker engine, Kubernetes API server) could not be reached.
     pub const BACKEND_UNREACHABLE: i32 = 3;
     /// lab itself could not run: a missing image, a dependency that never became
     /// ready, a failed bake, a missing toolchain.
@@ -72,14 +72,16 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Load(_) | Error::Usage(_) | Error::Plan(_) => exit::BAD_INPUT,
-            Error::Backend(BackendError::Unreachable { .. }) => exit::BACKEND_UNREACHABLE,
+            Error::Backend(b) if b.unreachable() => exit::BACKEND_UNREACHABLE,
+            Error::Backend(BackendError::Unsupported { .. }) => exit::BAD_INPUT,
             Error::Build(BuildError::Compile { .. }) | Error::ServiceNotReady { .. } => exit::CHECKS_FAILED,
             Error::Build(BuildError::Missing(_) | BuildError::NotBuildable(_)) => exit::BAD_INPUT,
             Error::NotUp(_) => exit::BAD_INPUT,
             Error::Interrupted => exit::INTERRUPTED,
             Error::Chaos(e) => match e.as_ref() {
                 crate::chaos::ChaosError::Usage(_) | crate::chaos::ChaosError::NoTarget { .. } => exit::BAD_INPUT,
-                crate::chaos::ChaosError::Backend(BackendError::Unreachable { .. }) => exit::BACKEND_UNREACHABLE,
+                crate::chaos::ChaosError::Backend(b) if b.unreachable() => exit::BACKEND_UNREACHABLE,
+                crate::chaos::ChaosError::Backend(BackendError::Unsupported { .. }) => exit::BAD_INPUT,
                 _ => exit::LAB_FAILED,
             },
             _ => exit::LAB_FAILED,

@@ -79,6 +79,10 @@ pub struct ContainerSpec {
     /// Names other containers of the instance reach it by.
     pub aliases: Vec<String>,
     pub port: PortSpec,
+    /// Other ports it listens on inside the network (peer ports, the fault
+    /// proxy's links): a cluster reaches only the ports a Service names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_ports: Vec<u16>,
     pub mounts: Vec<Mount>,
     /// `HOST:IP` entries for /etc/hosts (`host-gateway`: the Docker host).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -276,6 +280,14 @@ fn template_context(lab: &Lab, opts: &PlanOptions, instance: &str) -> Result<ter
     Ok(ctx)
 }
 
+/// The ports the fault proxy's links listen on (`NAME=0.0.0.0:PORT=UPSTREAM`).
+fn link_ports(links: &[String]) -> Vec<u16> {
+    let mut v: Vec<u16> = links.iter().filter_map(|l| l.split('=').nth(1)?.rsplit(':').next()?.parse().ok()).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 /// The name containers reach the Docker host by (mapped to `host-gateway` in their /etc/hosts).
 pub const HOST_GATEWAY: &str = "host.docker.internal";
 
@@ -348,6 +360,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
             env: spec.environment.clone(),
             aliases: vec![name.clone()],
             port: PortSpec { container: spec.lab.port, host: host_port },
+            extra_ports: vec![],
             mounts: vec![],
             extra_hosts: spec.extra_hosts.clone(),
             labels: l,
@@ -387,6 +400,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
             env: BTreeMap::new(),
             aliases: vec!["proxy".into()],
             port: PortSpec { container: crate::chaos::proxy::CONTROL_PORT, host: host_port },
+            extra_ports: link_ports(&links),
             mounts: vec![Mount { host: exe.parent().map(|p| p.to_path_buf()).unwrap_or_default(), container: "/lab/exe".into(), read_only: true }],
             extra_hosts: vec![],
             labels: l,
@@ -415,6 +429,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
             env: BTreeMap::new(),
             aliases: vec![WEBHOOK_SERVICE.into()],
             port: PortSpec { container: crate::probe::webhook::PORT, host: host_port },
+            extra_ports: vec![],
             mounts: vec![Mount { host: exe.parent().map(|p| p.to_path_buf()).unwrap_or_default(), container: "/lab/exe".into(), read_only: true }],
             extra_hosts: vec![],
             labels: l,
@@ -491,6 +506,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
                 env: service_env[(n - 1) as usize].clone(),
                 aliases: vec![svc.name.clone(), format!("{}-{n}", svc.name)],
                 port: PortSpec { container: svc.port, host: host_port },
+                extra_ports: svc.peers.as_ref().map(|p| p.port).filter(|p| *p != svc.port).into_iter().collect(),
                 mounts: vec![Mount { host: dir.clone(), container: BIN_DIR.into(), read_only: true }],
                 extra_hosts: vec![],
                 labels: l,

@@ -121,11 +121,12 @@ impl Session {
         let mut taken = Vec::new();
         loop {
             let avoid: Vec<u16> = others.iter().chain(&taken).copied().collect();
-            let plan = self.plan_and_converge(lab, opts, &solution, &secret, ports, &avoid).await?;
+            let mut plan = self.plan_and_converge(lab, opts, &solution, &secret, ports, &avoid).await?;
             if plan.containers.is_empty() {
                 // A command-line lab without dependencies: building was all there was to do.
                 return Ok(plan);
             }
+            self.backend.expose(&mut plan).await?;
             match self.start_all(&plan).await {
                 // A host port picked free was taken before the engine bound it
                 // (another `lab up` on this machine, or any other program): pick
@@ -190,7 +191,12 @@ impl Session {
             let jobs = group.iter().map(|c| async move {
                 self.backend.start(&c.name).await?;
                 let addr = SocketAddr::from(([127, 0, 0, 1], c.port.host));
-                match wait_ready(&c.ready, addr, c.ready_timeout).await {
+                let ready = async {
+                    let took = wait_ready(&c.ready, addr, c.ready_timeout).await?;
+                    self.backend.wait_routed(&c.name, c.ready_timeout).await.map_err(|e| e.to_string())?;
+                    Ok::<_, String>(took)
+                };
+                match ready.await {
                     Ok(took) => {
                         self.ui.done(&format!("{:<14} ready on 127.0.0.1:{:<5} ({})", c.service_label(), c.port.host, fmt_dur(took)));
                         Ok(())
@@ -317,12 +323,14 @@ impl Session {
         let secret = inst.containers.iter().find_map(|c| c.labels.get(SECRET_LABEL)).cloned().unwrap_or_default();
         let popts = PlanOptions { student: student.map(str::to_string), images, solution, ports, extra_env, ready_timeout: None, lab_exe: std::env::current_exe().ok(), secret };
         let mut picker = PortPicker::default();
-        let plan = plan::plan(lab, &popts, || picker.pick())?;
+        let mut plan = plan::plan(lab, &popts, || picker.pick())?;
+        drop(picker);
         for c in &plan.containers {
             if !inst.containers.iter().any(|s| s.name == c.name) {
                 return Err(Error::Usage(format!("instance {} lacks {}; run `lab up {}` again to converge it", inst.instance, c.name, lab.name())));
             }
         }
+        self.backend.expose(&mut plan).await?;
         Ok(plan)
     }
 

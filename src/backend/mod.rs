@@ -1,9 +1,10 @@
 //! Backends run a plan. Docker (bollard) today; a fake that records calls
 //! serves the tests of everything above it. An enum dispatches, no `dyn`.
-//! Kubernetes joins as a third variant.
+//! Kubernetes is the third variant.
 
 pub mod docker;
 pub mod fake;
+pub mod kubernetes;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use crate::plan::{Plan, Role};
 
 pub use docker::DockerBackend;
 pub use fake::FakeBackend;
+pub use kubernetes::KubeBackend;
 
 /// A container as the backend sees it now.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -105,11 +107,84 @@ pub enum BackendError {
     PortTaken { container: String, detail: String },
     #[error("{op} failed: {detail}")]
     Docker { op: String, detail: String },
+    #[error("cannot reach the Kubernetes API server: {detail}")]
+    #[diagnostic(help("the cluster is chosen as kubectl chooses it: KUBECONFIG (or ~/.kube/config) and its current context, --context NAME, or the pod's service account inside a cluster; `kubectl version` should answer"))]
+    KubeUnreachable { detail: String },
+    #[error("{op} failed: {detail}")]
+    Kube { op: String, detail: String },
+    /// Something a backend cannot do with the same meaning; said plainly, never pretended.
+    #[error("{what} is not available on this backend: {why}")]
+    #[diagnostic(help("{hint}"))]
+    Unsupported { what: String, why: String, hint: String },
+}
+
+impl BackendError {
+    /// Whether the backend itself could not be reached (exit 3).
+    pub fn unreachable(&self) -> bool {
+        matches!(self, BackendError::Unreachable { .. } | BackendError::KubeUnreachable { .. })
+    }
+}
+
+/// Which backend runs instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Docker,
+    Kubernetes,
+}
+
+impl BackendKind {
+    pub fn parse(s: &str) -> Option<BackendKind> {
+        match s {
+            "docker" => Some(BackendKind::Docker),
+            "kubernetes" | "k8s" => Some(BackendKind::Kubernetes),
+            _ => None,
+        }
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+struct BackendConfig {
+    #[serde(default)]
+    backend: Option<String>,
+    #[serde(default)]
+    context: Option<String>,
+}
+
+/// The backend and Kubernetes context, first found wins: the flags, then
+/// `LAB_BACKEND` (the context flag's own variable is read by clap), then
+/// `backend:` and `context:` in the config file, then Docker.
+pub fn choose(flag: Option<BackendKind>, context: Option<String>, env: Option<String>, config: Option<std::path::PathBuf>) -> Result<(BackendKind, Option<String>), String> {
+    let cfg: BackendConfig = match config.as_ref().and_then(|p| std::fs::read_to_string(p).ok().map(|t| (p, t))) {
+        Some((p, text)) => serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => BackendConfig::default(),
+    };
+    let kind = match (flag, env.filter(|v| !v.is_empty())) {
+        (Some(k), _) => k,
+        (None, Some(v)) => BackendKind::parse(&v).ok_or_else(|| format!("LAB_BACKEND={v} is not a backend; use `docker` or `kubernetes`"))?,
+        (None, None) => match &cfg.backend {
+            Some(v) => {
+                BackendKind::parse(v).ok_or_else(|| format!("{}: backend: {v} is not a backend; use `docker` or `kubernetes`", config.as_ref().map(|p| p.display().to_string()).unwrap_or_default()))?
+            }
+            None => BackendKind::Docker,
+        },
+    };
+    Ok((kind, context.or(cfg.context)))
+}
+
+impl Backend {
+    /// Connect to the chosen backend (without talking to it yet).
+    pub async fn connect(kind: BackendKind, context: Option<&str>) -> Result<Backend, BackendError> {
+        Ok(match kind {
+            BackendKind::Docker => Backend::Docker(DockerBackend::connect()?),
+            BackendKind::Kubernetes => Backend::Kubernetes(KubeBackend::connect(context).await?),
+        })
+    }
 }
 
 /// Dispatch over the backends.
 pub enum Backend {
     Docker(DockerBackend),
+    Kubernetes(KubeBackend),
     Fake(FakeBackend),
 }
 
@@ -117,6 +192,7 @@ macro_rules! dispatch {
     ($self:ident, $b:ident => $e:expr) => {
         match $self {
             Backend::Docker($b) => $e,
+            Backend::Kubernetes($b) => $e,
             Backend::Fake($b) => $e,
         }
     };
@@ -187,8 +263,54 @@ impl Backend {
     pub async fn clear_fault(&self, f: &FaultRecord) -> Result<(), BackendError> {
         dispatch!(self, b => b.clear_fault(f).await)
     }
+    /// Make every container of a running plan reachable from this process on
+    /// 127.0.0.1 and point the plan's host ports there. Docker publishes the
+    /// ports itself; on Kubernetes lab opens port-forwards through the API server.
+    pub async fn expose(&self, plan: &mut Plan) -> Result<(), BackendError> {
+        match self {
+            Backend::Kubernetes(k) => k.expose(plan).await,
+            Backend::Docker(_) | Backend::Fake(_) => Ok(()),
+        }
+    }
+    /// Wait until the instance's network routes traffic to a started
+    /// container: on Kubernetes, its pod is Ready and its Services' endpoints
+    /// name it (other pods reach it through them); Docker routes at once.
+    pub async fn wait_routed(&self, container: &str, timeout: Duration) -> Result<(), BackendError> {
+        match self {
+            Backend::Kubernetes(k) => k.wait_routed(container, timeout).await,
+            Backend::Docker(_) | Backend::Fake(_) => Ok(()),
+        }
+    }
+    /// The backend's name, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Docker(_) => "docker",
+            Backend::Kubernetes(_) => "kubernetes",
+            Backend::Fake(_) => "fake",
+        }
+    }
     /// Pull an image from its registry.
     pub async fn pull(&self, image: &str, progress: &(dyn Fn(&str) + Sync)) -> Result<(), BackendError> {
         dispatch!(self, b => b.pull(image, progress).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backend_comes_from_the_flag_the_environment_the_config_file_or_docker() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config.yaml");
+        std::fs::write(&cfg, "images: debian\nbackend: kubernetes\ncontext: class\n").unwrap();
+        let c = || Some(cfg.clone());
+        assert_eq!(choose(Some(BackendKind::Docker), None, Some("kubernetes".into()), c()).unwrap(), (BackendKind::Docker, Some("class".into())));
+        assert_eq!(choose(None, Some("mine".into()), Some("docker".into()), c()).unwrap(), (BackendKind::Docker, Some("mine".into())));
+        assert_eq!(choose(None, None, None, c()).unwrap(), (BackendKind::Kubernetes, Some("class".into())));
+        assert_eq!(choose(None, None, Some(String::new()), Some(dir.path().join("none.yaml"))).unwrap(), (BackendKind::Docker, None));
+        assert!(choose(None, None, Some("podman".into()), None).unwrap_err().contains("LAB_BACKEND=podman"));
+        std::fs::write(&cfg, "backend: nomad\n").unwrap();
+        assert!(choose(None, None, None, c()).unwrap_err().contains("backend: nomad"));
     }
 }

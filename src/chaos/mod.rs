@@ -239,10 +239,9 @@ impl<'a> Chaos<'a> {
             return Ok(());
         };
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], c.port.host));
-        crate::probe::wait_ready(&c.ready, addr, c.ready_timeout)
-            .await
-            .map(|_| ())
-            .map_err(|e| ChaosError::Backend(BackendError::Docker { op: format!("waiting for {name} to be ready again"), detail: e }))
+        crate::probe::wait_ready(&c.ready, addr, c.ready_timeout).await.map_err(|e| ChaosError::Backend(BackendError::Docker { op: format!("waiting for {name} to be ready again"), detail: e }))?;
+        self.backend.wait_routed(name, c.ready_timeout).await?;
+        Ok(())
     }
 }
 

@@ -57,7 +57,7 @@ fn print_record(r: &FaultRecord) {
 }
 
 pub async fn run(cat: &Catalogue, a: ChaosArgs, quiet: bool) -> Result<i32, Error> {
-    let s = session(quiet)?;
+    let s = session(quiet).await?;
     s.backend.ping().await?;
     // Is the first word a lab?
     let (lab, rest) = match cat.find(&a.args[0]) {

@@ -5,7 +5,7 @@ use crate::error::{exit, Error};
 use crate::lab::Catalogue;
 
 pub async fn run(cat: &Catalogue, lab: Option<String>, student: Option<String>, all: bool, quiet: bool) -> Result<i32, Error> {
-    let s = session(quiet)?;
+    let s = session(quiet).await?;
     s.backend.ping().await?;
     let instance = if all {
         None

@@ -1,5 +1,6 @@
-//! `lab export compose`: a docker-compose.yml equivalent of what `up` creates,
-//! made from the same plan (and so from the same templates).
+//! `lab export compose` and `lab export k8s`: what `up` creates, as a
+//! docker-compose.yml or as Kubernetes manifests, made from the same plan (and
+//! so from the same templates).
 
 use std::path::PathBuf;
 
@@ -25,10 +26,27 @@ pub enum ExportCommand {
         #[arg(long, value_parser = super::image_set())]
         images: Option<images::ImageSet>,
     },
+    /// Print the Kubernetes manifests `lab up --backend kubernetes` applies (multi-document YAML, for `kubectl apply --server-side`).
+    #[command(
+        after_help = "Examples:\n  lab export k8s raft --student alice > raft.yaml\n  lab export k8s url-shortener --binary ./shortener | kubectl apply --server-side -f -\n\nThe learner's program (and lab's own, for its fault proxy) is not in an image: the pods wait until it is uploaded, which `lab up --backend kubernetes` does. Pods reach each other by Service name; on a cluster without DNS `lab up` also writes the Services' ClusterIPs into each pod's /etc/hosts."
+    )]
+    K8s {
+        lab: String,
+        /// A built binary of the learner's service to include (its pods wait for it to be uploaded).
+        #[arg(long)]
+        binary: Option<PathBuf>,
+        #[arg(long)]
+        student: Option<String>,
+        #[arg(long, value_parser = super::image_set())]
+        images: Option<images::ImageSet>,
+    },
 }
 
 pub fn run(cat: &Catalogue, cmd: ExportCommand) -> Result<i32, Error> {
-    let ExportCommand::Compose { lab, binary, student, images } = cmd;
+    let (k8s, lab, binary, student, images) = match cmd {
+        ExportCommand::Compose { lab, binary, student, images } => (false, lab, binary, student, images),
+        ExportCommand::K8s { lab, binary, student, images } => (true, lab, binary, student, images),
+    };
     let lab = cat.find(&lab)?;
     super::check_student(&student)?;
     let (set, _) = images::choose(images).map_err(Error::Usage)?;
@@ -51,12 +69,25 @@ pub fn run(cat: &Catalogue, cmd: ExportCommand) -> Result<i32, Error> {
         secret: crate::plan::new_secret(),
     };
     let plan = plan::plan(&lab, &opts, || {
+        if k8s {
+            // Ports on this machine are no part of a cluster's objects.
+            return Ok(0);
+        }
         let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         let p = l.local_addr().map_err(|e| e.to_string())?.port();
         held.push(l);
         Ok(p)
     })?;
-    print!("{}", compose(&plan));
+    if k8s {
+        let objects = crate::backend::kubernetes::objects::all_objects(&plan, &Default::default());
+        print!(
+            "# Made by `lab export k8s {}`: the objects `lab up --backend kubernetes` applies (field manager `lab`).\n{}",
+            plan.lab,
+            quote_yaml11_words(&crate::backend::kubernetes::objects::to_yaml(&objects))
+        );
+    } else {
+        print!("{}", compose(&plan));
+    }
     Ok(exit::OK)
 }
 
@@ -117,10 +148,17 @@ pub fn compose(plan: &Plan) -> String {
     format!("# Made by `lab export compose {}`: the same containers `lab up` creates.\n{}", plan.lab, quote_yaml11(&text))
 }
 
-/// docker-compose reads YAML 1.1, where a bare `no` or `on` is a boolean; every
+/// docker-compose and kubectl read YAML 1.1, where a bare `no` or `on` is a boolean; every
 /// value in the file is a string, so quote those words.
 fn quote_yaml11(text: &str) -> String {
     let re = regex::Regex::new(r"(?mi)^(\s*(?:- |[^:\n]+: ))(yes|no|on|off|y|n|true|false|null|~)$").expect("static regex");
+    re.replace_all(text, "$1'$2'").to_string()
+}
+
+/// The same for a file with real booleans (serde_yaml already quotes the
+/// strings `true`, `false` and `null`): only YAML 1.1's other boolean words.
+fn quote_yaml11_words(text: &str) -> String {
+    let re = regex::Regex::new(r"(?mi)^(\s*(?:- |[^:\n]+: ))(yes|no|on|off|y|n)$").expect("static regex");
     re.replace_all(text, "$1'$2'").to_string()
 }
 

@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use super::session;
+use super::docker_session;
 use crate::error::{exit, Error};
 use crate::images::{self, debian, ImageSet};
 
@@ -39,7 +39,7 @@ fn pick(set: ImageSet, names: &[String]) -> Result<Vec<(&'static str, String)>, 
 }
 
 pub async fn run(cmd: ImagesCommand, quiet: bool) -> Result<i32, Error> {
-    let s = session(quiet)?;
+    let s = docker_session(quiet)?;
     s.backend.ping().await?;
     match cmd {
         ImagesCommand::List => {

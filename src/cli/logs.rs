@@ -10,7 +10,7 @@ use crate::lab::Catalogue;
 
 pub async fn run(cat: &Catalogue, lab: &str, service: Option<String>, follow: bool, tail: usize, student: Option<String>) -> Result<i32, Error> {
     let l = cat.find(lab)?;
-    let s = session(true)?;
+    let s = session(true).await?;
     s.backend.ping().await?;
     let inst = s.find_instance(l.name(), student.as_deref()).await?.ok_or_else(|| Error::NotUp(l.name().to_string()))?;
     let svc = service.unwrap_or_else(|| l.def.service.name.clone());

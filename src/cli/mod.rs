@@ -30,12 +30,13 @@ Exit codes:
   0    success; every check passed
   1    the learner's service failed a check (or did not build, or did not start)
   2    bad lab definition or bad arguments
-  3    the Docker engine could not be reached
+  3    the backend could not be reached (Docker engine, Kubernetes API server)
   4    lab itself could not run (missing image, dependency never ready, bake failed)
   5    `lab check`: the checker could not decide within its budget (unknown)
   130  interrupted (Ctrl-C); what lab started has been removed
 
-Image set (first found wins): --images, LAB_IMAGES, `images:` in ~/.config/lab/config.yaml, upstream.";
+Image set (first found wins): --images, LAB_IMAGES, `images:` in ~/.config/lab/config.yaml, upstream.
+Backend (first found wins): --backend, LAB_BACKEND, `backend:` in the config file, docker.";
 
 /// lab: bring up Go practice labs on Docker, break them, and verify the learner's service.
 #[derive(Parser, Debug)]
@@ -47,6 +48,12 @@ pub struct Cli {
     /// Print only results and errors, no progress.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Where instances run: docker (default) or kubernetes. Also LAB_BACKEND, `backend:` in the config file.
+    #[arg(long, global = true, value_parser = backend_kind())]
+    pub backend: Option<crate::backend::BackendKind>,
+    /// The kubeconfig context (default: its current one), as kubectl's --context. Also LAB_CONTEXT, `context:` in the config file.
+    #[arg(long, global = true, env = "LAB_CONTEXT", value_name = "NAME")]
+    pub context: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -213,7 +220,16 @@ fn check_student(s: &Option<String>) -> Result<(), Error> {
     }
 }
 
-fn session(quiet: bool) -> Result<Session, Error> {
+/// The backend chosen on the command line (set once by `run`).
+static BACKEND: std::sync::OnceLock<(crate::backend::BackendKind, Option<String>)> = std::sync::OnceLock::new();
+
+async fn session(quiet: bool) -> Result<Session, Error> {
+    let (kind, context) = BACKEND.get().cloned().unwrap_or((crate::backend::BackendKind::Docker, None));
+    Ok(Session { backend: Backend::connect(kind, context.as_deref()).await?, ui: Ui::new(quiet) })
+}
+
+/// A session on the Docker engine, whatever the backend (images are baked there).
+fn docker_session(quiet: bool) -> Result<Session, Error> {
     Ok(Session { backend: Backend::Docker(DockerBackend::connect()?), ui: Ui::new(quiet) })
 }
 
@@ -264,6 +280,12 @@ pub async fn run(cli: Cli) -> i32 {
     set_error_hook();
     let catalogue = Catalogue::new(cli.labs.clone());
     let quiet = cli.quiet;
+    match crate::backend::choose(cli.backend, cli.context.clone(), std::env::var("LAB_BACKEND").ok(), crate::images::config_path()) {
+        Ok(choice) => {
+            let _ = BACKEND.set(choice);
+        }
+        Err(e) => return exit_code(Err(Error::Usage(e))),
+    }
     let res = match cli.command {
         Command::List => labs::list(&catalogue),
         Command::Show { lab, readme } => labs::show(&catalogue, &lab, readme),
@@ -325,6 +347,16 @@ pub(crate) fn image_set() -> impl clap::builder::TypedValueParser<Value = ImageS
         PossibleValue::new("debian").help("Images baked here from Debian packages (`lab images bake`); no registry needed"),
     ])
     .map(|s| if s == "debian" { ImageSet::Debian } else { ImageSet::Upstream })
+}
+
+/// `--backend`: where instances run.
+fn backend_kind() -> impl clap::builder::TypedValueParser<Value = crate::backend::BackendKind> {
+    use crate::backend::BackendKind;
+    clap::builder::PossibleValuesParser::new([
+        PossibleValue::new("docker").help("Containers on the local Docker engine (DOCKER_HOST selects another)"),
+        PossibleValue::new("kubernetes").alias("k8s").help("A namespace per instance on the cluster of KUBECONFIG / --context"),
+    ])
+    .map(|s| BackendKind::parse(&s).unwrap_or(BackendKind::Docker))
 }
 
 /// `--go-mode`: how to build a Go folder.

@@ -58,7 +58,7 @@ pub fn built_programs(cat: &Catalogue, bin_dir: &std::path::Path, only: Option<&
 }
 
 pub async fn run(cat: &Catalogue, lab: Option<String>, student: Option<String>, json: bool) -> Result<i32, Error> {
-    let s = session(true)?;
+    let s = session(true).await?;
     s.backend.ping().await?;
     let filter = lab.as_deref().map(|l| crate::plan::instance_name(l, student.as_deref()));
     let all = s.backend.instances(filter.as_deref()).await?;

@@ -28,10 +28,16 @@ pub async fn run(cat: &Catalogue, a: UpArgs, quiet: bool) -> Result<i32, Error> 
         return Err(Error::Usage(format!("{} is a command-line lab: give --solution PATH (your Go folder or program); there is no URL to run against", lab.name())));
     }
     let opts = UpOptions { student: a.run.student.clone(), images: set, solution: a.run.solution()?, go_mode: a.run.go_mode, extra_env: a.run.extra_env()?, ready_timeout: a.run.ready_timeout };
-    let s = session(quiet)?;
+    let s = session(quiet).await?;
     s.ui.line(&format!("lab up {} ({} images)", lab.name(), set));
     let plan = guarded_up(&s, &lab, &opts, a.keep_on_failure).await?;
     print_plan(&plan);
+    if matches!(s.backend, crate::backend::Backend::Kubernetes(_)) && !plan.containers.is_empty() {
+        println!("\nOn Kubernetes these addresses are port-forwards that end with this command; `lab verify`, `lab chaos` and `lab logs` open their own.");
+        if let Some(c) = plan.replicas().next().or(plan.containers.first()) {
+            println!("To reach a node yourself: kubectl port-forward -n {} pod/{} {}:{}", plan.instance, crate::backend::kubernetes::objects::pod_name(c), c.port.host, c.port.container);
+        }
+    }
     Ok(exit::OK)
 }
 
@@ -45,7 +51,7 @@ pub(crate) async fn guarded_up(s: &Session, lab: &crate::lab::Lab, opts: &UpOpti
         _ = interrupted() => Err(Error::Interrupted),
     };
     if let Err(e) = &res {
-        if !existed && !keep && !matches!(e, Error::Backend(crate::backend::BackendError::Unreachable { .. })) {
+        if !existed && !keep && !matches!(e, Error::Backend(b) if b.unreachable()) {
             let name = crate::plan::instance_name(lab.name(), opts.student.as_deref());
             match s.down(Some(&name)).await {
                 Ok(r) if !r.containers.is_empty() || !r.networks.is_empty() => s.ui.line(&format!("removed the half-made instance {name} (keep it with --keep-on-failure)")),

@@ -1,0 +1,221 @@
+//! The Kubernetes backend against a real API server and a real node:
+//! `../shared/k8s/envtest.sh` (started by .ci/setup in node mode: kube-apiserver,
+//! etcd, controller manager, scheduler, a kubelet on the local Docker engine
+//! and kube-proxy, all on this machine). Its kubeconfig is taken from
+//! LAB_TEST_KUBECONFIG, else /var/cache/lab-envtest/kubeconfig; these tests
+//! fail, they are never skipped, when it is not running.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use common::*;
+
+fn kubeconfig() -> PathBuf {
+    let p = std::env::var_os("LAB_TEST_KUBECONFIG").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/cache/lab-envtest/kubeconfig"));
+    assert!(p.is_file(), "no kubeconfig at {}: start the test cluster with `K8S_ENVTEST_NODE=1 ../shared/k8s/envtest.sh start` (.ci/setup does)", p.display());
+    p
+}
+
+/// kubectl of the test cluster (the one envtest.sh unpacked, matching the server).
+fn kubectl() -> Command {
+    let kc = kubeconfig();
+    let bin = kc.parent().unwrap().join("bin/kubectl");
+    let mut c = Command::new(if bin.is_file() { bin } else { PathBuf::from("kubectl") });
+    c.env("KUBECONFIG", kc);
+    c
+}
+
+fn kubectl_out(args: &[&str]) -> String {
+    let out = kubectl().args(args).output().expect("kubectl runs");
+    assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// `lab` on the test cluster, debian images.
+fn klab() -> Command {
+    let mut c = lab();
+    c.env("KUBECONFIG", kubeconfig()).env("LAB_BACKEND", "kubernetes");
+    c
+}
+
+/// Removes an instance from the cluster whatever happened.
+struct KDown(&'static str, &'static str);
+
+impl Drop for KDown {
+    fn drop(&mut self) {
+        let _ = klab().args(["down", self.0, "--student", self.1]).output();
+    }
+}
+
+/// Every object of a namespace lab makes, with its resourceVersion.
+fn versions(ns: &str) -> BTreeMap<String, String> {
+    let text = kubectl_out(&["get", "namespace,service,pod,limitrange,networkpolicy,configmap", "-n", ns, "-o", "jsonpath={range .items[*]}{.kind}/{.metadata.name}={.metadata.resourceVersion}{\"\\n\"}{end}"]);
+    text.lines().filter(|l| !l.contains("kube-root-ca")).filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn namespace_exists(ns: &str) -> bool {
+    kubectl().args(["get", "namespace", ns]).output().unwrap().status.success()
+}
+
+#[test]
+fn every_lab_s_export_passes_server_side_dry_run() {
+    kubeconfig();
+    let labs = ["url-shortener", "grpc-auth", "chat", "orders", "raft", "monitoring"];
+    for lab_name in labs {
+        let ns = format!("lab-{lab_name}-export");
+        let mut c = lab();
+        c.args(["export", "k8s", lab_name, "--student", "export", "--binary"]).arg(env!("CARGO_BIN_EXE_lab"));
+        let out = run(c);
+        assert_eq!(out.status.code(), Some(0));
+        let yaml = stdout(&out);
+        assert!(yaml.contains(&format!("namespace: {ns}")), "{yaml}");
+        // Namespaced objects are dry-run inside their namespace, which must exist for it.
+        kubectl_out(&["create", "namespace", &ns]);
+        let mut k = kubectl();
+        k.args(["apply", "--server-side", "--dry-run=server", "-f", "-"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut child = k.spawn().unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(yaml.as_bytes()).unwrap();
+        let res = child.wait_with_output().unwrap();
+        let _ = kubectl().args(["delete", "namespace", &ns, "--wait=false"]).output();
+        let said = String::from_utf8_lossy(&res.stdout).to_string() + &String::from_utf8_lossy(&res.stderr);
+        assert!(res.status.success(), "{lab_name}: server-side dry run refused the export:\n{said}");
+        let pods = yaml.matches("kind: Pod\n").count();
+        assert_eq!(said.matches("serverside-applied (server dry run)").count(), yaml.matches("\nkind: ").count(), "{lab_name}: every object applied\n{said}");
+        assert!(pods >= 2, "{lab_name}: {pods} pods");
+    }
+}
+
+#[test]
+fn url_shortener_on_the_cluster_up_again_changes_nothing_verify_passes_chaos_is_recorded_down_removes_it() {
+    let _down = KDown("url-shortener", "kube");
+    let ns = "lab-url-shortener-kube";
+    let mut c = klab();
+    c.args(["up", "url-shortener", "--student", "kube", "--solution"]).arg(shortener());
+    let t0 = Instant::now();
+    let out = run(c);
+    let first = t0.elapsed();
+    assert_eq!(out.status.code(), Some(0));
+
+    // Exactly the planned objects, in the instance's namespace.
+    let v1 = versions(ns);
+    let kinds: Vec<&str> = v1.keys().map(String::as_str).collect();
+    assert_eq!(
+        kinds,
+        [
+            "LimitRange/lab-defaults",
+            "NetworkPolicy/lab-same-instance-only",
+            "Pod/app-1",
+            "Pod/proxy-1",
+            "Pod/redis-1",
+            "Service/app",
+            "Service/app-1",
+            "Service/proxy",
+            "Service/redis"
+        ],
+        "{v1:?}"
+    );
+    let labels = kubectl_out(&["get", "namespace", ns, "-o", "jsonpath={.metadata.labels}"]);
+    assert!(labels.contains("\"lab.instance\":\"lab-url-shortener-kube\"") && labels.contains("\"app.kubernetes.io/managed-by\":\"lab\""), "{labels}");
+    let managers = kubectl_out(&["get", "pod", "app-1", "-n", ns, "-o", "jsonpath={.metadata.managedFields[*].manager}"]);
+    assert!(managers.split_whitespace().any(|m| m == "lab"), "applied with field manager lab: {managers}");
+
+    // A second up with nothing changed changes nothing.
+    let mut c = klab();
+    c.args(["up", "url-shortener", "--student", "kube", "--solution"]).arg(shortener());
+    let t0 = Instant::now();
+    let out = run(c);
+    let second = t0.elapsed();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(0 created or replaced)"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(versions(ns), v1, "resourceVersions changed on a second up");
+    eprintln!("up: first {first:?}, second {second:?}");
+
+    // The checks pass on the cluster, through port-forwards.
+    let mut c = klab();
+    c.args(["verify", "url-shortener", "--student", "kube", "--output", "json"]);
+    let out = run(c);
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["summary"]["passed"], 10, "{report:#}");
+
+    // A fault is a labelled ConfigMap in the namespace, found by status and healed.
+    let out = run({
+        let mut c = klab();
+        c.args(["chaos", "url-shortener", "kill", "app", "--student", "kube"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(0));
+    let cms = kubectl_out(&["get", "configmap", "-n", ns, "-l", "lab.fault", "-o", "name"]);
+    assert_eq!(cms.lines().count(), 1, "{cms}");
+    let status = run({
+        let mut c = klab();
+        c.args(["chaos", "url-shortener", "status", "--student", "kube"]);
+        c
+    });
+    assert!(stdout(&status).contains("kill"), "{}", stdout(&status));
+    // Killed means down: its port answers nothing through the forward until healed.
+    let heal = run({
+        let mut c = klab();
+        c.args(["chaos", "url-shortener", "heal", "--student", "kube"]);
+        c
+    });
+    assert_eq!(heal.status.code(), Some(0));
+    assert_eq!(kubectl_out(&["get", "configmap", "-n", ns, "-l", "lab.fault", "-o", "name"]).trim(), "");
+
+    // Down deletes the namespace and waits until it is gone.
+    let out = run({
+        let mut c = klab();
+        c.args(["down", "url-shortener", "--student", "kube"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!namespace_exists(ns), "namespace {ns} still there");
+}
+
+#[test]
+fn a_fault_that_needs_the_pod_s_network_says_so_with_exit_2() {
+    let _down = KDown("url-shortener", "knet");
+    let mut c = klab();
+    c.args(["up", "url-shortener", "--student", "knet", "--solution"]).arg(shortener());
+    assert_eq!(run(c).status.code(), Some(0));
+    let mut c = klab();
+    c.args(["chaos", "url-shortener", "partition", "app", "--student", "knet"]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not available on this backend") && err.contains("fault proxy"), "{err}");
+    // A link fault through lab's proxy works on the cluster.
+    let mut c = klab();
+    c.args(["chaos", "url-shortener", "latency", "redis", "--delay", "300ms", "--student", "knet"]);
+    assert_eq!(run(c).status.code(), Some(0));
+    let mut c = klab();
+    c.args(["chaos", "url-shortener", "heal", "--student", "knet"]);
+    assert_eq!(run(c).status.code(), Some(0));
+}
+
+#[test]
+fn an_unreachable_cluster_exits_3_and_says_how_to_choose_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kc,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:1'}\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\nusers:\n- name: u\n  user: {token: x}\n",
+    )
+    .unwrap();
+    let mut c = lab();
+    c.env("KUBECONFIG", &kc).args(["status", "--backend", "kubernetes"]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot reach the Kubernetes API server") && err.contains("KUBECONFIG"), "{err}");
+    let mut c = lab();
+    c.env("KUBECONFIG", &kc).args(["status", "--backend", "kubernetes", "--context", "nope"]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}
