@@ -11,7 +11,7 @@ fn help_documents_exit_codes_and_examples() {
     let out = run(c);
     let text = stdout(&out);
     assert!(text.contains("Exit codes:"), "{text}");
-    assert!(text.contains("3    the Docker engine could not be reached"));
+    assert!(text.contains("3    the backend could not be reached (Docker engine, Kubernetes API server)"));
     let mut c = lab();
     c.args(["verify", "--help"]);
     let text = stdout(&run(c));
