@@ -12,40 +12,35 @@ use crate::images;
 use crate::lab::Catalogue;
 use crate::plan::{self, Plan, PlanOptions, Solution};
 
+/// What both exports take.
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    lab: String,
+    /// A built binary of the learner's service to include (mounted like `up` does; on Kubernetes its pods wait for it to be uploaded).
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    #[arg(long)]
+    student: Option<String>,
+    #[arg(long, value_parser = super::image_set())]
+    images: Option<images::ImageSet>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ExportCommand {
     /// Print a docker-compose.yml for a lab.
     #[command(after_help = "Examples:\n  lab export compose url-shortener > docker-compose.yml\n  lab export compose url-shortener --binary ./shortener --images debian")]
-    Compose {
-        lab: String,
-        /// A built binary of the learner's service to include (mounted like `up` does).
-        #[arg(long)]
-        binary: Option<PathBuf>,
-        #[arg(long)]
-        student: Option<String>,
-        #[arg(long, value_parser = super::image_set())]
-        images: Option<images::ImageSet>,
-    },
+    Compose(ExportArgs),
     /// Print the Kubernetes manifests `lab up --backend kubernetes` applies (multi-document YAML, for `kubectl apply --server-side`).
     #[command(
         after_help = "Examples:\n  lab export k8s raft --student alice > raft.yaml\n  lab export k8s url-shortener --binary ./shortener | kubectl apply --server-side -f -\n\nThe learner's program (and lab's own, for its fault proxy) is not in an image: the pods wait until it is uploaded, which `lab up --backend kubernetes` does. Pods reach each other by Service name; on a cluster without DNS `lab up` also writes the Services' ClusterIPs into each pod's /etc/hosts."
     )]
-    K8s {
-        lab: String,
-        /// A built binary of the learner's service to include (its pods wait for it to be uploaded).
-        #[arg(long)]
-        binary: Option<PathBuf>,
-        #[arg(long)]
-        student: Option<String>,
-        #[arg(long, value_parser = super::image_set())]
-        images: Option<images::ImageSet>,
-    },
+    K8s(ExportArgs),
 }
 
 pub fn run(cat: &Catalogue, cmd: ExportCommand) -> Result<i32, Error> {
-    let (k8s, lab, binary, student, images) = match cmd {
-        ExportCommand::Compose { lab, binary, student, images } => (false, lab, binary, student, images),
-        ExportCommand::K8s { lab, binary, student, images } => (true, lab, binary, student, images),
+    let (k8s, ExportArgs { lab, binary, student, images }) = match cmd {
+        ExportCommand::Compose(a) => (false, a),
+        ExportCommand::K8s(a) => (true, a),
     };
     let lab = cat.find(&lab)?;
     super::check_student(&student)?;

@@ -187,14 +187,6 @@ pub fn pod_object(plan: &Plan, c: &ContainerSpec, cluster_ips: &BTreeMap<String,
     for (alias, ip) in cluster_ips {
         host_aliases.entry(ip).or_default().push(alias);
     }
-    // `HOST:IP` entries of the template (not `host-gateway`: a cluster has no Docker host).
-    for e in &c.extra_hosts {
-        if let Some((h, ip)) = e.rsplit_once(':') {
-            if ip != "host-gateway" {
-                a.insert(format!("lab.extra-host.{h}"), ip.to_string());
-            }
-        }
-    }
     let mut spec = json!({
         "restartPolicy": "Always",
         "terminationGracePeriodSeconds": 3,
@@ -221,6 +213,7 @@ pub fn pod_object(plan: &Plan, c: &ContainerSpec, cluster_ips: &BTreeMap<String,
         "volumes": volumes,
     });
     let mut ha: Vec<Value> = host_aliases.into_iter().map(|(ip, names)| json!({"ip": ip, "hostnames": names})).collect();
+    // `HOST:IP` entries of the template (not `host-gateway`: a cluster has no Docker host).
     for e in &c.extra_hosts {
         if let Some((h, ip)) = e.rsplit_once(':') {
             if ip != "host-gateway" {
