@@ -247,6 +247,11 @@ impl Backend {
     pub async fn net_exec(&self, container: &str, image: &str, script: &str) -> Result<String, BackendError> {
         dispatch!(self, b => b.net_exec(container, image, script).await)
     }
+    /// Whether lab can change a node's own network (iptables, tc through
+    /// `net_exec`); on Kubernetes it cannot, and faults go through its proxy.
+    pub fn edits_pod_network(&self) -> bool {
+        !matches!(self, Backend::Kubernetes(_))
+    }
     /// A container's address on the instance's network.
     pub async fn ip(&self, container: &str) -> Result<String, BackendError> {
         dispatch!(self, b => b.ip(container).await)

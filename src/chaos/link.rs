@@ -69,12 +69,31 @@ pub(super) fn rules_for(c: &Chaos<'_>, direction: Option<Direction>, targets: &[
 pub(super) async fn set(c: &Chaos<'_>, rules: &[Rule], toxics: &Toxics) -> Result<(), ChaosError> {
     let addr = control_addr(c)?;
     for (i, r) in rules.iter().enumerate() {
-        if let Err(e) = control(addr, &Command::Set { link: r.link.clone(), direction: r.direction, toxics: toxics.clone(), from: r.from.clone() }).await {
+        let addrs = match &r.from {
+            Some(from) => client_addrs(c, from).await?,
+            None => None,
+        };
+        if let Err(e) = control(addr, &Command::Set { link: r.link.clone(), direction: r.direction, toxics: toxics.clone(), from: r.from.clone(), addrs }).await {
             clear(c, &rules[..i]).await;
             return Err(ChaosError::Usage(format!("the fault proxy refused: {e}")));
         }
     }
     Ok(())
+}
+
+/// The addresses a node's connections come from, where the proxy's resolver
+/// does not know them: on Kubernetes a node's name resolves to its Service's
+/// ClusterIP, but its connections come from its pod's IP.
+async fn client_addrs(c: &Chaos<'_>, from: &str) -> Result<Option<Vec<std::net::IpAddr>>, ChaosError> {
+    if !matches!(c.backend, crate::backend::Backend::Kubernetes(_)) {
+        return Ok(None);
+    }
+    let Some(node) = c.plan.containers.iter().find(|x| alias(x) == from) else {
+        return Ok(None);
+    };
+    let ip = c.backend.ip(&node.name).await?;
+    let ip = ip.parse().map_err(|_| ChaosError::Usage(format!("{}: not an IP address: {ip}", node.name)))?;
+    Ok(Some(vec![ip]))
 }
 
 /// Clear the rules (a proxy that restarted has none left: nothing to clear).

@@ -122,6 +122,9 @@ pub(super) async fn inject(c: &Chaos<'_>, id: &str, shape: &Shape, targets: &[&C
             }
         }
     }
+    if !c.backend.edits_pod_network() {
+        return through_proxy(c, shape, &plan).await;
+    }
     let mut applied: Vec<String> = Vec::new();
     for (owner, both, one) in &plan {
         let both_ips = ips(c, both).await?;
@@ -157,6 +160,63 @@ pub(super) async fn inject(c: &Chaos<'_>, id: &str, shape: &Shape, targets: &[&C
         }
     }
     Ok(serde_json::json!({"chain": ch, "namespaces": applied, "shape": format!("{shape:?}"), "proxy_rules": rules}))
+}
+
+/// A partition where lab cannot change the pods' network (Kubernetes): every
+/// cut link must go through lab's fault proxy, where it becomes a black hole
+/// for the connections of the cut node; a link that does not is refused
+/// (exit 2), never silently left open.
+async fn through_proxy(c: &Chaos<'_>, shape: &Shape, plan: &[(&ContainerSpec, Vec<&ContainerSpec>, Vec<&ContainerSpec>)]) -> Result<serde_json::Value, ChaosError> {
+    let (rules, uncut) = proxy_cuts(c.plan, plan);
+    if !uncut.is_empty() {
+        return Err(BackendError::Unsupported {
+            what: format!("cutting {} on {}", uncut.join(", "), c.backend.name()),
+            why: "lab's pods may not change their own network (no NET_ADMIN), and these links do not go through lab's fault proxy".into(),
+            hint: "route the link through the proxy: mark the dependency `proxy: true`, or the service's `peers` `proxy: true`, in lab.yaml; links through the proxy are cut on every cluster".into(),
+        }
+        .into());
+    }
+    super::link::set(c, &rules, &Toxics { blackhole: true, ..Default::default() }).await?;
+    let links: std::collections::BTreeSet<&str> = rules.iter().map(|r| r.link.as_str()).collect();
+    let note = format!("cut through lab's fault proxy (links {}); connections that do not go through it are not cut", links.into_iter().collect::<Vec<_>>().join(", "));
+    Ok(serde_json::json!({"chain": "", "namespaces": [], "shape": format!("{shape:?}"), "proxy_rules": rules, "note": note}))
+}
+
+/// The proxy rules that cut each (owner, peers) pair, and the pairs no proxy link carries.
+pub(super) fn proxy_cuts(p: &crate::plan::Plan, plan: &[(&ContainerSpec, Vec<&ContainerSpec>, Vec<&ContainerSpec>)]) -> (Vec<Rule>, Vec<String>) {
+    use crate::plan::Role;
+    let node = |x: &ContainerSpec| x.role == Role::Service;
+    let proxied = |x: &ContainerSpec| x.role == Role::Dependency && p.proxied.contains(&x.service);
+    let is_proxy = |x: &ContainerSpec| x.role == Role::Dependency && x.service == "proxy";
+    let mut rules: Vec<Rule> = Vec::new();
+    let mut uncut = Vec::new();
+    let mut add = |r: Rule| {
+        if !rules.contains(&r) {
+            rules.push(r);
+        }
+    };
+    for (owner, both, one) in plan {
+        for (peer, two_way) in both.iter().map(|x| (x, true)).chain(one.iter().map(|x| (x, false))) {
+            let (a, b) = (*owner, *peer);
+            if is_proxy(a) || is_proxy(b) {
+                // The proxy is the medium: cutting the links through it covers it.
+                continue;
+            }
+            if node(a) && node(b) && p.peer_proxy {
+                add(Rule { link: alias(b), from: Some(alias(a)), direction: None });
+                if two_way {
+                    add(Rule { link: alias(a), from: Some(alias(b)), direction: None });
+                }
+            } else if node(a) && proxied(b) {
+                add(Rule { link: b.service.clone(), from: Some(alias(a)), direction: None });
+            } else if proxied(a) && node(b) && two_way {
+                add(Rule { link: a.service.clone(), from: Some(alias(b)), direction: None });
+            } else {
+                uncut.push(format!("{} {} {}", a.name, if two_way { "<->" } else { "->" }, b.name));
+            }
+        }
+    }
+    (rules, uncut)
 }
 
 pub(super) async fn revert(c: &Chaos<'_>, rec: &FaultRecord) -> Result<(), ChaosError> {

@@ -92,6 +92,11 @@ pub enum Command {
         toxics: Toxics,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from: Option<String>,
+        /// The addresses `from` connects from, when lab knows them better than
+        /// the proxy's resolver (on Kubernetes a node's name resolves to its
+        /// Service's ClusterIP, while its connections come from the pod's IP).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        addrs: Option<Vec<IpAddr>>,
     },
     /// Clear a link's toxics for `from` (or those for all clients); link `*` clears everything.
     Clear {
@@ -162,10 +167,12 @@ async fn control_session(sock: TcpStream, state: State, names: Vec<String>) -> s
             Ok(Command::Set { link, .. }) | Ok(Command::Clear { link, .. }) if link != "*" && !names.contains(&link) => {
                 serde_json::json!({"ok": false, "error": format!("no link `{link}`; links: {}", names.join(", "))})
             }
-            Ok(Command::Set { link, direction, toxics, from }) => {
-                let addrs = match &from {
-                    None => Ok(vec![]),
-                    Some(f) => tokio::net::lookup_host(format!("{f}:0")).await.map(|a| a.map(|x| x.ip()).collect::<Vec<_>>()).map_err(|e| format!("cannot resolve `{f}`: {e}")),
+            Ok(Command::Set { link, direction, toxics, from, addrs }) => {
+                let addrs = match (&from, addrs) {
+                    (None, _) => Ok(vec![]),
+                    (Some(_), Some(known)) => Ok(known),
+                    (Some(f), None) =>
+                        tokio::net::lookup_host(format!("{f}:0")).await.map(|a| a.map(|x| x.ip()).collect::<Vec<_>>()).map_err(|e| format!("cannot resolve `{f}`: {e}")),
                 };
                 match addrs {
                     Err(e) => serde_json::json!({"ok": false, "error": e}),
@@ -351,7 +358,7 @@ mod tests {
     async fn latency_applies_per_direction_and_clears() {
         let (ctl, listen) = start().await;
         assert!(round_trip(listen, Duration::from_secs(1)).await.unwrap() < Duration::from_millis(100));
-        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Down), toxics: Toxics { latency_ms: 300, ..Default::default() }, from: None }).await.unwrap();
+        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Down), toxics: Toxics { latency_ms: 300, ..Default::default() }, from: None, addrs: None }).await.unwrap();
         let rtt = round_trip(listen, Duration::from_secs(2)).await.unwrap();
         assert!(rtt >= Duration::from_millis(300) && rtt < Duration::from_millis(600), "{rtt:?}");
         control(ctl, &Command::Clear { link: "*".into(), direction: None, from: None }).await.unwrap();
@@ -361,9 +368,9 @@ mod tests {
     #[tokio::test]
     async fn blackhole_swallows_and_reset_refuses() {
         let (ctl, listen) = start().await;
-        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Up), toxics: Toxics { blackhole: true, ..Default::default() }, from: None }).await.unwrap();
+        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Up), toxics: Toxics { blackhole: true, ..Default::default() }, from: None, addrs: None }).await.unwrap();
         assert!(round_trip(listen, Duration::from_millis(400)).await.is_none(), "nothing comes back through a black hole");
-        control(ctl, &Command::Set { link: "db".into(), direction: None, toxics: Toxics { reset: true, ..Default::default() }, from: None }).await.unwrap();
+        control(ctl, &Command::Set { link: "db".into(), direction: None, toxics: Toxics { reset: true, ..Default::default() }, from: None, addrs: None }).await.unwrap();
         let mut s = TcpStream::connect(listen).await.unwrap();
         let _ = s.write_all(b"ping").await;
         let mut buf = [0u8; 4];
@@ -376,9 +383,9 @@ mod tests {
         let (ctl, listen) = start().await;
         let slow = Toxics { latency_ms: 300, ..Default::default() };
         // The clients here come from 127.0.0.1: toxics for another host leave them alone.
-        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Down), toxics: slow.clone(), from: Some("127.0.0.2".into()) }).await.unwrap();
+        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Down), toxics: slow.clone(), from: Some("127.0.0.2".into()), addrs: None }).await.unwrap();
         assert!(round_trip(listen, Duration::from_secs(1)).await.unwrap() < Duration::from_millis(100));
-        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Down), toxics: slow, from: Some("127.0.0.1".into()) }).await.unwrap();
+        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Down), toxics: slow, from: Some("127.0.0.1".into()), addrs: None }).await.unwrap();
         assert!(round_trip(listen, Duration::from_secs(2)).await.unwrap() >= Duration::from_millis(300));
         // Clearing one client's toxics leaves the other's.
         control(ctl, &Command::Clear { link: "db".into(), direction: None, from: Some("127.0.0.1".into()) }).await.unwrap();
@@ -386,14 +393,18 @@ mod tests {
         let list = control(ctl, &Command::List).await.unwrap();
         assert_eq!(list["toxics"].as_array().unwrap().len(), 1, "{list}");
         assert_eq!(list["toxics"][0]["from"], "127.0.0.2");
-        let err = control(ctl, &Command::Set { link: "db".into(), direction: None, toxics: Toxics::default(), from: Some("no-such-host.invalid".into()) }).await.unwrap_err();
+        let err = control(ctl, &Command::Set { link: "db".into(), direction: None, toxics: Toxics::default(), from: Some("no-such-host.invalid".into()), addrs: None }).await.unwrap_err();
         assert!(err.contains("cannot resolve `no-such-host.invalid`"), "{err}");
+        // A name lab gives the addresses of is not resolved (a pod's name resolves
+        // to its Service's address, its connections come from the pod's).
+        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Down), toxics: Toxics { latency_ms: 300, ..Default::default() }, from: Some("app-1".into()), addrs: Some(vec![[127, 0, 0, 1].into()]) }).await.unwrap();
+        assert!(round_trip(listen, Duration::from_secs(2)).await.unwrap() >= Duration::from_millis(300));
     }
 
     #[tokio::test]
     async fn unknown_links_and_bad_commands_are_refused() {
         let (ctl, _) = start().await;
-        let err = control(ctl, &Command::Set { link: "nope".into(), direction: None, toxics: Toxics::default(), from: None }).await.unwrap_err();
+        let err = control(ctl, &Command::Set { link: "nope".into(), direction: None, toxics: Toxics::default(), from: None, addrs: None }).await.unwrap_err();
         assert!(err.contains("no link `nope`; links: db"), "{err}");
         let list = control(ctl, &Command::List).await.unwrap();
         assert_eq!(list["links"][0], "db");

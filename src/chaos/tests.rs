@@ -127,3 +127,58 @@ async fn a_kill_that_fails_leaves_no_record() {
     assert!(chaos.inject(&Fault::Kill, &targets, None).await.is_err());
     assert!(backend.faults(Some(&p.instance)).await.unwrap().is_empty(), "the record was taken back");
 }
+
+fn plan_of(lab_name: &str) -> Plan {
+    let lab = Catalogue::new(vec![]).find(lab_name).unwrap();
+    let opts = PlanOptions {
+        student: Some("cuts".into()),
+        images: ImageSet::Debian,
+        solution: Solution::Binary { path: PathBuf::from("/x/app"), digest: "d".into() },
+        ports: HashMap::new(),
+        extra_env: BTreeMap::new(),
+        ready_timeout: None,
+        lab_exe: Some(PathBuf::from("/x/lab")),
+        secret: String::new(),
+    };
+    let mut port = 20000;
+    plan::plan(&lab, &opts, || {
+        port += 1;
+        Ok(port)
+    })
+    .unwrap()
+}
+
+#[test]
+fn without_pod_network_control_a_partition_cuts_proxied_links_and_names_the_rest() {
+    let p = plan_of("raft");
+    let by = |n: &str| p.containers.iter().find(|c| c.name.ends_with(n)).unwrap();
+    let others: Vec<&ContainerSpec> = p.containers.iter().filter(|c| !c.name.ends_with("app-1")).collect();
+    // Isolating node 1: both directions of its peer links to 2 and 3, nothing left uncut.
+    let (rules, uncut) = partition::proxy_cuts(&p, &[(by("app-1"), others, vec![])]);
+    assert!(uncut.is_empty(), "{uncut:?}");
+    let mut got: Vec<(String, String)> = rules.iter().map(|r| (r.link.clone(), r.from.clone().unwrap())).collect();
+    got.sort();
+    let want: Vec<(String, String)> = [("app-1", "app-2"), ("app-1", "app-3"), ("app-2", "app-1"), ("app-3", "app-1")].iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    assert_eq!(got, want);
+    // One way: only what node 1 opens towards node 2.
+    let (rules, _) = partition::proxy_cuts(&p, &[(by("app-1"), vec![], vec![by("app-2")])]);
+    assert_eq!(rules.len(), 1);
+    assert_eq!((rules[0].link.as_str(), rules[0].from.as_deref()), ("app-2", Some("app-1")));
+
+    // url-shortener: the service reaches Redis through the proxy, so cutting
+    // them is a rule on the redis link for the app node's connections.
+    let p = plan_of("url-shortener");
+    let app = p.containers.iter().find(|c| c.service == "app").unwrap();
+    let redis = p.containers.iter().find(|c| c.service == "redis").unwrap();
+    let (rules, uncut) = partition::proxy_cuts(&p, &[(redis, vec![app], vec![])]);
+    assert!(uncut.is_empty(), "{uncut:?}");
+    assert_eq!((rules[0].link.as_str(), rules[0].from.as_deref()), ("redis", Some("app-1")));
+    // A link no proxy carries is named, not silently left open.
+    let p = plan_of("orders");
+    let app = p.containers.iter().find(|c| c.service == "app").unwrap();
+    let deps: Vec<&ContainerSpec> = p.dependencies().filter(|c| !p.proxied.contains(&c.service) && c.service != "proxy").collect();
+    assert!(!deps.is_empty(), "orders has a dependency not behind the proxy");
+    let (_, uncut) = partition::proxy_cuts(&p, &[(app, deps.clone(), vec![])]);
+    assert_eq!(uncut.len(), deps.len(), "{uncut:?}");
+    assert!(uncut[0].contains("app-1 <-> "), "{uncut:?}");
+}

@@ -158,6 +158,9 @@ pub async fn run(cat: &Catalogue, a: ChaosArgs, quiet: bool) -> Result<i32, Erro
     };
     let rec = chaos.inject_dir(&fault, &targets, duration, direction).await.map_err(err)?;
     println!("{} {} on {}", rec.id, rec.kind, rec.targets.join(", "));
+    if let Some(note) = rec.spec["note"].as_str() {
+        s.ui.line(note);
+    }
     if let (Some(d), true) = (duration, rec.kind != "restart") {
         s.ui.line(&format!("reverting in {} (Ctrl-C reverts now)", humantime::format_duration(d)));
         tokio::select! {

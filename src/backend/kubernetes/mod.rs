@@ -371,7 +371,7 @@ impl KubeBackend {
         let (ns, pod) = self.locate(container).await?;
         let ticks = grace.as_millis() / 100;
         let script = format!(
-            "touch {RUN_DIR}/stopped; p=$(cat {RUN_DIR}/pid 2>/dev/null) || exit 0; kill -CONT -$p 2>/dev/null; kill -TERM $p 2>/dev/null; i=0; while kill -0 $p 2>/dev/null && [ $i -lt {ticks} ]; do sleep 0.1; i=$((i+1)); done; kill -KILL -$p 2>/dev/null; while [ -e {RUN_DIR}/pid ]; do sleep 0.05; done; true"
+            "touch {RUN_DIR}/stopped; p=$(cat {RUN_DIR}/pid 2>/dev/null) || exit 0; kill -CONT -$p 2>/dev/null; kill -TERM $p 2>/dev/null; i=0; while kill -0 $p 2>/dev/null && [ $i -lt {ticks} ]; do sleep 0.1; i=$((i+1)); done; kill -KILL -$p 2>/dev/null; i=0; while [ -e {RUN_DIR}/pid ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; if [ -e {RUN_DIR}/pid ]; then echo \"process $p is still running after SIGKILL\" >&2; exit 1; fi"
         );
         self.exec(&ns, &pod, &script).await.map(drop)
     }

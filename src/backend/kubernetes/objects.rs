@@ -174,12 +174,13 @@ pub fn pod_object(plan: &Plan, c: &ContainerSpec, cluster_ips: &BTreeMap<String,
     }
     let ports: BTreeSet<u16> = std::iter::once(c.port.container).chain(c.extra_ports.iter().copied()).collect();
     // The learner's program and lab's helpers need no privilege at all; the
-    // dependencies' entrypoints start as root and drop to their own user.
+    // dependencies' entrypoints start as root and drop to their own user, so
+    // lab's stop and kill (run through exec, as root) need KILL to signal it.
     let own_program = upload(c).is_some();
     let security = if own_program {
         json!({"runAsNonRoot": true, "runAsUser": 65534, "runAsGroup": 65534, "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}})
     } else {
-        json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]}, "seccompProfile": {"type": "RuntimeDefault"}})
+        json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"]}, "seccompProfile": {"type": "RuntimeDefault"}})
     };
     let mut command = vec!["/bin/sh".to_string(), "-c".into(), SUPERVISOR.to_string(), "lab-supervisor".into()];
     command.extend(argv(c));
