@@ -22,6 +22,9 @@ pub async fn run(cat: &Catalogue, lab: Option<String>, student: Option<String>, 
         println!("removed the built program in {}", dir.display());
     } else if removed.containers.is_empty() && removed.networks.is_empty() {
         println!("nothing to remove{}", instance.map(|i| format!(" for {i}")).unwrap_or_default());
+    } else if s.backend.name() == "kubernetes" {
+        // An instance on a cluster is its namespace: deleting it removed the pods with it.
+        println!("removed {} pods, namespace {}", removed.containers.len(), removed.networks.join(", "));
     } else {
         println!("removed {} containers, {} networks, {} volumes", removed.containers.len(), removed.networks.len(), removed.volumes.len());
     }

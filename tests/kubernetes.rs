@@ -53,7 +53,9 @@ impl Drop for KDown {
 
 /// Every object of a namespace lab makes, with its resourceVersion.
 fn versions(ns: &str) -> BTreeMap<String, String> {
-    let text = kubectl_out(&["get", "namespace,service,pod,limitrange,networkpolicy,configmap", "-n", ns, "-o", "jsonpath={range .items[*]}{.kind}/{.metadata.name}={.metadata.resourceVersion}{\"\\n\"}{end}"]);
+    let jp = "jsonpath={range .items[*]}{.kind}/{.metadata.name}={.metadata.resourceVersion}{\"\\n\"}{end}";
+    let mut text = kubectl_out(&["get", "service,pod,limitrange,networkpolicy,configmap", "-n", ns, "-o", jp]);
+    text += &kubectl_out(&["get", "namespace", ns, "-o", "jsonpath=Namespace/{.metadata.name}={.metadata.resourceVersion}{\"\\n\"}"]);
     text.lines().filter(|l| !l.contains("kube-root-ca")).filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
@@ -108,6 +110,7 @@ fn url_shortener_on_the_cluster_up_again_changes_nothing_verify_passes_chaos_is_
         kinds,
         [
             "LimitRange/lab-defaults",
+            "Namespace/lab-url-shortener-kube",
             "NetworkPolicy/lab-same-instance-only",
             "Pod/app-1",
             "Pod/proxy-1",
@@ -178,13 +181,44 @@ fn url_shortener_on_the_cluster_up_again_changes_nothing_verify_passes_chaos_is_
 }
 
 #[test]
-fn a_fault_that_needs_the_pod_s_network_says_so_with_exit_2() {
+fn partitions_go_through_the_fault_proxy_and_faults_it_cannot_carry_say_so_with_exit_2() {
     let _down = KDown("url-shortener", "knet");
     let mut c = klab();
     c.args(["up", "url-shortener", "--student", "knet", "--solution"]).arg(shortener());
     assert_eq!(run(c).status.code(), Some(0));
+    // The test node's pod addresses answer from the host (up's port-forwards end with it).
+    let app_ip = kubectl_out(&["get", "pod", "app-1", "-n", "lab-url-shortener-knet", "-o", "jsonpath={.status.podIP}"]).trim().to_string();
+    let calls = std::cell::Cell::new(0);
+    let shorten = || {
+        calls.set(calls.get() + 1);
+        Command::new("curl")
+            .args(["-s", "-m", "3", "-o", "/dev/null", "-w", "%{http_code}", "-H", "content-type: application/json", "-d", r#"{"url":"https://example.com/k"}"#])
+            // A client of its own each time: the rate limit is not what is tested here.
+            .args(["-H", &format!("X-Forwarded-For: 10.77.0.{}", calls.get())])
+            .arg(format!("http://{app_ip}:8080/api/links"))
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap()
+    };
+    assert!(shorten().starts_with('2'), "the service answers before the partition");
+    // Cutting the service from Redis: the link through lab's proxy becomes a black hole.
     let mut c = klab();
-    c.args(["chaos", "url-shortener", "partition", "app", "--student", "knet"]);
+    c.args(["chaos", "url-shortener", "partition", "app", "--to", "redis", "--student", "knet"]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cut through lab's fault proxy (links redis)"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!shorten().starts_with('2'), "a request that needs Redis does not succeed while it is cut off");
+    let mut c = klab();
+    c.args(["chaos", "url-shortener", "heal", "--student", "knet"]);
+    assert_eq!(run(c).status.code(), Some(0));
+    let t0 = Instant::now();
+    while !shorten().starts_with('2') {
+        assert!(t0.elapsed().as_secs() < 20, "the service recovers once healed");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // A fault that needs the pod's own network (tc) says so plainly.
+    let mut c = klab();
+    c.args(["chaos", "url-shortener", "bandwidth", "app", "--rate", "1mbit", "--student", "knet"]);
     let out = run(c);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -196,6 +230,7 @@ fn a_fault_that_needs_the_pod_s_network_says_so_with_exit_2() {
     let mut c = klab();
     c.args(["chaos", "url-shortener", "heal", "--student", "knet"]);
     assert_eq!(run(c).status.code(), Some(0));
+    assert_eq!(kubectl_out(&["get", "configmap", "-n", "lab-url-shortener-knet", "-l", "lab.fault", "-o", "name"]).trim(), "");
 }
 
 #[test]
@@ -218,4 +253,40 @@ fn an_unreachable_cluster_exits_3_and_says_how_to_choose_one() {
     let out = run(c);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}
+
+/// `lab verify raft` on the cluster, removed afterwards: (exit code, report).
+fn verify_raft(student: &str, bug: Option<&str>) -> (Option<i32>, serde_json::Value) {
+    let _down = KDown("raft", Box::leak(student.to_string().into_boxed_str()));
+    let mut c = klab();
+    c.args(["verify", "raft", "--student", student, "--output", "json", "--solution"]).arg(root().join("tests/solutions/raft-kv"));
+    if let Some(b) = bug {
+        c.args(["--env", &format!("RAFT_BUG={b}")]);
+    }
+    let t0 = Instant::now();
+    let out = run(c);
+    eprintln!("verify raft ({}) on the cluster: {:?}", bug.unwrap_or("reference"), t0.elapsed());
+    (out.status.code(), json(&out))
+}
+
+fn failed_checks(report: &serde_json::Value) -> Vec<String> {
+    report["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "failed").map(|c| c["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn raft_on_the_cluster_passes_under_the_nemesis_and_its_bugs_fail_where_they_do_on_docker() {
+    // The reference solution: leader elected, kill/partition (through the
+    // proxy)/pause survived, the history linearizable, data kept over a full restart.
+    let (code, report) = verify_raft("kgood", None);
+    assert_eq!(code, Some(0), "{report:#}");
+    assert!(report["history"]["ops"].as_array().unwrap().len() > 100, "a real workload ran");
+    let struck: Vec<&str> = report["history"]["nemesis"].as_array().unwrap().iter().filter_map(|n| n["fault"].as_str()).collect();
+    assert!(struck.contains(&"partition") && struck.contains(&"kill"), "the nemesis struck: {struck:?}");
+    // The same bugs as tests/raft.rs, caught by the same checks.
+    for (bug, checks) in [("stale-reads", &["linearizable"][..]), ("lose-data-on-restart", &["survives-full-restart"][..])] {
+        let (code, report) = verify_raft(&format!("k{bug}"), Some(bug));
+        assert_eq!(code, Some(1), "{bug}: {report:#}");
+        let failed = failed_checks(&report);
+        assert!(checks.iter().any(|c| failed.iter().any(|f| f == c)), "{bug}: expected one of {checks:?} to fail, failed: {failed:?}\n{report:#}");
+    }
 }
