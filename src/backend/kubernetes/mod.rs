@@ -165,12 +165,15 @@ impl KubeBackend {
                     }
                     None => Converged::Created,
                 };
+                let t0 = Instant::now();
                 if outcome != Converged::Kept {
                     // The host port lab reaches the node on (its port-forward), kept for the next command.
                     obj["metadata"]["annotations"][labels::HOST_PORT] = Value::String(c.port.host.to_string());
                     self.apply(&self.pods(ns), &obj).await?;
                 }
+                let applied = t0.elapsed();
                 self.upload_program(ns, c).await?;
+                tracing::debug!(pod = %name, ?applied, total = ?t0.elapsed(), "pod converged");
                 Ok::<_, BackendError>((c.name.clone(), outcome))
             }
         });
@@ -245,7 +248,9 @@ impl KubeBackend {
             return Ok(());
         };
         let name = objects::pod_name(c);
+        let t0 = Instant::now();
         let pod = self.wait_running(ns, &name).await?;
+        tracing::debug!(pod = %name, waited = ?t0.elapsed(), "running");
         let orig = src.clone();
         let src = shippable(&src).map_err(|e| BackendError::Kube { op: format!("reading {}", src.display()), detail: e.to_string() })?;
         let read = |p: PathBuf| async move { tokio::fs::read(&p).await.map_err(|e| BackendError::Kube { op: format!("reading {}", p.display()), detail: e.to_string() }) };
@@ -278,7 +283,8 @@ impl KubeBackend {
     }
 
     async fn exec_with_input(&self, ns: &str, pod: &str, script: &str, input: &[u8]) -> Result<String, BackendError> {
-        let ap = AttachParams::default().container("main").stdin(!input.is_empty()).stdout(true).stderr(true);
+        // Frames of up to 256 KiB (the client's default, 1 KiB, makes an upload crawl).
+        let ap = AttachParams::default().container("main").stdin(!input.is_empty()).stdout(true).stderr(true).max_stdin_buf_size(256 << 10);
         let mut proc = self.pods(ns).exec(pod, ["/bin/sh", "-c", script], &ap).await.map_err(kube_err(format!("exec in {ns}/{pod}")))?;
         let status = proc.take_status();
         let mut out = proc.stdout();
@@ -651,6 +657,13 @@ fn shippable(path: &Path) -> std::io::Result<PathBuf> {
     let out = dir.join(format!("{}-{stamp}", path.file_name().and_then(|f| f.to_str()).unwrap_or("program")));
     if out.is_file() {
         return Ok(out);
+    }
+    // Copies of earlier versions of the same program are of no more use.
+    let stem = format!("{}-", path.file_name().and_then(|f| f.to_str()).unwrap_or("program"));
+    for old in std::fs::read_dir(&dir)?.flatten() {
+        if old.file_name().to_str().and_then(|n| n.strip_prefix(&stem)).is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit() || c == '-')) {
+            let _ = std::fs::remove_file(old.path());
+        }
     }
     let tmp = out.with_extension("tmp");
     let ok = std::process::Command::new("objcopy").arg("--strip-debug").arg(path).arg(&tmp).status().map(|s| s.success()).unwrap_or(false);
