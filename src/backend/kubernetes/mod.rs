@@ -483,6 +483,15 @@ impl KubeBackend {
         let nss: Api<Namespace> = Api::all(self.client.clone());
         let mut removed = Removed::default();
         for i in &found {
+            // The pods first, without a grace period: a node's program is not
+            // expected to shut down cleanly (on Docker it is removed by force
+            // too), and the namespace is then gone in a few seconds, not 20.
+            let force = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::background() };
+            match self.pods(&i.instance).delete_collection(&force, &ListParams::default()).await {
+                Ok(_) => {}
+                Err(e) if is_404(&e) => {}
+                Err(e) => return Err(kube_err(format!("deleting the pods of {}", i.instance))(e)),
+            }
             match nss.delete(&i.instance, &DeleteParams::background()).await {
                 Ok(_) => {}
                 Err(e) if is_404(&e) || is_409(&e) => {}
