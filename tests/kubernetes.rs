@@ -96,12 +96,15 @@ fn every_lab_s_export_passes_server_side_dry_run() {
 fn url_shortener_on_the_cluster_up_again_changes_nothing_verify_passes_chaos_is_recorded_down_removes_it() {
     let _down = KDown("url-shortener", "kube");
     let ns = "lab-url-shortener-kube";
-    let mut c = klab();
-    c.args(["up", "url-shortener", "--student", "kube", "--solution"]).arg(shortener());
-    let t0 = Instant::now();
-    let out = run(c);
-    let first = t0.elapsed();
-    assert_eq!(out.status.code(), Some(0));
+    let up = || {
+        let mut c = klab();
+        c.args(["up", "url-shortener", "--student", "kube", "--solution"]).arg(shortener());
+        let t0 = Instant::now();
+        let out = run(c);
+        assert_eq!(out.status.code(), Some(0));
+        (out, t0.elapsed())
+    };
+    let (_, first) = up();
 
     // Exactly the planned objects, in the instance's namespace.
     let v1 = versions(ns);
@@ -128,12 +131,7 @@ fn url_shortener_on_the_cluster_up_again_changes_nothing_verify_passes_chaos_is_
     assert!(managers.split_whitespace().any(|m| m == "lab"), "applied with field manager lab: {managers}");
 
     // A second up with nothing changed changes nothing.
-    let mut c = klab();
-    c.args(["up", "url-shortener", "--student", "kube", "--solution"]).arg(shortener());
-    let t0 = Instant::now();
-    let out = run(c);
-    let second = t0.elapsed();
-    assert_eq!(out.status.code(), Some(0));
+    let (out, second) = up();
     assert!(String::from_utf8_lossy(&out.stderr).contains("(0 created or replaced)"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(versions(ns), v1, "resourceVersions changed on a second up");
     eprintln!("up: first {first:?}, second {second:?}");

@@ -8,20 +8,25 @@ use crate::lab::Catalogue;
 use crate::plan::{self, PlanOptions, Solution};
 use crate::probe::Readiness;
 
-/// A running url-shortener instance on the fake backend, whose "containers" are
-/// ready as soon as their port (a local listener) accepts.
-async fn setup() -> (FakeBackend, Lab, Plan, Vec<std::net::TcpListener>) {
-    let lab = Catalogue::new(vec![]).find("url-shortener").unwrap();
-    let opts = PlanOptions {
-        student: Some("chaos".into()),
+/// A student's plan options with a prebuilt program (and lab's own binary for helpers).
+fn options(student: &str, lab_exe: Option<PathBuf>) -> PlanOptions {
+    PlanOptions {
+        student: Some(student.into()),
         images: ImageSet::Debian,
         solution: Solution::Binary { path: PathBuf::from("/x/app"), digest: "d".into() },
         ports: HashMap::new(),
         extra_env: BTreeMap::new(),
         ready_timeout: None,
-        lab_exe: None,
+        lab_exe,
         secret: String::new(),
-    };
+    }
+}
+
+/// A running url-shortener instance on the fake backend, whose "containers" are
+/// ready as soon as their port (a local listener) accepts.
+async fn setup() -> (FakeBackend, Lab, Plan, Vec<std::net::TcpListener>) {
+    let lab = Catalogue::new(vec![]).find("url-shortener").unwrap();
+    let opts = options("chaos", None);
     let mut listeners = Vec::new();
     let mut p = plan::plan(&lab, &opts, || {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -130,16 +135,7 @@ async fn a_kill_that_fails_leaves_no_record() {
 
 fn plan_of(lab_name: &str) -> Plan {
     let lab = Catalogue::new(vec![]).find(lab_name).unwrap();
-    let opts = PlanOptions {
-        student: Some("cuts".into()),
-        images: ImageSet::Debian,
-        solution: Solution::Binary { path: PathBuf::from("/x/app"), digest: "d".into() },
-        ports: HashMap::new(),
-        extra_env: BTreeMap::new(),
-        ready_timeout: None,
-        lab_exe: Some(PathBuf::from("/x/lab")),
-        secret: String::new(),
-    };
+    let opts = options("cuts", Some(PathBuf::from("/x/lab")));
     let mut port = 20000;
     plan::plan(&lab, &opts, || {
         port += 1;
