@@ -15,9 +15,7 @@ use std::time::Instant;
 use common::*;
 
 fn kubeconfig() -> PathBuf {
-    let p = std::env::var_os("LAB_TEST_KUBECONFIG").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/cache/lab-envtest/kubeconfig"));
-    assert!(p.is_file(), "no kubeconfig at {}: start the test cluster with `K8S_ENVTEST_NODE=1 ../shared/k8s/envtest.sh start` (.ci/setup does)", p.display());
-    p
+    test_kubeconfig()
 }
 
 /// kubectl of the test cluster (the one envtest.sh unpacked, matching the server).
@@ -35,11 +33,8 @@ fn kubectl_out(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-/// `lab` on the test cluster, debian images.
 fn klab() -> Command {
-    let mut c = lab();
-    c.env("KUBECONFIG", kubeconfig()).env("LAB_BACKEND", "kubernetes");
-    c
+    lab_on_cluster()
 }
 
 /// Removes an instance from the cluster whatever happened.
@@ -281,10 +276,73 @@ fn raft_on_the_cluster_passes_under_the_nemesis_and_its_bugs_fail_where_they_do_
     let struck: Vec<&str> = report["history"]["nemesis"].as_array().unwrap().iter().filter_map(|n| n["fault"].as_str()).collect();
     assert!(struck.contains(&"partition") && struck.contains(&"kill"), "the nemesis struck: {struck:?}");
     // The same bugs as tests/raft.rs, caught by the same checks.
-    for (bug, checks) in [("stale-reads", &["linearizable"][..]), ("lose-data-on-restart", &["survives-full-restart"][..])] {
+    for (bug, checks) in RAFT_BUGS {
         let (code, report) = verify_raft(&format!("k{bug}"), Some(bug));
         assert_eq!(code, Some(1), "{bug}: {report:#}");
         let failed = failed_checks(&report);
         assert!(checks.iter().any(|c| failed.iter().any(|f| f == c)), "{bug}: expected one of {checks:?} to fail, failed: {failed:?}\n{report:#}");
     }
+}
+
+static SHORTENER_ON_THE_CLUSTER: Variants = Variants {
+    lab: "url-shortener",
+    var: "SHORTENER_BUG",
+    solution: "tests/solutions/url-shortener",
+    prefix: "kbug",
+    at_once: 2,
+    stagger: std::time::Duration::ZERO,
+    passing: &["create-link"],
+    within: None,
+    also: nothing_more,
+};
+
+#[test]
+fn each_url_shortener_bug_fails_on_the_cluster_at_the_same_check_as_on_docker() {
+    each_variant_fails_at_its_check_with(&SHORTENER_ON_THE_CLUSTER, SHORTENER_BUGS, lab_on_cluster);
+}
+
+/// The test registry (.ci/setup starts Debian's docker-registry there).
+fn registry() -> String {
+    std::env::var("LAB_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
+}
+
+fn registry_tags(reg: &str, repo: &str) -> String {
+    let out = Command::new("curl").args(["-fsS", "-m", "5"]).arg(format!("http://{reg}/v2/{repo}/tags/list")).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn with_a_registry_the_nodes_pull_the_images_and_the_program_arrives_as_an_image() {
+    let reg = registry();
+    let mut c = lab();
+    c.args(["images", "push", "redis"]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(2), "no registry given");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--registry"));
+    let mut c = lab();
+    c.args(["images", "push", "redis", "base", "--registry", &reg]);
+    assert_eq!(run(c).status.code(), Some(0));
+    assert!(registry_tags(&reg, "lab-debian/redis").contains("\"7.0\""), "{}", registry_tags(&reg, "lab-debian/redis"));
+    // The node's engine has to pull it from the registry.
+    let _ = Command::new("docker").args(["rmi", &format!("{reg}/lab-debian/redis:7.0")]).output();
+
+    let _down = KDown("url-shortener", "kreg");
+    let ns = "lab-url-shortener-kreg";
+    let mut c = klab();
+    c.args(["up", "url-shortener", "--student", "kreg", "--registry", &reg, "--solution"]).arg(shortener());
+    assert_eq!(run(c).status.code(), Some(0));
+    let image_of = |pod: &str| kubectl_out(&["get", "pod", pod, "-n", ns, "-o", "jsonpath={.spec.containers[0].image}"]);
+    assert_eq!(image_of("redis-1"), format!("{reg}/lab-debian/redis:7.0"));
+    let app = image_of("app-1");
+    assert!(app.starts_with(&format!("{reg}/lab-program/")), "{app}");
+    let tag = app.rsplit(':').next().unwrap();
+    let repo = app.trim_start_matches(&format!("{reg}/")).rsplit_once(':').unwrap().0.to_string();
+    assert!(registry_tags(&reg, &repo).contains(tag), "the program's image is in the registry");
+    let uploaded = kubectl_out(&["get", "pod", "app-1", "-n", ns, "-o", "jsonpath={.metadata.annotations.lab\\.uploaded}"]);
+    assert_eq!(uploaded, "", "nothing uploaded into the pod");
+    let mut c = klab();
+    c.args(["verify", "url-shortener", "--student", "kreg", "--registry", &reg, "--output", "json"]);
+    let out = run(c);
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
 }

@@ -32,20 +32,9 @@ fn the_reference_solution_passes_under_faults() {
     assert!(history["nemesis"].as_array().unwrap().len() >= 3, "the nemesis struck: {}", history["nemesis"]);
 }
 
-/// (bug, checks of which at least one must fail)
-const BUGS: &[(&str, &[&str])] = &[
-    ("stale-reads", &["linearizable"]),
-    // Acknowledged early, the PUT's entry can land after the cas changed the
-    // map, so the bug shows either as a non-atomic cas or as a leader alone
-    // acknowledging a write.
-    ("ack-before-commit", &["no-ack-without-majority", "compare-and-set"]),
-    ("lose-data-on-restart", &["survives-full-restart"]),
-    ("no-forward", &["follower-accepts-writes"]),
-];
-
 #[test]
 fn each_buggy_variant_is_caught_by_its_check() {
-    for (bug, checks) in BUGS {
+    for (bug, checks) in RAFT_BUGS {
         let (code, report) = verify(&format!("bug-{bug}"), Some(bug));
         assert_eq!(code, Some(1), "{bug}: {report:#}");
         let failed: Vec<&str> = report["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "failed").map(|c| c["name"].as_str().unwrap()).collect();

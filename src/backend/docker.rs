@@ -425,6 +425,90 @@ impl DockerBackend {
         }
         Ok(())
     }
+
+    /// Whether an image is on this engine.
+    pub async fn has_image(&self, image: &str) -> bool {
+        self.docker.inspect_image(image).await.is_ok()
+    }
+
+    /// Make `target` from `base` with one more file, `dest` (mode 755) holding
+    /// `data`: a container of `base` is created (never started), the file put
+    /// into it, the container committed and removed. Nothing is pulled. An
+    /// image already tagged `target` is kept.
+    pub async fn image_with_file(&self, base: &str, dest: &str, data: &[u8], target: &str) -> Result<(), BackendError> {
+        if self.has_image(target).await {
+            return Ok(());
+        }
+        let op = || format!("making image {target} from {base}");
+        let mut archive = tar::Builder::new(Vec::new());
+        let rel = dest.trim_start_matches('/');
+        let mut dir = std::path::PathBuf::new();
+        for part in std::path::Path::new(rel).parent().into_iter().flat_map(|p| p.components()) {
+            dir.push(part);
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(0o755);
+            h.set_size(0);
+            archive.append_data(&mut h, &dir, std::io::empty()).map_err(|e| BackendError::Docker { op: op(), detail: e.to_string() })?;
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o755);
+        h.set_size(data.len() as u64);
+        archive.append_data(&mut h, rel, data).map_err(|e| BackendError::Docker { op: op(), detail: e.to_string() })?;
+        let archive = archive.into_inner().map_err(|e| BackendError::Docker { op: op(), detail: e.to_string() })?;
+        // No labels: a container's labels end up in the committed image (and in
+        // every container of it); it is known by its name and always removed.
+        let name = format!("lab-image-build-{:08x}", rand::random::<u32>());
+        let created = self
+            .docker
+            .create_container::<String, String>(
+                Some(CreateContainerOptions { name: name.clone(), platform: None }),
+                Config { image: Some(base.to_string()), cmd: Some(vec!["true".into()]), ..Default::default() },
+            )
+            .await
+            .map_err(|e| match e {
+                bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => {
+                    BackendError::ImageMissing { image: base.into(), hint: "bake or pull it first (`lab images bake base`)".into() }
+                }
+                e => op_err(op())(e),
+            })?;
+        let id = created.id;
+        let result = async {
+            self.docker.upload_to_container(&id, Some(bollard::container::UploadToContainerOptions { path: "/".to_string(), ..Default::default() }), archive.into()).await.map_err(op_err(op()))?;
+            let (repo, tag) = crate::images::split_ref(target);
+            let commit = bollard::image::CommitContainerOptions { container: id.clone(), repo, tag, pause: false, ..Default::default() };
+            self.docker.commit_container(commit, Config::<String>::default()).await.map_err(op_err(op()))?;
+            Ok(())
+        }
+        .await;
+        let _ = self.docker.remove_container(&id, Some(RemoveContainerOptions { force: true, v: true, ..Default::default() })).await;
+        result
+    }
+
+    /// Tag a local image as `target` (`registry/repo:tag`) and push it there.
+    pub async fn push(&self, image: &str, target: &str, progress: &(dyn Fn(&str) + Sync)) -> Result<(), BackendError> {
+        let (repo, tag) = crate::images::split_ref(target);
+        let fail = |detail: String| BackendError::Push { image: image.into(), target: target.into(), detail };
+        self.docker.tag_image(image, Some(bollard::image::TagImageOptions { repo: repo.as_str(), tag: tag.as_str() })).await.map_err(|e| match e {
+            bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => fail("it is not on this machine (lab images bake / pull it first)".into()),
+            e => fail(e.to_string()),
+        })?;
+        let mut stream = self.docker.push_image(&repo, Some(bollard::image::PushImageOptions { tag: tag.as_str() }), None);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(err) = info.error {
+                        return Err(fail(err));
+                    }
+                    let line = [info.status.unwrap_or_default(), info.progress.unwrap_or_default()].join(" ");
+                    progress(line.trim());
+                }
+                Err(bollard::errors::Error::DockerResponseServerError { message, .. }) => return Err(fail(message)),
+                Err(e) => return Err(fail(e.to_string())),
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

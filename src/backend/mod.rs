@@ -116,6 +116,11 @@ pub enum BackendError {
     #[error("{what} is not available on this backend: {why}")]
     #[diagnostic(help("{hint}"))]
     Unsupported { what: String, why: String, hint: String },
+    #[error("could not push {image} to {target}: {detail}")]
+    #[diagnostic(help(
+        "is the registry running and reachable from here (`curl http://REGISTRY/v2/`)? The Docker engine pushes over plain HTTP only to 127.0.0.1 and to registries listed in its insecure-registries"
+    ))]
+    Push { image: String, target: String, detail: String },
 }
 
 impl BackendError {
@@ -148,6 +153,20 @@ struct BackendConfig {
     backend: Option<String>,
     #[serde(default)]
     context: Option<String>,
+    #[serde(default)]
+    registry: Option<String>,
+}
+
+/// The registry for Kubernetes nodes: the flag (or LAB_REGISTRY, read by
+/// clap), else `registry:` in the config file.
+pub fn registry(flag: Option<String>, config: Option<std::path::PathBuf>) -> Result<Option<String>, String> {
+    if flag.is_some() {
+        return Ok(flag);
+    }
+    match config.as_ref().and_then(|p| std::fs::read_to_string(p).ok().map(|t| (p, t))) {
+        Some((p, text)) => serde_yaml::from_str::<BackendConfig>(&text).map(|c| c.registry).map_err(|e| format!("{}: {e}", p.display())),
+        None => Ok(None),
+    }
 }
 
 /// The backend and Kubernetes context, first found wins: the flags, then
@@ -173,10 +192,10 @@ pub fn choose(flag: Option<BackendKind>, context: Option<String>, env: Option<St
 
 impl Backend {
     /// Connect to the chosen backend (without talking to it yet).
-    pub async fn connect(kind: BackendKind, context: Option<&str>) -> Result<Backend, BackendError> {
+    pub async fn connect(kind: BackendKind, context: Option<&str>, registry: Option<String>) -> Result<Backend, BackendError> {
         Ok(match kind {
             BackendKind::Docker => Backend::Docker(DockerBackend::connect()?),
-            BackendKind::Kubernetes => Backend::Kubernetes(KubeBackend::connect(context).await?),
+            BackendKind::Kubernetes => Backend::Kubernetes(KubeBackend::connect(context).await?.with_registry(registry)),
         })
     }
 }

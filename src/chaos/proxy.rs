@@ -171,8 +171,7 @@ async fn control_session(sock: TcpStream, state: State, names: Vec<String>) -> s
                 let addrs = match (&from, addrs) {
                     (None, _) => Ok(vec![]),
                     (Some(_), Some(known)) => Ok(known),
-                    (Some(f), None) =>
-                        tokio::net::lookup_host(format!("{f}:0")).await.map(|a| a.map(|x| x.ip()).collect::<Vec<_>>()).map_err(|e| format!("cannot resolve `{f}`: {e}")),
+                    (Some(f), None) => tokio::net::lookup_host(format!("{f}:0")).await.map(|a| a.map(|x| x.ip()).collect::<Vec<_>>()).map_err(|e| format!("cannot resolve `{f}`: {e}")),
                 };
                 match addrs {
                     Err(e) => serde_json::json!({"ok": false, "error": e}),
@@ -397,7 +396,18 @@ mod tests {
         assert!(err.contains("cannot resolve `no-such-host.invalid`"), "{err}");
         // A name lab gives the addresses of is not resolved (a pod's name resolves
         // to its Service's address, its connections come from the pod's).
-        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Down), toxics: Toxics { latency_ms: 300, ..Default::default() }, from: Some("app-1".into()), addrs: Some(vec![[127, 0, 0, 1].into()]) }).await.unwrap();
+        control(
+            ctl,
+            &Command::Set {
+                link: "db".into(),
+                direction: Some(Direction::Down),
+                toxics: Toxics { latency_ms: 300, ..Default::default() },
+                from: Some("app-1".into()),
+                addrs: Some(vec![[127, 0, 0, 1].into()]),
+            },
+        )
+        .await
+        .unwrap();
         assert!(round_trip(listen, Duration::from_secs(2)).await.unwrap() >= Duration::from_millis(300));
     }
 

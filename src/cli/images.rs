@@ -26,6 +26,17 @@ pub enum ImagesCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Put the chosen set's images (those on this machine) into a registry, for
+    /// clusters whose nodes pull from it (air-gapped classes): each keeps its
+    /// name under the registry, e.g. 127.0.0.1:5000/lab-debian/redis:7.0.
+    #[command(after_help = "Examples:\n  lab images push --registry 127.0.0.1:5000 --images debian\n  lab images push --registry registry.class.example:5000/lab redis base")]
+    Push {
+        /// Only these (redis, postgres, rabbitmq, prometheus, alertmanager, base).
+        names: Vec<String>,
+        /// The set: upstream or debian (default: as `up` chooses it).
+        #[arg(long, value_parser = super::image_set())]
+        images: Option<ImageSet>,
+    },
 }
 
 fn pick(set: ImageSet, names: &[String]) -> Result<Vec<(&'static str, String)>, Error> {
@@ -61,6 +72,33 @@ pub async fn run(cmd: ImagesCommand, quiet: bool) -> Result<i32, Error> {
                 let task = s.ui.task(&format!("pulling {tag}"));
                 match s.backend.pull(&tag, &|l| task.set(l)).await {
                     Ok(()) => task.finish(&format!("pulled {tag}")),
+                    Err(e) => {
+                        task.fail();
+                        return Err(e.into());
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
+        ImagesCommand::Push { names, images: set } => {
+            let registry = super::chosen_registry().ok_or_else(|| Error::Usage("lab images push needs --registry HOST[:PORT][/PREFIX] (or LAB_REGISTRY, `registry:` in the config file)".into()))?;
+            let (set, _) = images::choose(set).map_err(Error::Usage)?;
+            let chosen = pick(set, &names)?;
+            let tags: Vec<String> = chosen.iter().map(|(_, t)| t.clone()).collect();
+            let missing = s.backend.missing_images(&tags).await?;
+            if !missing.is_empty() {
+                return Err(Error::Usage(format!(
+                    "not on this machine: {}; {} first",
+                    missing.join(", "),
+                    if set == ImageSet::Debian { "bake them (`lab images bake`)" } else { "pull them (`lab images pull`)" }
+                )));
+            }
+            for (_, tag) in chosen {
+                let target = images::in_registry(&registry, &tag);
+                let task = s.ui.task(&format!("pushing {tag} to {target}"));
+                let crate::backend::Backend::Docker(docker) = &s.backend else { unreachable!("images commands run on the local engine") };
+                match docker.push(&tag, &target, &|l| task.set(l)).await {
+                    Ok(()) => task.finish(&format!("pushed {target}")),
                     Err(e) => {
                         task.fail();
                         return Err(e.into());

@@ -54,6 +54,12 @@ pub struct Cli {
     /// The kubeconfig context (default: its current one), as kubectl's --context. Also LAB_CONTEXT, `context:` in the config file.
     #[arg(long, global = true, env = "LAB_CONTEXT", value_name = "NAME")]
     pub context: Option<String>,
+    /// A registry the cluster's nodes pull from, HOST[:PORT][/PREFIX]: on Kubernetes the
+    /// dependencies' images are taken from it (`lab images push` puts them there) and each
+    /// node's program goes there as an image instead of being uploaded into its pod.
+    /// Also LAB_REGISTRY, `registry:` in the config file.
+    #[arg(long, global = true, env = "LAB_REGISTRY", value_name = "REGISTRY")]
+    pub registry: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -222,10 +228,16 @@ fn check_student(s: &Option<String>) -> Result<(), Error> {
 
 /// The backend chosen on the command line (set once by `run`).
 static BACKEND: std::sync::OnceLock<(crate::backend::BackendKind, Option<String>)> = std::sync::OnceLock::new();
+/// The registry chosen (flag, LAB_REGISTRY, config file), set once by `run`.
+static REGISTRY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+fn chosen_registry() -> Option<String> {
+    REGISTRY.get().cloned().flatten()
+}
 
 async fn session(quiet: bool) -> Result<Session, Error> {
     let (kind, context) = BACKEND.get().cloned().unwrap_or((crate::backend::BackendKind::Docker, None));
-    Ok(Session { backend: Backend::connect(kind, context.as_deref()).await?, ui: Ui::new(quiet) })
+    Ok(Session { backend: Backend::connect(kind, context.as_deref(), chosen_registry()).await?, ui: Ui::new(quiet) })
 }
 
 /// A session on the Docker engine, whatever the backend (images are baked there).
@@ -283,6 +295,12 @@ pub async fn run(cli: Cli) -> i32 {
     match crate::backend::choose(cli.backend, cli.context.clone(), std::env::var("LAB_BACKEND").ok(), crate::images::config_path()) {
         Ok(choice) => {
             let _ = BACKEND.set(choice);
+        }
+        Err(e) => return exit_code(Err(Error::Usage(e))),
+    }
+    match crate::backend::registry(cli.registry.clone(), crate::images::config_path()) {
+        Ok(r) => {
+            let _ = REGISTRY.set(r);
         }
         Err(e) => return exit_code(Err(Error::Usage(e))),
     }

@@ -142,3 +142,34 @@ mod tests {
         }
     }
 }
+
+/// Where an image of a set lives in `registry` (`host[:port][/prefix]`):
+/// `lab-debian/redis:7.0` -> `127.0.0.1:5000/lab-debian/redis:7.0`.
+pub fn in_registry(registry: &str, image: &str) -> String {
+    let image = image.strip_prefix("docker.io/").unwrap_or(image);
+    let image = image.strip_prefix("library/").unwrap_or(image);
+    format!("{}/{image}", registry.trim_end_matches('/'))
+}
+
+/// A reference's repository and tag (`latest` when it has none); a port in
+/// the registry's host is not taken for a tag.
+pub fn split_ref(r: &str) -> (String, String) {
+    let name_start = r.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match r[name_start..].rfind(':') {
+        Some(i) => (r[..name_start + i].to_string(), r[name_start + i + 1..].to_string()),
+        None => (r.to_string(), "latest".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use super::*;
+
+    #[test]
+    fn images_keep_their_names_under_a_registry() {
+        assert_eq!(in_registry("127.0.0.1:5000", "lab-debian/redis:7.0"), "127.0.0.1:5000/lab-debian/redis:7.0");
+        assert_eq!(in_registry("reg.example/class/", "docker.io/library/redis:7.0"), "reg.example/class/redis:7.0");
+        assert_eq!(split_ref("127.0.0.1:5000/lab-debian/redis:7.0"), ("127.0.0.1:5000/lab-debian/redis".into(), "7.0".into()));
+        assert_eq!(split_ref("127.0.0.1:5000/app"), ("127.0.0.1:5000/app".into(), "latest".into()));
+    }
+}

@@ -21,6 +21,44 @@ pub fn lab() -> Command {
     c
 }
 
+/// The kubeconfig of the test cluster (.ci/setup starts it): LAB_TEST_KUBECONFIG,
+/// else envtest.sh's.
+pub fn test_kubeconfig() -> PathBuf {
+    let p = std::env::var_os("LAB_TEST_KUBECONFIG").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/cache/lab-envtest/kubeconfig"));
+    assert!(p.is_file(), "no kubeconfig at {}: start the test cluster with `K8S_ENVTEST_NODE=1 ../shared/k8s/envtest.sh start` (.ci/setup does)", p.display());
+    p
+}
+
+/// A `lab` command on the test cluster, debian images.
+pub fn lab_on_cluster() -> Command {
+    let mut c = lab();
+    c.env("KUBECONFIG", test_kubeconfig()).env("LAB_BACKEND", "kubernetes");
+    c
+}
+
+/// The URL shortener's bugs: (bug, the check that must fail, words of its message).
+pub const SHORTENER_BUGS: &[(&str, &str, &str)] = &[
+    ("no-rate-limit", "rate-limit-per-client", "expected status 429 Too Many Requests"),
+    ("global-rate-limit", "rate-limit-per-client", "got status 429 Too Many Requests; expected status 201 Created"),
+    ("no-retry-after", "rate-limit-per-client", "no header Retry-After"),
+    ("memory", "survives-restart", "got status 404 Not Found; expected status 302 Found"),
+    ("redis-500", "redis-down-503", "got status 500 Internal Server Error; expected status 503 Service Unavailable"),
+    ("redis-hang", "redis-down-503", "the service hung"),
+    ("redirect-301", "redirect", "got status 301 Moved Permanently; expected status 302 Found"),
+    ("accept-any-url", "reject-invalid-url", "expected status 400 Bad Request"),
+];
+
+/// The Raft lab's bugs: (bug, checks of which at least one must fail).
+pub const RAFT_BUGS: &[(&str, &[&str])] = &[
+    ("stale-reads", &["linearizable"]),
+    // Acknowledged early, the PUT's entry can land after the cas changed the
+    // map, so the bug shows either as a non-atomic cas or as a leader alone
+    // acknowledging a write.
+    ("ack-before-commit", &["no-ack-without-majority", "compare-and-set"]),
+    ("lose-data-on-restart", &["survives-full-restart"]),
+    ("no-forward", &["follower-accepts-writes"]),
+];
+
 /// Run and return the output, printing it for the test log.
 pub fn run(mut c: Command) -> Output {
     let out = c.output().expect("lab runs");
@@ -106,6 +144,11 @@ pub fn nothing_more(_: &str, _: &str, _: &serde_json::Value, _: &serde_json::Val
 /// --env VAR=bug`: exit 1, each named check failed with the words and a hint,
 /// the `passing` checks passed, and nothing of the instance left behind.
 pub fn each_variant_fails_at_its_check(v: &'static Variants, bugs: &'static [(&'static str, &'static str, &'static str)]) {
+    each_variant_fails_at_its_check_with(v, bugs, lab)
+}
+
+/// The same, with `lab` commands from `lab` (e.g. [`lab_on_cluster`]).
+pub fn each_variant_fails_at_its_check_with(v: &'static Variants, bugs: &'static [(&'static str, &'static str, &'static str)], lab: fn() -> Command) {
     let mut names: Vec<&'static str> = bugs.iter().map(|(b, ..)| *b).collect();
     names.dedup();
     for batch in names.chunks(v.at_once) {
@@ -123,7 +166,7 @@ pub fn each_variant_fails_at_its_check(v: &'static Variants, bugs: &'static [(&'
                     if let Some(bound) = v.within {
                         assert!(started.elapsed() < bound, "{bug}: lab verify took {:?}", started.elapsed());
                     }
-                    let _ = Command::new(env!("CARGO_BIN_EXE_lab")).args(["down", v.lab, "--student", &student]).output();
+                    let _ = lab().args(["down", v.lab, "--student", &student]).output();
                     let report = json(&out);
                     assert_eq!(out.status.code(), Some(1), "{bug}: exit code\n{report:#}");
                     for (_, check_name, words) in bugs.iter().filter(|(b, ..)| *b == bug) {

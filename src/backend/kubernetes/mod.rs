@@ -42,6 +42,10 @@ pub struct KubeBackend {
     client: Client,
     /// The server's address, for messages.
     server: String,
+    /// The registry the cluster's nodes pull from (`--registry`): dependencies'
+    /// images are taken from it, and each node's program goes there as an
+    /// image instead of being uploaded into its pod.
+    registry: Option<String>,
 }
 
 fn kube_err(op: impl Into<String>) -> impl FnOnce(kube::Error) -> BackendError {
@@ -81,7 +85,62 @@ impl KubeBackend {
         };
         let server = config.cluster_url.to_string();
         let client = Client::try_from(config).map_err(|e| unreachable(e.to_string()))?;
-        Ok(KubeBackend { client, server })
+        Ok(KubeBackend { client, server, registry: None })
+    }
+
+    /// Take images from `registry` (see the field).
+    pub fn with_registry(mut self, registry: Option<String>) -> Self {
+        self.registry = registry.filter(|r| !r.trim().is_empty());
+        self
+    }
+
+    /// The image of each container that does not run its plan's image as it
+    /// is: with a registry, a dependency's image there, and for a node whose
+    /// program lab would upload, an image of its base with the program in it,
+    /// made on the local engine and pushed (named after the program's digest,
+    /// so an unchanged program is neither made nor pushed again).
+    async fn registry_images(&self, plan: &Plan) -> Result<BTreeMap<String, String>, BackendError> {
+        let mut out = BTreeMap::new();
+        let Some(reg) = &self.registry else {
+            return Ok(out);
+        };
+        let docker = super::DockerBackend::connect()?;
+        let mut pushed = std::collections::BTreeSet::new();
+        for c in &plan.containers {
+            let image = match objects::upload(c) {
+                None => crate::images::in_registry(reg, &c.image),
+                Some((dest, orig)) => {
+                    let src = shippable(&orig).map_err(|e| BackendError::Kube { op: format!("reading {}", orig.display()), detail: e.to_string() })?;
+                    let read = || async { tokio::fs::read(&src).await.map_err(|e| BackendError::Kube { op: format!("reading {}", src.display()), detail: e.to_string() }) };
+                    // Named after the program's digest; lab's own large binary
+                    // after its stripped copy's name (its size and time), not hashed each time.
+                    let digest = {
+                        use sha2::Digest;
+                        let mut h = sha2::Sha256::new();
+                        h.update(c.image.as_bytes());
+                        h.update(dest.as_bytes());
+                        if src != orig {
+                            h.update(src.file_name().and_then(|f| f.to_str()).unwrap_or_default().as_bytes());
+                        } else {
+                            h.update(read().await?);
+                        }
+                        h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect::<String>()
+                    };
+                    let program = std::path::Path::new(&dest).file_name().and_then(|f| f.to_str()).unwrap_or("program").to_ascii_lowercase();
+                    let target = format!("{}/lab-program/{program}:{digest}", reg.trim_end_matches('/'));
+                    if !pushed.contains(&target) && !docker.has_image(&target).await {
+                        docker.image_with_file(&c.image, &dest, &read().await?, &target).await?;
+                    }
+                    target
+                }
+            };
+            if !pushed.contains(&image) {
+                docker.push(if objects::upload(c).is_some() { &image } else { &c.image }, &image, &|_| {}).await?;
+                pushed.insert(image.clone());
+            }
+            out.insert(c.name.clone(), image);
+        }
+        Ok(out)
     }
 
     pub async fn ping(&self) -> Result<(), BackendError> {
@@ -144,7 +203,8 @@ impl KubeBackend {
 
         let pods = self.pods(ns);
         let existing = pods.list(&ListParams::default().labels(CONTAINER_LABEL)).await.map_err(kube_err("listing pods"))?;
-        let planned: Vec<(&ContainerSpec, Value)> = plan.containers.iter().map(|c| (c, objects::pod_object(plan, c, &cluster_ips))).collect();
+        let images = self.registry_images(plan).await?;
+        let planned: Vec<(&ContainerSpec, Value)> = plan.containers.iter().map(|c| (c, objects::pod_object_in(plan, c, &cluster_ips, images.get(&c.name).map(String::as_str)))).collect();
         for p in &existing {
             let name = p.metadata.name.clone().unwrap_or_default();
             if !planned.iter().any(|(_, o)| o["metadata"]["name"] == name.as_str()) {
@@ -152,7 +212,7 @@ impl KubeBackend {
             }
         }
         let jobs = planned.into_iter().map(|(c, mut obj)| {
-            let existing = &existing;
+            let (existing, images) = (&existing, &images);
             async move {
                 let name = objects::pod_name(c);
                 let digest = obj["metadata"]["annotations"][SPEC_ANNOTATION].clone();
@@ -172,7 +232,9 @@ impl KubeBackend {
                     self.apply(&self.pods(ns), &obj).await?;
                 }
                 let applied = t0.elapsed();
-                self.upload_program(ns, c).await?;
+                if !images.contains_key(&c.name) {
+                    self.upload_program(ns, c).await?;
+                }
                 tracing::debug!(pod = %name, ?applied, total = ?t0.elapsed(), "pod converged");
                 Ok::<_, BackendError>((c.name.clone(), outcome))
             }

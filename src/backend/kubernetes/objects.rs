@@ -158,7 +158,15 @@ pub fn upload(c: &ContainerSpec) -> Option<(String, std::path::PathBuf)> {
 /// The pod of one container. `cluster_ips` maps each alias to its Service's
 /// ClusterIP (empty for an export: clusters with DNS need none).
 pub fn pod_object(plan: &Plan, c: &ContainerSpec, cluster_ips: &BTreeMap<String, String>) -> Value {
+    pod_object_in(plan, c, cluster_ips, None)
+}
+
+/// The same, the container's image being `image` when given: a dependency's
+/// image in a registry, or an image that already holds the node's program
+/// (which is then not uploaded, so its folder is not an emptyDir).
+pub fn pod_object_in(plan: &Plan, c: &ContainerSpec, cluster_ips: &BTreeMap<String, String>, image: Option<&str>) -> Value {
     let name = pod_name(c);
+    let program_in_image = image.is_some() && upload(c).is_some();
     let mut all = c.labels.clone();
     all.insert(CONTAINER_LABEL.into(), c.name.clone());
     let (mut l, mut a) = split_labels(&all);
@@ -168,6 +176,9 @@ pub fn pod_object(plan: &Plan, c: &ContainerSpec, cluster_ips: &BTreeMap<String,
     let mut volumes = vec![json!({"name": "lab-run", "emptyDir": {}})];
     let mut mounts = vec![json!({"name": "lab-run", "mountPath": RUN_DIR})];
     for (i, m) in c.mounts.iter().enumerate() {
+        if program_in_image && upload(c).is_some_and(|(dest, _)| dest.strip_prefix(&m.container).is_some_and(|r| r.starts_with('/'))) {
+            continue;
+        }
         // Host folders do not reach a cluster: lab uploads the program into an emptyDir.
         volumes.push(json!({"name": format!("lab-files-{i}"), "emptyDir": {}}));
         mounts.push(json!({"name": format!("lab-files-{i}"), "mountPath": m.container}));
@@ -196,7 +207,7 @@ pub fn pod_object(plan: &Plan, c: &ContainerSpec, cluster_ips: &BTreeMap<String,
         "hostname": name,
         "containers": [{
             "name": "main",
-            "image": c.image,
+            "image": image.unwrap_or(&c.image),
             // Images of the debian set exist only where they were baked: never pull what is there.
             "imagePullPolicy": "IfNotPresent",
             "command": command,
