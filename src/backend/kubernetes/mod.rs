@@ -422,14 +422,19 @@ impl KubeBackend {
             let p = self.pods(&ns).get(&pod).await.map_err(kube_err(format!("reading pod {pod}")))?;
             let ready = p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
             let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
+            let mut addrs = Vec::new();
             let routed = ready && {
                 // Every Service that selects this pod (its node's, its service's) lists it.
                 let pod_labels = p.metadata.labels.clone().unwrap_or_default();
                 let mut all = true;
                 for svc in services.list(&ListParams::default().labels(labels::INSTANCE)).await.map_err(kube_err("listing Services"))? {
-                    let sel = svc.spec.and_then(|s| s.selector).unwrap_or_default();
+                    let spec = svc.spec.unwrap_or_default();
+                    let sel = spec.selector.unwrap_or_default();
                     if sel.is_empty() || !sel.iter().all(|(k, v)| pod_labels.get(k) == Some(v)) {
                         continue;
+                    }
+                    if let Some(cip) = spec.cluster_ip.filter(|c| c.parse::<std::net::IpAddr>().is_ok()) {
+                        addrs.extend(spec.ports.iter().flatten().map(|p| format!("{cip}/{}", p.port)));
                     }
                     let name = svc.metadata.name.unwrap_or_default();
                     let e = endpoints.get_opt(&name).await.map_err(kube_err(format!("reading the endpoints of {name}")))?;
@@ -438,6 +443,7 @@ impl KubeBackend {
                 all
             };
             if routed {
+                self.wait_forwarded(&ns, &pod, &addrs).await;
                 return Ok(());
             }
             if t0.elapsed() > timeout {
@@ -447,6 +453,37 @@ impl KubeBackend {
                 });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Wait until the node's Services answer on their ClusterIPs, tried from
+    /// another pod of the instance (a pod reaching its own Service is not
+    /// routed on every node): a pod in the endpoints is not yet a route, the
+    /// node's proxy (kube-proxy) programs it a moment later, longer on a busy
+    /// node, and a connection made in between is refused (seen as a learner's
+    /// service failing its first request). Best effort: without another
+    /// running pod with bash and timeout nothing is tried, and after 10 s lab
+    /// goes on and says so in its log.
+    async fn wait_forwarded(&self, ns: &str, pod: &str, addrs: &[String]) {
+        if addrs.is_empty() {
+            return;
+        }
+        let Ok(pods) = self.pods(ns).list(&ListParams::default().labels(CONTAINER_LABEL)).await else {
+            return;
+        };
+        let running = |p: &Pod| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        let Some(from) = pods.items.iter().filter(|p| p.metadata.name.as_deref() != Some(pod) && running(p)).find_map(|p| p.metadata.name.clone()) else {
+            return;
+        };
+        let script = format!(
+            "command -v bash >/dev/null && command -v timeout >/dev/null || exit 0; for t in {}; do i=0; until timeout 1 bash -c \"exec 3<>/dev/tcp/$t\" 2>/dev/null; do i=$((i+1)); [ $i -ge 100 ] && echo \"$t does not answer\" && exit 0; sleep 0.1; done; done",
+            addrs.join(" ")
+        );
+        let t0 = Instant::now();
+        match self.exec(ns, &from, &script).await {
+            Ok(out) if out.trim().is_empty() => tracing::debug!(%pod, %from, waited = ?t0.elapsed(), "Services answer on their ClusterIPs"),
+            Ok(out) => tracing::warn!(%pod, "{}: not answering on its ClusterIP after 10 s", out.trim()),
+            Err(e) => tracing::warn!(%pod, "could not try its Services' ClusterIPs: {e}"),
         }
     }
 
