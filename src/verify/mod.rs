@@ -591,6 +591,8 @@ impl<'a> CheckRunner<'a> {
                         }
                         return Err(StepError::Lab(format!("{} did not become ready again: {last}", c.name)));
                     }
+                    // On a cluster, also reachable again through its Services (not only its port-forward).
+                    self.t.backend.wait_routed(&c.name, c.ready_timeout).await.map_err(lab_err)?;
                 }
             }
         }
