@@ -670,6 +670,7 @@ impl<'a> CheckRunner<'a> {
             self.t.backend.start(&name).await.map_err(|e| e.to_string())?;
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], c.port.host));
             wait_ready(&c.ready, addr, c.ready_timeout).await.map_err(|e| format!("{name} did not come back after the check: {e}"))?;
+            self.t.backend.wait_routed(&name, c.ready_timeout).await.map_err(|e| format!("{name} did not come back after the check: {e}"))?;
         }
         Ok(())
     }
