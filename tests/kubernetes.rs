@@ -298,7 +298,7 @@ static SHORTENER_ON_THE_CLUSTER: Variants = Variants {
 
 #[test]
 fn each_url_shortener_bug_fails_on_the_cluster_at_the_same_check_as_on_docker() {
-    each_variant_fails_at_its_check_with(&SHORTENER_ON_THE_CLUSTER, SHORTENER_BUGS, lab_on_cluster);
+    each_variant_fails_at_its_check_with(&SHORTENER_ON_THE_CLUSTER, SHORTENER_BUGS, lab_on_cluster, assert_namespace_gone);
 }
 
 /// The test registry (.ci/setup starts Debian's docker-registry there).

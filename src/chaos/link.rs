@@ -4,7 +4,9 @@
 
 use std::net::SocketAddr;
 
-use super::proxy::{control, Command, Direction, Toxics};
+use std::collections::BTreeMap;
+
+use super::proxy::{control_all, Command, Direction, Toxics};
 use super::{Chaos, ChaosError};
 use crate::backend::FaultRecord;
 use crate::plan::ContainerSpec;
@@ -68,15 +70,24 @@ pub(super) fn rules_for(c: &Chaos<'_>, direction: Option<Direction>, targets: &[
 /// Set `toxics` for every rule; on failure, clear what was set.
 pub(super) async fn set(c: &Chaos<'_>, rules: &[Rule], toxics: &Toxics) -> Result<(), ChaosError> {
     let addr = control_addr(c)?;
-    for (i, r) in rules.iter().enumerate() {
-        let addrs = match &r.from {
-            Some(from) => client_addrs(c, from).await?,
-            None => None,
-        };
-        if let Err(e) = control(addr, &Command::Set { link: r.link.clone(), direction: r.direction, toxics: toxics.clone(), from: r.from.clone(), addrs }).await {
-            clear(c, &rules[..i]).await;
-            return Err(ChaosError::Usage(format!("the fault proxy refused: {e}")));
+    // Every address first, then all rules at once: a partition takes effect
+    // on all its links together (a node cut on one link only for a second
+    // would notice, and act, before the fault is whole).
+    let mut known: BTreeMap<String, Option<Vec<std::net::IpAddr>>> = BTreeMap::new();
+    for from in rules.iter().filter_map(|r| r.from.clone()) {
+        if !known.contains_key(&from) {
+            let a = client_addrs(c, &from).await?;
+            known.insert(from, a);
         }
+    }
+    let cmds: Vec<Command> = rules
+        .iter()
+        .map(|r| Command::Set { link: r.link.clone(), direction: r.direction, toxics: toxics.clone(), from: r.from.clone(), addrs: r.from.as_ref().and_then(|f| known.get(f).cloned().flatten()) })
+        .collect();
+    let (done, err) = control_all(addr, &cmds).await;
+    if let Some(e) = err {
+        clear(c, &rules[..done.len()]).await;
+        return Err(ChaosError::Usage(format!("the fault proxy refused: {e}")));
     }
     Ok(())
 }
@@ -101,9 +112,8 @@ pub(super) async fn clear(c: &Chaos<'_>, rules: &[Rule]) {
     let Ok(addr) = control_addr(c) else {
         return;
     };
-    for r in rules {
-        let _ = control(addr, &Command::Clear { link: r.link.clone(), direction: r.direction, from: r.from.clone() }).await;
-    }
+    let cmds: Vec<Command> = rules.iter().map(|r| Command::Clear { link: r.link.clone(), direction: r.direction, from: r.from.clone() }).collect();
+    let _ = control_all(addr, &cmds).await;
 }
 
 pub(super) async fn inject(c: &Chaos<'_>, toxics: Toxics, direction: Option<Direction>, targets: &[&ContainerSpec]) -> Result<serde_json::Value, ChaosError> {

@@ -287,19 +287,39 @@ async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp:
 
 /// Send one command to a proxy's control port and read its answer.
 pub async fn control(addr: SocketAddr, cmd: &Command) -> Result<serde_json::Value, String> {
+    let (mut done, err) = control_all(addr, std::slice::from_ref(cmd)).await;
+    match err {
+        Some(e) => Err(e),
+        None => Ok(done.pop().unwrap_or_default()),
+    }
+}
+
+/// Send commands in order over one connection (one port-forward on a
+/// cluster, so that the rules of one fault take effect together): the
+/// answers of those that succeeded, and the error that stopped the rest.
+pub async fn control_all(addr: SocketAddr, cmds: &[Command]) -> (Vec<serde_json::Value>, Option<String>) {
+    let mut done = Vec::new();
     let fut = async {
-        let mut s = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
-        s.write_all(format!("{}\n", serde_json::to_string(cmd).expect("command serializes")).as_bytes()).await.map_err(|e| e.to_string())?;
-        let mut line = String::new();
-        BufReader::new(s).read_line(&mut line).await.map_err(|e| e.to_string())?;
-        let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| format!("bad answer {line:?}: {e}"))?;
-        if v["ok"] == true {
-            Ok(v)
-        } else {
-            Err(v["error"].as_str().unwrap_or("the proxy refused").to_string())
+        let s = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        let (r, mut w) = s.into_split();
+        let mut lines = BufReader::new(r).lines();
+        for cmd in cmds {
+            w.write_all(format!("{}\n", serde_json::to_string(cmd).expect("command serializes")).as_bytes()).await.map_err(|e| e.to_string())?;
+            let line = lines.next_line().await.map_err(|e| e.to_string())?.ok_or("the proxy closed the connection")?;
+            let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| format!("bad answer {line:?}: {e}"))?;
+            if v["ok"] != true {
+                return Err(v["error"].as_str().unwrap_or("the proxy refused").to_string());
+            }
+            done.push(v);
         }
+        Ok::<(), String>(())
     };
-    tokio::time::timeout(Duration::from_secs(5), fut).await.map_err(|_| format!("no answer from the proxy at {addr}"))?
+    let err = match tokio::time::timeout(Duration::from_secs(5), fut).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e),
+        Err(_) => Some(format!("no answer from the proxy at {addr}")),
+    };
+    (done, err)
 }
 
 #[cfg(test)]
