@@ -68,7 +68,10 @@ impl DockerBackend {
     async fn list(&self, filter_label: String) -> Result<Vec<bollard::models::ContainerSummary>, BackendError> {
         let mut filters = HashMap::new();
         filters.insert("label".to_string(), vec![filter_label]);
-        self.docker.list_containers(Some(ListContainersOptions { all: true, filters, ..Default::default() })).await.map_err(op_err("listing containers"))
+        let all = self.docker.list_containers(Some(ListContainersOptions { all: true, filters, ..Default::default() })).await.map_err(op_err("listing containers"))?;
+        // A Kubernetes node on this engine (a kubelet with dockershim) copies
+        // a pod's labels onto its containers: those belong to the cluster.
+        Ok(all.into_iter().filter(|c| !c.labels.as_ref().is_some_and(|l| l.contains_key("io.kubernetes.pod.name"))).collect())
     }
 
     async fn ensure_network(&self, plan: &Plan) -> Result<(), BackendError> {
