@@ -284,21 +284,10 @@ fn raft_on_the_cluster_passes_under_the_nemesis_and_its_bugs_fail_where_they_do_
     }
 }
 
-static SHORTENER_ON_THE_CLUSTER: Variants = Variants {
-    lab: "url-shortener",
-    var: "SHORTENER_BUG",
-    solution: "tests/solutions/url-shortener",
-    prefix: "kbug",
-    at_once: 2,
-    stagger: std::time::Duration::ZERO,
-    passing: &["create-link"],
-    within: None,
-    also: nothing_more,
-};
 
 #[test]
 fn each_url_shortener_bug_fails_on_the_cluster_at_the_same_check_as_on_docker() {
-    each_variant_fails_at_its_check_with(&SHORTENER_ON_THE_CLUSTER, SHORTENER_BUGS, lab_on_cluster, assert_namespace_gone);
+    each_variant_fails_at_its_check_with(&SHORTENER_VARIANTS, SHORTENER_BUGS, lab_on_cluster, assert_namespace_gone);
 }
 
 /// The test registry (.ci/setup starts Debian's docker-registry there).

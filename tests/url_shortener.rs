@@ -20,22 +20,10 @@ fn the_reference_solution_passes_every_check() {
     assert_gone("lab-url-shortener-good");
 }
 
-static VARIANTS: Variants = Variants {
-    lab: "url-shortener",
-    var: "SHORTENER_BUG",
-    solution: "tests/solutions/url-shortener",
-    prefix: "bug",
-    // Two at a time, each in its own student instance: this also shows instances side by side.
-    at_once: 2,
-    stagger: std::time::Duration::ZERO,
-    passing: &["create-link"],
-    within: None,
-    also: nothing_more,
-};
 
 #[test]
 fn each_buggy_variant_fails_at_its_check() {
-    each_variant_fails_at_its_check(&VARIANTS, SHORTENER_BUGS);
+    each_variant_fails_at_its_check(&SHORTENER_VARIANTS, SHORTENER_BUGS);
 }
 
 #[test]

@@ -58,6 +58,20 @@ pub const SHORTENER_BUGS: &[(&str, &str, &str)] = &[
     ("accept-any-url", "reject-invalid-url", "expected status 400 Bad Request"),
 ];
 
+/// How the URL shortener's bugs run (on Docker and on the test cluster).
+pub static SHORTENER_VARIANTS: Variants = Variants {
+    lab: "url-shortener",
+    var: "SHORTENER_BUG",
+    solution: "tests/solutions/url-shortener",
+    prefix: "bug",
+    // Two at a time, each in its own student instance: this also shows instances side by side.
+    at_once: 2,
+    stagger: std::time::Duration::ZERO,
+    passing: &["create-link"],
+    within: None,
+    also: nothing_more,
+};
+
 /// The Raft lab's bugs: (bug, checks of which at least one must fail).
 pub const RAFT_BUGS: &[(&str, &[&str])] = &[
     ("stale-reads", &["linearizable"]),
