@@ -284,7 +284,6 @@ fn raft_on_the_cluster_passes_under_the_nemesis_and_its_bugs_fail_where_they_do_
     }
 }
 
-
 #[test]
 fn each_url_shortener_bug_fails_on_the_cluster_at_the_same_check_as_on_docker() {
     each_variant_fails_at_its_check_with(&SHORTENER_VARIANTS, SHORTENER_BUGS, lab_on_cluster, assert_namespace_gone);

@@ -20,7 +20,6 @@ fn the_reference_solution_passes_every_check() {
     assert_gone("lab-url-shortener-good");
 }
 
-
 #[test]
 fn each_buggy_variant_fails_at_its_check() {
     each_variant_fails_at_its_check(&SHORTENER_VARIANTS, SHORTENER_BUGS);
