@@ -271,6 +271,12 @@ impl Backend {
     pub fn edits_pod_network(&self) -> bool {
         !matches!(self, Backend::Kubernetes(_))
     }
+    /// Whether a node's name resolves, inside the instance, to the address its
+    /// connections come from (on Kubernetes it resolves to its Service's
+    /// ClusterIP, while it connects from its pod's IP).
+    pub fn names_are_sources(&self) -> bool {
+        !matches!(self, Backend::Kubernetes(_))
+    }
     /// A container's address on the instance's network.
     pub async fn ip(&self, container: &str) -> Result<String, BackendError> {
         dispatch!(self, b => b.ip(container).await)

@@ -96,7 +96,7 @@ pub(super) async fn set(c: &Chaos<'_>, rules: &[Rule], toxics: &Toxics) -> Resul
 /// does not know them: on Kubernetes a node's name resolves to its Service's
 /// ClusterIP, but its connections come from its pod's IP.
 async fn client_addrs(c: &Chaos<'_>, from: &str) -> Result<Option<Vec<std::net::IpAddr>>, ChaosError> {
-    if !matches!(c.backend, crate::backend::Backend::Kubernetes(_)) {
+    if c.backend.names_are_sources() {
         return Ok(None);
     }
     let Some(node) = c.plan.containers.iter().find(|x| alias(x) == from) else {
