@@ -88,6 +88,27 @@ impl Session {
         Ok(self.backend.instances(Some(&name)).await?.into_iter().next())
     }
 
+    /// Revert the instance's faults: those past their end (`expired_only`),
+    /// or all in force. Says what it reverted; returns the records.
+    pub async fn revert_faults(&self, lab: &Lab, plan: &Plan, expired_only: bool) -> Result<Vec<crate::backend::FaultRecord>, Error> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let due: Vec<_> = self.backend.faults(Some(&plan.instance)).await?.into_iter().filter(|f| !expired_only || f.expired(now)).collect();
+        if due.is_empty() {
+            return Ok(due);
+        }
+        let chaos = crate::chaos::Chaos { backend: &self.backend, plan, lab, helper_image: plan.helper_image() };
+        for f in due.iter().rev() {
+            chaos.revert(f).await.map_err(|e| Error::Chaos(Box::new(e)))?;
+            let why = match f.until {
+                Some(u) if expired_only => format!("its time ran out {} s ago and nothing reverted it", now.saturating_sub(u)),
+                _ if !f.applied => "it was being applied when the lab process that made it stopped".to_string(),
+                _ => "it was still in force".to_string(),
+            };
+            self.ui.notice(&format!("reverted fault {} ({} on {}) in {}: {why}", f.id, f.kind, f.targets.join(", "), plan.instance));
+        }
+        Ok(due)
+    }
+
     /// Bring a lab up (idempotent: a second call converges). Returns the plan.
     pub async fn up(&self, lab: &Lab, opts: &UpOptions) -> Result<Plan, Error> {
         self.backend.ping().await?;

@@ -32,6 +32,12 @@ impl Ui {
         }
     }
 
+    /// Something lab did on its own that the user must know of (reverting a
+    /// fault left in force), shown even with --quiet; on stderr.
+    pub fn notice(&self, text: &str) {
+        eprintln!("{text}");
+    }
+
     /// A warning, shown even with --quiet.
     pub fn warn(&self, text: &str) {
         eprintln!("warning: {text}");

@@ -114,3 +114,120 @@ fn faults_bite_are_listed_and_heal() {
     assert_eq!(run(c).status.code(), Some(0));
     assert_gone("lab-url-shortener-chaos");
 }
+
+/// `lab chaos ... --student crash` started in the background, stderr piped.
+fn chaos_bg(args: &[&str]) -> std::process::Child {
+    let mut c = lab();
+    c.args(["chaos", "url-shortener"]).args(args).args(["--student", "crash"]);
+    c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+}
+
+/// Read the child's stderr until a line contains `text` (or it ends).
+fn wait_for_line(child: &mut std::process::Child, text: &str) -> bool {
+    use std::io::BufRead;
+    let err = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(err).lines();
+    let found = lines.by_ref().map_while(Result::ok).any(|l| l.contains(text));
+    // Keep draining, so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    found
+}
+
+fn crash_chaos(args: &[&str]) -> std::process::Output {
+    let mut c = lab();
+    c.args(["chaos", "url-shortener"]).args(args).args(["--student", "crash"]);
+    run(c)
+}
+
+/// kill -9 in the middle of a fault, Ctrl-C during `chaos --for`, a fault
+/// whose time ran out with no process left to revert it: each leaves nothing
+/// in force that `status`, `heal` or the next command cannot see and revert.
+#[test]
+fn faults_survive_crashes_and_interrupts_as_records_that_heal() {
+    let inst = "lab-url-shortener-crash";
+    let _down = Down("url-shortener", Some("crash"));
+    let mut c = lab();
+    c.args(["up", "url-shortener", "--student", "crash", "--solution"]).arg(shortener());
+    assert_eq!(run(c).status.code(), Some(0));
+    let app = format!("{inst}-app-1");
+    let redis = format!("{inst}-redis-1");
+    let helpers = || docker_names("container", &format!("label=lab.instance={inst}")).into_iter().filter(|n| n.contains("-netfx-")).collect::<Vec<_>>();
+    let records = || docker_names("volume", &format!("label=lab.instance={inst}"));
+
+    // kill -9 as soon as the partition's first network helper exists: the
+    // fault is being applied, and its record must already be there.
+    let mut child = chaos_bg(&["partition", "redis", "--for", "30s"]);
+    let t = Instant::now();
+    while helpers().is_empty() && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(!helpers().is_empty(), "the partition never started a network helper");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(records().len(), 1, "the fault was recorded before it was applied: {:?}", records());
+    let out = crash_chaos(&["status"]);
+    assert!(stdout(&out).contains("partition"), "status lists the half-applied fault:\n{}", stdout(&out));
+    assert!(helpers().is_empty(), "the next command removed the dead process's helper: {:?}", helpers());
+    let out = crash_chaos(&["heal"]);
+    assert!(stdout(&out).contains("healed 1 fault"), "{}", stdout(&out));
+    assert!(lab_chains(&redis).is_empty(), "chains left in redis: {:?}", lab_chains(&redis));
+    assert!(records().is_empty(), "{:?}", records());
+
+    // Ctrl-C during `chaos --for`: the fault is reverted and lab exits 130.
+    let mut child = chaos_bg(&["pause", "app", "--for", "60s"]);
+    assert!(wait_for_line(&mut child, "reverting in"), "chaos --for never said it was waiting");
+    assert_eq!(state(&app), "paused");
+    interrupt(&child);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "an interrupted chaos --for exits 130");
+    assert_eq!(state(&app), "running", "and its fault is reverted");
+    assert!(records().is_empty(), "{:?}", records());
+
+    // A fault past its end whose process died: the next command reverts it and says so.
+    let mut child = chaos_bg(&["kill", "app", "--for", "1s"]);
+    assert!(wait_for_line(&mut child, "reverting in"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(state(&app), "exited");
+    std::thread::sleep(Duration::from_millis(2100));
+    let mut c = lab();
+    c.args(["status", "url-shortener", "--student", "crash"]);
+    let out = run(c);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reverted fault kill-"), "status says what it reverted");
+    assert_eq!(state(&app), "running");
+    assert!(records().is_empty(), "{:?}", records());
+
+    // verify on an instance with a fault in force heals it first, and says so.
+    assert_eq!(crash_chaos(&["outage", "redis"]).status.code(), Some(0));
+    // Ctrl-C during verify while one of its checks has Redis stopped: exit
+    // 130, and the instance is left as it was found (raft's test does the
+    // same with faults that verify's checks inject: tests/raft.rs).
+    let mut c = lab();
+    c.args(["verify", "url-shortener", "--student", "crash"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let said = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let t = Instant::now();
+    while !records().is_empty() && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(records().is_empty(), "verify healed the outage first");
+    let mut stopped = false;
+    while !stopped && t.elapsed() < Duration::from_secs(120) {
+        stopped = state(&redis) == "exited";
+    }
+    if !stopped {
+        let _ = child.kill();
+        panic!("a check of verify stops Redis; verify said:\n{}", said.join().unwrap());
+    }
+    interrupt(&child);
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let said = said.join().unwrap();
+    assert!(said.contains("reverted fault outage-"), "verify said it healed the outage:\n{said}");
+    assert!(records().is_empty(), "the interrupted verify reverted its faults: {:?}", records());
+    for c in [&app, &redis] {
+        assert_eq!(state(c), "running", "{c}");
+        assert!(lab_chains(c).is_empty(), "{c}: {:?}", lab_chains(c));
+    }
+    assert!(helpers().is_empty());
+}

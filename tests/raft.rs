@@ -130,3 +130,34 @@ fn links_between_nodes_are_slowed_and_cut_through_the_fault_proxy() {
     c.args(["chaos", "raft", "heal", "--student", student]);
     assert!(run(c).status.success());
 }
+
+/// Ctrl-C during `lab verify raft` on an instance that is up, while a check
+/// holds the leader partitioned: exit 130, and nothing of the run is left in
+/// force (no chain in any node, no paused or stopped node, no record).
+#[test]
+fn an_interrupted_verify_reverts_the_faults_it_made() {
+    let student = "intr";
+    let inst = format!("lab-raft-{student}");
+    let _down = Down("raft", Some(student));
+    let mut c = lab();
+    c.args(["up", "raft", "--student", student, "--solution"]).arg(raft());
+    assert!(run(c).status.success());
+    let mut c = lab();
+    c.args(["verify", "raft", "--student", student]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let child = c.spawn().unwrap();
+    let t = std::time::Instant::now();
+    let partitioned = || docker_names("volume", &format!("label=lab.instance={inst}")).iter().any(|v| v.contains("-fault-partition-"));
+    while !partitioned() && t.elapsed() < Duration::from_secs(180) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(partitioned(), "verify never partitioned a node");
+    interrupt(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(docker_names("volume", &format!("label=lab.instance={inst}")).is_empty(), "fault records left");
+    for n in 1..=3 {
+        let node = format!("{inst}-app-{n}");
+        assert_eq!(container_state(&node), "running", "{node}");
+        assert!(lab_chains(&node).is_empty(), "{node}: {:?}", lab_chains(&node));
+    }
+}

@@ -20,6 +20,32 @@ use crate::plan::{labels, ContainerSpec, Plan, Role};
 /// The label on a fault's record volume, holding the record as JSON.
 const FAULT_LABEL: &str = "lab.fault";
 
+/// On a network helper: `pid@host` of the lab process that made it.
+const HELPER_PID_LABEL: &str = "lab.helper-of";
+
+fn host_name() -> String {
+    nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Whether a network helper's lab process is gone: it ran on this host and
+/// its pid is free, or (made elsewhere) it is older than any helper lives.
+fn helper_orphaned(l: &HashMap<String, String>, created: i64) -> bool {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    if let Some((pid, host)) = l.get(HELPER_PID_LABEL).and_then(|v| v.split_once('@')) {
+        if host == host_name() {
+            if let Ok(pid) = pid.parse::<i32>() {
+                return matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH));
+            }
+        }
+    }
+    now - created > 300
+}
+
+/// The volume holding a fault's record: the write-ahead one, or the one written once it took effect.
+fn fault_volume(f: &FaultRecord, applied: bool) -> String {
+    format!("{}-fault-{}{}", f.instance, f.id, if applied { "-applied" } else { "" })
+}
+
 /// A connection to a Docker engine.
 #[derive(Clone)]
 pub struct DockerBackend {
@@ -66,12 +92,33 @@ impl DockerBackend {
     }
 
     async fn list(&self, filter_label: String) -> Result<Vec<bollard::models::ContainerSummary>, BackendError> {
+        self.list_with(filter_label, false).await
+    }
+
+    /// The instance's containers; with `helpers`, also the network helpers of faults being applied.
+    async fn list_with(&self, filter_label: String, helpers: bool) -> Result<Vec<bollard::models::ContainerSummary>, BackendError> {
         let mut filters = HashMap::new();
         filters.insert("label".to_string(), vec![filter_label]);
         let all = self.docker.list_containers(Some(ListContainersOptions { all: true, filters, ..Default::default() })).await.map_err(op_err("listing containers"))?;
         // A Kubernetes node on this engine (a kubelet with dockershim) copies
         // a pod's labels onto its containers: those belong to the cluster.
-        Ok(all.into_iter().filter(|c| !c.labels.as_ref().is_some_and(|l| l.contains_key("io.kubernetes.pod.name"))).collect())
+        let mut out = Vec::new();
+        for c in all.into_iter().filter(|c| !c.labels.as_ref().is_some_and(|l| l.contains_key("io.kubernetes.pod.name"))) {
+            let l = c.labels.clone().unwrap_or_default();
+            if helpers || l.get(labels::ROLE).map(String::as_str) != Some("helper") {
+                out.push(c);
+                continue;
+            }
+            // A network helper is not part of the instance; one whose lab process
+            // died (kill -9 mid-fault) is removed by the next command that sees it.
+            if helper_orphaned(&l, c.created.unwrap_or(0)) {
+                if let Some(name) = c.names.as_ref().and_then(|n| n.first()) {
+                    tracing::info!("removing {name}, a network helper left by a lab process that is gone");
+                    let _ = self.remove(name.trim_start_matches('/')).await;
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn ensure_network(&self, plan: &Plan) -> Result<(), BackendError> {
@@ -257,7 +304,7 @@ impl DockerBackend {
             Some(i) => format!("{}={i}", labels::INSTANCE),
             None => labels::INSTANCE.to_string(),
         };
-        let containers = self.list(filter.clone()).await?;
+        let containers = self.list_with(filter.clone(), true).await?;
         let names: Vec<String> = containers.iter().filter_map(|c| c.names.as_ref()?.first().map(|n| n.trim_start_matches('/').to_string())).collect();
         futures_util::future::try_join_all(names.iter().map(|n| self.remove(n))).await?;
         removed.containers = names;
@@ -335,6 +382,7 @@ impl DockerBackend {
         let mut l = HashMap::new();
         l.insert(labels::INSTANCE.to_string(), instance);
         l.insert(labels::ROLE.to_string(), "helper".to_string());
+        l.insert(HELPER_PID_LABEL.to_string(), format!("{}@{}", std::process::id(), host_name()));
         let config = Config {
             image: Some(image.to_string()),
             entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
@@ -381,7 +429,7 @@ impl DockerBackend {
         let mut l = HashMap::new();
         l.insert(labels::INSTANCE.to_string(), f.instance.clone());
         l.insert(FAULT_LABEL.to_string(), serde_json::to_string(f).expect("record serializes"));
-        let name = format!("{}-fault-{}", f.instance, f.id);
+        let name = fault_volume(f, f.applied);
         self.docker
             .create_volume(bollard::volume::CreateVolumeOptions { name: name.clone(), driver: "local".into(), labels: l, ..Default::default() })
             .await
@@ -397,14 +445,32 @@ impl DockerBackend {
         }
         filters.insert("label".to_string(), label);
         let vols = self.docker.list_volumes(Some(ListVolumesOptions { filters })).await.map_err(op_err("listing faults"))?;
-        let mut out: Vec<FaultRecord> = vols.volumes.unwrap_or_default().into_iter().filter_map(|v| serde_json::from_str(v.labels.get(FAULT_LABEL)?).ok()).collect();
+        let mut out: Vec<FaultRecord> = Vec::new();
+        for r in vols.volumes.unwrap_or_default().into_iter().filter_map(|v| serde_json::from_str::<FaultRecord>(v.labels.get(FAULT_LABEL)?).ok()) {
+            // A record marked applied and its write-ahead copy (a crash between the two writes): the applied one.
+            match out.iter_mut().find(|x| x.id == r.id && x.instance == r.instance) {
+                Some(x) => x.applied |= r.applied,
+                None => out.push(r),
+            }
+        }
         out.sort_by(|a, b| (a.since, &a.id).cmp(&(b.since, &b.id)));
         Ok(out)
     }
 
+    /// Volume labels cannot change: the applied record is a second volume,
+    /// then the write-ahead one goes.
+    pub async fn mark_applied(&self, f: &FaultRecord) -> Result<(), BackendError> {
+        self.record_fault(&FaultRecord { applied: true, ..f.clone() }).await?;
+        self.remove_fault_volume(&fault_volume(f, false)).await
+    }
+
     pub async fn clear_fault(&self, f: &FaultRecord) -> Result<(), BackendError> {
-        let name = format!("{}-fault-{}", f.instance, f.id);
-        match self.docker.remove_volume(&name, Some(RemoveVolumeOptions { force: true })).await {
+        self.remove_fault_volume(&fault_volume(f, false)).await?;
+        self.remove_fault_volume(&fault_volume(f, true)).await
+    }
+
+    async fn remove_fault_volume(&self, name: &str) -> Result<(), BackendError> {
+        match self.docker.remove_volume(name, Some(RemoveVolumeOptions { force: true })).await {
             Ok(()) => Ok(()),
             Err(e) if is_404(&e) => Ok(()),
             Err(e) => Err(op_err(format!("forgetting fault {name}"))(e)),

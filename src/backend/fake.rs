@@ -186,6 +186,13 @@ impl FakeBackend {
         self.state.lock().unwrap().faults.push(f.clone());
         Ok(())
     }
+    pub async fn mark_applied(&self, f: &FaultRecord) -> Result<(), BackendError> {
+        let mut st = self.state.lock().unwrap();
+        st.faults.retain(|x| x.id != f.id);
+        st.faults.push(FaultRecord { applied: true, ..f.clone() });
+        Ok(())
+    }
+
     pub async fn faults(&self, instance: Option<&str>) -> Result<Vec<FaultRecord>, BackendError> {
         Ok(self.state.lock().unwrap().faults.iter().filter(|f| instance.is_none_or(|i| f.instance == i)).cloned().collect())
     }

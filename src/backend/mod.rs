@@ -86,6 +86,23 @@ pub struct FaultRecord {
     /// Unix seconds when it started, and when it is meant to end (if it has a duration).
     pub since: u64,
     pub until: Option<u64>,
+    /// False while the fault is being applied: the record is written first
+    /// (write-ahead), so a crash mid-way leaves a record that `heal` and
+    /// `down` revert from, whether or not the fault took effect.
+    #[serde(default = "applied_default")]
+    pub applied: bool,
+}
+
+fn applied_default() -> bool {
+    // Records written before write-ahead existed were written after the fault.
+    true
+}
+
+impl FaultRecord {
+    /// Whether the fault was meant to end before `now` (unix seconds).
+    pub fn expired(&self, now: u64) -> bool {
+        self.until.is_some_and(|u| u <= now)
+    }
 }
 
 /// A backend failure.
@@ -284,6 +301,10 @@ impl Backend {
     /// Record a fault.
     pub async fn record_fault(&self, f: &FaultRecord) -> Result<(), BackendError> {
         dispatch!(self, b => b.record_fault(f).await)
+    }
+    /// Mark a recorded fault as applied (it took effect).
+    pub async fn mark_applied(&self, f: &FaultRecord) -> Result<(), BackendError> {
+        dispatch!(self, b => b.mark_applied(f).await)
     }
     /// The faults recorded for an instance (or for all).
     pub async fn faults(&self, instance: Option<&str>) -> Result<Vec<FaultRecord>, BackendError> {

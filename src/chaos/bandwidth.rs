@@ -5,14 +5,19 @@ use super::{Chaos, ChaosError};
 use crate::backend::{BackendError, FaultRecord};
 use crate::plan::ContainerSpec;
 
-pub(super) async fn inject(c: &Chaos<'_>, rate: &str, targets: &[&ContainerSpec]) -> Result<serde_json::Value, ChaosError> {
+pub(super) fn prepare(rate: &str) -> Result<serde_json::Value, ChaosError> {
     if !rate.chars().next().is_some_and(|c| c.is_ascii_digit()) || !rate.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
         return Err(ChaosError::Usage(format!("--rate {rate}: a tc rate such as 1mbit, 512kbit, 10mbps")));
     }
+    Ok(serde_json::json!({"rate": rate}))
+}
+
+pub(super) async fn apply(c: &Chaos<'_>, spec: &serde_json::Value, targets: &[&ContainerSpec]) -> Result<(), ChaosError> {
+    let rate = spec["rate"].as_str().unwrap_or_default();
     for t in targets {
         c.backend.net_exec(&t.name, &c.helper_image, &format!("tc qdisc replace dev eth0 root tbf rate {rate} burst 32kbit latency 400ms")).await?;
     }
-    Ok(serde_json::json!({"rate": rate}))
+    Ok(())
 }
 
 pub(super) async fn revert(c: &Chaos<'_>, rec: &FaultRecord) -> Result<(), ChaosError> {

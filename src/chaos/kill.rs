@@ -6,7 +6,7 @@ use crate::plan::ContainerSpec;
 /// What a kill's record holds.
 pub(super) static SPEC: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(|| serde_json::json!({"signal": "SIGKILL"}));
 
-pub(super) async fn inject(c: &Chaos<'_>, targets: &[&ContainerSpec]) -> Result<serde_json::Value, ChaosError> {
+pub(super) async fn apply(c: &Chaos<'_>, targets: &[&ContainerSpec]) -> Result<(), ChaosError> {
     futures_util::future::try_join_all(targets.iter().map(|t| c.backend.kill(&t.name, "SIGKILL"))).await?;
-    Ok(SPEC.clone())
+    Ok(())
 }

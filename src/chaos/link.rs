@@ -116,11 +116,16 @@ pub(super) async fn clear(c: &Chaos<'_>, rules: &[Rule]) {
     let _ = control_all(addr, &cmds).await;
 }
 
-pub(super) async fn inject(c: &Chaos<'_>, toxics: Toxics, direction: Option<Direction>, targets: &[&ContainerSpec]) -> Result<serde_json::Value, ChaosError> {
+pub(super) fn prepare(c: &Chaos<'_>, toxics: Toxics, direction: Option<Direction>, targets: &[&ContainerSpec]) -> serde_json::Value {
     let rules = rules_for(c, direction, targets);
-    set(c, &rules, &toxics).await?;
     let links: Vec<String> = rules.iter().map(|r| r.link.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-    Ok(serde_json::json!({"links": links, "rules": rules, "direction": direction, "toxics": toxics}))
+    serde_json::json!({"links": links, "rules": rules, "direction": direction, "toxics": toxics})
+}
+
+pub(super) async fn apply(c: &Chaos<'_>, spec: &serde_json::Value) -> Result<(), ChaosError> {
+    let rules: Vec<Rule> = serde_json::from_value(spec["rules"].clone()).map_err(|e| ChaosError::Usage(format!("a link fault's rules: {e}")))?;
+    let toxics: Toxics = serde_json::from_value(spec["toxics"].clone()).map_err(|e| ChaosError::Usage(format!("a link fault's toxics: {e}")))?;
+    set(c, &rules, &toxics).await
 }
 
 pub(super) async fn revert(c: &Chaos<'_>, rec: &FaultRecord) -> Result<(), ChaosError> {

@@ -168,45 +168,70 @@ impl<'a> Chaos<'a> {
                 }
             )));
         }
-        if *fault == Fault::Kill {
-            // The record does not depend on the kill's outcome: write both at once (a failed kill takes its record back).
-            let rec = FaultRecord { id, instance: self.plan.instance.clone(), kind, targets: names, spec: kill::SPEC.clone(), since: now(), until: duration.map(|d| now() + d.as_secs().max(1)) };
-            let (killed, recorded) = tokio::join!(kill::inject(self, targets), self.backend.record_fault(&rec));
-            if let Err(e) = killed {
-                if recorded.is_ok() {
-                    let _ = self.backend.clear_fault(&rec).await;
-                }
-                return Err(e);
-            }
-            recorded?;
+        let via_link = link_toxics.is_some() && proxied;
+        if via_link {
+            kind = "link".into();
+        }
+        // What the fault will change, worked out before anything changes.
+        let spec = match (fault, link_toxics) {
+            (_, Some(t)) if via_link => link::prepare(self, t, direction, targets),
+            (Fault::Kill, _) => kill::SPEC.clone(),
+            (Fault::Outage, _) => outage::prepare(targets)?,
+            (Fault::Partition(shape), _) => partition::prepare(self, &id, shape, targets).await?,
+            (Fault::Bandwidth { rate }, _) => bandwidth::prepare(rate)?,
+            (Fault::Netem { delay, jitter, loss }, _) => netem::prepare(*delay, *jitter, *loss),
+            (Fault::Stop | Fault::Pause | Fault::Restart, _) => serde_json::json!({}),
+            (Fault::Blackhole | Fault::Reset, _) => unreachable!("refused above unless proxied"),
+        };
+        let mut rec = FaultRecord { id, instance: self.plan.instance.clone(), kind, targets: names, spec, since: now(), until: duration.map(|d| now() + d.as_secs().max(1)), applied: false };
+        if *fault == Fault::Restart {
+            // Leaves nothing to revert: no record.
+            restart::inject(self, targets).await?;
+            rec.applied = true;
             return Ok(rec);
         }
-        let spec = match (fault, link_toxics) {
-            (_, Some(t)) if proxied => {
-                kind = "link".into();
-                link::inject(self, t, direction, targets).await?
+        // Write-ahead: the record exists before the fault does, so that a crash
+        // (kill -9, a lost connection) at any point leaves something `heal`,
+        // `down` and the next command revert from.
+        self.backend.record_fault(&rec).await?;
+        let applied = if via_link {
+            link::apply(self, &rec.spec).await
+        } else {
+            match fault {
+                Fault::Kill => kill::apply(self, targets).await,
+                Fault::Stop => stop::apply(self, targets).await,
+                Fault::Pause => pause::apply(self, targets).await,
+                Fault::Outage => outage::apply(self, targets).await,
+                Fault::Partition(_) => partition::apply(self, &rec.spec).await,
+                Fault::Bandwidth { .. } => bandwidth::apply(self, &rec.spec, targets).await,
+                Fault::Netem { .. } => netem::apply(self, &rec.spec, targets).await,
+                Fault::Restart | Fault::Blackhole | Fault::Reset => unreachable!("handled above"),
             }
-            _ => match fault {
-                Fault::Kill => kill::inject(self, targets).await?,
-                Fault::Stop => stop::inject(self, targets).await?,
-                Fault::Pause => pause::inject(self, targets).await?,
-                Fault::Restart => restart::inject(self, targets).await?,
-                Fault::Outage => outage::inject(self, targets).await?,
-                Fault::Partition(shape) => partition::inject(self, &id, shape, targets).await?,
-                Fault::Bandwidth { rate } => bandwidth::inject(self, rate, targets).await?,
-                Fault::Netem { delay, jitter, loss } => netem::inject(self, *delay, *jitter, *loss, targets).await?,
-                Fault::Blackhole | Fault::Reset => unreachable!("refused above unless proxied"),
-            },
         };
-        let rec = FaultRecord { id, instance: self.plan.instance.clone(), kind, targets: names, spec, since: now(), until: duration.map(|d| now() + d.as_secs().max(1)) };
-        if *fault != Fault::Restart {
-            self.backend.record_fault(&rec).await?;
+        if let Err(e) = applied {
+            // Take back whatever took effect, then the record.
+            if let Err(undo) = self.undo(&rec).await {
+                tracing::warn!("undoing the failed {} left its record {}: {undo}", rec.kind, rec.id);
+                return Err(e);
+            }
+            let _ = self.backend.clear_fault(&rec).await;
+            return Err(e);
         }
+        rec.applied = true;
+        self.backend.mark_applied(&rec).await?;
         Ok(rec)
     }
 
     /// Revert one fault and forget it.
     pub async fn revert(&self, rec: &FaultRecord) -> Result<(), ChaosError> {
+        self.undo(rec).await?;
+        self.backend.clear_fault(rec).await?;
+        Ok(())
+    }
+
+    /// Revert a fault's effects, keeping its record. Works from the record
+    /// alone, whether or not the fault was (wholly) applied.
+    async fn undo(&self, rec: &FaultRecord) -> Result<(), ChaosError> {
         match rec.kind.as_str() {
             "kill" | "stop" | "outage" => stop::revert(self, rec).await?,
             "pause" => pause::revert(self, rec).await?,
@@ -215,7 +240,6 @@ impl<'a> Chaos<'a> {
             "link" => link::revert(self, rec).await?,
             _ => {}
         }
-        self.backend.clear_fault(rec).await?;
         Ok(())
     }
 

@@ -29,22 +29,24 @@ pub(super) fn is_missing_netem(detail: &str) -> bool {
     detail.contains("Specified qdisc kind is unknown") || detail.contains("qdisc kind is unknown") || detail.contains("No such file or directory") && detail.contains("netem")
 }
 
-pub(super) async fn inject(c: &Chaos<'_>, delay: Option<Duration>, jitter: Option<Duration>, loss: Option<f64>, targets: &[&ContainerSpec]) -> Result<serde_json::Value, ChaosError> {
-    let a = args(delay, jitter, loss);
-    for (i, t) in targets.iter().enumerate() {
+pub(super) fn prepare(delay: Option<Duration>, jitter: Option<Duration>, loss: Option<f64>) -> serde_json::Value {
+    serde_json::json!({"tc": args(delay, jitter, loss)})
+}
+
+/// Applies the qdisc to each target; a kernel without netem fails on the
+/// first one, before anything changed (the caller undoes earlier targets).
+pub(super) async fn apply(c: &Chaos<'_>, spec: &serde_json::Value, targets: &[&ContainerSpec]) -> Result<(), ChaosError> {
+    let a = spec["tc"].as_str().unwrap_or_default();
+    for t in targets {
         match c.backend.net_exec(&t.name, &c.helper_image, &format!("tc qdisc replace dev eth0 root {a}")).await {
             Ok(_) => {}
             Err(BackendError::Docker { detail, .. }) if is_missing_netem(&detail) => {
-                // Nothing was changed on this target; undo the earlier ones.
-                for done in &targets[..i] {
-                    let _ = c.backend.net_exec(&done.name, &c.helper_image, "tc qdisc del dev eth0 root 2>/dev/null; true").await;
-                }
                 return Err(ChaosError::NetemUnavailable { detail: detail.lines().last().unwrap_or_default().to_string() });
             }
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(serde_json::json!({"tc": a}))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -78,7 +78,9 @@ async fn ips(c: &Chaos<'_>, cs: &[&ContainerSpec]) -> Result<Vec<String>, ChaosE
     Ok(out)
 }
 
-pub(super) async fn inject(c: &Chaos<'_>, id: &str, shape: &Shape, targets: &[&ContainerSpec]) -> Result<serde_json::Value, ChaosError> {
+/// Work out every cut (addresses, rules) without changing anything: the
+/// result is the fault's record, written before `apply` runs.
+pub(super) async fn prepare(c: &Chaos<'_>, id: &str, shape: &Shape, targets: &[&ContainerSpec]) -> Result<serde_json::Value, ChaosError> {
     let ch = chain(id);
     // (namespace owner, peers cut both ways, peers cut one way)
     let mut plan: Vec<(&ContainerSpec, Vec<&ContainerSpec>, Vec<&ContainerSpec>)> = Vec::new();
@@ -123,20 +125,11 @@ pub(super) async fn inject(c: &Chaos<'_>, id: &str, shape: &Shape, targets: &[&C
         }
     }
     if !c.backend.edits_pod_network() {
-        return through_proxy(c, shape, &plan).await;
+        return through_proxy(c, shape, &plan);
     }
-    let mut applied: Vec<String> = Vec::new();
+    let mut cuts = Vec::new();
     for (owner, both, one) in &plan {
-        let both_ips = ips(c, both).await?;
-        let one_ips = ips(c, one).await?;
-        if let Err(e) = c.backend.net_exec(&owner.name, &c.helper_image, &script(&ch, &both_ips, &one_ips)).await {
-            // Undo what was already applied before failing.
-            for name in &applied {
-                let _ = c.backend.net_exec(name, &c.helper_image, &unscript(&ch)).await;
-            }
-            return Err(e.into());
-        }
-        applied.push(owner.name.clone());
+        cuts.push(serde_json::json!({"owner": owner.name, "both": ips(c, both).await?, "one_way": ips(c, one).await?}));
     }
     // Peers that reach each other through the fault proxy bypass the rules
     // above (their packets go to the proxy): cut those links in the proxy too.
@@ -152,21 +145,32 @@ pub(super) async fn inject(c: &Chaos<'_>, id: &str, shape: &Shape, targets: &[&C
                 rules.push(Rule { link: alias(p), from: Some(alias(owner)), direction: None });
             }
         }
-        if let Err(e) = super::link::set(c, &rules, &Toxics { blackhole: true, ..Default::default() }).await {
-            for name in &applied {
-                let _ = c.backend.net_exec(name, &c.helper_image, &unscript(&ch)).await;
-            }
-            return Err(e);
-        }
     }
-    Ok(serde_json::json!({"chain": ch, "namespaces": applied, "shape": format!("{shape:?}"), "proxy_rules": rules}))
+    let namespaces: Vec<&str> = plan.iter().map(|(o, _, _)| o.name.as_str()).collect();
+    Ok(serde_json::json!({"chain": ch, "namespaces": namespaces, "cuts": cuts, "shape": format!("{shape:?}"), "proxy_rules": rules}))
+}
+
+/// Make the cuts `prepare` recorded. On failure the caller reverts from the
+/// record (which names every namespace, applied or not).
+pub(super) async fn apply(c: &Chaos<'_>, spec: &serde_json::Value) -> Result<(), ChaosError> {
+    let ch = spec["chain"].as_str().unwrap_or_default();
+    let strings = |v: &serde_json::Value| -> Vec<String> { v.as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_string)).collect() };
+    for cut in spec["cuts"].as_array().into_iter().flatten() {
+        let owner = cut["owner"].as_str().unwrap_or_default();
+        c.backend.net_exec(owner, &c.helper_image, &script(ch, &strings(&cut["both"]), &strings(&cut["one_way"]))).await?;
+    }
+    let rules: Vec<Rule> = serde_json::from_value(spec["proxy_rules"].clone()).unwrap_or_default();
+    if !rules.is_empty() {
+        super::link::set(c, &rules, &Toxics { blackhole: true, ..Default::default() }).await?;
+    }
+    Ok(())
 }
 
 /// A partition where lab cannot change the pods' network (Kubernetes): every
 /// cut link must go through lab's fault proxy, where it becomes a black hole
 /// for the connections of the cut node; a link that does not is refused
 /// (exit 2), never silently left open.
-async fn through_proxy(c: &Chaos<'_>, shape: &Shape, plan: &[(&ContainerSpec, Vec<&ContainerSpec>, Vec<&ContainerSpec>)]) -> Result<serde_json::Value, ChaosError> {
+fn through_proxy(c: &Chaos<'_>, shape: &Shape, plan: &[(&ContainerSpec, Vec<&ContainerSpec>, Vec<&ContainerSpec>)]) -> Result<serde_json::Value, ChaosError> {
     let (rules, uncut) = proxy_cuts(c.plan, plan);
     if !uncut.is_empty() {
         return Err(BackendError::Unsupported {
@@ -176,10 +180,9 @@ async fn through_proxy(c: &Chaos<'_>, shape: &Shape, plan: &[(&ContainerSpec, Ve
         }
         .into());
     }
-    super::link::set(c, &rules, &Toxics { blackhole: true, ..Default::default() }).await?;
     let links: std::collections::BTreeSet<&str> = rules.iter().map(|r| r.link.as_str()).collect();
     let note = format!("cut through lab's fault proxy (links {}); connections that do not go through it are not cut", links.into_iter().collect::<Vec<_>>().join(", "));
-    Ok(serde_json::json!({"chain": "", "namespaces": [], "shape": format!("{shape:?}"), "proxy_rules": rules, "note": note}))
+    Ok(serde_json::json!({"chain": "", "namespaces": [], "cuts": [], "shape": format!("{shape:?}"), "proxy_rules": rules, "note": note}))
 }
 
 /// The proxy rules that cut each (owner, peers) pair, and the pairs no proxy link carries.

@@ -5,9 +5,9 @@ use super::{Chaos, ChaosError};
 use crate::backend::{BackendError, FaultRecord};
 use crate::plan::ContainerSpec;
 
-pub(super) async fn inject(c: &Chaos<'_>, targets: &[&ContainerSpec]) -> Result<serde_json::Value, ChaosError> {
+pub(super) async fn apply(c: &Chaos<'_>, targets: &[&ContainerSpec]) -> Result<(), ChaosError> {
     futures_util::future::try_join_all(targets.iter().map(|t| c.backend.pause(&t.name, true))).await?;
-    Ok(serde_json::json!({}))
+    Ok(())
 }
 
 pub(super) async fn revert(c: &Chaos<'_>, rec: &FaultRecord) -> Result<(), ChaosError> {

@@ -5,19 +5,25 @@
 use std::time::Duration;
 
 use super::{Chaos, ChaosError};
-use crate::backend::FaultRecord;
+use crate::backend::{BackendError, FaultRecord};
 use crate::plan::ContainerSpec;
 
-pub(super) async fn inject(c: &Chaos<'_>, targets: &[&ContainerSpec]) -> Result<serde_json::Value, ChaosError> {
+pub(super) async fn apply(c: &Chaos<'_>, targets: &[&ContainerSpec]) -> Result<(), ChaosError> {
     futures_util::future::try_join_all(targets.iter().map(|t| c.backend.stop(&t.name, Duration::from_secs(3)))).await?;
-    Ok(serde_json::json!({}))
+    Ok(())
 }
 
 pub(super) async fn revert(c: &Chaos<'_>, rec: &FaultRecord) -> Result<(), ChaosError> {
+    let mut started = Vec::new();
     for name in &rec.targets {
-        c.backend.start(name).await?;
+        match c.backend.start(name).await {
+            Ok(()) => started.push(name),
+            // Removed since (`down`, or by hand): nothing to start; `lab up` makes it again.
+            Err(BackendError::NoContainer(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
-    for name in &rec.targets {
+    for name in started {
         c.wait_ready(name).await?;
     }
     Ok(())

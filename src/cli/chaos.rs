@@ -53,7 +53,8 @@ pub struct ChaosArgs {
 
 fn print_record(r: &FaultRecord) {
     let until = r.until.map(|u| format!(", until {}", humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(u)))).unwrap_or_default();
-    println!("  {:<18} {:<10} {}{until}", r.id, r.kind, r.targets.join(", "));
+    let applying = if r.applied { "" } else { " (was being applied: may be in force in part)" };
+    println!("  {:<18} {:<10} {}{until}{applying}", r.id, r.kind, r.targets.join(", "));
 }
 
 pub async fn run(cat: &Catalogue, a: ChaosArgs, quiet: bool) -> Result<i32, Error> {
@@ -100,6 +101,9 @@ pub async fn run(cat: &Catalogue, a: ChaosArgs, quiet: bool) -> Result<i32, Erro
         };
     }
     let plan = s.running_plan(&lab, a.student.as_deref()).await?;
+    if action != "heal" {
+        s.revert_faults(&lab, &plan, true).await?;
+    }
     let chaos = Chaos { backend: &s.backend, plan: &plan, lab: &lab, helper_image: plan.helper_image() };
     let err = |e: crate::chaos::ChaosError| Error::Chaos(Box::new(e));
 
@@ -163,12 +167,16 @@ pub async fn run(cat: &Catalogue, a: ChaosArgs, quiet: bool) -> Result<i32, Erro
     }
     if let (Some(d), true) = (duration, rec.kind != "restart") {
         s.ui.line(&format!("reverting in {} (Ctrl-C reverts now)", humantime::format_duration(d)));
-        tokio::select! {
-            _ = tokio::time::sleep(d) => {}
-            _ = interrupted() => {}
-        }
+        let stopped = tokio::select! {
+            _ = tokio::time::sleep(d) => false,
+            _ = interrupted() => true,
+        };
         chaos.revert(&rec).await.map_err(err)?;
         println!("{} reverted", rec.id);
+        if stopped {
+            // Exit 130: interrupted, and what this run did is undone.
+            return Err(Error::Interrupted);
+        }
     }
     Ok(exit::OK)
 }

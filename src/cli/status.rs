@@ -57,11 +57,30 @@ pub fn built_programs(cat: &Catalogue, bin_dir: &std::path::Path, only: Option<&
     out
 }
 
+/// Revert the faults of these instances that are past their end (a `chaos
+/// --for` whose process died); whether any was.
+async fn revert_expired(cat: &Catalogue, s: &crate::session::Session, all: &[crate::backend::InstanceState]) -> Result<bool, Error> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let faults = s.backend.faults(None).await?;
+    let mut any = false;
+    for i in all.iter().filter(|i| faults.iter().any(|f| f.instance == i.instance && f.expired(now))) {
+        let Ok(lab) = cat.find(&i.lab) else {
+            continue;
+        };
+        let plan = s.running_plan(&lab, i.student.as_deref()).await?;
+        any |= !s.revert_faults(&lab, &plan, true).await?.is_empty();
+    }
+    Ok(any)
+}
+
 pub async fn run(cat: &Catalogue, lab: Option<String>, student: Option<String>, json: bool) -> Result<i32, Error> {
     let s = session(true).await?;
     s.backend.ping().await?;
     let filter = lab.as_deref().map(|l| crate::plan::instance_name(l, student.as_deref()));
-    let all = s.backend.instances(filter.as_deref()).await?;
+    let mut all = s.backend.instances(filter.as_deref()).await?;
+    if revert_expired(cat, &s, &all).await? {
+        all = s.backend.instances(filter.as_deref()).await?;
+    }
     let programs = built_programs(cat, &crate::build::cache_dir().join("bin"), filter.as_deref());
     if json {
         // Containers' instances, then command-line programs (with `program`).

@@ -31,6 +31,7 @@ pub async fn run(cat: &Catalogue, a: UpArgs, quiet: bool) -> Result<i32, Error> 
     let s = session(quiet).await?;
     s.ui.line(&format!("lab up {} ({} images)", lab.name(), set));
     let plan = guarded_up(&s, &lab, &opts, a.keep_on_failure).await?;
+    s.revert_faults(&lab, &plan, true).await?;
     print_plan(&plan);
     if matches!(s.backend, crate::backend::Backend::Kubernetes(_)) && !plan.containers.is_empty() {
         println!("\nOn Kubernetes these addresses are port-forwards that end with this command; `lab verify`, `lab chaos` and `lab logs` open their own.");

@@ -77,6 +77,19 @@ pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Err
         }
     };
     let brought_up = !existed;
+    if existed && !cli {
+        // Checks start from an instance lab has not broken: faults left in force
+        // (by `lab chaos`, or by a run that crashed) are reverted first.
+        let healed = s.revert_faults(&lab, &plan, false).await?;
+        // What the service kept from the faults (a pooled connection to a
+        // Redis that went away) is not the checks' business: fresh processes.
+        let nodes: Vec<&crate::plan::ContainerSpec> = plan.replicas().collect();
+        if !healed.is_empty() && !nodes.is_empty() {
+            let chaos = crate::chaos::Chaos { backend: &s.backend, plan: &plan, lab: &lab, helper_image: plan.helper_image() };
+            chaos.inject(&crate::chaos::Fault::Restart, &nodes, None).await.map_err(|e| Error::Chaos(Box::new(e)))?;
+            s.ui.notice(&format!("restarted {} so that the checks start from a fresh state", nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")));
+        }
+    }
     let managed = plan.replicas().next().is_some() || plan.program.is_some();
     if !managed && plan.target.is_none() {
         if brought_up {
@@ -104,8 +117,12 @@ pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Err
             if let Err(e) = s.down(Some(&plan.instance)).await {
                 s.ui.warn(&format!("could not remove {}: {e}", plan.instance));
             }
-        } else {
-            // Leave a kept instance running as it was: start anything a check stopped.
+        } else if !cli {
+            // Leave a kept instance running as it was: revert every fault this
+            // run made (it found none in force), start anything a check stopped.
+            if let Err(e) = s.revert_faults(&lab, &plan, false).await {
+                s.ui.warn(&format!("could not revert the faults of this run: {e}; run `lab chaos {} heal`", lab.name()));
+            }
             for c in &plan.containers {
                 let _ = s.backend.start(&c.name).await;
             }

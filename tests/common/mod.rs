@@ -225,3 +225,23 @@ pub fn earlier_checks_passed(bug: &str, check_name: &str, report: &serde_json::V
         assert_eq!(c["status"], "passed", "{bug}: {} before {check_name}\n{report:#}", c["name"]);
     }
 }
+
+/// iptables chains lab made in a container's network namespace.
+pub fn lab_chains(container: &str) -> Vec<String> {
+    let pid = Command::new("docker").args(["inspect", "-f", "{{.State.Pid}}", container]).output().unwrap();
+    let pid = String::from_utf8_lossy(&pid.stdout).trim().to_string();
+    let out = Command::new("nsenter").args(["-t", &pid, "-n", "iptables", "-S"]).output().unwrap();
+    assert!(out.status.success(), "nsenter iptables: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("-N LAB-")).map(str::to_string).collect()
+}
+
+/// A container's state (running, exited, paused...).
+pub fn container_state(name: &str) -> String {
+    let out = Command::new("docker").args(["inspect", "-f", "{{.State.Status}}", name]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Send SIGINT (Ctrl-C) to a child.
+pub fn interrupt(child: &std::process::Child) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+}

@@ -660,6 +660,13 @@ impl KubeBackend {
         Ok(())
     }
 
+    pub async fn mark_applied(&self, f: &FaultRecord) -> Result<(), BackendError> {
+        let rec = serde_json::to_string(&FaultRecord { applied: true, ..f.clone() }).expect("record serializes");
+        let patch = serde_json::json!({"data": {"record": rec}});
+        self.configmaps(&f.instance).patch(&format!("fault-{}", f.id), &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(kube_err(format!("marking fault {} applied", f.id)))?;
+        Ok(())
+    }
+
     pub async fn faults(&self, instance: Option<&str>) -> Result<Vec<FaultRecord>, BackendError> {
         let lp = ListParams::default().labels(FAULT_LABEL);
         let list = match instance {
