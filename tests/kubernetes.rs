@@ -163,6 +163,43 @@ fn url_shortener_on_the_cluster_up_again_changes_nothing_verify_passes_chaos_is_
     assert_eq!(heal.status.code(), Some(0));
     assert_eq!(kubectl_out(&["get", "configmap", "-n", ns, "-l", "lab.fault", "-o", "name"]).trim(), "");
 
+    // Write-ahead: the record is created (not yet applied) before the fault
+    // acts; lab killed with -9 right then leaves a record that status lists
+    // and heal reverts.
+    let mut watch = kubectl()
+        .args(["get", "configmap", "-n", ns, "-l", "lab.fault", "--watch", "-o", "jsonpath={.data.record}{\"\\n\"}"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut chaos = klab().args(["chaos", "url-shortener", "kill", "app", "--for", "60s", "--student", "kube"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let first = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(watch.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        line
+    };
+    chaos.kill().unwrap();
+    chaos.wait().unwrap();
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let rec: serde_json::Value = serde_json::from_str(first.trim()).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert_eq!((rec["kind"].as_str(), rec["applied"].as_bool()), (Some("kill"), Some(false)), "the record comes first: {rec}");
+    let status = run({
+        let mut c = klab();
+        c.args(["chaos", "url-shortener", "status", "--student", "kube"]);
+        c
+    });
+    assert!(stdout(&status).contains("kill"), "{}", stdout(&status));
+    let heal = run({
+        let mut c = klab();
+        c.args(["chaos", "url-shortener", "heal", "--student", "kube"]);
+        c
+    });
+    assert!(stdout(&heal).contains("healed 1 fault"), "{}", stdout(&heal));
+    assert_eq!(kubectl_out(&["get", "configmap", "-n", ns, "-l", "lab.fault", "-o", "name"]).trim(), "");
+    let pid = kubectl_out(&["exec", "-n", ns, "app-1", "--", "cat", "/lab/run/pid"]);
+    assert!(!pid.trim().is_empty(), "the program runs again after heal");
+
     // Down deletes the namespace and waits until it is gone.
     let out = run({
         let mut c = klab();
