@@ -166,12 +166,9 @@ fn url_shortener_on_the_cluster_up_again_changes_nothing_verify_passes_chaos_is_
     // Write-ahead: the record is created (not yet applied) before the fault
     // acts; lab killed with -9 right then leaves a record that status lists
     // and heal reverts.
-    let mut watch = kubectl()
-        .args(["get", "configmap", "-n", ns, "-l", "lab.fault", "--watch", "-o", "jsonpath={.data.record}{\"\\n\"}"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut chaos = klab().args(["chaos", "url-shortener", "kill", "app", "--for", "60s", "--student", "kube"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut watch = kubectl().args(["get", "configmap", "-n", ns, "-l", "lab.fault", "--watch", "-o", "jsonpath={.data.record}{\"\\n\"}"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut chaos =
+        klab().args(["chaos", "url-shortener", "kill", "app", "--for", "60s", "--student", "kube"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
     let first = {
         use std::io::BufRead;
         let mut line = String::new();
@@ -261,6 +258,83 @@ fn partitions_go_through_the_fault_proxy_and_faults_it_cannot_carry_say_so_with_
     c.args(["chaos", "url-shortener", "heal", "--student", "knet"]);
     assert_eq!(run(c).status.code(), Some(0));
     assert_eq!(kubectl_out(&["get", "configmap", "-n", "lab-url-shortener-knet", "-l", "lab.fault", "-o", "name"]).trim(), "");
+
+    cluster_engines(&shorten);
+}
+
+/// `--chaos-engine`: the cluster's own means, or a plain exit 2 where it has none.
+fn cluster_engines(shorten: &dyn Fn() -> String) {
+    let ns = "lab-url-shortener-knet";
+    let chaos = |args: &[&str]| {
+        let mut c = klab();
+        c.args(["chaos", "url-shortener"]).args(args).args(["--student", "knet"]);
+        run(c)
+    };
+    let faults = || kubectl_out(&["get", "configmap", "-n", ns, "-l", "lab.fault", "-o", "name"]).trim().to_string();
+    let fault_objects = |kinds: &str| kubectl_out(&["get", kinds, "-n", ns, "-l", "lab.fault-id", "-o", "name"]).trim().to_string();
+
+    // This node runs no network plugin: the policies are stored, not enforced.
+    // lab finds out by trying the cut connection, takes everything back, exit 2.
+    let out = chaos(&["partition", "app", "--to", "redis", "--chaos-engine", "network-policy"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stores NetworkPolicies but does not enforce them") && err.contains("still opened a connection to lab-url-shortener-knet-redis-1"), "{err}");
+    assert_eq!(fault_objects("networkpolicy"), "", "the policies were taken back");
+    assert_eq!(faults(), "", "and the record");
+    assert!(shorten().starts_with('2'), "the proxy's cut was taken back too");
+    // NetworkPolicy cannot slow a link.
+    let out = chaos(&["latency", "app", "--delay", "100ms", "--chaos-engine", "network-policy"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // No Chaos Mesh on this cluster: said plainly.
+    let out = chaos(&["kill", "app", "--chaos-engine", "chaos-mesh"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not serve chaos-mesh.org/v1alpha1 PodChaos: Chaos Mesh is not installed"), "{err}");
+
+    // Chaos Mesh's kinds served (stand-in definitions this test installs: the
+    // API server is real, but no Chaos Mesh controller runs here, so nothing
+    // acts on the objects): lab makes and records them, heal deletes them.
+    let crd = |kind: &str, plural: &str| {
+        format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: {plural}.chaos-mesh.org}}\nspec:\n  group: chaos-mesh.org\n  scope: Namespaced\n  names: {{kind: {kind}, plural: {plural}, singular: {plural}, listKind: {kind}List}}\n  versions:\n  - name: v1alpha1\n    served: true\n    storage: true\n    schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}\n---\n"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("crds.yaml");
+    std::fs::write(&file, crd("NetworkChaos", "networkchaos") + &crd("PodChaos", "podchaos")).unwrap();
+    kubectl_out(&["apply", "-f", file.to_str().unwrap()]);
+    kubectl_out(&["wait", "--for", "condition=established", "crd/networkchaos.chaos-mesh.org", "crd/podchaos.chaos-mesh.org"]);
+    struct Uninstall(PathBuf);
+    impl Drop for Uninstall {
+        fn drop(&mut self) {
+            let _ = kubectl().args(["delete", "-f"]).arg(&self.0).output();
+        }
+    }
+    let _uninstall = Uninstall(file.clone());
+    let out = chaos(&["partition", "app", "--to", "redis", "--chaos-engine", "chaos-mesh"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let made = kubectl_out(&[
+        "get",
+        "networkchaos",
+        "-n",
+        ns,
+        "-l",
+        "lab.fault-id",
+        "-o",
+        "jsonpath={range .items[*]}{.spec.action} {.spec.direction} {.spec.selector.expressionSelectors[0].values[0]} {.spec.target.selector.expressionSelectors[0].values[0]}{\"\\n\"}{end}",
+    ]);
+    assert_eq!(made.trim(), "partition both lab-url-shortener-knet-app-1 lab-url-shortener-knet-redis-1", "{made}");
+    let out = chaos(&["kill", "redis", "--chaos-engine", "chaos-mesh"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(kubectl_out(&["get", "podchaos", "-n", ns, "-o", "jsonpath={.items[*].spec.action}"]).trim(), "pod-failure");
+    assert_eq!(faults().lines().count(), 2, "both recorded: {}", faults());
+    let out = chaos(&["pause", "app", "--chaos-engine", "chaos-mesh"]);
+    assert_eq!(out.status.code(), Some(2), "Chaos Mesh cannot freeze a pod");
+    let out = chaos(&["heal"]);
+    assert!(stdout(&out).contains("healed 2 fault"), "{}", stdout(&out));
+    assert_eq!(fault_objects("networkchaos,podchaos"), "");
+    assert_eq!(faults(), "");
 }
 
 #[test]

@@ -294,6 +294,34 @@ impl Backend {
     pub fn names_are_sources(&self) -> bool {
         !matches!(self, Backend::Kubernetes(_))
     }
+    /// A cluster's own fault objects (NetworkPolicies, Chaos Mesh's kinds):
+    /// only a Kubernetes backend has them.
+    fn cluster(&self, what: &str) -> Result<&kubernetes::KubeBackend, BackendError> {
+        match self {
+            Backend::Kubernetes(k) => Ok(k),
+            _ => Err(BackendError::Unsupported {
+                what: what.to_string(),
+                why: format!("it is a Kubernetes fault engine, and this instance runs on {}", self.name()),
+                hint: "leave out --chaos-engine: on Docker lab cuts and slows links itself (iptables, tc, its fault proxy)".into(),
+            }),
+        }
+    }
+    /// Whether the cluster serves this kind (e.g. `chaos-mesh.org/v1alpha1`, `NetworkChaos`).
+    pub async fn serves_kind(&self, api_version: &str, kind: &str) -> Result<bool, BackendError> {
+        self.cluster(kind)?.serves_kind(api_version, kind).await
+    }
+    /// Apply objects (server-side) in a namespace.
+    pub async fn apply_objects(&self, ns: &str, objs: &[serde_json::Value]) -> Result<(), BackendError> {
+        self.cluster("cluster fault objects")?.apply_objects(ns, objs).await
+    }
+    /// Delete objects (apiVersion, kind and metadata.name of each); gone ones are fine.
+    pub async fn delete_objects(&self, ns: &str, objs: &[serde_json::Value]) -> Result<(), BackendError> {
+        self.cluster("cluster fault objects")?.delete_objects(ns, objs).await
+    }
+    /// Whether `from` can open a TCP connection to `ip:port` (tried from inside it, 2 s).
+    pub async fn connects(&self, from: &str, ip: &str, port: u16) -> Result<bool, BackendError> {
+        self.cluster("a connection test")?.connects(from, ip, port).await
+    }
     /// A container's address on the instance's network.
     pub async fn ip(&self, container: &str) -> Result<String, BackendError> {
         dispatch!(self, b => b.ip(container).await)

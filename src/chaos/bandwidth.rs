@@ -23,7 +23,8 @@ pub(super) async fn apply(c: &Chaos<'_>, spec: &serde_json::Value, targets: &[&C
 pub(super) async fn revert(c: &Chaos<'_>, rec: &FaultRecord) -> Result<(), ChaosError> {
     for name in &rec.targets {
         match c.backend.net_exec(name, &c.helper_image, "tc qdisc del dev eth0 root 2>/dev/null; true").await {
-            Ok(_) | Err(BackendError::Docker { .. } | BackendError::NoContainer(_)) => {}
+            // Gone since, or a backend that could not have applied it: nothing to revert.
+            Ok(_) | Err(BackendError::Docker { .. } | BackendError::NoContainer(_) | BackendError::Unsupported { .. }) => {}
             Err(e) => return Err(e.into()),
         }
     }

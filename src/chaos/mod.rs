@@ -4,6 +4,7 @@
 //! is reverted by `heal`; `down` removes the instance and its records with it.
 
 mod bandwidth;
+mod engine;
 mod kill;
 mod link;
 mod netem;
@@ -22,6 +23,7 @@ use crate::backend::{Backend, BackendError, FaultRecord};
 use crate::lab::Lab;
 use crate::plan::{ContainerSpec, Plan};
 
+pub use engine::Engine;
 pub use partition::Shape as PartitionShape;
 pub use target::{leader, resolve};
 
@@ -130,11 +132,11 @@ impl<'a> Chaos<'a> {
     /// Inject a fault into the targets; returns its record (already stored, except
     /// for restart, which leaves nothing to revert).
     pub async fn inject(&self, fault: &Fault, targets: &[&ContainerSpec], duration: Option<Duration>) -> Result<FaultRecord, ChaosError> {
-        self.inject_dir(fault, targets, duration, None).await
+        self.inject_dir(fault, targets, duration, None, Engine::Lab).await
     }
 
-    /// The same, with a direction for faults on proxied links.
-    pub async fn inject_dir(&self, fault: &Fault, targets: &[&ContainerSpec], duration: Option<Duration>, direction: Option<proxy::Direction>) -> Result<FaultRecord, ChaosError> {
+    /// The same, with a direction for faults on proxied links and the engine that makes the fault.
+    pub async fn inject_dir(&self, fault: &Fault, targets: &[&ContainerSpec], duration: Option<Duration>, direction: Option<proxy::Direction>, engine: Engine) -> Result<FaultRecord, ChaosError> {
         if targets.is_empty() {
             return Err(ChaosError::Usage("no targets".into()));
         }
@@ -168,12 +170,13 @@ impl<'a> Chaos<'a> {
                 }
             )));
         }
-        let via_link = link_toxics.is_some() && proxied;
+        let via_link = link_toxics.is_some() && proxied && engine == Engine::Lab;
         if via_link {
             kind = "link".into();
         }
         // What the fault will change, worked out before anything changes.
         let spec = match (fault, link_toxics) {
+            _ if engine != Engine::Lab => engine::prepare(self, engine, &id, fault, targets).await?,
             (_, Some(t)) if via_link => link::prepare(self, t, direction, targets),
             (Fault::Kill, _) => kill::SPEC.clone(),
             (Fault::Outage, _) => outage::prepare(targets)?,
@@ -194,7 +197,9 @@ impl<'a> Chaos<'a> {
         // (kill -9, a lost connection) at any point leaves something `heal`,
         // `down` and the next command revert from.
         self.backend.record_fault(&rec).await?;
-        let applied = if via_link {
+        let applied = if engine != Engine::Lab {
+            engine::apply(self, &rec.spec).await
+        } else if via_link {
             link::apply(self, &rec.spec).await
         } else {
             match fault {
@@ -232,6 +237,9 @@ impl<'a> Chaos<'a> {
     /// Revert a fault's effects, keeping its record. Works from the record
     /// alone, whether or not the fault was (wholly) applied.
     async fn undo(&self, rec: &FaultRecord) -> Result<(), ChaosError> {
+        if rec.spec["engine"].as_str().is_some_and(|e| e != Engine::Lab.name()) {
+            return engine::undo(self, rec).await;
+        }
         match rec.kind.as_str() {
             "kill" | "stop" | "outage" => stop::revert(self, rec).await?,
             "pause" => pause::revert(self, rec).await?,

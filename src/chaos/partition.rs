@@ -78,12 +78,12 @@ async fn ips(c: &Chaos<'_>, cs: &[&ContainerSpec]) -> Result<Vec<String>, ChaosE
     Ok(out)
 }
 
-/// Work out every cut (addresses, rules) without changing anything: the
-/// result is the fault's record, written before `apply` runs.
-pub(super) async fn prepare(c: &Chaos<'_>, id: &str, shape: &Shape, targets: &[&ContainerSpec]) -> Result<serde_json::Value, ChaosError> {
-    let ch = chain(id);
-    // (namespace owner, peers cut both ways, peers cut one way)
-    let mut plan: Vec<(&ContainerSpec, Vec<&ContainerSpec>, Vec<&ContainerSpec>)> = Vec::new();
+/// Every cut of a partition: (owner of the rules, peers cut both ways, peers cut one way).
+pub(super) type Cuts<'a> = Vec<(&'a ContainerSpec, Vec<&'a ContainerSpec>, Vec<&'a ContainerSpec>)>;
+
+/// The cuts a shape makes between the instance's containers.
+pub(super) async fn cuts<'a>(c: &Chaos<'a>, shape: &Shape, targets: &[&'a ContainerSpec]) -> Result<Cuts<'a>, ChaosError> {
+    let mut plan: Cuts<'a> = Vec::new();
     match shape {
         Shape::Isolate => {
             for t in targets {
@@ -124,6 +124,14 @@ pub(super) async fn prepare(c: &Chaos<'_>, id: &str, shape: &Shape, targets: &[&
             }
         }
     }
+    Ok(plan)
+}
+
+/// Work out every cut (addresses, rules) without changing anything: the
+/// result is the fault's record, written before `apply` runs.
+pub(super) async fn prepare(c: &Chaos<'_>, id: &str, shape: &Shape, targets: &[&ContainerSpec]) -> Result<serde_json::Value, ChaosError> {
+    let ch = chain(id);
+    let plan = cuts(c, shape, targets).await?;
     if !c.backend.edits_pod_network() {
         return through_proxy(c, shape, &plan);
     }

@@ -46,6 +46,11 @@ pub struct ChaosArgs {
     /// bandwidth: a tc rate, e.g. 1mbit.
     #[arg(long)]
     pub rate: Option<String>,
+    /// Who makes the fault: `lab` (lab's own means: iptables/tc on Docker, its fault proxy
+    /// everywhere), or on Kubernetes `network-policy` (partitions as NetworkPolicies, checked to
+    /// be enforced) or `chaos-mesh` (Chaos Mesh's objects, where it is installed).
+    #[arg(long, value_name = "ENGINE", env = "LAB_CHAOS_ENGINE", default_value = "lab", value_parser = ["lab", "network-policy", "chaos-mesh"])]
+    pub chaos_engine: String,
     /// On a proxied link: only traffic towards the dependency (up) or back from it (down).
     #[arg(long, value_parser = ["up", "down"])]
     pub direction: Option<String>,
@@ -160,7 +165,8 @@ pub async fn run(cat: &Catalogue, a: ChaosArgs, quiet: bool) -> Result<i32, Erro
         Some("down") => Some(crate::chaos::proxy::Direction::Down),
         _ => None,
     };
-    let rec = chaos.inject_dir(&fault, &targets, duration, direction).await.map_err(err)?;
+    let engine = crate::chaos::Engine::parse(&a.chaos_engine).expect("clap checked the value");
+    let rec = chaos.inject_dir(&fault, &targets, duration, direction, engine).await.map_err(err)?;
     println!("{} {} on {}", rec.id, rec.kind, rec.targets.join(", "));
     if let Some(note) = rec.spec["note"].as_str() {
         s.ui.line(note);

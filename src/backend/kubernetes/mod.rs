@@ -635,6 +635,58 @@ impl KubeBackend {
         p.status.and_then(|s| s.pod_ip).ok_or_else(|| BackendError::Kube { op: format!("finding the address of {container}"), detail: "the pod has none (is it running?)".into() })
     }
 
+    async fn resource(&self, api_version: &str, kind: &str) -> Result<Option<kube::discovery::ApiResource>, BackendError> {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+        match kube::discovery::pinned_kind(&self.client, &gvk).await {
+            Ok((ar, _)) => Ok(Some(ar)),
+            Err(kube::Error::Discovery(_)) => Ok(None),
+            Err(e) if is_404(&e) => Ok(None),
+            Err(e) => Err(kube_err(format!("asking the cluster whether it serves {api_version} {kind}"))(e)),
+        }
+    }
+
+    pub async fn serves_kind(&self, api_version: &str, kind: &str) -> Result<bool, BackendError> {
+        Ok(self.resource(api_version, kind).await?.is_some())
+    }
+
+    async fn dynamic(&self, ns: &str, o: &Value) -> Result<(Api<kube::api::DynamicObject>, String), BackendError> {
+        let (av, kind) = (o["apiVersion"].as_str().unwrap_or_default(), o["kind"].as_str().unwrap_or_default());
+        let ar = self.resource(av, kind).await?.ok_or_else(|| BackendError::Kube { op: format!("applying {kind}"), detail: format!("the cluster does not serve {av} {kind}") })?;
+        Ok((Api::namespaced_with(self.client.clone(), ns, &ar), o["metadata"]["name"].as_str().unwrap_or_default().to_string()))
+    }
+
+    pub async fn apply_objects(&self, ns: &str, objs: &[Value]) -> Result<(), BackendError> {
+        for o in objs {
+            let (api, name) = self.dynamic(ns, o).await?;
+            api.patch(&name, &apply_params(), &Patch::Apply(o)).await.map_err(kube_err(format!("applying {} {name}", o["kind"].as_str().unwrap_or_default())))?;
+        }
+        Ok(())
+    }
+
+    pub async fn delete_objects(&self, ns: &str, objs: &[Value]) -> Result<(), BackendError> {
+        for o in objs {
+            let (api, name) = match self.dynamic(ns, o).await {
+                Ok(x) => x,
+                // The kind is gone from the cluster (uninstalled): so are its objects.
+                Err(BackendError::Kube { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(e) if is_404(&e) => {}
+                Err(e) => return Err(kube_err(format!("deleting {} {name}", o["kind"].as_str().unwrap_or_default()))(e)),
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn connects(&self, from: &str, ip: &str, port: u16) -> Result<bool, BackendError> {
+        let (ns, pod) = self.locate(from).await?;
+        let out = self.exec(&ns, &pod, &format!("if timeout 2 bash -c 'exec 3<>/dev/tcp/{ip}/{port}' 2>/dev/null; then echo open; else echo closed; fi")).await?;
+        Ok(out.trim() == "open")
+    }
+
     pub async fn net_exec(&self, container: &str, _image: &str, _script: &str) -> Result<String, BackendError> {
         Err(BackendError::Unsupported {
             what: format!("changing the network inside {container} (iptables, tc)"),
