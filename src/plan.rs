@@ -180,6 +180,10 @@ impl Plan {
     }
 }
 
+/// On the learner's service run from an image: the image, and its entrypoint and command as JSON.
+pub const IMAGE_LABEL: &str = "lab.image";
+pub const IMAGE_COMMAND_LABEL: &str = "lab.image-command";
+
 /// How the learner's service is provided.
 #[derive(Debug, Clone)]
 pub enum Solution {
@@ -187,6 +191,8 @@ pub enum Solution {
     Binary { path: PathBuf, digest: String },
     /// An already running service at this URL.
     Target(String),
+    /// An image of the learner's service, with the entrypoint and command it starts with.
+    Image { image: String, entrypoint: Vec<String>, command: Vec<String> },
     /// Only the dependencies (e.g. `lab export`, or `up` without a solution).
     None,
 }
@@ -444,7 +450,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
     let mut node_ports = Vec::new();
     for n in 1..=replicas {
         let cname = format!("{instance}-{}-{n}", svc.name);
-        node_ports.push((cname.clone(), if matches!(opts.solution, Solution::Binary { .. }) && !cli { port_for(&cname)? } else { 0 }));
+        node_ports.push((cname.clone(), if matches!(opts.solution, Solution::Binary { .. } | Solution::Image { .. }) && !cli { port_for(&cname)? } else { 0 }));
     }
     let peers: Vec<String> = (1..=replicas).map(|n| format!("{}-{n}:{}", svc.name, svc.port)).collect();
     // Where node n is reached by the other nodes on its peer port.
@@ -508,6 +514,39 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
                 port: PortSpec { container: svc.port, host: host_port },
                 extra_ports: svc.peers.as_ref().map(|p| p.port).filter(|p| *p != svc.port).into_iter().collect(),
                 mounts: vec![Mount { host: dir.clone(), container: BIN_DIR.into(), read_only: true }],
+                extra_hosts: vec![],
+                labels: l,
+                ready: if ready.grpc { Readiness::Grpc } else { Readiness::Http { path: ready.path.clone(), status: ready.status } },
+                ready_timeout: opts.ready_timeout.unwrap_or(ready.timeout),
+                compose: None,
+            });
+        }
+    }
+
+    if let (Solution::Image { image, entrypoint, command }, false) = (&opts.solution, cli) {
+        let ready = svc.ready.as_ref().expect("validation requires `ready` of a service run in containers");
+        for n in 1..=replicas {
+            let (cname, host_port) = node_ports[(n - 1) as usize].clone();
+            let mut l = common.clone();
+            l.insert(labels::SERVICE.into(), svc.name.clone());
+            l.insert(labels::NODE.into(), n.to_string());
+            l.insert(labels::ROLE.into(), Role::Service.as_str().into());
+            l.insert(IMAGE_LABEL.into(), image.clone());
+            l.insert(IMAGE_COMMAND_LABEL.into(), serde_json::to_string(&(entrypoint, command)).expect("lists serialize"));
+            containers.push(ContainerSpec {
+                name: cname,
+                service: svc.name.clone(),
+                node: n,
+                role: Role::Service,
+                image: image.clone(),
+                // Said explicitly, as the image says them: the same on every backend.
+                command: Some(command.clone()),
+                entrypoint: Some(entrypoint.clone()),
+                env: service_env[(n - 1) as usize].clone(),
+                aliases: vec![svc.name.clone(), format!("{}-{n}", svc.name)],
+                port: PortSpec { container: svc.port, host: host_port },
+                extra_ports: svc.peers.as_ref().map(|p| p.port).filter(|p| *p != svc.port).into_iter().collect(),
+                mounts: vec![],
                 extra_hosts: vec![],
                 labels: l,
                 ready: if ready.grpc { Readiness::Grpc } else { Readiness::Http { path: ready.path.clone(), status: ready.status } },

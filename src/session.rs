@@ -33,6 +33,8 @@ pub enum SolutionArg {
     Path(PathBuf),
     /// A service already running at this URL.
     Target(String),
+    /// An image of the learner's service.
+    Image(String),
     /// Nothing: only the dependencies.
     None,
 }
@@ -123,6 +125,13 @@ impl Session {
         let solution = match &opts.solution {
             SolutionArg::None => Solution::None,
             SolutionArg::Target(t) => Solution::Target(t.clone()),
+            SolutionArg::Image(_) if lab.def.service.run == crate::lab::RunKind::Cli => {
+                return Err(Error::Usage(format!("{} is a command-line lab: lab runs your program itself for each check; give --solution PATH (your Go folder or program)", lab.name())));
+            }
+            SolutionArg::Image(r) => {
+                let (entrypoint, command) = self.backend.image_command(r).await?;
+                Solution::Image { image: r.clone(), entrypoint, command }
+            }
             SolutionArg::Path(p) => {
                 let task = self.ui.task(&format!("building {}", p.display()));
                 match build::build(p, &build::out_dir(&instance), &lab.def.service.name, opts.go_mode).await {
@@ -335,6 +344,9 @@ impl Session {
         let extra_env: BTreeMap<String, String> = inst.containers.iter().find_map(|c| c.labels.get(ENV_LABEL)).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
         let solution = if let Some(t) = &inst.target {
             Solution::Target(t.clone())
+        } else if let Some((svc, image)) = inst.containers.iter().find_map(|c| Some((c, c.labels.get(plan::IMAGE_LABEL)?))) {
+            let (entrypoint, command): (Vec<String>, Vec<String>) = svc.labels.get(plan::IMAGE_COMMAND_LABEL).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+            Solution::Image { image: image.clone(), entrypoint, command }
         } else if let Some(svc) = inst.containers.iter().find(|c| c.role == Role::Service) {
             Solution::Binary { path: build::out_dir(&inst.instance).join(&lab.def.service.name), digest: svc.labels.get("lab.binary").cloned().unwrap_or_default() }
         } else {

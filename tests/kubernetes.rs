@@ -337,6 +337,36 @@ fn cluster_engines(shorten: &dyn Fn() -> String) {
     assert_eq!(faults(), "");
 }
 
+/// `--image REF` on the cluster: an image the learner's CI pushed to a
+/// registry, read (how it starts) from the registry, pulled by the node.
+#[test]
+fn a_learner_image_from_a_registry_runs_as_the_service_on_the_cluster() {
+    let reg = registry();
+    let local = learner_image("lab-test/shortener:kube");
+    let pushed = format!("{reg}/learner/shortener:kube");
+    let docker = |args: &[&str]| {
+        let o = Command::new("docker").args(args).output().unwrap();
+        assert!(o.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    docker(&["tag", &local, &pushed]);
+    docker(&["push", &pushed]);
+    // Only the registry has it now: lab must read it there, the node pull it.
+    docker(&["rmi", &pushed]);
+    let _down = KDown("url-shortener", "kimg");
+    let mut c = klab();
+    c.args(["verify", "url-shortener", "--student", "kimg", "--output", "json", "--keep", "--image", &pushed]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(0), "{:#}", json(&out));
+    let ns = "lab-url-shortener-kimg";
+    assert_eq!(kubectl_out(&["get", "pod", "app-1", "-n", ns, "-o", "jsonpath={.spec.containers[0].image}"]), pushed);
+    let user = kubectl_out(&["get", "pod", "app-1", "-n", ns, "-o", "jsonpath={.spec.containers[0].securityContext.runAsNonRoot}"]);
+    assert_eq!(user, "true", "the learner's image runs as a non-root user");
+    let mut c = klab();
+    c.args(["down", "url-shortener", "--student", "kimg"]);
+    assert_eq!(run(c).status.code(), Some(0));
+    let _ = Command::new("docker").args(["rmi", &pushed]).output();
+}
+
 #[test]
 fn an_unreachable_cluster_exits_3_and_says_how_to_choose_one() {
     let dir = tempfile::tempdir().unwrap();

@@ -230,22 +230,43 @@ fn target_mode_checks_a_service_the_learner_runs() {
     assert_eq!(check(&report, "redis-down-503")["status"], "passed");
 }
 
-/// Build the shortener with lab's own build step (through `lab up` of a throwaway student).
-fn build_solution(dir: &std::path::Path) -> std::path::PathBuf {
-    let gopath = dir.join("gopath/src/lab.local");
-    std::fs::create_dir_all(&gopath).unwrap();
-    std::os::unix::fs::symlink(shortener(), gopath.join("shortener")).unwrap();
-    let go = ["/usr/lib/go-1.23/bin/go", "/usr/lib/go/bin/go", "/usr/local/go/bin/go"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap_or("go");
-    let out = dir.join("shortener");
-    let status = Command::new(go)
-        .args(["build", "-o"])
-        .arg(&out)
-        .arg("lab.local/shortener")
-        .env("GO111MODULE", "off")
-        .env("GOPATH", format!("{}:/usr/share/gocode", dir.join("gopath").display()))
-        .env("CGO_ENABLED", "0")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    out
+/// `--image REF`: the learner's own image runs as the service (its
+/// entrypoint, the lab's environment and port), and passes as the folder does.
+#[test]
+fn a_learner_image_runs_as_the_service() {
+    let image = learner_image("lab-test/shortener:lifecycle");
+    let _down = Down("url-shortener", Some("img"));
+    let mut c = lab();
+    c.args(["verify", "url-shortener", "--student", "img", "--output", "json", "--keep", "--image", &image]);
+    let out = run(c);
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["summary"]["passed"], 10);
+    let st = json(&run({
+        let mut c = lab();
+        c.args(["status", "url-shortener", "--student", "img", "--json"]);
+        c
+    }));
+    let app = st[0]["containers"].as_array().unwrap().iter().find(|c| c["service"] == "app").unwrap().clone();
+    assert_eq!(app["image"], image.as_str(), "{app:#}");
+    // Chaos and a second verify find the image again from the instance.
+    let mut c = lab();
+    c.args(["chaos", "url-shortener", "kill", "app", "--student", "img"]);
+    assert_eq!(run(c).status.code(), Some(0));
+    let mut c = lab();
+    c.args(["verify", "url-shortener", "--student", "img", "--output", "json"]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(0), "{:#}", json(&out));
+
+    // An image that is nowhere: lab could not run (exit 4), and says how to get it.
+    let mut c = lab();
+    c.args(["up", "url-shortener", "--student", "img2", "--image", "lab-test/absent:v0"]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("image lab-test/absent:v0 is not on this machine"));
+    assert_gone("lab-url-shortener-img2");
+    // One way to give the service at a time.
+    let mut c = lab();
+    c.args(["up", "url-shortener", "--image", &image, "--solution"]).arg(shortener());
+    assert_eq!(run(c).status.code(), Some(2));
 }

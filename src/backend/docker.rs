@@ -496,6 +496,22 @@ impl DockerBackend {
     }
 
     /// Whether an image is on this engine.
+    /// The image's entrypoint and command; pulled first when it is not here.
+    pub async fn image_command(&self, image: &str) -> Result<(Vec<String>, Vec<String>), BackendError> {
+        if !self.has_image(image).await {
+            self.pull(image, &|_| {}).await.map_err(|e| match e {
+                BackendError::Pull { detail, .. } => BackendError::ImageMissing {
+                    image: image.into(),
+                    hint: format!("it is not on this engine and pulling it failed ({detail}): `docker pull {image}`, or build it here (`docker images` lists what is)"),
+                },
+                e => e,
+            })?;
+        }
+        let info = self.docker.inspect_image(image).await.map_err(op_err(format!("reading image {image}")))?;
+        let cfg = info.config.unwrap_or_default();
+        Ok((cfg.entrypoint.unwrap_or_default(), cfg.cmd.unwrap_or_default()))
+    }
+
     pub async fn has_image(&self, image: &str) -> bool {
         self.docker.inspect_image(image).await.is_ok()
     }

@@ -186,6 +186,10 @@ impl FakeBackend {
         self.state.lock().unwrap().faults.push(f.clone());
         Ok(())
     }
+    pub async fn image_command(&self, _image: &str) -> Result<(Vec<String>, Vec<String>), BackendError> {
+        Ok((vec!["/app".into()], vec![]))
+    }
+
     pub async fn mark_applied(&self, f: &FaultRecord) -> Result<(), BackendError> {
         let mut st = self.state.lock().unwrap();
         st.faults.retain(|x| x.id != f.id);

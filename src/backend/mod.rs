@@ -322,6 +322,10 @@ impl Backend {
     pub async fn connects(&self, from: &str, ip: &str, port: u16) -> Result<bool, BackendError> {
         self.cluster("a connection test")?.connects(from, ip, port).await
     }
+    /// The entrypoint and command an image starts with (pulled first where the backend pulls).
+    pub async fn image_command(&self, image: &str) -> Result<(Vec<String>, Vec<String>), BackendError> {
+        dispatch!(self, b => b.image_command(image).await)
+    }
     /// A container's address on the instance's network.
     pub async fn ip(&self, container: &str) -> Result<String, BackendError> {
         dispatch!(self, b => b.ip(container).await)

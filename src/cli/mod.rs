@@ -171,11 +171,16 @@ pub enum ProxyCommand {
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// The learner's solution: a Go folder (built with `go build`) or an executable.
-    #[arg(long, value_name = "PATH", conflicts_with = "target")]
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["target", "image"])]
     pub solution: Option<PathBuf>,
     /// Check a service that is already running at this URL instead.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "image")]
     pub target: Option<String>,
+    /// Run this image as the learner's service (e.g. one their CI pushed):
+    /// its own entrypoint, the lab's environment and port. On Kubernetes it
+    /// needs /bin/sh, setsid and sleep (lab's supervisor runs in it) and runs as a non-root user.
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
     /// Run a separate instance for this student (names and ports do not clash).
     #[arg(long)]
     pub student: Option<String>,
@@ -204,7 +209,11 @@ impl RunArgs {
                 }
                 SolutionArg::Target(t.trim_end_matches('/').to_string())
             }
-            (None, None) => SolutionArg::None,
+            (None, None) => match &self.image {
+                Some(r) if r.is_empty() || r.chars().any(char::is_whitespace) => return Err(Error::Usage(format!("--image {r:?}: an image reference such as registry.example:5000/me/shortener:v1"))),
+                Some(r) => SolutionArg::Image(r.clone()),
+                None => SolutionArg::None,
+            },
         })
     }
 

@@ -8,6 +8,7 @@
 
 pub mod bake;
 pub mod debian;
+pub mod registry;
 
 use std::fmt;
 use std::path::PathBuf;

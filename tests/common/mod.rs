@@ -245,3 +245,45 @@ pub fn container_state(name: &str) -> String {
 pub fn interrupt(child: &std::process::Child) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
 }
+
+/// Build the shortener's reference solution with Go (GOPATH mode, Debian's libraries).
+pub fn build_solution(dir: &std::path::Path) -> std::path::PathBuf {
+    let gopath = dir.join("gopath/src/lab.local");
+    std::fs::create_dir_all(&gopath).unwrap();
+    std::os::unix::fs::symlink(shortener(), gopath.join("shortener")).unwrap();
+    let go = ["/usr/lib/go-1.23/bin/go", "/usr/lib/go/bin/go", "/usr/local/go/bin/go"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap_or("go");
+    let out = dir.join("shortener");
+    let status = std::process::Command::new(go)
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg("lab.local/shortener")
+        .env("GO111MODULE", "off")
+        .env("GOPATH", format!("{}:/usr/share/gocode", dir.join("gopath").display()))
+        .env("CGO_ENABLED", "0")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    out
+}
+
+/// An image of the shortener as a learner's CI would make it: the base image,
+/// the program, its entrypoint (nothing pulled). Tagged `tag`; made once.
+pub fn learner_image(tag: &str) -> String {
+    let has = |t: &str| Command::new("docker").args(["image", "inspect", t]).output().unwrap().status.success();
+    if has(tag) {
+        return tag.to_string();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = build_solution(dir.path());
+    let out = Command::new("docker").args(["create", "lab-debian/base:bookworm"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let ok = |args: &[&str]| {
+        let o = Command::new("docker").args(args).output().unwrap();
+        assert!(o.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    ok(&["cp", bin.to_str().unwrap(), &format!("{cid}:/usr/local/bin/shortener")]);
+    ok(&["commit", "--change", "ENTRYPOINT [\"/usr/local/bin/shortener\"]", &cid, tag]);
+    ok(&["rm", &cid]);
+    tag.to_string()
+}

@@ -107,6 +107,11 @@ impl KubeBackend {
         let docker = super::DockerBackend::connect()?;
         let mut pushed = std::collections::BTreeSet::new();
         for c in &plan.containers {
+            if c.labels.contains_key(crate::plan::IMAGE_LABEL) {
+                // The learner's own image: already where it belongs.
+                out.insert(c.name.clone(), c.image.clone());
+                continue;
+            }
             let image = match objects::upload(c) {
                 None => crate::images::in_registry(reg, &c.image),
                 Some((dest, orig)) => {
@@ -644,6 +649,20 @@ impl KubeBackend {
             Err(e) if is_404(&e) => Ok(None),
             Err(e) => Err(kube_err(format!("asking the cluster whether it serves {api_version} {kind}"))(e)),
         }
+    }
+
+    /// How an image starts: read from the local Docker engine when it has the
+    /// image (a CI machine that built it), else from its registry.
+    pub async fn image_command(&self, image: &str) -> Result<(Vec<String>, Vec<String>), BackendError> {
+        if let Ok(docker) = super::DockerBackend::connect() {
+            if docker.has_image(image).await {
+                return docker.image_command(image).await;
+            }
+        }
+        crate::images::registry::image_command(image).await.map_err(|detail| BackendError::ImageMissing {
+            image: image.into(),
+            hint: format!("lab reads how the image starts from this machine's Docker engine or from its registry (anonymously), and could do neither: {detail}"),
+        })
     }
 
     pub async fn serves_kind(&self, api_version: &str, kind: &str) -> Result<bool, BackendError> {

@@ -187,7 +187,8 @@ pub fn pod_object_in(plan: &Plan, c: &ContainerSpec, cluster_ips: &BTreeMap<Stri
     // The learner's program and lab's helpers need no privilege at all; the
     // dependencies' entrypoints start as root and drop to their own user, so
     // lab's stop and kill (run through exec, as root) need KILL to signal it.
-    let own_program = upload(c).is_some();
+    // (A learner's service from its own image runs the same way: non-root.)
+    let own_program = upload(c).is_some() || c.role == Role::Service;
     let security = if own_program {
         json!({"runAsNonRoot": true, "runAsUser": 65534, "runAsGroup": 65534, "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}})
     } else {
