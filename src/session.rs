@@ -370,11 +370,59 @@ impl Session {
     /// Remove an instance (or all with `None`), saying what was removed.
     pub async fn down(&self, instance: Option<&str>) -> Result<crate::backend::Removed, Error> {
         let removed = self.backend.down(instance).await?;
-        if let Some(i) = instance {
-            let dir = build::out_dir(i);
-            let _ = std::fs::remove_dir_all(dir);
+        // Built programs live in lab's cache; nothing outside it is ever removed.
+        let bin = build::cache_dir().join("bin");
+        let dirs: Vec<PathBuf> = match instance {
+            Some(i) => vec![build::out_dir(i)],
+            None => std::fs::read_dir(&bin).map(|rd| rd.filter_map(|e| Some(e.ok()?.path())).collect()).unwrap_or_default(),
+        };
+        let root = bin.canonicalize().ok();
+        for dir in dirs {
+            match (dir.canonicalize(), &root) {
+                (Ok(d), Some(r)) if d.starts_with(r) && d != *r => {
+                    let _ = std::fs::remove_dir_all(d);
+                }
+                _ => {}
+            }
         }
         Ok(removed)
+    }
+}
+
+/// One lab command at a time per instance on this machine: an exclusive lock
+/// on a file in lab's cache, held until dropped (the kernel releases it when
+/// the process dies, however it dies). A second command says whom it waits for.
+pub struct InstanceLock {
+    _file: std::fs::File,
+}
+
+impl InstanceLock {
+    pub async fn acquire(instance: &str, what: &str, ui: &Ui) -> Result<InstanceLock, Error> {
+        let dir = build::cache_dir().join("locks");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("creating {}: {e}", dir.display())))?;
+        let path = dir.join(format!("{instance}.lock"));
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(|e| Error::Io(format!("opening {}: {e}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                ui.notice(&format!("waiting for another lab command on {instance} to finish ({}); Ctrl-C stops waiting", holder.trim()));
+                let f = file.try_clone().map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+                tokio::select! {
+                    r = tokio::task::spawn_blocking(move || f.lock()) => {
+                        r.map_err(|e| Error::Io(e.to_string()))?.map_err(|e| Error::Io(format!("locking {}: {e}", path.display())))?;
+                    }
+                    _ = crate::cli::interrupted() => return Err(Error::Interrupted),
+                }
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::Io(format!("locking {}: {e}", path.display()))),
+        }
+        use std::io::{Seek, Write};
+        let mut f = &file;
+        let _ = f.set_len(0);
+        let _ = f.seek(std::io::SeekFrom::Start(0));
+        let _ = write!(f, "pid {}: lab {what}", std::process::id());
+        Ok(InstanceLock { _file: file })
     }
 }
 

@@ -261,3 +261,24 @@ fn the_binary_is_static_where_the_c_library_archive_is_installed() {
     c.arg("list");
     assert!(stdout(&run(c)).contains("raft"));
 }
+
+/// `down` takes the names `up` takes: a student that climbs out of lab's
+/// cache is refused before anything is removed.
+#[test]
+fn down_refuses_names_that_are_not_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let victim = dir.path().join("victim");
+    std::fs::create_dir_all(cache.join("bin")).unwrap();
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("keep"), "x").unwrap();
+    let mut c = lab();
+    c.env("LAB_CACHE_DIR", &cache).args(["down", "task-cli", "--student", "z/../../../victim"]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--student z/../../../victim"));
+    let mut c = lab();
+    c.env("LAB_CACHE_DIR", &cache).args(["down", "../victim"]);
+    assert_eq!(run(c).status.code(), Some(2));
+    assert!(victim.join("keep").is_file(), "nothing outside lab's cache was touched");
+}

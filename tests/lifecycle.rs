@@ -270,3 +270,31 @@ fn a_learner_image_runs_as_the_service() {
     c.args(["up", "url-shortener", "--image", &image, "--solution"]).arg(shortener());
     assert_eq!(run(c).status.code(), Some(2));
 }
+
+/// Three `up`s of one instance at once: one runs, the others wait for it and
+/// find the instance up; one network, a passing verify, nothing left after down.
+#[test]
+fn concurrent_ups_of_one_instance_wait_for_each_other() {
+    let _down = Down("url-shortener", Some("dup"));
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            let mut c = lab();
+            c.args(["up", "url-shortener", "--student", "dup", "--solution"]).arg(shortener());
+            c.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    for o in &outs {
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert!(outs.iter().any(|o| String::from_utf8_lossy(&o.stderr).contains("waiting for another lab command on lab-url-shortener-dup")), "a second up said whom it waited for");
+    assert_eq!(docker_names("network", "label=lab.instance=lab-url-shortener-dup").len(), 1);
+    let mut c = lab();
+    c.args(["verify", "url-shortener", "--student", "dup", "--output", "json"]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(0), "{:#}", json(&out));
+    let mut c = lab();
+    c.args(["down", "url-shortener", "--student", "dup"]);
+    assert_eq!(run(c).status.code(), Some(0));
+    assert_gone("lab-url-shortener-dup");
+}

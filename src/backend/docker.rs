@@ -313,7 +313,8 @@ impl DockerBackend {
         let nets = self.docker.list_networks(Some(ListNetworksOptions { filters: filters.clone() })).await.map_err(op_err("listing networks"))?;
         for n in nets {
             let name = n.name.clone().unwrap_or_default();
-            match self.docker.remove_network(&name).await {
+            // By id: two networks of one name (made by racing `up`s of old) are both removed.
+            match self.docker.remove_network(n.id.as_deref().unwrap_or(&name)).await {
                 Ok(()) => removed.networks.push(name),
                 Err(e) if is_404(&e) => {}
                 Err(e) => return Err(op_err(format!("removing network {name}"))(e)),

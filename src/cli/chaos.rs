@@ -105,6 +105,8 @@ pub async fn run(cat: &Catalogue, a: ChaosArgs, quiet: bool) -> Result<i32, Erro
             ))),
         };
     }
+    // `status` only reads; faults wait for the instance's other commands.
+    let lock = if action == "status" { None } else { Some(crate::session::InstanceLock::acquire(&crate::plan::instance_name(lab.name(), a.student.as_deref()), "chaos", &s.ui).await?) };
     let plan = s.running_plan(&lab, a.student.as_deref()).await?;
     if action != "heal" {
         s.revert_faults(&lab, &plan, true).await?;
@@ -172,6 +174,8 @@ pub async fn run(cat: &Catalogue, a: ChaosArgs, quiet: bool) -> Result<i32, Erro
         s.ui.line(note);
     }
     if let (Some(d), true) = (duration, rec.kind != "restart") {
+        // Other commands (`heal` from another terminal) need not wait for the timer.
+        drop(lock);
         s.ui.line(&format!("reverting in {} (Ctrl-C reverts now)", humantime::format_duration(d)));
         let stopped = tokio::select! {
             _ = tokio::time::sleep(d) => false,

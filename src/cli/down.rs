@@ -5,6 +5,13 @@ use crate::error::{exit, Error};
 use crate::lab::Catalogue;
 
 pub async fn run(cat: &Catalogue, lab: Option<String>, student: Option<String>, all: bool, quiet: bool) -> Result<i32, Error> {
+    // The same names `up` accepts: an instance name is also a folder in lab's cache.
+    super::check_student(&student)?;
+    if let Some(l) = lab.as_deref().filter(|l| cat.find(l).is_err()) {
+        if !crate::plan::valid_student(l) {
+            return Err(Error::Usage(format!("{l}: not a lab name (lower-case letters, digits and dashes); `lab status` lists what is up")));
+        }
+    }
     let s = session(quiet).await?;
     s.backend.ping().await?;
     let instance = if all {
@@ -17,6 +24,10 @@ pub async fn run(cat: &Catalogue, lab: Option<String>, student: Option<String>, 
     };
     // A command-line lab leaves only its built program in lab's cache.
     let built = instance.as_deref().map(crate::build::out_dir).filter(|d| d.is_dir());
+    let _lock = match instance.as_deref() {
+        Some(i) => Some(crate::session::InstanceLock::acquire(i, "down", &s.ui).await?),
+        None => None,
+    };
     let removed = s.down(instance.as_deref()).await?;
     if let (Some(dir), true) = (built, removed.containers.is_empty() && removed.networks.is_empty()) {
         println!("removed the built program in {}", dir.display());

@@ -57,6 +57,27 @@ pub fn built_programs(cat: &Catalogue, bin_dir: &std::path::Path, only: Option<&
     out
 }
 
+/// A key that orders names as people do: runs of digits by their value.
+fn natural_key(s: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut text = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            let mut n = c.to_digit(10).unwrap_or(0) as u64;
+            while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+                n = n.saturating_mul(10).saturating_add(d as u64);
+                chars.next();
+            }
+            out.push((std::mem::take(&mut text), n));
+        } else {
+            text.push(c);
+        }
+    }
+    out.push((text, 0));
+    out
+}
+
 /// Revert the faults of these instances that are past their end (a `chaos
 /// --for` whose process died); whether any was.
 async fn revert_expired(cat: &Catalogue, s: &crate::session::Session, all: &[crate::backend::InstanceState]) -> Result<bool, Error> {
@@ -76,12 +97,22 @@ async fn revert_expired(cat: &Catalogue, s: &crate::session::Session, all: &[cra
 pub async fn run(cat: &Catalogue, lab: Option<String>, student: Option<String>, json: bool) -> Result<i32, Error> {
     let s = session(true).await?;
     s.backend.ping().await?;
-    let filter = lab.as_deref().map(|l| crate::plan::instance_name(l, student.as_deref()));
-    let mut all = s.backend.instances(filter.as_deref()).await?;
+    // With a lab, every student's instance of it (or the one student's).
+    let filter = student.as_deref().zip(lab.as_deref()).map(|(st, l)| crate::plan::instance_name(l, Some(st)));
+    let lab_name = lab.as_deref().map(|l| cat.find(l).map(|x| x.name().to_string()).unwrap_or_else(|_| l.to_string()));
+    let list = || async {
+        let mut v = s.backend.instances(filter.as_deref()).await?;
+        v.retain(|i| lab_name.as_deref().is_none_or(|l| i.lab == l));
+        // s2 before s10.
+        v.sort_by(|a, b| natural_key(&a.instance).cmp(&natural_key(&b.instance)));
+        Ok::<_, Error>(v)
+    };
+    let mut all = list().await?;
     if revert_expired(cat, &s, &all).await? {
-        all = s.backend.instances(filter.as_deref()).await?;
+        all = list().await?;
     }
-    let programs = built_programs(cat, &crate::build::cache_dir().join("bin"), filter.as_deref());
+    let mut programs = built_programs(cat, &crate::build::cache_dir().join("bin"), filter.as_deref());
+    programs.retain(|p| lab_name.as_deref().is_none_or(|l| p.lab == l));
     if json {
         // Containers' instances, then command-line programs (with `program`).
         let mut items: Vec<serde_json::Value> = all.iter().map(|i| serde_json::to_value(i).expect("serializes")).collect();
@@ -116,6 +147,13 @@ pub async fn run(cat: &Catalogue, lab: Option<String>, student: Option<String>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_sort_naturally() {
+        let mut v = vec!["lab-x-s10", "lab-x-s2", "lab-x", "lab-x-s1"];
+        v.sort_by_key(|s| natural_key(s));
+        assert_eq!(v, ["lab-x", "lab-x-s1", "lab-x-s2", "lab-x-s10"]);
+    }
 
     #[test]
     fn built_programs_of_command_line_labs_are_listed_by_instance() {

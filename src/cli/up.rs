@@ -29,6 +29,7 @@ pub async fn run(cat: &Catalogue, a: UpArgs, quiet: bool) -> Result<i32, Error> 
     }
     let opts = UpOptions { student: a.run.student.clone(), images: set, solution: a.run.solution()?, go_mode: a.run.go_mode, extra_env: a.run.extra_env()?, ready_timeout: a.run.ready_timeout };
     let s = session(quiet).await?;
+    let _lock = crate::session::InstanceLock::acquire(&crate::plan::instance_name(lab.name(), a.run.student.as_deref()), "up", &s.ui).await?;
     s.ui.line(&format!("lab up {} ({} images)", lab.name(), set));
     let plan = guarded_up(&s, &lab, &opts, a.keep_on_failure).await?;
     s.revert_faults(&lab, &plan, true).await?;
@@ -64,6 +65,11 @@ pub(crate) async fn guarded_up(s: &Session, lab: &crate::lab::Lab, opts: &UpOpti
     res
 }
 
+/// ` --student NAME` for the commands a student's instance needs.
+fn student_arg(plan: &Plan) -> String {
+    plan.student.as_ref().map(|s| format!(" --student {s}")).unwrap_or_default()
+}
+
 fn print_plan(plan: &Plan) {
     if plan.is_cli() {
         match &plan.program {
@@ -71,7 +77,7 @@ fn print_plan(plan: &Plan) {
                 println!("\nbuilt your program: {}", p.display());
                 println!("This is a command-line lab: nothing runs between checks, and `lab chaos` has nothing to break.");
                 println!("Try it yourself, e.g.: {} --help", p.display());
-                println!("\nNext: lab verify {}   (runs each check's commands in a fresh HOME)", plan.lab);
+                println!("\nNext: lab verify {}{}   (runs each check's commands in a fresh HOME)", plan.lab, student_arg(plan));
             }
             None => println!("\n{} is a command-line lab: give --solution PATH and `lab up` builds your program (nothing else runs).", plan.lab),
         }
@@ -88,12 +94,12 @@ fn print_plan(plan: &Plan) {
     }
     match (&plan.target, plan.replicas().next()) {
         (Some(t), _) => {
-            println!("\nRun your service yourself with this environment, then `lab verify {}` checks {t}:", plan.lab);
+            println!("\nRun your service yourself with this environment, then `lab verify {}{}` checks {t}:", plan.lab, student_arg(plan));
             for (k, v) in plan.service_env.first().into_iter().flatten() {
                 println!("  export {k}={}", shell_quote(v));
             }
         }
-        (None, Some(_)) => println!("\nNext: lab verify {}   (lab logs {} shows your service's log)", plan.lab, plan.lab),
+        (None, Some(_)) => println!("\nNext: lab verify {}{s}   (lab logs {}{s} shows your service's log)", plan.lab, plan.lab, s = student_arg(plan)),
         (None, None) => println!("\nOnly the dependencies run. Give --solution PATH or --target URL for your service."),
     }
     let _ = SolutionArg::None;

@@ -49,6 +49,7 @@ pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Err
     };
     let solution = a.run.solution()?;
     let s = session(quiet || a.output != Format::Terminal).await?;
+    let _lock = crate::session::InstanceLock::acquire(&crate::plan::instance_name(lab.name(), a.run.student.as_deref()), "verify", &s.ui).await?;
     s.backend.ping().await?;
     // A command-line lab runs nothing between checks: what `lab up` leaves is the built program.
     let cli = lab.def.service.run == RunKind::Cli;
