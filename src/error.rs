@@ -55,6 +55,10 @@ pub enum Error {
     #[error("your service ({container}) did not become ready within {timeout}: {last}\n{logs}")]
     #[diagnostic(help("it must answer {probe}; its last log lines are above"))]
     ServiceNotReady { container: String, timeout: String, last: String, probe: String, logs: String },
+    /// The learner's service ended while lab waited for it to become ready.
+    #[error("your service ({container}) exited with code {code} after {after}{oom}\n{logs}")]
+    #[diagnostic(help("it must keep running and answer {probe}; its last log lines are above"))]
+    ServiceExited { container: String, code: i64, after: String, oom: String, probe: String, logs: String },
     #[error("no running instance of lab `{0}`")]
     #[diagnostic(help("start it with `lab up {0} --solution PATH` (or give --solution/--target to `lab verify`)"))]
     NotUp(String),
@@ -74,7 +78,7 @@ impl Error {
             Error::Load(_) | Error::Usage(_) | Error::Plan(_) => exit::BAD_INPUT,
             Error::Backend(b) if b.unreachable() => exit::BACKEND_UNREACHABLE,
             Error::Backend(BackendError::Unsupported { .. }) => exit::BAD_INPUT,
-            Error::Build(BuildError::Compile { .. }) | Error::ServiceNotReady { .. } => exit::CHECKS_FAILED,
+            Error::Build(BuildError::Compile { .. }) | Error::ServiceNotReady { .. } | Error::ServiceExited { .. } => exit::CHECKS_FAILED,
             Error::Build(BuildError::Missing(_) | BuildError::NotBuildable(_)) => exit::BAD_INPUT,
             Error::NotUp(_) => exit::BAD_INPUT,
             Error::Interrupted => exit::INTERRUPTED,

@@ -226,7 +226,27 @@ impl Session {
                     self.backend.wait_routed(&c.name, c.ready_timeout).await.map_err(|e| e.to_string())?;
                     Ok::<_, String>(took)
                 };
-                match ready.await {
+                // A service that ends while lab waits is reported at once, not at the timeout.
+                let t0 = std::time::Instant::now();
+                let ended = async {
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                        if c.role == Role::Service {
+                            if let Ok(Some(x)) = self.backend.exited(&c.name).await {
+                                return x;
+                            }
+                        }
+                    }
+                };
+                let outcome = tokio::select! {
+                    r = ready => r,
+                    (code, oom) = ended => {
+                        let logs = self.tail_logs(&c.name, 15).await;
+                        let oom = if oom { ", killed for using more memory than its limit (OOMKilled)".to_string() } else { String::new() };
+                        return Err(Error::ServiceExited { container: c.name.clone(), code, after: fmt_dur(t0.elapsed()), oom, probe: probe_text(c), logs });
+                    }
+                };
+                match outcome {
                     Ok(took) => {
                         self.ui.done(&format!("{:<14} ready on 127.0.0.1:{:<5} ({})", c.service_label(), c.port.host, fmt_dur(took)));
                         Ok(())

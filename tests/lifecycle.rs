@@ -298,3 +298,24 @@ fn concurrent_ups_of_one_instance_wait_for_each_other() {
     assert_eq!(run(c).status.code(), Some(0));
     assert_gone("lab-url-shortener-dup");
 }
+
+/// A service that exits at once is reported as such, with its own words,
+/// as soon as it exits (not as "connection refused" at the ready timeout).
+#[test]
+fn a_service_that_exits_is_reported_with_its_exit_code_and_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app");
+    std::fs::write(&app, "#!/bin/sh\necho 'boom: REDIS_ADDR is not what I expected' >&2\nexit 3\n").unwrap();
+    std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut c = lab();
+    c.args(["verify", "url-shortener", "--student", "exits", "--output", "json", "--solution"]).arg(&app);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(1), "the learner's service failed");
+    let report = json(&out);
+    let starts = check(&report, "service-starts");
+    assert_eq!(starts["status"], "failed");
+    let summary = starts["summary"].as_str().unwrap_or_default();
+    assert!(summary.contains("exited with code 3 after"), "{report:#}");
+    assert!(starts["got"].as_str().unwrap_or_default().contains("boom: REDIS_ADDR"), "{report:#}");
+    assert_gone("lab-url-shortener-exits");
+}

@@ -363,6 +363,13 @@ impl DockerBackend {
         })
     }
 
+    pub async fn exited(&self, name: &str) -> Result<Option<(i64, bool)>, BackendError> {
+        let info = self.docker.inspect_container(name, None).await.map_err(|e| if is_404(&e) { BackendError::NoContainer(name.into()) } else { op_err("inspecting")(e) })?;
+        let st = info.state.unwrap_or_default();
+        let ended = matches!(st.status, Some(bollard::models::ContainerStateStatusEnum::EXITED | bollard::models::ContainerStateStatusEnum::DEAD));
+        Ok(ended.then(|| (st.exit_code.unwrap_or(0), st.oom_killed.unwrap_or(false))))
+    }
+
     pub async fn pause(&self, name: &str, pause: bool) -> Result<(), BackendError> {
         let res = if pause { self.docker.pause_container(name).await } else { self.docker.unpause_container(name).await };
         res.map_err(|e| if is_404(&e) { BackendError::NoContainer(name.into()) } else { op_err(format!("{} {name}", if pause { "pausing" } else { "unpausing" }))(e) })

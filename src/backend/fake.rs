@@ -186,6 +186,10 @@ impl FakeBackend {
         self.state.lock().unwrap().faults.push(f.clone());
         Ok(())
     }
+    pub async fn exited(&self, _name: &str) -> Result<Option<(i64, bool)>, BackendError> {
+        Ok(None)
+    }
+
     pub async fn image_command(&self, _image: &str) -> Result<(Vec<String>, Vec<String>), BackendError> {
         Ok((vec!["/app".into()], vec![]))
     }

@@ -326,6 +326,11 @@ impl Backend {
     pub async fn image_command(&self, image: &str) -> Result<(Vec<String>, Vec<String>), BackendError> {
         dispatch!(self, b => b.image_command(image).await)
     }
+    /// Whether a container's program has ended: its exit code, and whether
+    /// the kernel killed it for memory (None while it runs).
+    pub async fn exited(&self, container: &str) -> Result<Option<(i64, bool)>, BackendError> {
+        dispatch!(self, b => b.exited(container).await)
+    }
     /// A container's address on the instance's network.
     pub async fn ip(&self, container: &str) -> Result<String, BackendError> {
         dispatch!(self, b => b.ip(container).await)

@@ -68,7 +68,7 @@ pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Err
             match guarded_up(&s, &lab, &opts, false).await {
                 Ok(p) => p,
                 // The learner's code did not build or start: a failed check, reported as such.
-                Err(e @ (Error::Build(crate::build::BuildError::Compile { .. }) | Error::ServiceNotReady { .. })) => {
+                Err(e @ (Error::Build(crate::build::BuildError::Compile { .. }) | Error::ServiceNotReady { .. } | Error::ServiceExited { .. })) => {
                     let report = startup_failure(lab.name(), &e);
                     emit_report(&report, &a, report_format)?;
                     return Ok(exit::CHECKS_FAILED);
@@ -173,6 +173,13 @@ fn startup_failure(lab: &str, e: &Error) -> RunReport {
         Error::Build(crate::build::BuildError::Compile { output, .. }) => {
             ("service-builds", "the solution builds with `go build`", "your code does not compile".to_string(), output.clone(), "fix the compile errors shown".to_string())
         }
+        Error::ServiceExited { container, code, after, oom, logs, probe } => (
+            "service-starts",
+            "the service starts and answers its readiness probe",
+            format!("{container} exited with code {code} after {after}{oom}"),
+            logs.clone(),
+            format!("it must keep running and answer {probe}; read the log lines above"),
+        ),
         Error::ServiceNotReady { container, last, logs, probe, .. } => (
             "service-starts",
             "the service starts and answers its readiness probe",

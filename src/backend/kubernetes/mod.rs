@@ -665,6 +665,13 @@ impl KubeBackend {
         })
     }
 
+    /// The supervisor leaves `exit` and `stopped` when the program ended by itself.
+    pub async fn exited(&self, container: &str) -> Result<Option<(i64, bool)>, BackendError> {
+        let (ns, pod) = self.locate(container).await?;
+        let out = self.exec(&ns, &pod, &format!("if [ -e {RUN_DIR}/stopped ] && [ ! -e {RUN_DIR}/pid ] && [ -e {RUN_DIR}/exit ]; then cat {RUN_DIR}/exit; fi")).await?;
+        Ok(out.trim().parse::<i64>().ok().map(|c| (c, false)))
+    }
+
     pub async fn serves_kind(&self, api_version: &str, kind: &str) -> Result<bool, BackendError> {
         Ok(self.resource(api_version, kind).await?.is_some())
     }
