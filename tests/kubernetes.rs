@@ -166,19 +166,25 @@ fn url_shortener_on_the_cluster_up_again_changes_nothing_verify_passes_chaos_is_
     // Write-ahead: the record is created (not yet applied) before the fault
     // acts; lab killed with -9 right then leaves a record that status lists
     // and heal reverts.
-    let mut watch = kubectl().args(["get", "configmap", "-n", ns, "-l", "lab.fault", "--watch", "-o", "jsonpath={.data.record}{\"\\n\"}"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    // A marker in the watched set: its line says the watch is established,
+    // so that the record's first version is seen, not a later one.
+    kubectl_out(&["create", "configmap", "watch-ready", "-n", ns]);
+    kubectl_out(&["label", "configmap", "watch-ready", "-n", ns, "lab.fault=marker"]);
+    let mut watch =
+        kubectl().args(["get", "configmap", "-n", ns, "-l", "lab.fault", "--watch", "-o", "jsonpath={.metadata.name} {.data.record}{\"\\n\"}"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let marker = lines.next().unwrap().unwrap();
+    assert!(marker.starts_with("watch-ready"), "{marker}");
     let mut chaos =
         klab().args(["chaos", "url-shortener", "kill", "app", "--for", "60s", "--student", "kube"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
-    let first = {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(watch.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        line
-    };
+    let first = lines.map_while(Result::ok).find(|l| l.starts_with("fault-")).unwrap_or_default();
+    let first = first.split_once(' ').map(|(_, r)| r.to_string()).unwrap_or_default();
     chaos.kill().unwrap();
     chaos.wait().unwrap();
     let _ = watch.kill();
     let _ = watch.wait();
+    kubectl_out(&["delete", "configmap", "watch-ready", "-n", ns]);
     let rec: serde_json::Value = serde_json::from_str(first.trim()).unwrap_or_else(|e| panic!("{e}: {first}"));
     assert_eq!((rec["kind"].as_str(), rec["applied"].as_bool()), (Some("kill"), Some(false)), "the record comes first: {rec}");
     let status = run({
