@@ -160,4 +160,14 @@ fn an_interrupted_verify_reverts_the_faults_it_made() {
         assert_eq!(container_state(&node), "running", "{node}");
         assert!(lab_chains(&node).is_empty(), "{node}: {:?}", lab_chains(&node));
     }
+    // The instance stayed up with the interrupted run's values in it: a new
+    // run uses keys of its own (and the seed it is given), and passes.
+    let mut c = lab();
+    c.args(["verify", "raft", "--student", student, "--output", "json", "--seed", "7"]);
+    let out = run(c);
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["history"]["seed"], 7, "{:#}", report["history"]["seed"]);
+    let key = report["history"]["ops"][0]["key"].as_str().unwrap_or_default().to_string();
+    assert!(key.len() > 3 && key.contains("-k"), "keys carry the run's id: {key}");
 }

@@ -30,6 +30,9 @@ pub struct VerifyArgs {
     /// Keep the instance running afterwards when verify brought it up.
     #[arg(long)]
     pub keep: bool,
+    /// The workload's seed (its choices of keys, values, nodes, nemesis targets); default: the lab's, else a fresh one, printed.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
     /// Show each step as it runs.
     #[arg(long, short)]
     pub verbose: bool,
@@ -102,6 +105,7 @@ pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Err
     let mut target = Target::new(&lab, &plan, &s.backend, managed, plan.helper_image());
     // Exec probes run the learner's program as lab built it.
     target.solution = plan.program.clone();
+    target.seed = a.seed;
     let mut term = Terminal::stdout(a.verbose);
     let live = a.output == Format::Terminal;
     let mut emit = |e: &Event| {

@@ -398,9 +398,19 @@ fn value_text(v: &serde_json::Value) -> String {
     }
 }
 
+/// A key without its run's prefix (`3f9a0c12-k1` is `k1` in a bar; the full
+/// key is in the bar's details).
+fn short_key(key: &str) -> &str {
+    match key.split_once('-') {
+        Some((run, rest)) if run.len() == 8 && run.chars().all(|c| c.is_ascii_hexdigit()) => rest,
+        _ => key,
+    }
+}
+
 /// The short label of a bar: `w k1 c3-7`, `r k0 → c1-2` (`→ nil` when the key
 /// was missing), `cas k2 c0-1→c2-5`.
 fn op_label(op: &HistoryOp) -> String {
+    let op = &HistoryOp { key: short_key(&op.key).to_string(), ..op.clone() };
     match op.f.as_str() {
         "write" => format!("w {} {}", op.key, value_text(&op.value)),
         "read" => match op.kind {

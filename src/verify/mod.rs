@@ -39,6 +39,8 @@ pub struct Target<'a> {
     pub witness: std::sync::Mutex<Vec<usize>>,
     /// The learner's program as lab built it (exec probes run it), if any.
     pub solution: Option<std::path::PathBuf>,
+    /// `--seed`: the workload's seed, over the lab's.
+    pub seed: Option<u64>,
     /// A scratch directory of this run, removed at the end; each check works in its own
     /// folder inside it (`{{ run.dir }}`; HOME of exec probes).
     pub workdir: tempfile::TempDir,
@@ -47,7 +49,7 @@ pub struct Target<'a> {
 impl<'a> Target<'a> {
     pub fn new(lab: &'a Lab, plan: &'a Plan, backend: &'a Backend, managed: bool, helper_image: String) -> Self {
         let workdir = tempfile::Builder::new().prefix("lab-verify-").tempdir().unwrap_or_else(|_| tempfile::tempdir_in(".").expect("a scratch directory"));
-        Target { lab, plan, backend, managed, helper_image, history: tokio::sync::Mutex::new(None), witness: std::sync::Mutex::new(Vec::new()), solution: None, workdir }
+        Target { lab, plan, backend, managed, helper_image, history: tokio::sync::Mutex::new(None), witness: std::sync::Mutex::new(Vec::new()), solution: None, seed: None, workdir }
     }
 }
 
@@ -610,7 +612,7 @@ impl<'a> CheckRunner<'a> {
             return Ok(r.clone());
         }
         let w = self.t.lab.def.workload.as_ref().ok_or_else(|| StepError::Lab(format!("lab {} declares no workload", self.t.lab.name())))?;
-        let rec = Arc::new(workload::run(self.t, w, emit).await.map_err(StepError::Lab)?);
+        let rec = Arc::new(workload::run(self.t, w, &self.run_id, emit).await.map_err(StepError::Lab)?);
         *slot = Some(rec.clone());
         Ok(rec)
     }

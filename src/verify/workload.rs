@@ -150,19 +150,24 @@ impl<'a> Ctx<'a> {
 }
 
 /// Run the workload and its nemesis; heal; read every key once more.
-pub async fn run(t: &Target<'_>, w: &Workload, emit: &mut (dyn FnMut(&Event) + Send)) -> Result<Recorded, String> {
+pub async fn run(t: &Target<'_>, w: &Workload, run_id: &str, emit: &mut (dyn FnMut(&Event) + Send)) -> Result<Recorded, String> {
     let replicas: Vec<&ContainerSpec> = t.plan.replicas().collect();
     if replicas.is_empty() {
         return Err("the workload needs lab to run the service (--solution), not --target".into());
     }
-    let seed = w.seed.unwrap_or_else(rand::random);
+    let seed = t.seed.or(w.seed).unwrap_or_else(rand::random);
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).pool_max_idle_per_host(8).build().map_err(|e| e.to_string())?;
     let ctx = Ctx { t, w, replicas: replicas.clone(), client, start: Instant::now() };
     let ops = Arc::new(Mutex::new(Vec::new()));
-    let keys: Vec<String> = (0..w.keys.max(1)).map(|k| format!("k{k}")).collect();
+    // Keys of this run only: values an earlier run left on an instance that
+    // stayed up are not this history's (its checker would find writes nobody made).
+    let keys: Vec<String> = (0..w.keys.max(1)).map(|k| format!("{run_id}-k{k}")).collect();
     let total = (w.mix.read + w.mix.write + if w.ops.cas.is_some() { w.mix.cas } else { 0 }).max(1);
     let interval = Duration::from_secs_f64(w.clients.max(1) as f64 / w.rate.max(0.1));
-    emit(&Event::Step { check: "workload".into(), text: format!("{} clients, {:.0} ops/s, {} keys, {} s, seed {seed}", w.clients, w.rate, keys.len(), w.duration.as_secs()) });
+    emit(&Event::Step {
+        check: "workload".into(),
+        text: format!("{} clients, {:.0} ops/s, {} keys ({}-k*), {} s, seed {seed} (--seed {seed} replays it)", w.clients, w.rate, keys.len(), run_id, w.duration.as_secs()),
+    });
 
     let clients = (0..w.clients.max(1)).map(|p| {
         let ctx = &ctx;
