@@ -319,3 +319,30 @@ fn a_service_that_exits_is_reported_with_its_exit_code_and_log() {
     assert!(starts["got"].as_str().unwrap_or_default().contains("boom: REDIS_ADDR"), "{report:#}");
     assert_gone("lab-url-shortener-exits");
 }
+
+/// Every container has memory, pids and CPU limits; a service the kernel
+/// kills for memory is reported as such.
+#[test]
+fn containers_have_limits_and_an_oom_kill_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app");
+    std::fs::write(&app, "#!/bin/sh\necho 'loading the whole catalogue into memory'\nhead -c 900000000 /dev/zero | tail -n 1 > /dev/null\nexit 1\n").unwrap();
+    std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let _down = Down("url-shortener", Some("oom"));
+    let mut c = lab();
+    c.args(["verify", "url-shortener", "--student", "oom", "--output", "json", "--solution"]).arg(&app);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    let summary = check(&report, "service-starts")["summary"].as_str().unwrap_or_default().to_string();
+    assert!(summary.contains("OOMKilled"), "{report:#}");
+    let mut c = lab();
+    c.args(["up", "url-shortener", "--student", "oom", "--keep-on-failure", "--solution"]).arg(&app);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("OOMKilled"));
+    for (name, mem) in [("lab-url-shortener-oom-app-1", 512u64 << 20), ("lab-url-shortener-oom-redis-1", 1 << 30)] {
+        let o = Command::new("docker").args(["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.NanoCpus}}", name]).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), format!("{mem} 1024 1000000000"), "{name}");
+    }
+}

@@ -20,6 +20,17 @@ use crate::plan::{labels, ContainerSpec, Plan, Role};
 /// The label on a fault's record volume, holding the record as JSON.
 const FAULT_LABEL: &str = "lab.fault";
 
+/// Memory of a container (no swap beyond it): the learner's service 512 MiB, a dependency 1 GiB (as the pods' limits).
+fn memory_limit(role: crate::plan::Role) -> i64 {
+    match role {
+        crate::plan::Role::Service => 512 << 20,
+        crate::plan::Role::Dependency => 1 << 30,
+    }
+}
+
+/// Processes and threads per container.
+const PIDS_LIMIT: i64 = 1024;
+
 /// On a network helper: `pid@host` of the lab process that made it.
 const HELPER_PID_LABEL: &str = "lab.helper-of";
 
@@ -159,6 +170,11 @@ impl DockerBackend {
                 binds: (!binds.is_empty()).then_some(binds),
                 network_mode: Some(plan.network.clone()),
                 extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
+                // Limits as on a cluster: one runaway service cannot starve a shared host.
+                memory: Some(memory_limit(spec.role)),
+                memory_swap: Some(memory_limit(spec.role)),
+                pids_limit: Some(PIDS_LIMIT),
+                nano_cpus: Some(1_000_000_000),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig { endpoints_config: endpoints }),
