@@ -489,41 +489,32 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         Solution::Binary { path, .. } if cli => Some(path.clone()),
         _ => None,
     };
-    if let (Solution::Binary { path, digest }, false) = (&opts.solution, cli) {
-        let ready = svc.ready.as_ref().expect("validation requires `ready` of a service run in containers");
-        let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-        let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
-        for n in 1..=replicas {
-            let (cname, host_port) = node_ports[(n - 1) as usize].clone();
-            let mut l = common.clone();
-            l.insert(labels::SERVICE.into(), svc.name.clone());
-            l.insert(labels::NODE.into(), n.to_string());
-            l.insert(labels::ROLE.into(), Role::Service.as_str().into());
+    // How the nodes run the learner's service: an image, its command and
+    // entrypoint, mounts, and the labels that make a new program a new spec.
+    let nodes_run = match (&opts.solution, cli) {
+        (Solution::Binary { path, digest }, false) => {
+            let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+            let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
             // The binary's digest is part of the spec, so a rebuilt solution is restarted.
-            l.insert("lab.binary".into(), digest.clone());
-            containers.push(ContainerSpec {
-                name: cname,
-                service: svc.name.clone(),
-                node: n,
-                role: Role::Service,
-                image: opts.images.image("base"),
-                command: Some(vec![format!("{BIN_DIR}/{file}")]),
-                entrypoint: None,
-                env: service_env[(n - 1) as usize].clone(),
-                aliases: vec![svc.name.clone(), format!("{}-{n}", svc.name)],
-                port: PortSpec { container: svc.port, host: host_port },
-                extra_ports: svc.peers.as_ref().map(|p| p.port).filter(|p| *p != svc.port).into_iter().collect(),
-                mounts: vec![Mount { host: dir.clone(), container: BIN_DIR.into(), read_only: true }],
-                extra_hosts: vec![],
-                labels: l,
-                ready: if ready.grpc { Readiness::Grpc } else { Readiness::Http { path: ready.path.clone(), status: ready.status } },
-                ready_timeout: opts.ready_timeout.unwrap_or(ready.timeout),
-                compose: None,
-            });
+            Some((
+                opts.images.image("base"),
+                vec![format!("{BIN_DIR}/{file}")],
+                None,
+                vec![Mount { host: dir, container: BIN_DIR.into(), read_only: true }],
+                vec![("lab.binary".to_string(), digest.clone())],
+            ))
         }
-    }
-
-    if let (Solution::Image { image, entrypoint, command }, false) = (&opts.solution, cli) {
+        // Entrypoint and command said explicitly, as the image says them: the same on every backend.
+        (Solution::Image { image, entrypoint, command }, false) => Some((
+            image.clone(),
+            command.clone(),
+            Some(entrypoint.clone()),
+            vec![],
+            vec![(IMAGE_LABEL.to_string(), image.clone()), (IMAGE_COMMAND_LABEL.to_string(), serde_json::to_string(&(entrypoint, command)).expect("lists serialize"))],
+        )),
+        _ => None,
+    };
+    if let Some((image, command, entrypoint, mounts, extra_labels)) = nodes_run {
         let ready = svc.ready.as_ref().expect("validation requires `ready` of a service run in containers");
         for n in 1..=replicas {
             let (cname, host_port) = node_ports[(n - 1) as usize].clone();
@@ -531,22 +522,20 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
             l.insert(labels::SERVICE.into(), svc.name.clone());
             l.insert(labels::NODE.into(), n.to_string());
             l.insert(labels::ROLE.into(), Role::Service.as_str().into());
-            l.insert(IMAGE_LABEL.into(), image.clone());
-            l.insert(IMAGE_COMMAND_LABEL.into(), serde_json::to_string(&(entrypoint, command)).expect("lists serialize"));
+            l.extend(extra_labels.iter().cloned());
             containers.push(ContainerSpec {
                 name: cname,
                 service: svc.name.clone(),
                 node: n,
                 role: Role::Service,
                 image: image.clone(),
-                // Said explicitly, as the image says them: the same on every backend.
                 command: Some(command.clone()),
-                entrypoint: Some(entrypoint.clone()),
+                entrypoint: entrypoint.clone(),
                 env: service_env[(n - 1) as usize].clone(),
                 aliases: vec![svc.name.clone(), format!("{}-{n}", svc.name)],
                 port: PortSpec { container: svc.port, host: host_port },
                 extra_ports: svc.peers.as_ref().map(|p| p.port).filter(|p| *p != svc.port).into_iter().collect(),
-                mounts: vec![],
+                mounts: mounts.clone(),
                 extra_hosts: vec![],
                 labels: l,
                 ready: if ready.grpc { Readiness::Grpc } else { Readiness::Http { path: ready.path.clone(), status: ready.status } },
