@@ -180,3 +180,17 @@ fn a_command_line_lab_needs_no_port_and_refuses_requests_and_chaos_where_they_ar
     let all: Vec<String> = errors(&bad).iter().map(|e| e.message.clone()).collect();
     assert!(all.iter().any(|m| m.contains("needs a port")) && all.iter().any(|m| m.contains("needs `ready`")), "{all:?}");
 }
+
+#[test]
+fn a_fault_target_that_does_not_exist_is_refused_where_it_is_written() {
+    let raft = &include_str!("../../labs/raft/lab.yaml").replacen("name: raft", "name: demo", 1);
+    let bad = raft.replacen("fault: kill, target: leader }", "fault: kill, target: laeder }", 1);
+    let line = bad.lines().position(|l| l.contains("laeder")).unwrap() + 1;
+    let errs = errors(&bad);
+    let e = errs.iter().find(|e| e.message.contains("no target `laeder`")).unwrap_or_else(|| panic!("{errs:?}"));
+    assert_eq!(e.line, line, "{e}");
+    assert!(e.to_string().contains("app-3") || format!("{e:?}").contains("app-3"), "names the targets there are: {e:?}");
+    // Node numbers past the replicas, in the nemesis too.
+    let bad = raft.replacen("fault: partition, target: leader, for: 3s", "fault: partition, target: 4, for: 3s", 1);
+    assert!(errors(&bad).iter().any(|e| e.message.contains("no target `4`")), "{:?}", errors(&bad));
+}

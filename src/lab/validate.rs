@@ -166,6 +166,8 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
             }
             if n.target.as_deref() == Some("leader") && def.service.leader.is_none() {
                 out.push(problem(format!("workload.nemesis[{i}].target"), "target `leader` needs `service.leader`", ""));
+            } else if let Some(t) = n.target.as_deref() {
+                check_target(def, &targets, t, &format!("workload.nemesis[{i}].target"), &mut out);
             }
         }
         if w.mix.read + w.mix.write + w.mix.cas == 0 {
@@ -182,8 +184,31 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
         if !FAULTS.contains(&sc.fault.as_str()) {
             out.push(problem(format!("chaos.{name}.fault"), format!("unknown fault `{}`", sc.fault), format!("faults: {}", FAULTS.join(", "))));
         }
+        if let Some(t) = sc.target.as_deref() {
+            check_target(def, &targets, t, &format!("chaos.{name}.target"), &mut out);
+        }
     }
     out
+}
+
+/// A fault's target as `lab chaos` resolves it: a selector, a node number,
+/// or a name of the instance (`redis`, `app`, `app-2`). Templates are checked when they are rendered.
+fn check_target(def: &LabDef, targets: &BTreeSet<String>, t: &str, path: &str, out: &mut Vec<Problem>) {
+    if t.contains("{{") || matches!(t, "all" | "random" | "minority" | "majority" | "leader") {
+        return;
+    }
+    let replicas = def.service.replicas.max(1);
+    let svc = &def.service.name;
+    let node_of = |s: &str| s.strip_prefix(svc.as_str()).and_then(|r| r.strip_prefix('-')).and_then(|n| n.parse::<u32>().ok());
+    let ok = match t.parse::<u32>() {
+        Ok(n) => (1..=replicas).contains(&n),
+        Err(_) => targets.contains(t) || node_of(t).is_some_and(|n| (1..=replicas).contains(&n)),
+    };
+    if !ok {
+        let mut known: Vec<String> = (1..=replicas).map(|n| format!("{n}, {svc}-{n}")).collect();
+        known.extend(targets.iter().cloned());
+        out.push(problem(path, format!("no target `{t}` in this lab"), format!("targets: all, random, minority, majority, leader, {}", known.join(", "))));
+    }
 }
 
 /// A command-line lab (`service.run: cli`) runs no service between checks: its
