@@ -104,7 +104,7 @@ pub async fn run(cat: &Catalogue, lab: Option<String>, student: Option<String>, 
         let mut v = s.backend.instances(filter.as_deref()).await?;
         v.retain(|i| lab_name.as_deref().is_none_or(|l| i.lab == l));
         // s2 before s10.
-        v.sort_by(|a, b| natural_key(&a.instance).cmp(&natural_key(&b.instance)));
+        v.sort_by_key(|i| natural_key(&i.instance));
         Ok::<_, Error>(v)
     };
     let mut all = list().await?;
