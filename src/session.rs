@@ -93,7 +93,7 @@ impl Session {
     /// Revert the instance's faults: those past their end (`expired_only`),
     /// or all in force. Says what it reverted; returns the records.
     pub async fn revert_faults(&self, lab: &Lab, plan: &Plan, expired_only: bool) -> Result<Vec<crate::backend::FaultRecord>, Error> {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = crate::backend::unix_now();
         let due: Vec<_> = self.backend.faults(Some(&plan.instance)).await?.into_iter().filter(|f| !expired_only || f.expired(now)).collect();
         if due.is_empty() {
             return Ok(due);
@@ -409,6 +409,15 @@ impl Session {
     }
 }
 
+/// Wait for Ctrl-C (or SIGTERM).
+pub async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
 /// One lab command at a time per instance on this machine: an exclusive lock
 /// on a file in lab's cache, held until dropped (the kernel releases it when
 /// the process dies, however it dies). A second command says whom it waits for.
@@ -432,7 +441,7 @@ impl InstanceLock {
                     r = tokio::task::spawn_blocking(move || f.lock()) => {
                         r.map_err(|e| Error::Io(e.to_string()))?.map_err(|e| Error::Io(format!("locking {}: {e}", path.display())))?;
                     }
-                    _ = crate::cli::interrupted() => return Err(Error::Interrupted),
+                    _ = interrupted() => return Err(Error::Interrupted),
                 }
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::Io(format!("locking {}: {e}", path.display()))),

@@ -47,6 +47,13 @@ impl Drop for KDown {
 }
 
 /// Every object of a namespace lab makes, with its resourceVersion.
+/// `lab chaos url-shortener ARGS --student STUDENT` on the cluster.
+fn kchaos(student: &str, args: &[&str]) -> std::process::Output {
+    let mut c = klab();
+    c.args(["chaos", "url-shortener"]).args(args).args(["--student", student]);
+    run(c)
+}
+
 fn versions(ns: &str) -> BTreeMap<String, String> {
     let jp = "jsonpath={range .items[*]}{.kind}/{.metadata.name}={.metadata.resourceVersion}{\"\\n\"}{end}";
     let mut text = kubectl_out(&["get", "service,pod,limitrange,networkpolicy,configmap", "-n", ns, "-o", jp]);
@@ -140,26 +147,14 @@ fn url_shortener_on_the_cluster_up_again_changes_nothing_verify_passes_chaos_is_
     assert_eq!(report["summary"]["passed"], 10, "{report:#}");
 
     // A fault is a labelled ConfigMap in the namespace, found by status and healed.
-    let out = run({
-        let mut c = klab();
-        c.args(["chaos", "url-shortener", "kill", "app", "--student", "kube"]);
-        c
-    });
+    let out = kchaos("kube", &["kill", "app"]);
     assert_eq!(out.status.code(), Some(0));
     let cms = kubectl_out(&["get", "configmap", "-n", ns, "-l", "lab.fault", "-o", "name"]);
     assert_eq!(cms.lines().count(), 1, "{cms}");
-    let status = run({
-        let mut c = klab();
-        c.args(["chaos", "url-shortener", "status", "--student", "kube"]);
-        c
-    });
+    let status = kchaos("kube", &["status"]);
     assert!(stdout(&status).contains("kill"), "{}", stdout(&status));
     // Killed means down: its port answers nothing through the forward until healed.
-    let heal = run({
-        let mut c = klab();
-        c.args(["chaos", "url-shortener", "heal", "--student", "kube"]);
-        c
-    });
+    let heal = kchaos("kube", &["heal"]);
     assert_eq!(heal.status.code(), Some(0));
     assert_eq!(kubectl_out(&["get", "configmap", "-n", ns, "-l", "lab.fault", "-o", "name"]).trim(), "");
 
@@ -187,17 +182,9 @@ fn url_shortener_on_the_cluster_up_again_changes_nothing_verify_passes_chaos_is_
     kubectl_out(&["delete", "configmap", "watch-ready", "-n", ns]);
     let rec: serde_json::Value = serde_json::from_str(first.trim()).unwrap_or_else(|e| panic!("{e}: {first}"));
     assert_eq!((rec["kind"].as_str(), rec["applied"].as_bool()), (Some("kill"), Some(false)), "the record comes first: {rec}");
-    let status = run({
-        let mut c = klab();
-        c.args(["chaos", "url-shortener", "status", "--student", "kube"]);
-        c
-    });
+    let status = kchaos("kube", &["status"]);
     assert!(stdout(&status).contains("kill"), "{}", stdout(&status));
-    let heal = run({
-        let mut c = klab();
-        c.args(["chaos", "url-shortener", "heal", "--student", "kube"]);
-        c
-    });
+    let heal = kchaos("kube", &["heal"]);
     assert!(stdout(&heal).contains("healed 1 fault"), "{}", stdout(&heal));
     assert_eq!(kubectl_out(&["get", "configmap", "-n", ns, "-l", "lab.fault", "-o", "name"]).trim(), "");
     let pid = kubectl_out(&["exec", "-n", ns, "app-1", "--", "cat", "/lab/run/pid"]);

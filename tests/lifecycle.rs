@@ -304,9 +304,7 @@ fn concurrent_ups_of_one_instance_wait_for_each_other() {
 #[test]
 fn a_service_that_exits_is_reported_with_its_exit_code_and_log() {
     let dir = tempfile::tempdir().unwrap();
-    let app = dir.path().join("app");
-    std::fs::write(&app, "#!/bin/sh\necho 'boom: REDIS_ADDR is not what I expected' >&2\nexit 3\n").unwrap();
-    std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let app = script_solution(dir.path(), "#!/bin/sh\necho 'boom: REDIS_ADDR is not what I expected' >&2\nexit 3\n");
     let mut c = lab();
     c.args(["verify", "url-shortener", "--student", "exits", "--output", "json", "--solution"]).arg(&app);
     let out = run(c);
@@ -325,9 +323,7 @@ fn a_service_that_exits_is_reported_with_its_exit_code_and_log() {
 #[test]
 fn containers_have_limits_and_an_oom_kill_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let app = dir.path().join("app");
-    std::fs::write(&app, "#!/bin/sh\necho 'loading the whole catalogue into memory'\nhead -c 900000000 /dev/zero | tail -n 1 > /dev/null\nexit 1\n").unwrap();
-    std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let app = script_solution(dir.path(), "#!/bin/sh\necho 'loading the whole catalogue into memory'\nhead -c 900000000 /dev/zero | tail -n 1 > /dev/null\nexit 1\n");
     let _down = Down("url-shortener", Some("oom"));
     let mut c = lab();
     c.args(["verify", "url-shortener", "--student", "oom", "--output", "json", "--solution"]).arg(&app);
@@ -345,4 +341,12 @@ fn containers_have_limits_and_an_oom_kill_is_named() {
         let o = Command::new("docker").args(["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.NanoCpus}}", name]).output().unwrap();
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), format!("{mem} 1024 1000000000"), "{name}");
     }
+}
+
+/// A "solution" that is a shell script (the base image has /bin/sh): a service that misbehaves at start.
+fn script_solution(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
+    let app = dir.join("app");
+    std::fs::write(&app, body).unwrap();
+    std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    app
 }

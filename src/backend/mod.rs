@@ -98,6 +98,11 @@ fn applied_default() -> bool {
     true
 }
 
+/// Now, in the unix seconds fault records use.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 impl FaultRecord {
     /// Whether the fault was meant to end before `now` (unix seconds).
     pub fn expired(&self, now: u64) -> bool {

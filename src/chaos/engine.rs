@@ -36,8 +36,7 @@ pub enum Engine {
     ChaosMesh,
 }
 
-/// The label selecting a pod by its container name (set by the Kubernetes backend).
-const CONTAINER_LABEL: &str = "lab.container";
+use crate::backend::kubernetes::objects::CONTAINER_LABEL;
 const CHAOS_MESH: &str = "chaos-mesh.org/v1alpha1";
 
 impl Engine {

@@ -17,7 +17,7 @@ mod stop;
 mod target;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::backend::{Backend, BackendError, FaultRecord};
 use crate::lab::Lab;
@@ -124,10 +124,6 @@ pub struct Chaos<'a> {
     pub helper_image: String,
 }
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 impl<'a> Chaos<'a> {
     /// Inject a fault into the targets; returns its record (already stored, except
     /// for restart, which leaves nothing to revert).
@@ -186,7 +182,8 @@ impl<'a> Chaos<'a> {
             (Fault::Stop | Fault::Pause | Fault::Restart, _) => serde_json::json!({}),
             (Fault::Blackhole | Fault::Reset, _) => unreachable!("refused above unless proxied"),
         };
-        let mut rec = FaultRecord { id, instance: self.plan.instance.clone(), kind, targets: names, spec, since: now(), until: duration.map(|d| now() + d.as_secs().max(1)), applied: false };
+        let now = crate::backend::unix_now();
+        let mut rec = FaultRecord { id, instance: self.plan.instance.clone(), kind, targets: names, spec, since: now, until: duration.map(|d| now + d.as_secs().max(1)), applied: false };
         if *fault == Fault::Restart {
             // Leaves nothing to revert: no record.
             restart::inject(self, targets).await?;

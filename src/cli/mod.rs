@@ -338,14 +338,7 @@ pub async fn run(cli: Cli) -> i32 {
     exit_code(res)
 }
 
-/// Wait for Ctrl-C (or SIGTERM).
-pub(crate) async fn interrupted() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
+pub(crate) use crate::session::interrupted;
 
 /// Print an error with miette; the problems of a lab definition one by one.
 pub(crate) fn print_error(e: Error) {

@@ -81,7 +81,7 @@ fn natural_key(s: &str) -> Vec<(String, u64)> {
 /// Revert the faults of these instances that are past their end (a `chaos
 /// --for` whose process died); whether any was.
 async fn revert_expired(cat: &Catalogue, s: &crate::session::Session, all: &[crate::backend::InstanceState]) -> Result<bool, Error> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = crate::backend::unix_now();
     let faults = s.backend.faults(None).await?;
     let mut any = false;
     for i in all.iter().filter(|i| faults.iter().any(|f| f.instance == i.instance && f.expired(now))) {
