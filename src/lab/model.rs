@@ -450,6 +450,10 @@ pub struct Expect {
     /// The answer must arrive within this long.
     #[serde(default, with = "humantime_serde")]
     pub within: Option<Duration>,
+    /// The answer must not arrive sooner than this: a floor that an honest
+    /// service cannot beat, such as a commit over links a fault slowed down.
+    #[serde(default, with = "humantime_serde")]
+    pub not_within: Option<Duration>,
 }
 
 /// A test on one value. All given tests must hold.

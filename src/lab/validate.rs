@@ -20,10 +20,10 @@ fn problem(path: impl Into<String>, message: impl Into<String>, hint: impl Into<
 }
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 40 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') && !s.starts_with('-') && !s.ends_with('-')
+    crate::plan::is_name(s, 40)
 }
 
-const NAME_HINT: &str = "use lower-case letters, digits and dashes, at most 40 characters (it becomes part of container names)";
+const NAME_HINT: &str = "use lower-case letters and digits with single dashes between them, at most 40 characters (it becomes part of container names)";
 
 /// Every variable an environment template may use, with sample values.
 pub(crate) fn env_sample_context(def: &LabDef) -> tera::Context {
@@ -373,6 +373,11 @@ fn validate_step(step: &Step, p: &str, targets: &BTreeSet<String>, service: &str
                 }
                 if expect.status.is_some() && !expect.status_in.is_empty() {
                     out.push(problem(format!("{p}.expect"), "give `status` or `status_in`, not both", ""));
+                }
+                if let (Some(w), Some(n)) = (expect.within, expect.not_within) {
+                    if n >= w {
+                        out.push(problem(format!("{p}.expect.not_within"), "`not_within` must be shorter than `within`: no answer could pass both", "lower `not_within` or raise `within`"));
+                    }
                 }
                 if let Some(s) = expect.status {
                     if !(100..=599).contains(&s) {

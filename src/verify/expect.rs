@@ -85,6 +85,14 @@ pub fn check(resp: &HttpResponse, e: &Expect) -> Result<(), Mismatch> {
             return Err(Mismatch { expected: format!("an answer within {}", fmt_dur(within)), got: format!("an answer after {}", fmt_dur(resp.elapsed)) });
         }
     }
+    if let Some(floor) = e.not_within {
+        if resp.elapsed < floor {
+            return Err(Mismatch {
+                expected: format!("an answer no sooner than {} (nothing honest can be done faster)", fmt_dur(floor)),
+                got: format!("status {} after only {}", resp.status, fmt_dur(resp.elapsed)),
+            });
+        }
+    }
     for (name, m) in &e.headers {
         test_value(&format!("header {name}"), resp.header(name), m)?;
     }
@@ -242,6 +250,15 @@ mod tests {
         let e = Expect { within: Some(Duration::from_millis(10)), ..Default::default() };
         let err = check(&resp(200, &[], ""), &e).unwrap_err();
         assert_eq!(err.got, "an answer after 30 ms");
+    }
+
+    #[test]
+    fn answers_sooner_than_the_floor_fail_not_within() {
+        let e = |ms| Expect { not_within: Some(Duration::from_millis(ms)), ..Default::default() };
+        assert!(check(&resp(200, &[], ""), &e(30)).is_ok(), "an answer that took the floor passes");
+        let err = check(&resp(200, &[], ""), &e(300)).unwrap_err();
+        assert_eq!(err.got, "status 200 after only 30 ms");
+        assert!(err.expected.contains("no sooner than 300 ms"), "{err:?}");
     }
 
     #[test]
