@@ -223,17 +223,35 @@ pub fn new_secret() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// The instance name: `lab-<lab>[-<student>]`.
+/// The instance name: `lab-<lab>` or `lab-<lab>--<student>`. Neither name may
+/// hold `--` (see [`is_name`]), so each instance has its own name: student
+/// `redirect` of lab `raft` is `lab-raft--redirect`, lab `raft-redirect` is
+/// `lab-raft-redirect`.
 pub fn instance_name(lab: &str, student: Option<&str>) -> String {
     match student {
-        Some(s) if !s.is_empty() => format!("lab-{lab}-{s}"),
+        Some(s) if !s.is_empty() => format!("lab-{lab}{STUDENT_SEP}{s}"),
         _ => format!("lab-{lab}"),
     }
 }
 
-/// Whether a student name is usable in container names.
+/// What separates the lab from the student in an instance name.
+pub const STUDENT_SEP: &str = "--";
+
+/// Whether a name (of a lab, student, service, stage or check) is usable in
+/// container names and Kubernetes namespaces and keeps instance names apart:
+/// lower-case letters and digits, single dashes between them, at most `max`.
+pub fn is_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && !s.contains(STUDENT_SEP)
+}
+
+/// Whether a student name is usable in instance names.
 pub fn valid_student(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 30 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    is_name(s, 30)
 }
 
 /// Failure to plan.

@@ -54,7 +54,7 @@ fn faults_bite_are_listed_and_heal() {
     assert!(stdout(&chaos(&["status"])).contains("no faults in force"));
 
     // kill: the container is dead until heal brings it back, ready.
-    let app = "lab-url-shortener-chaos-app-1";
+    let app = "lab-url-shortener--chaos-app-1";
     assert_eq!(chaos(&["kill", "1"]).status.code(), Some(0));
     assert_eq!(state(app), "exited");
     assert_eq!(chaos(&["heal"]).status.code(), Some(0));
@@ -108,11 +108,11 @@ fn faults_bite_are_listed_and_heal() {
 
     // A fault left in force is removed with the instance.
     assert_eq!(chaos(&["bandwidth", "app", "--rate", "1mbit"]).status.code(), Some(0));
-    assert_eq!(docker_names("volume", "label=lab.instance=lab-url-shortener-chaos").len(), 1, "the fault is recorded");
+    assert_eq!(docker_names("volume", "label=lab.instance=lab-url-shortener--chaos").len(), 1, "the fault is recorded");
     let mut c = lab();
     c.args(["down", "url-shortener", "--student", "chaos"]);
     assert_eq!(run(c).status.code(), Some(0));
-    assert_gone("lab-url-shortener-chaos");
+    assert_gone("lab-url-shortener--chaos");
 }
 
 /// `lab chaos ... --student crash` started in the background, stderr piped.
@@ -144,7 +144,7 @@ fn crash_chaos(args: &[&str]) -> std::process::Output {
 /// in force that `status`, `heal` or the next command cannot see and revert.
 #[test]
 fn faults_survive_crashes_and_interrupts_as_records_that_heal() {
-    let inst = "lab-url-shortener-crash";
+    let inst = "lab-url-shortener--crash";
     let _down = Down("url-shortener", Some("crash"));
     let mut c = lab();
     c.args(["up", "url-shortener", "--student", "crash", "--solution"]).arg(shortener());

@@ -20,7 +20,7 @@ fn the_reference_solution_passes_every_check() {
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     assert_eq!(report["summary"]["passed"], 10);
     assert_eq!(report["summary"]["failed"], 0);
-    assert_gone("lab-chat-good");
+    assert_gone("lab-chat--good");
 }
 
 /// (bug, the check that must fail, words its message must contain)
@@ -81,7 +81,7 @@ fn chaos_kills_an_instance_and_the_others_keep_talking() {
     c.args(["chaos", "chat", "--student", "chaos", "kill-node"]);
     let out = run(c);
     assert!(out.status.success(), "{}", stdout(&out));
-    assert_eq!(running("lab-chat-chaos"), vec!["lab-chat-chaos-app-1", "lab-chat-chaos-app-2", "lab-chat-chaos-redis-1"]);
+    assert_eq!(running("lab-chat--chaos"), vec!["lab-chat--chaos-app-1", "lab-chat--chaos-app-2", "lab-chat--chaos-redis-1"]);
     // verify does not run its checks against what lab broke: it reverts the
     // kill first, says so, restarts the nodes, and the checks pass.
     let mut c = lab();
@@ -90,8 +90,8 @@ fn chaos_kills_an_instance_and_the_others_keep_talking() {
     let report = json(&out);
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("reverted fault kill-") && said.contains("lab-chat-chaos-app-3"), "{said}");
-    assert!(running("lab-chat-chaos").contains(&"lab-chat-chaos-app-3".to_string()));
+    assert!(said.contains("reverted fault kill-") && said.contains("lab-chat--chaos-app-3"), "{said}");
+    assert!(running("lab-chat--chaos").contains(&"lab-chat--chaos-app-3".to_string()));
     let mut c = lab();
     c.args(["chaos", "chat", "--student", "chaos", "status"]);
     assert!(stdout(&run(c)).contains("no faults in force"));

@@ -29,7 +29,7 @@ fn the_reference_solution_passes_every_check() {
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     assert_eq!(report["summary"]["passed"], CHECKS);
     assert_eq!(report["summary"]["failed"], 0);
-    assert_gone("lab-grpc-auth-good");
+    assert_gone("lab-grpc-auth--good");
 }
 
 /// (bug, the check that must fail, words its message must contain)
@@ -75,10 +75,10 @@ fn the_secret_survives_from_up_to_verify_and_junit_names_every_check() {
     let mut c = lab();
     c.args(["up", "grpc-auth", "--student", "keep", "--solution"]).arg(auth_solution());
     assert_eq!(run(c).status.code(), Some(0));
-    let app = "lab-grpc-auth-keep-app-1";
+    let app = "lab-grpc-auth--keep-app-1";
     let secret = secret_label(app);
     assert_eq!(secret.len(), 64, "a 256-bit hex secret: {secret:?}");
-    assert_eq!(secret_label("lab-grpc-auth-keep-postgres-1"), secret);
+    assert_eq!(secret_label("lab-grpc-auth--keep-postgres-1"), secret);
     let id = container_id(app);
 
     let mut c = lab();

@@ -70,7 +70,7 @@ fn every_lab_s_export_passes_server_side_dry_run() {
     kubeconfig();
     let labs = ["url-shortener", "grpc-auth", "chat", "orders", "raft", "monitoring"];
     for lab_name in labs {
-        let ns = format!("lab-{lab_name}-export");
+        let ns = format!("lab-{lab_name}--export");
         let mut c = lab();
         c.args(["export", "k8s", lab_name, "--student", "export", "--binary"]).arg(env!("CARGO_BIN_EXE_lab"));
         let out = run(c);
@@ -97,7 +97,7 @@ fn every_lab_s_export_passes_server_side_dry_run() {
 #[test]
 fn url_shortener_on_the_cluster_up_again_changes_nothing_verify_passes_chaos_is_recorded_down_removes_it() {
     let _down = KDown("url-shortener", "kube");
-    let ns = "lab-url-shortener-kube";
+    let ns = "lab-url-shortener--kube";
     let up = || {
         let mut c = klab();
         c.args(["up", "url-shortener", "--student", "kube", "--solution"]).arg(shortener());
@@ -115,7 +115,7 @@ fn url_shortener_on_the_cluster_up_again_changes_nothing_verify_passes_chaos_is_
         kinds,
         [
             "LimitRange/lab-defaults",
-            "Namespace/lab-url-shortener-kube",
+            "Namespace/lab-url-shortener--kube",
             "NetworkPolicy/lab-same-instance-only",
             "Pod/app-1",
             "Pod/proxy-1",
@@ -128,7 +128,7 @@ fn url_shortener_on_the_cluster_up_again_changes_nothing_verify_passes_chaos_is_
         "{v1:?}"
     );
     let labels = kubectl_out(&["get", "namespace", ns, "-o", "jsonpath={.metadata.labels}"]);
-    assert!(labels.contains("\"lab.instance\":\"lab-url-shortener-kube\"") && labels.contains("\"app.kubernetes.io/managed-by\":\"lab\""), "{labels}");
+    assert!(labels.contains("\"lab.instance\":\"lab-url-shortener--kube\"") && labels.contains("\"app.kubernetes.io/managed-by\":\"lab\""), "{labels}");
     let managers = kubectl_out(&["get", "pod", "app-1", "-n", ns, "-o", "jsonpath={.metadata.managedFields[*].manager}"]);
     assert!(managers.split_whitespace().any(|m| m == "lab"), "applied with field manager lab: {managers}");
 
@@ -207,7 +207,7 @@ fn partitions_go_through_the_fault_proxy_and_faults_it_cannot_carry_say_so_with_
     c.args(["up", "url-shortener", "--student", "knet", "--solution"]).arg(shortener());
     assert_eq!(run(c).status.code(), Some(0));
     // The test node's pod addresses answer from the host (up's port-forwards end with it).
-    let app_ip = kubectl_out(&["get", "pod", "app-1", "-n", "lab-url-shortener-knet", "-o", "jsonpath={.status.podIP}"]).trim().to_string();
+    let app_ip = kubectl_out(&["get", "pod", "app-1", "-n", "lab-url-shortener--knet", "-o", "jsonpath={.status.podIP}"]).trim().to_string();
     let calls = std::cell::Cell::new(0);
     let shorten = || {
         calls.set(calls.get() + 1);
@@ -250,14 +250,14 @@ fn partitions_go_through_the_fault_proxy_and_faults_it_cannot_carry_say_so_with_
     let mut c = klab();
     c.args(["chaos", "url-shortener", "heal", "--student", "knet"]);
     assert_eq!(run(c).status.code(), Some(0));
-    assert_eq!(kubectl_out(&["get", "configmap", "-n", "lab-url-shortener-knet", "-l", "lab.fault", "-o", "name"]).trim(), "");
+    assert_eq!(kubectl_out(&["get", "configmap", "-n", "lab-url-shortener--knet", "-l", "lab.fault", "-o", "name"]).trim(), "");
 
     cluster_engines(&shorten);
 }
 
 /// `--chaos-engine`: the cluster's own means, or a plain exit 2 where it has none.
 fn cluster_engines(shorten: &dyn Fn() -> String) {
-    let ns = "lab-url-shortener-knet";
+    let ns = "lab-url-shortener--knet";
     let chaos = |args: &[&str]| {
         let mut c = klab();
         c.args(["chaos", "url-shortener"]).args(args).args(["--student", "knet"]);
@@ -271,7 +271,7 @@ fn cluster_engines(shorten: &dyn Fn() -> String) {
     let out = chaos(&["partition", "app", "--to", "redis", "--chaos-engine", "network-policy"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("stores NetworkPolicies but does not enforce them") && err.contains("still opened a connection to lab-url-shortener-knet-redis-1"), "{err}");
+    assert!(err.contains("stores NetworkPolicies but does not enforce them") && err.contains("still opened a connection to lab-url-shortener--knet-redis-1"), "{err}");
     assert_eq!(fault_objects("networkpolicy"), "", "the policies were taken back");
     assert_eq!(faults(), "", "and the record");
     assert!(shorten().starts_with('2'), "the proxy's cut was taken back too");
@@ -317,7 +317,7 @@ fn cluster_engines(shorten: &dyn Fn() -> String) {
         "-o",
         "jsonpath={range .items[*]}{.spec.action} {.spec.direction} {.spec.selector.expressionSelectors[0].values[0]} {.spec.target.selector.expressionSelectors[0].values[0]}{\"\\n\"}{end}",
     ]);
-    assert_eq!(made.trim(), "partition both lab-url-shortener-knet-app-1 lab-url-shortener-knet-redis-1", "{made}");
+    assert_eq!(made.trim(), "partition both lab-url-shortener--knet-app-1 lab-url-shortener--knet-redis-1", "{made}");
     let out = chaos(&["kill", "redis", "--chaos-engine", "chaos-mesh"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(kubectl_out(&["get", "podchaos", "-n", ns, "-o", "jsonpath={.items[*].spec.action}"]).trim(), "pod-failure");
@@ -350,7 +350,7 @@ fn a_learner_image_from_a_registry_runs_as_the_service_on_the_cluster() {
     c.args(["verify", "url-shortener", "--student", "kimg", "--output", "json", "--keep", "--image", &pushed]);
     let out = run(c);
     assert_eq!(out.status.code(), Some(0), "{:#}", json(&out));
-    let ns = "lab-url-shortener-kimg";
+    let ns = "lab-url-shortener--kimg";
     assert_eq!(kubectl_out(&["get", "pod", "app-1", "-n", ns, "-o", "jsonpath={.spec.containers[0].image}"]), pushed);
     let user = kubectl_out(&["get", "pod", "app-1", "-n", ns, "-o", "jsonpath={.spec.containers[0].securityContext.runAsNonRoot}"]);
     assert_eq!(user, "true", "the learner's image runs as a non-root user");
@@ -449,7 +449,7 @@ fn with_a_registry_the_nodes_pull_the_images_and_the_program_arrives_as_an_image
     let _ = Command::new("docker").args(["rmi", &format!("{reg}/lab-debian/redis:7.0")]).output();
 
     let _down = KDown("url-shortener", "kreg");
-    let ns = "lab-url-shortener-kreg";
+    let ns = "lab-url-shortener--kreg";
     let mut c = klab();
     c.args(["up", "url-shortener", "--student", "kreg", "--registry", &reg, "--solution"]).arg(shortener());
     assert_eq!(run(c).status.code(), Some(0));

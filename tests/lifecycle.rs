@@ -39,7 +39,7 @@ fn up_twice_converges_and_down_removes_everything() {
     assert_eq!(ports(&before), ports(&after), "ports stay the same");
 
     // Every container carries the labels, and ports are on loopback only.
-    for name in docker_names("container", "label=lab.instance=lab-url-shortener-idem") {
+    for name in docker_names("container", "label=lab.instance=lab-url-shortener--idem") {
         let out =
             Command::new("docker").args(["inspect", "-f", "{{json .HostConfig.PortBindings}} {{index .Config.Labels \"lab.lab\"}} {{index .Config.Labels \"lab.service\"}}", &name]).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
@@ -58,7 +58,7 @@ fn up_twice_converges_and_down_removes_everything() {
     let out = run(c);
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("removed 3 containers, 1 networks"), "{}", stdout(&out));
-    assert_gone("lab-url-shortener-idem");
+    assert_gone("lab-url-shortener--idem");
 }
 
 #[test]
@@ -81,13 +81,13 @@ fn two_students_run_side_by_side() {
         let out = run(c);
         assert_eq!(out.status.code(), Some(0), "{s}");
         // verify did not bring it up, so the instance keeps running.
-        assert_eq!(docker_names("container", &format!("label=lab.instance=lab-url-shortener-{s}")).len(), 3);
+        assert_eq!(docker_names("container", &format!("label=lab.instance=lab-url-shortener--{s}")).len(), 3);
     }
     let mut c = lab();
     c.args(["down", "url-shortener", "--student", "alice"]);
     run(c);
-    assert_gone("lab-url-shortener-alice");
-    assert_eq!(docker_names("container", "label=lab.instance=lab-url-shortener-bob").len(), 3, "bob's instance is untouched");
+    assert_gone("lab-url-shortener--alice");
+    assert_eq!(docker_names("container", "label=lab.instance=lab-url-shortener--bob").len(), 3, "bob's instance is untouched");
 }
 
 /// Removes a container whatever happened.
@@ -110,7 +110,7 @@ fn a_host_port_taken_meanwhile_is_replaced_by_another() {
     assert_eq!(run(c).status.code(), Some(0));
     let app_port = |v: &serde_json::Value| v[0]["containers"].as_array().unwrap().iter().find(|c| c["service"] == "app").unwrap()["host_port"].as_u64().unwrap();
     let before = app_port(&status_json("portgone"));
-    let out = Command::new("docker").args(["stop", "-t", "1", "lab-url-shortener-portgone-app-1"]).output().unwrap();
+    let out = Command::new("docker").args(["stop", "-t", "1", "lab-url-shortener--portgone-app-1"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let squatter = RemoveContainer("lab-test-port-squatter".into());
@@ -122,7 +122,7 @@ fn a_host_port_taken_meanwhile_is_replaced_by_another() {
     let again = run(c);
     assert_eq!(again.status.code(), Some(0), "up picks another port");
     let err = String::from_utf8_lossy(&again.stderr);
-    assert!(err.contains(&format!("lab-url-shortener-portgone-app-1: host port 127.0.0.1:{before} was taken meanwhile; picking another")), "{err}");
+    assert!(err.contains(&format!("lab-url-shortener--portgone-app-1: host port 127.0.0.1:{before} was taken meanwhile; picking another")), "{err}");
     let after = app_port(&status_json("portgone"));
     assert_ne!(after, before);
     let mut c = lab();
@@ -132,7 +132,7 @@ fn a_host_port_taken_meanwhile_is_replaced_by_another() {
     let mut c = lab();
     c.args(["down", "url-shortener", "--student", "portgone"]);
     assert_eq!(run(c).status.code(), Some(0));
-    assert_gone("lab-url-shortener-portgone");
+    assert_gone("lab-url-shortener--portgone");
 }
 
 #[test]
@@ -141,7 +141,7 @@ fn kill_9_half_way_then_up_and_down_recover() {
     // A first up builds the binary so the second one reaches Docker quickly.
     let mut child = lab().args(["up", "url-shortener", "--student", "crash", "--solution"]).arg(shortener()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let start = Instant::now();
-    let label = "label=lab.instance=lab-url-shortener-crash";
+    let label = "label=lab.instance=lab-url-shortener--crash";
     while docker_names("container", label).is_empty() && start.elapsed() < Duration::from_secs(120) {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -158,14 +158,14 @@ fn kill_9_half_way_then_up_and_down_recover() {
     let mut c = lab();
     c.args(["down", "url-shortener", "--student", "crash"]);
     assert_eq!(run(c).status.code(), Some(0));
-    assert_gone("lab-url-shortener-crash");
+    assert_gone("lab-url-shortener--crash");
 }
 
 #[test]
 fn ctrl_c_during_verify_removes_what_it_started() {
     let _down = Down("url-shortener", Some("sigint"));
     let mut child = lab().args(["verify", "url-shortener", "--student", "sigint", "--solution"]).arg(shortener()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let label = "label=lab.instance=lab-url-shortener-sigint";
+    let label = "label=lab.instance=lab-url-shortener--sigint";
     let start = Instant::now();
     while docker_names("container", label).len() < 3 && start.elapsed() < Duration::from_secs(120) {
         std::thread::sleep(Duration::from_millis(20));
@@ -175,7 +175,7 @@ fn ctrl_c_during_verify_removes_what_it_started() {
     let status = child.wait().unwrap();
     // Either the interrupt landed (130) or verify had already finished (0).
     assert!(matches!(status.code(), Some(130) | Some(0)), "{status:?}");
-    assert_gone("lab-url-shortener-sigint");
+    assert_gone("lab-url-shortener--sigint");
 }
 
 #[test]
@@ -193,7 +193,7 @@ fn a_service_that_never_starts_fails_up_with_its_log_and_leaves_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("exited with code 2 after"), "an exit is reported as one, at once: {err}");
     assert!(err.contains("panic: cannot parse REDIS_ADDR"), "the service's log is shown: {err}");
-    assert_gone("lab-url-shortener-crasher");
+    assert_gone("lab-url-shortener--crasher");
 }
 
 #[test]
@@ -264,7 +264,7 @@ fn a_learner_image_runs_as_the_service() {
     let out = run(c);
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("image lab-test/absent:v0 is not on this machine"));
-    assert_gone("lab-url-shortener-img2");
+    assert_gone("lab-url-shortener--img2");
     // One way to give the service at a time.
     let mut c = lab();
     c.args(["up", "url-shortener", "--image", &image, "--solution"]).arg(shortener());
@@ -287,8 +287,8 @@ fn concurrent_ups_of_one_instance_wait_for_each_other() {
     for o in &outs {
         assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     }
-    assert!(outs.iter().any(|o| String::from_utf8_lossy(&o.stderr).contains("waiting for another lab command on lab-url-shortener-dup")), "a second up said whom it waited for");
-    assert_eq!(docker_names("network", "label=lab.instance=lab-url-shortener-dup").len(), 1);
+    assert!(outs.iter().any(|o| String::from_utf8_lossy(&o.stderr).contains("waiting for another lab command on lab-url-shortener--dup")), "a second up said whom it waited for");
+    assert_eq!(docker_names("network", "label=lab.instance=lab-url-shortener--dup").len(), 1);
     let mut c = lab();
     c.args(["verify", "url-shortener", "--student", "dup", "--output", "json"]);
     let out = run(c);
@@ -296,7 +296,7 @@ fn concurrent_ups_of_one_instance_wait_for_each_other() {
     let mut c = lab();
     c.args(["down", "url-shortener", "--student", "dup"]);
     assert_eq!(run(c).status.code(), Some(0));
-    assert_gone("lab-url-shortener-dup");
+    assert_gone("lab-url-shortener--dup");
 }
 
 /// A service that exits at once is reported as such, with its own words,
@@ -315,7 +315,7 @@ fn a_service_that_exits_is_reported_with_its_exit_code_and_log() {
     let summary = starts["summary"].as_str().unwrap_or_default();
     assert!(summary.contains("exited with code 3 after"), "{report:#}");
     assert!(starts["got"].as_str().unwrap_or_default().contains("boom: REDIS_ADDR"), "{report:#}");
-    assert_gone("lab-url-shortener-exits");
+    assert_gone("lab-url-shortener--exits");
 }
 
 /// Every container has memory, pids and CPU limits; a service the kernel
@@ -337,7 +337,7 @@ fn containers_have_limits_and_an_oom_kill_is_named() {
     let out = run(c);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("OOMKilled"));
-    for (name, mem) in [("lab-url-shortener-oom-app-1", 512u64 << 20), ("lab-url-shortener-oom-redis-1", 1 << 30)] {
+    for (name, mem) in [("lab-url-shortener--oom-app-1", 512u64 << 20), ("lab-url-shortener--oom-redis-1", 1 << 30)] {
         let o = Command::new("docker").args(["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.NanoCpus}}", name]).output().unwrap();
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), format!("{mem} 1024 1000000000"), "{name}");
     }

@@ -26,7 +26,7 @@ fn the_reference_solution_passes_every_check() {
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     assert_eq!(report["summary"]["passed"], 11, "{report:#}");
     assert_eq!(report["summary"]["failed"], 0);
-    assert_gone("lab-monitoring-good");
+    assert_gone("lab-monitoring--good");
 }
 
 /// A published port of a container (`docker port`).
@@ -52,7 +52,7 @@ fn the_alert_travels_its_whole_path() {
     assert_eq!(ch["status"], "passed", "{report:#}");
 
     // Prometheus' own record: the alert was pending, then firing (ALERTS keeps both states).
-    let prom = host_port("lab-monitoring-alert-prometheus-1", 9090);
+    let prom = host_port("lab-monitoring--alert-prometheus-1", 9090);
     let q = |expr: &str| {
         curl_json(&format!(
             "http://127.0.0.1:{prom}/api/v1/query?query={}",
@@ -65,7 +65,7 @@ fn the_alert_travels_its_whole_path() {
         assert!(n >= 1.0, "HighErrorRate was never {state} in Prometheus: {v}");
     }
     // Alertmanager's delivery as lab's webhook sink recorded it: firing, then resolved.
-    let sink = host_port("lab-monitoring-alert-webhook-1", 9095);
+    let sink = host_port("lab-monitoring--alert-webhook-1", 9095);
     let page = curl_json(&format!("http://127.0.0.1:{sink}/received?since=1"));
     let mut seen = Vec::new();
     for n in page["notifications"].as_array().unwrap() {
@@ -154,5 +154,5 @@ fn a_service_on_the_host_is_scraped_through_the_gateway() {
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     assert_eq!(report["summary"]["passed"], 10, "{report:#}");
     assert_eq!(check(&report, "target-down-when-service-stops")["status"], "skipped", "lab cannot stop a service it does not run");
-    assert_gone("lab-monitoring-host");
+    assert_gone("lab-monitoring--host");
 }

@@ -37,7 +37,7 @@ fn the_reference_solution_passes_every_check() {
     {
         assert!(text.contains(&format!(r#"<testcase name="{name}""#)), "{name} missing from\n{text}");
     }
-    assert_gone("lab-orders-good");
+    assert_gone("lab-orders--good");
 }
 
 /// (bug, the check that must fail, words its message must contain)

@@ -19,7 +19,7 @@ fn verify(student: &str, bug: Option<&str>) -> (Option<i32>, serde_json::Value) 
     }
     let out = run(c);
     let _ = std::process::Command::new(env!("CARGO_BIN_EXE_lab")).args(["down", "raft", "--student", student]).output();
-    assert_gone(&format!("lab-raft-{student}"));
+    assert_gone(&format!("lab-raft--{student}"));
     (out.status.code(), json(&out))
 }
 
@@ -52,7 +52,7 @@ fn a_second_mapping_drives_the_same_service_through_redirects() {
     c.args(["verify", "raft-redirect", "--student", student, "--output", "json", "--solution"]).arg(raft());
     let out = run(c);
     let _ = std::process::Command::new(env!("CARGO_BIN_EXE_lab")).args(["down", "raft-redirect", "--student", student]).output();
-    assert_gone("lab-raft-redirect-redirect");
+    assert_gone("lab-raft-redirect--redirect");
     let report = json(&out);
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     // Some operations reached a follower first and were answered by the leader.
@@ -90,7 +90,7 @@ fn links_between_nodes_are_slowed_and_cut_through_the_fault_proxy() {
     let mut c = lab();
     c.args(["up", "raft", "--student", student, "--solution"]).arg(raft());
     assert!(run(c).status.success());
-    let ports: Vec<u16> = (1..=3).map(|n| host_port(&format!("lab-raft-{student}-app-{n}"))).collect();
+    let ports: Vec<u16> = (1..=3).map(|n| host_port(&format!("lab-raft--{student}-app-{n}"))).collect();
     let wait_leader = |via: usize, not: Option<usize>| {
         let t = std::time::Instant::now();
         while t.elapsed() < Duration::from_secs(15) {
@@ -137,7 +137,7 @@ fn links_between_nodes_are_slowed_and_cut_through_the_fault_proxy() {
 #[test]
 fn an_interrupted_verify_reverts_the_faults_it_made() {
     let student = "intr";
-    let inst = format!("lab-raft-{student}");
+    let inst = format!("lab-raft--{student}");
     let _down = Down("raft", Some(student));
     let mut c = lab();
     c.args(["up", "raft", "--student", student, "--solution"]).arg(raft());

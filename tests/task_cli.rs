@@ -46,7 +46,7 @@ fn the_reference_solution_passes_every_check_without_a_container() {
         assert!(text.contains(&format!(r#"<testcase name="{name}""#)), "{name} missing from\n{text}");
     }
     // Nothing ran in Docker, and verify removed the program it built.
-    assert_gone("lab-task-cli-good");
+    assert_gone("lab-task-cli--good");
     assert!(!std::path::Path::new(&report["target"].as_str().unwrap()).exists());
 }
 
@@ -72,11 +72,11 @@ fn each_buggy_variant_fails_at_its_check() {
     let mut c = lab();
     c.args(["status", "task-cli", "--student", "bugs"]);
     let text = stdout(&run(c));
-    assert!(text.contains("lab-task-cli-bugs (lab task-cli, student bugs, a command-line program"), "{text}");
+    assert!(text.contains("lab-task-cli--bugs (lab task-cli, student bugs, a command-line program"), "{text}");
     let mut c = lab();
     c.args(["status", "task-cli", "--student", "bugs", "--json"]);
     let st = json(&run(c));
-    assert!(st[0]["program"].as_str().unwrap().ends_with("/lab-task-cli-bugs/task"), "{st:#}");
+    assert!(st[0]["program"].as_str().unwrap().ends_with("/lab-task-cli--bugs/task"), "{st:#}");
     for (bug, check_name, words) in BUGS {
         let mut c = lab();
         c.args(["verify", "task-cli", "--student", "bugs", "--output", "json", "--env", &format!("TASKCLI_BUG={bug}")]);

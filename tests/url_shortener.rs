@@ -17,7 +17,7 @@ fn the_reference_solution_passes_every_check() {
     assert_eq!(report["summary"]["passed"], 10);
     assert_eq!(report["summary"]["failed"], 0);
     // verify brought the instance up, so it took it down again.
-    assert_gone("lab-url-shortener-good");
+    assert_gone("lab-url-shortener--good");
 }
 
 #[test]

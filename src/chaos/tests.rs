@@ -52,7 +52,7 @@ async fn kill_is_recorded_and_heal_starts_it_again() {
     let backend = Backend::Fake(fake.clone());
     let chaos = Chaos { backend: &backend, plan: &p, lab: &lab, helper_image: "base".into() };
     let targets = resolve(&chaos, "1").await.unwrap();
-    assert_eq!(targets[0].name, "lab-url-shortener-chaos-app-1");
+    assert_eq!(targets[0].name, "lab-url-shortener--chaos-app-1");
     let rec = chaos.inject(&Fault::Kill, &targets, None).await.unwrap();
     assert_eq!(rec.kind, "kill");
     assert_eq!(backend.faults(Some(&p.instance)).await.unwrap(), vec![rec.clone()]);
@@ -60,8 +60,8 @@ async fn kill_is_recorded_and_heal_starts_it_again() {
     assert_eq!(healed.len(), 1);
     assert!(backend.faults(Some(&p.instance)).await.unwrap().is_empty());
     let calls = fake.calls();
-    let kill = calls.iter().position(|c| c == "kill lab-url-shortener-chaos-app-1 SIGKILL").unwrap();
-    let start = calls.iter().rposition(|c| c == "start lab-url-shortener-chaos-app-1").unwrap();
+    let kill = calls.iter().position(|c| c == "kill lab-url-shortener--chaos-app-1 SIGKILL").unwrap();
+    let start = calls.iter().rposition(|c| c == "start lab-url-shortener--chaos-app-1").unwrap();
     assert!(kill < start, "{calls:?}");
 }
 
@@ -86,9 +86,9 @@ async fn partition_isolates_through_the_targets_namespace_and_heals() {
     let chaos = Chaos { backend: &backend, plan: &p, lab: &lab, helper_image: "base".into() };
     let app = resolve(&chaos, "app-1").await.unwrap();
     let rec = chaos.inject(&Fault::Partition(partition::Shape::Isolate), &app, None).await.unwrap();
-    let redis_ip = backend.ip("lab-url-shortener-chaos-redis-1").await.unwrap();
+    let redis_ip = backend.ip("lab-url-shortener--chaos-redis-1").await.unwrap();
     let calls = fake.calls();
-    let exec = calls.iter().find(|c| c.starts_with("net_exec lab-url-shortener-chaos-app-1")).unwrap();
+    let exec = calls.iter().find(|c| c.starts_with("net_exec lab-url-shortener--chaos-app-1")).unwrap();
     assert!(exec.contains(&format!("-s {redis_ip} -j DROP")), "{exec}");
     chaos.revert(&rec).await.unwrap();
     assert!(fake.calls().last().unwrap().starts_with("clear partition-"));

@@ -8,8 +8,8 @@ pub async fn run(cat: &Catalogue, lab: Option<String>, student: Option<String>, 
     // The same names `up` accepts: an instance name is also a folder in lab's cache.
     super::check_student(&student)?;
     if let Some(l) = lab.as_deref().filter(|l| cat.find(l).is_err()) {
-        if !crate::plan::valid_student(l) {
-            return Err(Error::Usage(format!("{l}: not a lab name (lower-case letters, digits and dashes); `lab status` lists what is up")));
+        if !crate::plan::is_name(l, 40) {
+            return Err(Error::Usage(format!("{l}: not a lab name (lower-case letters and digits with single dashes between them); `lab status` lists what is up")));
         }
     }
     let s = session(quiet).await?;

@@ -230,7 +230,7 @@ impl RunArgs {
 
 fn check_student(s: &Option<String>) -> Result<(), Error> {
     match s {
-        Some(s) if !crate::plan::valid_student(s) => Err(Error::Usage(format!("--student {s}: use lower-case letters, digits and dashes (at most 30)"))),
+        Some(s) if !crate::plan::valid_student(s) => Err(Error::Usage(format!("--student {s}: use lower-case letters and digits with single dashes between them (at most 30)"))),
         _ => Ok(()),
     }
 }

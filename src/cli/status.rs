@@ -34,19 +34,13 @@ pub fn built_programs(cat: &Catalogue, bin_dir: &std::path::Path, only: Option<&
     let cli_labs: Vec<crate::lab::Lab> = cat.all().into_iter().filter_map(|(_, l)| l.ok()).filter(|l| l.def.service.run == crate::lab::RunKind::Cli).collect();
     let mut out = Vec::new();
     for dir in dirs.into_iter().filter(|d| only.is_none_or(|o| o == d)) {
-        // The longest lab name that makes this instance name (`lab-task` and
-        // `lab-task-cli` would both read `lab-task-cli-x`).
-        let found = cli_labs
-            .iter()
-            .filter_map(|l| {
-                let base = crate::plan::instance_name(l.name(), None);
-                let student = match dir.strip_prefix(&base)? {
-                    "" => None,
-                    rest => Some(rest.strip_prefix('-')?.to_string()),
-                };
-                Some((l, student))
-            })
-            .max_by_key(|(l, _)| l.name().len());
+        // `lab-<lab>` or `lab-<lab>--<student>`: names hold no `--`, so the split is unambiguous.
+        let Some(rest) = dir.strip_prefix("lab-") else { continue };
+        let (lab_name, student) = match rest.split_once(crate::plan::STUDENT_SEP) {
+            Some((l, s)) => (l, Some(s.to_string())),
+            None => (rest, None),
+        };
+        let found = cli_labs.iter().find(|l| l.name() == lab_name).map(|l| (l, student));
         if let Some((l, student)) = found {
             let program = bin_dir.join(&dir).join(&l.def.service.name);
             if program.is_file() {
@@ -150,9 +144,9 @@ mod tests {
 
     #[test]
     fn names_sort_naturally() {
-        let mut v = vec!["lab-x-s10", "lab-x-s2", "lab-x", "lab-x-s1"];
+        let mut v = vec!["lab-x--s10", "lab-x--s2", "lab-x", "lab-x--s1"];
         v.sort_by_key(|s| natural_key(s));
-        assert_eq!(v, ["lab-x", "lab-x-s1", "lab-x-s2", "lab-x-s10"]);
+        assert_eq!(v, ["lab-x", "lab-x--s1", "lab-x--s2", "lab-x--s10"]);
     }
 
     #[test]
@@ -165,16 +159,16 @@ mod tests {
             }
         };
         put("lab-task-cli", "task");
-        put("lab-task-cli-alice", "task");
-        put("lab-task-cli-bob", ""); // a build that did not finish: no program
+        put("lab-task-cli--alice", "task");
+        put("lab-task-cli--bob", ""); // a build that did not finish: no program
         put("lab-url-shortener", "app"); // a container lab's binary: its containers say it
-        put("lab-nope-x", "task");
+        put("lab-nope--x", "task");
         let cat = Catalogue::new(vec![]);
         let found = built_programs(&cat, bin.path(), None);
         let names: Vec<(&str, &str, Option<&str>)> = found.iter().map(|p| (p.instance.as_str(), p.lab.as_str(), p.student.as_deref())).collect();
-        assert_eq!(names, vec![("lab-task-cli", "task-cli", None), ("lab-task-cli-alice", "task-cli", Some("alice"))]);
-        assert_eq!(found[1].program, bin.path().join("lab-task-cli-alice/task"));
-        let only = built_programs(&cat, bin.path(), Some("lab-task-cli-alice"));
+        assert_eq!(names, vec![("lab-task-cli", "task-cli", None), ("lab-task-cli--alice", "task-cli", Some("alice"))]);
+        assert_eq!(found[1].program, bin.path().join("lab-task-cli--alice/task"));
+        let only = built_programs(&cat, bin.path(), Some("lab-task-cli--alice"));
         assert_eq!(only.len(), 1);
         assert_eq!(only[0].student.as_deref(), Some("alice"));
         assert!(built_programs(&cat, &bin.path().join("missing"), None).is_empty());

@@ -67,10 +67,10 @@ fn a_target_gets_loopback_addresses_and_no_service_container() {
 #[test]
 fn students_get_their_own_names_and_known_ports_are_kept() {
     let mut o = opts(binary(), Some("alice"));
-    o.ports.insert("lab-url-shortener-alice-redis-1".into(), 51000);
+    o.ports.insert("lab-url-shortener--alice-redis-1".into(), 51000);
     let p = plan(&lab(), &o, counter()).unwrap();
-    assert_eq!(p.instance, "lab-url-shortener-alice");
-    assert_eq!(p.containers[0].name, "lab-url-shortener-alice-redis-1");
+    assert_eq!(p.instance, "lab-url-shortener--alice");
+    assert_eq!(p.containers[0].name, "lab-url-shortener--alice-redis-1");
     assert_eq!(p.containers[0].port.host, 51000);
     assert_eq!(p.labels[labels::STUDENT], "alice");
 }
@@ -98,8 +98,11 @@ fn no_free_port_is_a_plan_error() {
 #[test]
 fn instance_names() {
     assert_eq!(instance_name("raft", None), "lab-raft");
-    assert_eq!(instance_name("raft", Some("bob")), "lab-raft-bob");
+    assert_eq!(instance_name("raft", Some("bob")), "lab-raft--bob");
+    // Student `redirect` of raft and the lab `raft-redirect` are two instances.
+    assert_ne!(instance_name("raft", Some("redirect")), instance_name("raft-redirect", None));
     assert!(valid_student("bob-2"));
+    assert!(!valid_student("a--b") && !valid_student("-a") && !valid_student("a-"), "a double dash would make names ambiguous");
     assert!(!valid_student("Bob"));
     assert!(!valid_student("a b"));
 }

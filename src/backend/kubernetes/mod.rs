@@ -175,6 +175,13 @@ impl KubeBackend {
     /// has are deleted). Uploads each pod's program once it runs.
     pub async fn converge(&self, plan: &Plan) -> Result<Vec<(String, Converged)>, BackendError> {
         let ns = plan.instance.as_str();
+        if ns.len() > 63 {
+            return Err(BackendError::Unsupported {
+                what: format!("instance {ns} ({} characters) on a cluster", ns.len()),
+                why: "it is the namespace's name, and a Kubernetes namespace name holds at most 63 characters".into(),
+                hint: format!("use a --student name of at most {} characters", 63usize.saturating_sub(ns.len() - plan.student.as_deref().map_or(0, str::len))),
+            });
+        }
         for o in objects::namespace_objects(plan) {
             match o["kind"].as_str() {
                 Some("Namespace") => {

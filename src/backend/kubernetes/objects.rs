@@ -310,12 +310,12 @@ mod tests {
         let kinds: Vec<&str> = objs.iter().map(|o| o["kind"].as_str().unwrap()).collect();
         assert_eq!(kinds, ["Namespace", "LimitRange", "NetworkPolicy", "Service", "Service", "Service", "Service", "Service", "Pod", "Pod", "Pod", "Pod"]);
         let ns: Namespace = serde_json::from_value(objs[0].clone()).unwrap();
-        assert_eq!(ns.metadata.name.as_deref(), Some("lab-raft-eve"));
-        assert_eq!(ns.metadata.labels.as_ref().unwrap()["lab.instance"], "lab-raft-eve");
+        assert_eq!(ns.metadata.name.as_deref(), Some("lab-raft--eve"));
+        assert_eq!(ns.metadata.labels.as_ref().unwrap()["lab.instance"], "lab-raft--eve");
         assert_eq!(ns.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"], "lab");
         assert!(!ns.metadata.labels.as_ref().unwrap().contains_key("lab.secret"), "a 64-character value is no label value");
         for o in &objs[1..] {
-            assert_eq!(o["metadata"]["namespace"], "lab-raft-eve", "{o}");
+            assert_eq!(o["metadata"]["namespace"], "lab-raft--eve", "{o}");
         }
         let services: Vec<Service> = objs.iter().filter(|o| o["kind"] == "Service").map(|o| serde_json::from_value(o.clone()).unwrap()).collect();
         let names: Vec<&str> = services.iter().map(|s| s.metadata.name.as_deref().unwrap()).collect();
@@ -352,7 +352,7 @@ mod tests {
         let env: BTreeMap<String, String> = c.env.as_ref().unwrap().iter().map(|e| (e.name.clone(), e.value.clone().unwrap_or_default())).collect();
         assert!(env.values().any(|v| v.contains("proxy:6379")), "the same names as on Docker: {env:?}");
         let pod_annotations = pod.metadata.annotations.unwrap();
-        assert_eq!(pod_annotations[CONTAINER_LABEL], "lab-url-shortener-eve-app-1", "every lab label is kept as an annotation too");
+        assert_eq!(pod_annotations[CONTAINER_LABEL], "lab-url-shortener--eve-app-1", "every lab label is kept as an annotation too");
         // The proxy runs lab's own executable, uploaded the same way.
         let proxy = plan.containers.iter().find(|c| c.service == "proxy").unwrap();
         assert_eq!(upload(proxy).unwrap().1, std::path::PathBuf::from("/opt/lab/lab"));
@@ -384,7 +384,7 @@ mod tests {
 
     #[test]
     fn label_values_are_checked_as_kubernetes_does() {
-        assert!(label_value_ok("lab-raft-eve"));
+        assert!(label_value_ok("lab-raft--eve"));
         assert!(label_value_ok(""));
         assert!(!label_value_ok("{\"K\":\"v\"}"));
         assert!(!label_value_ok(&"a".repeat(64)));
