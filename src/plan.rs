@@ -241,12 +241,7 @@ pub const STUDENT_SEP: &str = "--";
 /// container names and Kubernetes namespaces and keeps instance names apart:
 /// lower-case letters and digits, single dashes between them, at most `max`.
 pub fn is_name(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-        && !s.contains(STUDENT_SEP)
+    !s.is_empty() && s.len() <= max && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') && !s.starts_with('-') && !s.ends_with('-') && !s.contains(STUDENT_SEP)
 }
 
 /// Whether a student name is usable in instance names.
@@ -421,7 +416,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
             image: opts.images.image("base"),
             command: Some(command),
             entrypoint: None,
-            env: BTreeMap::new(),
+            env: BTreeMap::from([(crate::chaos::proxy::TOKEN_ENV.to_string(), crate::chaos::proxy::token_for(&opts.secret))]),
             aliases: vec!["proxy".into()],
             port: PortSpec { container: crate::chaos::proxy::CONTROL_PORT, host: host_port },
             extra_ports: link_ports(&links),

@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use std::process::Command;
 use std::time::Duration;
 
 fn raft() -> std::path::PathBuf {
@@ -111,6 +112,17 @@ fn links_between_nodes_are_slowed_and_cut_through_the_fault_proxy() {
     assert!(run(c).status.success());
     let slow = put_time(&ports, l);
     assert!(slow >= Duration::from_millis(200), "the leader's links are slowed: {slow:?}");
+    // The learner's service cannot heal the fault that slows it: the proxy's
+    // control port refuses a node of the instance network, token or not.
+    let from_node = Command::new("docker")
+        .args(["exec", &format!("lab-raft--{student}-app-{l}"), "bash", "-c"])
+        .arg(r#"exec 3<>/dev/tcp/proxy/8474 && echo '{"cmd":"clear","link":"*","direction":null}' >&3 && head -n1 <&3"#)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&from_node.stdout);
+    assert!(said.contains("\"ok\":false") && said.contains("takes only lab on the host"), "{said} {}", String::from_utf8_lossy(&from_node.stderr));
+    let still = put_time(&ports, l);
+    assert!(still >= Duration::from_millis(200), "the fault is still in force: {still:?}");
     let mut c = lab();
     c.args(["chaos", "raft", "heal", "--student", student]);
     assert!(run(c).status.success());

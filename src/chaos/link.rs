@@ -29,9 +29,10 @@ pub(super) fn rate_bytes(rate: &str) -> Option<u64> {
     Some((bits / 8.0).max(1.0) as u64)
 }
 
-fn control_addr(c: &Chaos<'_>) -> Result<SocketAddr, ChaosError> {
+/// Where the proxy's control port is reached from the host, and its token.
+fn control_addr(c: &Chaos<'_>) -> Result<(SocketAddr, String), ChaosError> {
     let p = c.plan.containers.iter().find(|x| x.service == "proxy").ok_or_else(|| ChaosError::Usage("this instance runs no fault proxy".into()))?;
-    Ok(SocketAddr::from(([127, 0, 0, 1], p.port.host)))
+    Ok((SocketAddr::from(([127, 0, 0, 1], p.port.host)), super::proxy::token_for(&c.plan.secret)))
 }
 
 /// One toxic setting on the proxy: a link, the client it applies to (none: all), a direction (none: both).
@@ -69,7 +70,7 @@ pub(super) fn rules_for(c: &Chaos<'_>, direction: Option<Direction>, targets: &[
 
 /// Set `toxics` for every rule; on failure, clear what was set.
 pub(super) async fn set(c: &Chaos<'_>, rules: &[Rule], toxics: &Toxics) -> Result<(), ChaosError> {
-    let addr = control_addr(c)?;
+    let (addr, token) = control_addr(c)?;
     // Every address first, then all rules at once: a partition takes effect
     // on all its links together (a node cut on one link only for a second
     // would notice, and act, before the fault is whole).
@@ -84,7 +85,7 @@ pub(super) async fn set(c: &Chaos<'_>, rules: &[Rule], toxics: &Toxics) -> Resul
         .iter()
         .map(|r| Command::Set { link: r.link.clone(), direction: r.direction, toxics: toxics.clone(), from: r.from.clone(), addrs: r.from.as_ref().and_then(|f| known.get(f).cloned().flatten()) })
         .collect();
-    let (done, err) = control_all(addr, &cmds).await;
+    let (done, err) = control_all(addr, &token, &cmds).await;
     if let Some(e) = err {
         clear(c, &rules[..done.len()]).await;
         return Err(ChaosError::Usage(format!("the fault proxy refused: {e}")));
@@ -109,11 +110,11 @@ async fn client_addrs(c: &Chaos<'_>, from: &str) -> Result<Option<Vec<std::net::
 
 /// Clear the rules (a proxy that restarted has none left: nothing to clear).
 pub(super) async fn clear(c: &Chaos<'_>, rules: &[Rule]) {
-    let Ok(addr) = control_addr(c) else {
+    let Ok((addr, token)) = control_addr(c) else {
         return;
     };
     let cmds: Vec<Command> = rules.iter().map(|r| Command::Clear { link: r.link.clone(), direction: r.direction, from: r.from.clone() }).collect();
-    let _ = control_all(addr, &cmds).await;
+    let _ = control_all(addr, &token, &cmds).await;
 }
 
 pub(super) fn prepare(c: &Chaos<'_>, toxics: Toxics, direction: Option<Direction>, targets: &[&ContainerSpec]) -> serde_json::Value {

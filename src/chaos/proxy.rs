@@ -25,6 +25,60 @@ use tokio::time::Instant;
 /// The port the proxy's control API listens on inside its container.
 pub const CONTROL_PORT: u16 = 8474;
 
+/// The environment variable that gives the proxy its control token.
+pub const TOKEN_ENV: &str = "LAB_PROXY_TOKEN";
+
+/// The control token of an instance's proxy, derived from the instance's
+/// secret (which lab keeps on the instance's labels); empty without a secret.
+pub fn token_for(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    if secret.is_empty() {
+        return String::new();
+    }
+    let mut h = Sha256::new();
+    h.update(b"lab fault proxy control\0");
+    h.update(secret.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Who may use the control port: lab on the host, which reaches the proxy
+/// from loopback (a port-forward on a cluster) or from its network's gateway
+/// (a published port on Docker), and only with the instance's token. The
+/// learner's service, on the same network, is neither.
+#[derive(Debug, Clone, Default)]
+pub struct Guard {
+    pub token: Option<String>,
+    pub gateways: Vec<IpAddr>,
+}
+
+impl Guard {
+    /// The token (none when empty) and the default gateways of this network namespace.
+    pub fn new(token: Option<String>) -> Guard {
+        let gateways = std::fs::read_to_string("/proc/net/route").map(|t| default_gateways(&t)).unwrap_or_default();
+        Guard { token: token.filter(|t| !t.is_empty()), gateways }
+    }
+
+    fn admits(&self, peer: IpAddr) -> bool {
+        peer.is_loopback() || self.gateways.contains(&peer)
+    }
+}
+
+/// The gateways of the default routes in a `/proc/net/route` table.
+fn default_gateways(table: &str) -> Vec<IpAddr> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 3 || f[1] != "00000000" {
+                return None;
+            }
+            let g = u32::from_str_radix(f[2], 16).ok()?;
+            (g != 0).then(|| IpAddr::from(g.to_le_bytes()))
+        })
+        .collect()
+}
+
 /// Faults on one direction of one link.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -107,10 +161,13 @@ pub enum Command {
     },
     /// The toxics in force.
     List,
+    /// The instance's token: the first command of every control session.
+    Auth { token: String },
 }
 
 /// Serve the links and the control port until the process ends.
-pub async fn serve(control: SocketAddr, links: Vec<Link>) -> std::io::Result<()> {
+pub async fn serve(control: SocketAddr, links: Vec<Link>, guard: Guard) -> std::io::Result<()> {
+    let guard = Arc::new(guard);
     let state: State = Arc::new(RwLock::new(Toxicity::default()));
     for l in &links {
         let listener = TcpListener::bind(l.listen).await?;
@@ -130,10 +187,10 @@ pub async fn serve(control: SocketAddr, links: Vec<Link>) -> std::io::Result<()>
     let ctl = TcpListener::bind(control).await?;
     let names: Vec<String> = links.iter().map(|l| l.name.clone()).collect();
     loop {
-        let (sock, _) = ctl.accept().await?;
-        let (state, names) = (state.clone(), names.clone());
+        let (sock, peer) = ctl.accept().await?;
+        let (state, names, guard) = (state.clone(), names.clone(), guard.clone());
         tokio::spawn(async move {
-            let _ = control_session(sock, state, names).await;
+            let _ = control_session(sock, peer.ip(), &guard, state, names).await;
         });
     }
 }
@@ -153,12 +210,30 @@ fn toxics(state: &State, link: &str, d: Direction, client: IpAddr) -> Toxics {
     st.toxics.get(&(link.to_string(), d, None)).cloned().unwrap_or_default()
 }
 
-async fn control_session(sock: TcpStream, state: State, names: Vec<String>) -> std::io::Result<()> {
+async fn control_session(sock: TcpStream, peer: IpAddr, guard: &Guard, state: State, names: Vec<String>) -> std::io::Result<()> {
     let (r, mut w) = sock.into_split();
+    if !guard.admits(peer) {
+        let e = format!("the control port takes only lab on the host (loopback or the network's gateway), not {peer}");
+        w.write_all(format!("{}\n", serde_json::json!({"ok": false, "error": e})).as_bytes()).await?;
+        return Ok(());
+    }
+    let mut authed = guard.token.is_none();
     let mut lines = BufReader::new(r).lines();
     while let Some(line) = lines.next_line().await? {
-        let reply = match serde_json::from_str::<Command>(&line) {
+        let cmd = serde_json::from_str::<Command>(&line);
+        if !authed {
+            let ok = matches!(&cmd, Ok(Command::Auth { token }) if Some(token) == guard.token.as_ref());
+            if !ok {
+                w.write_all(b"{\"ok\":false,\"error\":\"this proxy takes commands only after the instance's token\"}\n").await?;
+                return Ok(());
+            }
+            authed = true;
+            w.write_all(b"{\"ok\":true}\n").await?;
+            continue;
+        }
+        let reply = match cmd {
             Err(e) => serde_json::json!({"ok": false, "error": format!("bad command: {e}")}),
+            Ok(Command::Auth { .. }) => serde_json::json!({"ok": true}),
             Ok(Command::List) => {
                 let st = state.read().unwrap();
                 let all: Vec<_> = st.toxics.iter().map(|((l, d, f), t)| serde_json::json!({"link": l, "direction": d, "from": f, "toxics": t})).collect();
@@ -286,8 +361,8 @@ async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp:
 }
 
 /// Send one command to a proxy's control port and read its answer.
-pub async fn control(addr: SocketAddr, cmd: &Command) -> Result<serde_json::Value, String> {
-    let (mut done, err) = control_all(addr, std::slice::from_ref(cmd)).await;
+pub async fn control(addr: SocketAddr, token: &str, cmd: &Command) -> Result<serde_json::Value, String> {
+    let (mut done, err) = control_all(addr, token, std::slice::from_ref(cmd)).await;
     match err {
         Some(e) => Err(e),
         None => Ok(done.pop().unwrap_or_default()),
@@ -297,20 +372,24 @@ pub async fn control(addr: SocketAddr, cmd: &Command) -> Result<serde_json::Valu
 /// Send commands in order over one connection (one port-forward on a
 /// cluster, so that the rules of one fault take effect together): the
 /// answers of those that succeeded, and the error that stopped the rest.
-pub async fn control_all(addr: SocketAddr, cmds: &[Command]) -> (Vec<serde_json::Value>, Option<String>) {
+pub async fn control_all(addr: SocketAddr, token: &str, cmds: &[Command]) -> (Vec<serde_json::Value>, Option<String>) {
     let mut done = Vec::new();
     let fut = async {
         let s = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
         let (r, mut w) = s.into_split();
         let mut lines = BufReader::new(r).lines();
-        for cmd in cmds {
+        let auth = Command::Auth { token: token.to_string() };
+        for (i, cmd) in std::iter::once(&auth).chain(cmds).enumerate() {
+            let is_auth = i == 0;
             w.write_all(format!("{}\n", serde_json::to_string(cmd).expect("command serializes")).as_bytes()).await.map_err(|e| e.to_string())?;
             let line = lines.next_line().await.map_err(|e| e.to_string())?.ok_or("the proxy closed the connection")?;
             let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| format!("bad answer {line:?}: {e}"))?;
             if v["ok"] != true {
                 return Err(v["error"].as_str().unwrap_or("the proxy refused").to_string());
             }
-            done.push(v);
+            if !is_auth {
+                done.push(v);
+            }
         }
         Ok::<(), String>(())
     };
@@ -345,6 +424,8 @@ mod tests {
         a
     }
 
+    const TOKEN: &str = "t0k3n";
+
     fn free() -> SocketAddr {
         std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
     }
@@ -352,7 +433,7 @@ mod tests {
     async fn start() -> (SocketAddr, SocketAddr) {
         let up = echo().await;
         let (ctl, listen) = (free(), free());
-        tokio::spawn(serve(ctl, vec![Link { name: "db".into(), listen, upstream: up.to_string() }]));
+        tokio::spawn(serve(ctl, vec![Link { name: "db".into(), listen, upstream: up.to_string() }], Guard::new(Some(TOKEN.into()))));
         for _ in 0..50 {
             if TcpStream::connect(ctl).await.is_ok() {
                 break;
@@ -377,19 +458,19 @@ mod tests {
     async fn latency_applies_per_direction_and_clears() {
         let (ctl, listen) = start().await;
         assert!(round_trip(listen, Duration::from_secs(1)).await.unwrap() < Duration::from_millis(100));
-        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Down), toxics: Toxics { latency_ms: 300, ..Default::default() }, from: None, addrs: None }).await.unwrap();
+        control(ctl, TOKEN, &Command::Set { link: "db".into(), direction: Some(Direction::Down), toxics: Toxics { latency_ms: 300, ..Default::default() }, from: None, addrs: None }).await.unwrap();
         let rtt = round_trip(listen, Duration::from_secs(2)).await.unwrap();
         assert!(rtt >= Duration::from_millis(300) && rtt < Duration::from_millis(600), "{rtt:?}");
-        control(ctl, &Command::Clear { link: "*".into(), direction: None, from: None }).await.unwrap();
+        control(ctl, TOKEN, &Command::Clear { link: "*".into(), direction: None, from: None }).await.unwrap();
         assert!(round_trip(listen, Duration::from_secs(1)).await.unwrap() < Duration::from_millis(100));
     }
 
     #[tokio::test]
     async fn blackhole_swallows_and_reset_refuses() {
         let (ctl, listen) = start().await;
-        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Up), toxics: Toxics { blackhole: true, ..Default::default() }, from: None, addrs: None }).await.unwrap();
+        control(ctl, TOKEN, &Command::Set { link: "db".into(), direction: Some(Direction::Up), toxics: Toxics { blackhole: true, ..Default::default() }, from: None, addrs: None }).await.unwrap();
         assert!(round_trip(listen, Duration::from_millis(400)).await.is_none(), "nothing comes back through a black hole");
-        control(ctl, &Command::Set { link: "db".into(), direction: None, toxics: Toxics { reset: true, ..Default::default() }, from: None, addrs: None }).await.unwrap();
+        control(ctl, TOKEN, &Command::Set { link: "db".into(), direction: None, toxics: Toxics { reset: true, ..Default::default() }, from: None, addrs: None }).await.unwrap();
         let mut s = TcpStream::connect(listen).await.unwrap();
         let _ = s.write_all(b"ping").await;
         let mut buf = [0u8; 4];
@@ -402,22 +483,23 @@ mod tests {
         let (ctl, listen) = start().await;
         let slow = Toxics { latency_ms: 300, ..Default::default() };
         // The clients here come from 127.0.0.1: toxics for another host leave them alone.
-        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Down), toxics: slow.clone(), from: Some("127.0.0.2".into()), addrs: None }).await.unwrap();
+        control(ctl, TOKEN, &Command::Set { link: "db".into(), direction: Some(Direction::Down), toxics: slow.clone(), from: Some("127.0.0.2".into()), addrs: None }).await.unwrap();
         assert!(round_trip(listen, Duration::from_secs(1)).await.unwrap() < Duration::from_millis(100));
-        control(ctl, &Command::Set { link: "db".into(), direction: Some(Direction::Down), toxics: slow, from: Some("127.0.0.1".into()), addrs: None }).await.unwrap();
+        control(ctl, TOKEN, &Command::Set { link: "db".into(), direction: Some(Direction::Down), toxics: slow, from: Some("127.0.0.1".into()), addrs: None }).await.unwrap();
         assert!(round_trip(listen, Duration::from_secs(2)).await.unwrap() >= Duration::from_millis(300));
         // Clearing one client's toxics leaves the other's.
-        control(ctl, &Command::Clear { link: "db".into(), direction: None, from: Some("127.0.0.1".into()) }).await.unwrap();
+        control(ctl, TOKEN, &Command::Clear { link: "db".into(), direction: None, from: Some("127.0.0.1".into()) }).await.unwrap();
         assert!(round_trip(listen, Duration::from_secs(1)).await.unwrap() < Duration::from_millis(100));
-        let list = control(ctl, &Command::List).await.unwrap();
+        let list = control(ctl, TOKEN, &Command::List).await.unwrap();
         assert_eq!(list["toxics"].as_array().unwrap().len(), 1, "{list}");
         assert_eq!(list["toxics"][0]["from"], "127.0.0.2");
-        let err = control(ctl, &Command::Set { link: "db".into(), direction: None, toxics: Toxics::default(), from: Some("no-such-host.invalid".into()), addrs: None }).await.unwrap_err();
+        let err = control(ctl, TOKEN, &Command::Set { link: "db".into(), direction: None, toxics: Toxics::default(), from: Some("no-such-host.invalid".into()), addrs: None }).await.unwrap_err();
         assert!(err.contains("cannot resolve `no-such-host.invalid`"), "{err}");
         // A name lab gives the addresses of is not resolved (a pod's name resolves
         // to its Service's address, its connections come from the pod's).
         control(
             ctl,
+            TOKEN,
             &Command::Set {
                 link: "db".into(),
                 direction: Some(Direction::Down),
@@ -432,11 +514,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_control_port_takes_commands_only_with_the_token_and_from_the_host() {
+        let (ctl, _) = start().await;
+        let err = control(ctl, "wrong", &Command::List).await.unwrap_err();
+        assert!(err.contains("only after the instance's token"), "{err}");
+        // A session that skips the token is closed at its first command.
+        let s = TcpStream::connect(ctl).await.unwrap();
+        let (r, mut w) = s.into_split();
+        w.write_all(b"{\"cmd\":\"clear\",\"link\":\"*\",\"direction\":null}\n").await.unwrap();
+        let mut lines = BufReader::new(r).lines();
+        assert!(lines.next_line().await.unwrap().unwrap().contains("\"ok\":false"));
+        assert!(lines.next_line().await.unwrap().is_none(), "and closed");
+        assert!(control(ctl, TOKEN, &Command::List).await.is_ok());
+        // Only loopback and the gateway: a neighbour on the instance network is refused.
+        let table = "Iface\tDestination\tGateway \tFlags\nvirbr0\t0000FEA9\t00000000\t0001\neth0\t00000000\t010011AC\t0003\n";
+        let g = Guard { token: None, gateways: default_gateways(table) };
+        assert_eq!(g.gateways, vec![IpAddr::from([172, 17, 0, 1])]);
+        assert!(g.admits([127, 0, 0, 1].into()) && g.admits([172, 17, 0, 1].into()));
+        assert!(!g.admits([172, 17, 0, 3].into()), "the learner's container is not the host");
+        assert_eq!(token_for(""), "");
+        assert_ne!(token_for("a"), token_for("b"));
+    }
+
+    #[tokio::test]
     async fn unknown_links_and_bad_commands_are_refused() {
         let (ctl, _) = start().await;
-        let err = control(ctl, &Command::Set { link: "nope".into(), direction: None, toxics: Toxics::default(), from: None, addrs: None }).await.unwrap_err();
+        let err = control(ctl, TOKEN, &Command::Set { link: "nope".into(), direction: None, toxics: Toxics::default(), from: None, addrs: None }).await.unwrap_err();
         assert!(err.contains("no link `nope`; links: db"), "{err}");
-        let list = control(ctl, &Command::List).await.unwrap();
+        let list = control(ctl, TOKEN, &Command::List).await.unwrap();
         assert_eq!(list["links"][0], "db");
         assert!("x=1.2.3.4:5".parse::<Link>().is_err());
         assert_eq!("r=0.0.0.0:6379=redis:6379".parse::<Link>().unwrap().upstream, "redis:6379");

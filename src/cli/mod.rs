@@ -159,6 +159,9 @@ pub enum ProxyCommand {
         /// NAME=LISTEN=UPSTREAM, e.g. redis=0.0.0.0:6379=redis:6379; repeatable.
         #[arg(long = "link")]
         links: Vec<crate::chaos::proxy::Link>,
+        /// The token every control session must start with (lab sets it from the instance's secret).
+        #[arg(long, env = crate::chaos::proxy::TOKEN_ENV, hide_env_values = true)]
+        token: Option<String>,
     },
     /// lab's webhook sink: keep the notifications POSTed to it, serve them on GET /received.
     Webhook {
@@ -325,8 +328,8 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Images(c) => images::run(c, quiet).await,
         Command::Chaos(a) => chaos::run(&catalogue, a, quiet).await,
         Command::Check(c) => check::run(c),
-        Command::Proxy(ProxyCommand::Serve { control, links }) => tokio::select! {
-            r = crate::chaos::proxy::serve(control, links) => r.map(|_| 0).map_err(|e| Error::Io(format!("proxy: {e}"))),
+        Command::Proxy(ProxyCommand::Serve { control, links, token }) => tokio::select! {
+            r = crate::chaos::proxy::serve(control, links, crate::chaos::proxy::Guard::new(token)) => r.map(|_| 0).map_err(|e| Error::Io(format!("proxy: {e}"))),
             _ = interrupted() => Ok(0),
         },
         Command::Proxy(ProxyCommand::Webhook { listen }) => tokio::select! {
