@@ -234,6 +234,12 @@ pub fn instance_name(lab: &str, student: Option<&str>) -> String {
     }
 }
 
+/// Where lab's own executable is in the containers that run it (its folder is
+/// mounted at `/lab/exe`), under whatever name it has on this machine.
+fn exe_in_container(exe: &std::path::Path) -> String {
+    format!("/lab/exe/{}", exe.file_name().map(|f| f.to_string_lossy()).unwrap_or("lab".into()))
+}
+
 /// What separates the lab from the student in an instance name.
 pub const STUDENT_SEP: &str = "--";
 
@@ -399,7 +405,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         let exe = opts.lab_exe.clone().expect("checked");
         let cname = format!("{instance}-proxy-1");
         let host_port = port_for(&cname)?;
-        let mut command = vec!["/lab/exe/lab".to_string(), "proxy".into(), "serve".into(), "--control".into(), format!("0.0.0.0:{}", crate::chaos::proxy::CONTROL_PORT)];
+        let mut command = vec![exe_in_container(&exe), "proxy".into(), "serve".into(), "--control".into(), format!("0.0.0.0:{}", crate::chaos::proxy::CONTROL_PORT)];
         for l in &links {
             command.push("--link".into());
             command.push(l.clone());
@@ -443,7 +449,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
             node: 1,
             role: Role::Dependency,
             image: opts.images.image("base"),
-            command: Some(vec!["/lab/exe/lab".to_string(), "proxy".into(), "webhook".into(), "--listen".into(), format!("0.0.0.0:{}", crate::probe::webhook::PORT)]),
+            command: Some(vec![exe_in_container(exe), "proxy".into(), "webhook".into(), "--listen".into(), format!("0.0.0.0:{}", crate::probe::webhook::PORT)]),
             entrypoint: None,
             env: BTreeMap::new(),
             aliases: vec![WEBHOOK_SERVICE.into()],

@@ -226,15 +226,13 @@ impl Session {
                     self.backend.wait_routed(&c.name, c.ready_timeout).await.map_err(|e| e.to_string())?;
                     Ok::<_, String>(took)
                 };
-                // A service that ends while lab waits is reported at once, not at the timeout.
+                // A container that ends while lab waits is reported at once, not at the timeout.
                 let t0 = std::time::Instant::now();
                 let ended = async {
                     loop {
                         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-                        if c.role == Role::Service {
-                            if let Ok(Some(x)) = self.backend.exited(&c.name).await {
-                                return x;
-                            }
+                        if let Ok(Some(x)) = self.backend.exited(&c.name).await {
+                            return x;
                         }
                     }
                 };
@@ -243,7 +241,15 @@ impl Session {
                     (code, oom) = ended => {
                         let logs = self.tail_logs(&c.name, 15).await;
                         let oom = if oom { ", killed for using more memory than its limit (OOMKilled)".to_string() } else { String::new() };
-                        return Err(Error::ServiceExited { container: c.name.clone(), code, after: fmt_dur(t0.elapsed()), oom, probe: probe_text(c), logs });
+                        return Err(match c.role {
+                            Role::Service => Error::ServiceExited { container: c.name.clone(), code, after: fmt_dur(t0.elapsed()), oom, probe: probe_text(c), logs },
+                            Role::Dependency => Error::DependencyNotReady {
+                                container: c.name.clone(),
+                                timeout: fmt_dur(c.ready_timeout),
+                                last: format!("it exited with code {code} after {}{oom}", fmt_dur(t0.elapsed())),
+                                logs,
+                            },
+                        });
                     }
                 };
                 match outcome {

@@ -162,6 +162,11 @@ fn prometheus_scrapes_the_replicas_and_alertmanager_delivers_to_labs_webhook() {
     assert_eq!(sink.aliases, ["webhook"]);
     assert_eq!(sink.mounts[0].host, PathBuf::from("/opt/lab/bin"));
     assert_eq!(sink.command.as_ref().unwrap()[..3], ["/lab/exe/lab", "proxy", "webhook"]);
+    // lab under another name (a versioned copy, say) runs under that name.
+    o.lab_exe = Some(PathBuf::from("/opt/lab/bin/lab-0.1"));
+    let p = plan(&monitoring(), &o, counter()).unwrap();
+    let sink = p.containers.iter().find(|c| c.service == WEBHOOK_SERVICE).unwrap();
+    assert_eq!(sink.command.as_ref().unwrap()[0], "/lab/exe/lab-0.1");
     assert_eq!(sink.port.container, crate::probe::webhook::PORT);
 }
 

@@ -46,7 +46,18 @@ pub async fn check_ready(r: &Readiness, addr: SocketAddr) -> Result<(), String> 
 
 async fn attempt(r: &Readiness, addr: SocketAddr) -> Result<(), String> {
     match r {
-        Readiness::Tcp => TcpStream::connect(addr).await.map(|_| ()).map_err(|e| format!("connect {addr}: {e}")),
+        Readiness::Tcp => {
+            // A published port accepts even with nothing behind it (Docker's
+            // port proxy accepts, then closes when the container does not):
+            // a connection closed or reset at once is not a listening server.
+            let mut s = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+            let mut buf = [0u8; 1];
+            match tokio::time::timeout(Duration::from_millis(150), s.read(&mut buf)).await {
+                Ok(Ok(0)) => Err(format!("{addr} accepted and closed the connection at once (nothing listens behind the published port)")),
+                Ok(Err(e)) => Err(format!("{addr}: {e}")),
+                _ => Ok(()),
+            }
+        }
         Readiness::Redis => {
             let mut s = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
             s.write_all(b"*1\r\n$4\r\nPING\r\n").await.map_err(|e| e.to_string())?;
@@ -142,6 +153,23 @@ mod tests {
         drop(l);
         let err = wait_ready(&Readiness::Tcp, addr, Duration::from_millis(100)).await.unwrap_err();
         assert!(err.contains("connect"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_port_that_accepts_and_closes_at_once_is_not_ready() {
+        // What Docker's port proxy does for a container that exited.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            drop(s);
+            let (s, _) = l.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            drop(s);
+        });
+        let err = check_ready(&Readiness::Tcp, addr).await.unwrap_err();
+        assert!(err.contains("closed the connection at once"), "{err}");
+        assert!(check_ready(&Readiness::Tcp, addr).await.is_ok(), "a server that holds the connection is ready");
     }
 
     #[test]
