@@ -136,7 +136,11 @@ impl Session {
                 let task = self.ui.task(&format!("building {}", p.display()));
                 match build::build(p, &build::out_dir(&instance), &lab.def.service.name, opts.go_mode).await {
                     Ok(b) => {
-                        task.finish(&format!("built {} in {}", p.display(), fmt_dur(b.took)));
+                        if b.reused {
+                            task.finish(&format!("built {} in {} (the build of the same source, reused)", p.display(), fmt_dur(b.took)));
+                        } else {
+                            task.finish(&format!("built {} in {}", p.display(), fmt_dur(b.took)));
+                        }
                         Solution::Binary { path: b.binary, digest: b.digest }
                     }
                     Err(e) => {
@@ -400,7 +404,14 @@ impl Session {
         let bin = build::cache_dir().join("bin");
         let dirs: Vec<PathBuf> = match instance {
             Some(i) => vec![build::out_dir(i)],
-            None => std::fs::read_dir(&bin).map(|rd| rd.filter_map(|e| Some(e.ok()?.path())).collect()).unwrap_or_default(),
+            None => {
+                // Everything: the shared builds too.
+                let builds = build::cache_dir().join("builds");
+                if builds.canonicalize().is_ok_and(|b| b.starts_with(build::cache_dir().canonicalize().unwrap_or_default())) {
+                    let _ = std::fs::remove_dir_all(&builds);
+                }
+                std::fs::read_dir(&bin).map(|rd| rd.filter_map(|e| Some(e.ok()?.path())).collect()).unwrap_or_default()
+            }
         };
         let root = bin.canonicalize().ok();
         for dir in dirs {
