@@ -65,9 +65,32 @@ pub struct Mount {
     pub read_only: bool,
 }
 
+/// What one container may use.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Limits {
+    /// Bytes of memory, swap included.
+    pub memory: u64,
+    pub cpus: f64,
+    pub pids: u32,
+}
+
+impl Limits {
+    /// The role's defaults (the service 512 MiB, a dependency 1 GiB; 1 CPU and
+    /// 1024 processes each), with what lab.yaml's `resources` sets instead.
+    pub fn of(role: Role, r: &crate::lab::Resources) -> Limits {
+        let memory = match role {
+            Role::Service => 512 << 20,
+            Role::Dependency => 1 << 30,
+        };
+        Limits { memory: r.memory.unwrap_or(memory), cpus: r.cpus.unwrap_or(1.0), pids: r.pids.unwrap_or(1024) }
+    }
+}
+
 /// One container to run.
 #[derive(Debug, Clone, Serialize)]
 pub struct ContainerSpec {
+    /// Memory, CPU and process limits.
+    pub limits: Limits,
     pub name: String,
     pub service: String,
     pub node: u32,
@@ -375,6 +398,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         l.insert(labels::NODE.into(), "1".into());
         l.insert(labels::ROLE.into(), Role::Dependency.as_str().into());
         containers.push(ContainerSpec {
+            limits: Limits::of(Role::Dependency, &dep.resources),
             name: cname,
             service: name.clone(),
             node: 1,
@@ -415,6 +439,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         l.insert(labels::NODE.into(), "1".into());
         l.insert(labels::ROLE.into(), Role::Dependency.as_str().into());
         containers.push(ContainerSpec {
+            limits: Limits::of(Role::Dependency, &Default::default()),
             name: cname,
             service: "proxy".into(),
             node: 1,
@@ -444,6 +469,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         l.insert(labels::NODE.into(), "1".into());
         l.insert(labels::ROLE.into(), Role::Dependency.as_str().into());
         containers.push(ContainerSpec {
+            limits: Limits::of(Role::Dependency, &Default::default()),
             name: cname,
             service: WEBHOOK_SERVICE.into(),
             node: 1,
@@ -543,6 +569,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
             l.insert(labels::ROLE.into(), Role::Service.as_str().into());
             l.extend(extra_labels.iter().cloned());
             containers.push(ContainerSpec {
+                limits: Limits::of(Role::Service, &svc.resources),
                 name: cname,
                 service: svc.name.clone(),
                 node: n,

@@ -343,6 +343,30 @@ fn containers_have_limits_and_an_oom_kill_is_named() {
     }
 }
 
+#[test]
+fn the_learner_s_service_runs_as_nobody_on_a_read_only_root_with_tmp_kept_over_a_restart() {
+    let _down = Down("url-shortener", Some("priv"));
+    let mut c = lab();
+    c.args(["up", "url-shortener", "--student", "priv", "--solution"]).arg(shortener());
+    assert!(run(c).status.success());
+    let app = "lab-url-shortener--priv-app-1";
+    let sh = |script: &str| {
+        let o = Command::new("docker").args(["exec", app, "sh", "-c", script]).output().unwrap();
+        (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)).trim().to_string())
+    };
+    assert_eq!(sh("id -u; id -g"), (true, "65534\n65534".into()), "the service is nobody");
+    assert_eq!(sh("grep -E '^(CapEff|CapPrm|NoNewPrivs)' /proc/1/status | tr -s '\t' ' '"), (true, "CapPrm: 0000000000000000\nCapEff: 0000000000000000\nNoNewPrivs: 1".into()));
+    let (wrote, said) = sh("echo x > /etc/owned");
+    assert!(!wrote && said.contains("Read-only file system"), "{said}");
+    assert!(sh("echo kept > /tmp/data").0, "/tmp is its writable data folder");
+    let o = Command::new("docker").args(["restart", "-t", "1", app]).output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(sh("cat /tmp/data"), (true, "kept".into()), "its data outlives a restart");
+    // The dependencies keep their own users (their entrypoints drop privileges themselves).
+    let o = Command::new("docker").args(["inspect", "-f", "{{.Config.User}}|{{.HostConfig.ReadonlyRootfs}}", "lab-url-shortener--priv-redis-1"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "|false");
+}
+
 /// A "solution" that is a shell script (the base image has /bin/sh): a service that misbehaves at start.
 fn script_solution(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
     let app = dir.join("app");

@@ -21,15 +21,28 @@ use crate::plan::{labels, ContainerSpec, Plan, Role};
 const FAULT_LABEL: &str = "lab.fault";
 
 /// Memory of a container (no swap beyond it): the learner's service 512 MiB, a dependency 1 GiB (as the pods' limits).
-fn memory_limit(role: crate::plan::Role) -> i64 {
-    match role {
-        crate::plan::Role::Service => 512 << 20,
-        crate::plan::Role::Dependency => 1 << 30,
+/// The learner's service runs as nobody, with no capability, no way to gain
+/// privileges and a read-only root file system; `/tmp` is its writable data
+/// folder (a volume of the container, so data outlives a restart). lab's own
+/// faults need none of it: they act from the engine and from helpers.
+fn least_privilege(spec: &ContainerSpec) -> HostConfig {
+    if spec.role != crate::plan::Role::Service {
+        return HostConfig::default();
+    }
+    HostConfig {
+        cap_drop: Some(vec!["ALL".into()]),
+        security_opt: Some(vec!["no-new-privileges".into()]),
+        readonly_rootfs: Some(true),
+        mounts: Some(vec![bollard::models::Mount { target: Some(DATA_DIR.into()), typ: Some(bollard::models::MountTypeEnum::VOLUME), ..Default::default() }]),
+        ..Default::default()
     }
 }
 
-/// Processes and threads per container.
-const PIDS_LIMIT: i64 = 1024;
+/// The writable folder of the learner's service.
+pub const DATA_DIR: &str = "/tmp";
+
+/// The user the learner's service runs as (nobody, as on a cluster).
+pub const SERVICE_USER: &str = "65534:65534";
 
 /// On a network helper: `pid@host` of the lab process that made it.
 const HELPER_PID_LABEL: &str = "lab.helper-of";
@@ -164,6 +177,7 @@ impl DockerBackend {
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(labels),
             hostname: Some(format!("{}-{}", spec.service, spec.node)),
+            user: (spec.role == crate::plan::Role::Service).then(|| SERVICE_USER.to_string()),
             exposed_ports: Some(HashMap::from([(port_key.clone(), HashMap::new())])),
             host_config: Some(HostConfig {
                 port_bindings: Some(HashMap::from([(port_key, Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(spec.port.host.to_string()) }]))])),
@@ -171,11 +185,11 @@ impl DockerBackend {
                 network_mode: Some(plan.network.clone()),
                 extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
                 // Limits as on a cluster: one runaway service cannot starve a shared host.
-                memory: Some(memory_limit(spec.role)),
-                memory_swap: Some(memory_limit(spec.role)),
-                pids_limit: Some(PIDS_LIMIT),
-                nano_cpus: Some(1_000_000_000),
-                ..Default::default()
+                memory: Some(spec.limits.memory as i64),
+                memory_swap: Some(spec.limits.memory as i64),
+                pids_limit: Some(spec.limits.pids as i64),
+                nano_cpus: Some((spec.limits.cpus * 1e9) as i64),
+                ..least_privilege(spec)
             }),
             networking_config: Some(NetworkingConfig { endpoints_config: endpoints }),
             stop_timeout: Some(5),

@@ -172,6 +172,56 @@ pub struct Dependency {
     /// latency, loss, bandwidth, reset and blackhole faults apply to that link.
     #[serde(default)]
     pub proxy: bool,
+    /// Limits beyond the defaults of a dependency (1 GiB, 1 CPU, 1024 processes).
+    #[serde(default)]
+    pub resources: Resources,
+}
+
+/// A container's limits; what is left out keeps its role's default.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// Memory, swap included: `256MiB`, `1GiB`, `512M` (at least 16 MiB).
+    #[serde(default, deserialize_with = "memory_amount")]
+    pub memory: Option<u64>,
+    /// CPUs, possibly fractional: `0.5`, `2`.
+    #[serde(default, deserialize_with = "cpu_amount")]
+    pub cpus: Option<f64>,
+    /// Most processes and threads at once (at least 16).
+    #[serde(default, deserialize_with = "pids_amount")]
+    pub pids: Option<u32>,
+}
+
+fn memory_amount<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    use serde::de::Error;
+    let text: String = match serde_yaml::Value::deserialize(d)? {
+        serde_yaml::Value::String(s) => s,
+        serde_yaml::Value::Number(n) => n.to_string(),
+        other => return Err(D::Error::custom(format!("memory must be an amount such as 256MiB or 1GiB, not {other:?}"))),
+    };
+    let bytes = text.trim().parse::<bytesize::ByteSize>().map_err(|e| D::Error::custom(format!("memory `{text}` is not an amount ({e}): write e.g. 256MiB or 1GiB")))?.as_u64();
+    if bytes < 16 << 20 {
+        return Err(D::Error::custom(format!("memory `{text}` is below 16 MiB: no container starts with so little; a bare number counts bytes, write e.g. 256MiB")));
+    }
+    Ok(Some(bytes))
+}
+
+fn cpu_amount<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    use serde::de::Error;
+    let n = f64::deserialize(d)?;
+    if !(0.01..=64.0).contains(&n) {
+        return Err(D::Error::custom(format!("cpus {n} is out of range: give a number of CPUs from 0.01 to 64, e.g. 0.5")));
+    }
+    Ok(Some(n))
+}
+
+fn pids_amount<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::de::Error;
+    let n = u32::deserialize(d)?;
+    if n < 16 {
+        return Err(D::Error::custom(format!("pids {n} is too few: a Go program alone runs several threads; give at least 16")));
+    }
+    Ok(Some(n))
 }
 
 /// How the learner's service is built.
@@ -227,6 +277,9 @@ pub struct Service {
     /// friends apply per link between nodes.
     #[serde(default)]
     pub peers: Option<Peers>,
+    /// Limits of each replica beyond the service's defaults (512 MiB, 1 CPU, 1024 processes).
+    #[serde(default)]
+    pub resources: Resources,
 }
 
 /// The replicas' own port for each other, and whether it is proxied.

@@ -228,3 +228,23 @@ fn the_secret_reaches_the_service_env_and_grpc_readiness_is_planned() {
     assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
     assert_ne!(a, b);
 }
+
+#[test]
+fn resources_in_lab_yaml_set_the_limits_and_the_rest_keep_their_role_s_defaults() {
+    let src = lab().source.read_file("lab.yaml").expect("url-shortener's lab.yaml");
+    let with = src.replacen("service:\n", "service:\n  resources: { memory: 256MiB, cpus: 0.5 }\n", 1).replacen("    proxy: true\n", "    proxy: true\n    resources: { pids: 64 }\n", 1);
+    let def = crate::lab::parse("lab.yaml", &with, None).unwrap_or_else(|e| panic!("{e:?}"));
+    let l = Lab { def, source: lab().source };
+    let p = plan(&l, &opts(binary(), None), counter()).unwrap();
+    let app = p.containers.iter().find(|c| c.service == "app").unwrap();
+    assert_eq!(app.limits, Limits { memory: 256 << 20, cpus: 0.5, pids: 1024 });
+    let redis = p.containers.iter().find(|c| c.service == "redis").unwrap();
+    assert_eq!(redis.limits, Limits { memory: 1 << 30, cpus: 1.0, pids: 64 });
+    // An amount that is not one is refused at its line, saying how to write it.
+    for (bad, says) in [("memory: lots", "is not an amount"), ("memory: 512", "below 16 MiB"), ("cpus: 0", "out of range"), ("pids: 2", "too few")] {
+        let text = src.replacen("service:\n", &format!("service:\n  resources: {{ {bad} }}\n"), 1);
+        let line = text.lines().position(|l| l.contains(bad)).unwrap() + 1;
+        let err = crate::lab::parse("lab.yaml", &text, None).unwrap_err();
+        assert!(err.errors[0].message.contains(says) && err.errors[0].line == line, "{bad}: {:?}", err.errors[0]);
+    }
+}

@@ -217,8 +217,10 @@ pub fn pod_object_in(plan: &Plan, c: &ContainerSpec, cluster_ips: &BTreeMap<Stri
             "volumeMounts": mounts,
             "securityContext": security,
             "resources": {
-                "requests": {"cpu": "10m", "memory": "32Mi"},
-                "limits": {"memory": if c.role == Role::Dependency { "1Gi" } else { "512Mi" }},
+                "requests": {"cpu": "10m", "memory": (32u64 << 20).min(c.limits.memory).to_string()},
+                // lab.yaml's `resources` or the role's defaults, as on Docker (a
+                // pod's process count is the node's to limit, not the pod's).
+                "limits": {"memory": c.limits.memory.to_string(), "cpu": format!("{}m", (c.limits.cpus * 1000.0).round() as u64)},
             },
             // Ready while the node's program accepts connections on its port.
             "readinessProbe": {"tcpSocket": {"port": c.port.container}, "periodSeconds": 1, "failureThreshold": 1, "timeoutSeconds": 1},
