@@ -136,22 +136,46 @@ fn a_host_port_taken_meanwhile_is_replaced_by_another() {
 }
 
 #[test]
-fn kill_9_half_way_then_up_and_down_recover() {
+fn kill_9_at_each_point_of_up_then_up_verify_and_down_recover() {
     let _down = Down("url-shortener", Some("crash"));
-    // A first up builds the binary so the second one reaches Docker quickly.
-    let mut child = lab().args(["up", "url-shortener", "--student", "crash", "--solution"]).arg(shortener()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let start = Instant::now();
     let label = "label=lab.instance=lab-url-shortener--crash";
-    while docker_names("container", label).is_empty() && start.elapsed() < Duration::from_secs(120) {
-        std::thread::sleep(Duration::from_millis(20));
+    let running = || {
+        let o = Command::new("docker").args(["ps", "-q", "--filter", label, "--filter", "status=running"]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).lines().count()
+    };
+    // Each kill lands on what the ones before left: a network alone, some
+    // containers created, all created, some started.
+    let points: [(&str, &dyn Fn() -> bool); 4] = [
+        ("the network exists", &|| !docker_names("network", label).is_empty()),
+        ("a container exists", &|| !docker_names("container", label).is_empty()),
+        ("every container exists", &|| docker_names("container", label).len() >= 3),
+        ("a container runs", &|| running() >= 1),
+    ];
+    for (point, reached) in points {
+        // Start from nothing for the early points, from the crash's leftovers for the later ones.
+        if point == "the network exists" {
+            let mut c = lab();
+            c.args(["down", "url-shortener", "--student", "crash"]);
+            run(c);
+        }
+        let mut child = lab().args(["up", "url-shortener", "--student", "crash", "--solution"]).arg(shortener()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let start = Instant::now();
+        while !reached() && start.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+        let _ = child.wait();
+        assert!(reached(), "killed when {point}");
+        // `status` tells what is there, and says it is not all well.
+        let mut c = lab();
+        c.args(["status", "url-shortener", "--student", "crash", "--json"]);
+        let out = run(c);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("lab-url-shortener--crash"), "{point}: status shows the instance: {text}");
     }
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
-    let _ = child.wait();
-    assert!(!docker_names("container", label).is_empty(), "the crash left containers behind, as a crash does");
-
     let mut c = lab();
     c.args(["up", "url-shortener", "--student", "crash", "--solution"]).arg(shortener());
-    assert_eq!(run(c).status.code(), Some(0), "up converges after a crash");
+    assert_eq!(run(c).status.code(), Some(0), "up converges after the crashes");
     let mut c = lab();
     c.args(["verify", "url-shortener", "--student", "crash", "--output", "json"]);
     assert_eq!(run(c).status.code(), Some(0));
