@@ -25,6 +25,8 @@ pub mod labels {
     pub const TARGET: &str = "lab.target";
     /// The host port a container publishes (readable also while it is stopped).
     pub const HOST_PORT: &str = "lab.host-port";
+    /// `backstage` on a dependency behind the fault proxy (a cluster's network policy selects it).
+    pub const REACH: &str = "lab.reach";
 }
 
 /// Where the learner's binary is mounted inside its containers.
@@ -91,6 +93,8 @@ impl Limits {
 pub struct ContainerSpec {
     /// Memory, CPU and process limits.
     pub limits: Limits,
+    /// Its networks.
+    pub reach: Reach,
     pub name: String,
     pub service: String,
     pub node: u32,
@@ -137,6 +141,10 @@ pub struct Plan {
     pub lab: String,
     pub student: Option<String>,
     pub network: String,
+    /// The network of the dependencies behind lab's fault proxy (`proxy:
+    /// true`): only the proxy is on it with them, so the learner's service
+    /// reaches them through the proxy or not at all.
+    pub backstage: Option<String>,
     /// Dependencies first, then the service's replicas.
     pub containers: Vec<ContainerSpec>,
     /// With `--target`, the URL of the learner's own running service.
@@ -261,6 +269,25 @@ pub fn instance_name(lab: &str, student: Option<&str>) -> String {
 /// mounted at `/lab/exe`), under whatever name it has on this machine.
 fn exe_in_container(exe: &std::path::Path) -> String {
     format!("/lab/exe/{}", exe.file_name().map(|f| f.to_string_lossy()).unwrap_or("lab".into()))
+}
+
+/// The backstage network of an instance: `_` is in no lab or student name,
+/// so no instance network has this name.
+pub fn backstage_network(instance: &str) -> String {
+    format!("{instance}_backstage")
+}
+
+/// Which networks a container is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reach {
+    /// The instance's network.
+    #[default]
+    Instance,
+    /// Only the backstage network: a dependency behind the fault proxy.
+    Backstage,
+    /// Both: the fault proxy.
+    Both,
 }
 
 /// What separates the lab from the student in an instance name.
@@ -397,8 +424,12 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         l.insert(labels::SERVICE.into(), name.clone());
         l.insert(labels::NODE.into(), "1".into());
         l.insert(labels::ROLE.into(), Role::Dependency.as_str().into());
+        if proxied.contains(name) {
+            l.insert(labels::REACH.into(), "backstage".into());
+        }
         containers.push(ContainerSpec {
             limits: Limits::of(Role::Dependency, &dep.resources),
+            reach: if proxied.contains(name) { Reach::Backstage } else { Reach::Instance },
             name: cname,
             service: name.clone(),
             node: 1,
@@ -440,6 +471,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         l.insert(labels::ROLE.into(), Role::Dependency.as_str().into());
         containers.push(ContainerSpec {
             limits: Limits::of(Role::Dependency, &Default::default()),
+            reach: if proxied.is_empty() { Reach::Instance } else { Reach::Both },
             name: cname,
             service: "proxy".into(),
             node: 1,
@@ -470,6 +502,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         l.insert(labels::ROLE.into(), Role::Dependency.as_str().into());
         containers.push(ContainerSpec {
             limits: Limits::of(Role::Dependency, &Default::default()),
+            reach: Reach::Instance,
             name: cname,
             service: WEBHOOK_SERVICE.into(),
             node: 1,
@@ -570,6 +603,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
             l.extend(extra_labels.iter().cloned());
             containers.push(ContainerSpec {
                 limits: Limits::of(Role::Service, &svc.resources),
+                reach: Reach::Instance,
                 name: cname,
                 service: svc.name.clone(),
                 node: n,
@@ -592,6 +626,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
     }
 
     Ok(Plan {
+        backstage: (!proxied.is_empty()).then(|| backstage_network(&instance)),
         network: instance.clone(),
         instance,
         lab: def.name.clone(),

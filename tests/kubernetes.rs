@@ -116,6 +116,8 @@ fn url_shortener_on_the_cluster_up_again_changes_nothing_verify_passes_chaos_is_
         [
             "LimitRange/lab-defaults",
             "Namespace/lab-url-shortener--kube",
+            // Redis is behind the fault proxy: only the proxy may connect to it.
+            "NetworkPolicy/lab-backstage-through-the-proxy-only",
             "NetworkPolicy/lab-same-instance-only",
             "Pod/app-1",
             "Pod/proxy-1",

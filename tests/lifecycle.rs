@@ -386,6 +386,15 @@ fn the_learner_s_service_runs_as_nobody_on_a_read_only_root_with_tmp_kept_over_a
     let o = Command::new("docker").args(["restart", "-t", "1", app]).output().unwrap();
     assert!(o.status.success());
     assert_eq!(sh("cat /tmp/data"), (true, "kept".into()), "its data outlives a restart");
+    // Redis sits behind lab's fault proxy (`proxy: true`): the service reaches
+    // it through the proxy, never around it, by name or by address.
+    assert_eq!(sh("getent hosts redis || echo unknown"), (true, "unknown".into()));
+    let o = Command::new("docker").args(["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", "lab-url-shortener--priv-redis-1"]).output().unwrap();
+    let redis_ip = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(!redis_ip.is_empty() && !redis_ip.contains(' '), "redis is on one network: {redis_ip}");
+    let (reached, said) = sh(&format!("timeout 2 bash -c 'exec 3<>/dev/tcp/{redis_ip}/6379' && echo reached"));
+    assert!(!reached && !said.contains("reached"), "the service reached redis around the proxy: {said}");
+    assert_eq!(sh("timeout 2 bash -c 'exec 3<>/dev/tcp/proxy/6379' && echo reached"), (true, "reached".into()), "and reaches it through the proxy");
     // The dependencies keep their own users (their entrypoints drop privileges themselves).
     let o = Command::new("docker").args(["inspect", "-f", "{{.Config.User}}|{{.HostConfig.ReadonlyRootfs}}", "lab-url-shortener--priv-redis-1"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "|false");

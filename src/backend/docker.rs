@@ -15,7 +15,7 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
 use super::{BackendError, ContainerState, Converged, FaultRecord, InstanceState, Removed};
-use crate::plan::{labels, ContainerSpec, Plan, Role};
+use crate::plan::{labels, ContainerSpec, Plan, Reach, Role};
 
 /// The label on a fault's record volume, holding the record as JSON.
 const FAULT_LABEL: &str = "lab.fault";
@@ -145,21 +145,25 @@ impl DockerBackend {
         Ok(out)
     }
 
-    async fn ensure_network(&self, plan: &Plan) -> Result<(), BackendError> {
-        let mut filters = HashMap::new();
-        filters.insert("name".to_string(), vec![plan.network.clone()]);
-        let nets = self.docker.list_networks(Some(ListNetworksOptions { filters })).await.map_err(op_err("listing networks"))?;
-        if nets.iter().any(|n| n.name.as_deref() == Some(plan.network.as_str())) {
-            return Ok(());
+    /// The instance's network, and its backstage network where it has one.
+    async fn ensure_networks(&self, plan: &Plan) -> Result<(), BackendError> {
+        for name in std::iter::once(&plan.network).chain(plan.backstage.as_ref()) {
+            let mut filters = HashMap::new();
+            filters.insert("name".to_string(), vec![name.clone()]);
+            let nets = self.docker.list_networks(Some(ListNetworksOptions { filters })).await.map_err(op_err("listing networks"))?;
+            if nets.iter().any(|n| n.name.as_deref() == Some(name.as_str())) {
+                continue;
+            }
+            let labels: HashMap<String, String> = plan.labels.clone().into_iter().collect();
+            let res = self.docker.create_network(CreateNetworkOptions { name: name.clone(), driver: "bridge".into(), check_duplicate: true, labels, ..Default::default() }).await;
+            match res {
+                Ok(_) => {}
+                // Another `up` of the same instance made it in the meantime.
+                Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {}
+                Err(e) => return Err(op_err(format!("creating network {name}"))(e)),
+            }
         }
-        let labels: HashMap<String, String> = plan.labels.clone().into_iter().collect();
-        let res = self.docker.create_network(CreateNetworkOptions { name: plan.network.clone(), driver: "bridge".into(), check_duplicate: true, labels, ..Default::default() }).await;
-        match res {
-            Ok(_) => Ok(()),
-            // Another `up` of the same instance made it in the meantime.
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
-            Err(e) => Err(op_err(format!("creating network {}", plan.network))(e)),
-        }
+        Ok(())
     }
 
     async fn create(&self, plan: &Plan, spec: &ContainerSpec, digest: &str) -> Result<(), BackendError> {
@@ -168,8 +172,11 @@ impl DockerBackend {
         labels.insert(labels::SPEC.into(), digest.to_string());
         labels.insert(labels::HOST_PORT.into(), spec.port.host.to_string());
         let binds: Vec<String> = spec.mounts.iter().map(|m| format!("{}:{}{}", m.host.display(), m.container, if m.read_only { ":ro" } else { "" })).collect();
+        // A dependency behind the proxy is on the backstage network only, with its aliases there.
+        let backstage = plan.backstage.clone().unwrap_or_else(|| plan.network.clone());
+        let network = if spec.reach == Reach::Backstage { backstage.clone() } else { plan.network.clone() };
         let mut endpoints = HashMap::new();
-        endpoints.insert(plan.network.clone(), EndpointSettings { aliases: Some(spec.aliases.clone()), ..Default::default() });
+        endpoints.insert(network.clone(), EndpointSettings { aliases: Some(spec.aliases.clone()), ..Default::default() });
         let config = Config {
             image: Some(spec.image.clone()),
             cmd: spec.command.clone(),
@@ -182,7 +189,7 @@ impl DockerBackend {
             host_config: Some(HostConfig {
                 port_bindings: Some(HashMap::from([(port_key, Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(spec.port.host.to_string()) }]))])),
                 binds: (!binds.is_empty()).then_some(binds),
-                network_mode: Some(plan.network.clone()),
+                network_mode: Some(network),
                 extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
                 // Limits as on a cluster: one runaway service cannot starve a shared host.
                 memory: Some(spec.limits.memory as i64),
@@ -197,6 +204,10 @@ impl DockerBackend {
         };
         let res = self.docker.create_container(Some(CreateContainerOptions { name: spec.name.clone(), platform: None }), config).await;
         match res {
+            Ok(_) if spec.reach == Reach::Both => {
+                let opts = bollard::network::ConnectNetworkOptions { container: spec.name.clone(), endpoint_config: EndpointSettings::default() };
+                self.docker.connect_network(&backstage, opts).await.map_err(op_err(format!("connecting {} to {backstage}", spec.name)))
+            }
             Ok(_) => Ok(()),
             Err(e) if is_404(&e) => Err(BackendError::ImageMissing {
                 image: spec.image.clone(),
@@ -215,7 +226,7 @@ impl DockerBackend {
     }
 
     pub async fn converge(&self, plan: &Plan) -> Result<Vec<(String, Converged)>, BackendError> {
-        self.ensure_network(plan).await?;
+        self.ensure_networks(plan).await?;
         let existing = self.list(format!("{}={}", labels::INSTANCE, plan.instance)).await?;
         let by_name: HashMap<String, &bollard::models::ContainerSummary> = existing.iter().filter_map(|c| Some((c.names.as_ref()?.first()?.trim_start_matches('/').to_string(), c))).collect();
         // Containers the plan no longer has.
@@ -405,12 +416,21 @@ impl DockerBackend {
         res.map_err(|e| if is_404(&e) { BackendError::NoContainer(name.into()) } else { op_err(format!("{} {name}", if pause { "pausing" } else { "unpausing" }))(e) })
     }
 
+    /// Its address on the instance's network (the only one it has there), or
+    /// on its backstage network for a dependency behind the proxy.
     pub async fn ip(&self, name: &str) -> Result<String, BackendError> {
+        let ips = self.ips(name).await?;
+        ips.into_iter().next().ok_or_else(|| BackendError::Docker { op: format!("finding the address of {name}"), detail: "it has none (is it running?)".into() })
+    }
+
+    /// Every address of a container, the one on the instance's network first.
+    pub async fn ips(&self, name: &str) -> Result<Vec<String>, BackendError> {
         let info = self.docker.inspect_container(name, None).await.map_err(|e| if is_404(&e) { BackendError::NoContainer(name.into()) } else { op_err("inspecting")(e) })?;
-        info.network_settings
-            .and_then(|n| n.networks)
-            .and_then(|nets| nets.values().filter_map(|n| n.ip_address.clone()).find(|ip| !ip.is_empty()))
-            .ok_or_else(|| BackendError::Docker { op: format!("finding the address of {name}"), detail: "it has none (is it running?)".into() })
+        let instance = info.config.as_ref().and_then(|c| c.labels.as_ref()).and_then(|l| l.get(labels::INSTANCE).cloned()).unwrap_or_default();
+        let mut nets: Vec<(String, String)> =
+            info.network_settings.and_then(|n| n.networks).unwrap_or_default().into_iter().filter_map(|(net, e)| Some((net, e.ip_address.filter(|ip| !ip.is_empty())?))).collect();
+        nets.sort_by_key(|(net, _)| *net != instance);
+        Ok(nets.into_iter().map(|(_, ip)| ip).collect())
     }
 
     pub async fn net_exec(&self, name: &str, image: &str, script: &str) -> Result<String, BackendError> {

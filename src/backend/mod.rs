@@ -340,6 +340,13 @@ impl Backend {
     pub async fn ip(&self, container: &str) -> Result<String, BackendError> {
         dispatch!(self, b => b.ip(container).await)
     }
+    /// Every address of a container (a fault proxy has one per network).
+    pub async fn ips(&self, container: &str) -> Result<Vec<String>, BackendError> {
+        match self {
+            Backend::Docker(b) => b.ips(container).await,
+            _ => Ok(vec![self.ip(container).await?]),
+        }
+    }
     /// Record a fault.
     pub async fn record_fault(&self, f: &FaultRecord) -> Result<(), BackendError> {
         dispatch!(self, b => b.record_fault(f).await)

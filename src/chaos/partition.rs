@@ -68,8 +68,8 @@ fn unscript(chain: &str) -> String {
 async fn ips(c: &Chaos<'_>, cs: &[&ContainerSpec]) -> Result<Vec<String>, ChaosError> {
     let mut out = Vec::new();
     for x in cs {
-        match c.backend.ip(&x.name).await {
-            Ok(ip) => out.push(ip),
+        match c.backend.ips(&x.name).await {
+            Ok(ips) => out.extend(ips),
             // A stopped container has no address and nothing to cut.
             Err(BackendError::Docker { .. }) => {}
             Err(e) => return Err(e.into()),

@@ -75,6 +75,7 @@ pub fn namespace_objects(plan: &Plan) -> Vec<Value> {
     ctx.insert("annotations", &a);
     ctx.insert("memory_limit", "1Gi");
     ctx.insert("cpu_limit", "1");
+    ctx.insert("backstage", &plan.backstage.is_some());
     let text = tera::Tera::one_off(NAMESPACE_TEMPLATE, &ctx, false).expect("k8s/namespace.yaml.tera renders");
     serde_yaml::Deserializer::from_str(&text).map(|d| serde::Deserialize::deserialize(d).expect("k8s/namespace.yaml.tera is YAML")).collect()
 }
@@ -303,6 +304,24 @@ mod tests {
             Ok(p)
         })
         .unwrap()
+    }
+
+    #[test]
+    fn a_dependency_behind_the_proxy_takes_connections_from_the_proxy_only() {
+        let plan = plan_of("url-shortener", Solution::Binary { path: "/tmp/b/app".into(), digest: "d1".into() });
+        let objs = namespace_objects(&plan);
+        let policies: Vec<&Value> = objs.iter().filter(|o| o["kind"] == "NetworkPolicy").collect();
+        assert_eq!(policies.len(), 2, "{objs:#?}");
+        assert_eq!(policies[0]["spec"]["podSelector"]["matchExpressions"][0], json!({"key": "lab.reach", "operator": "DoesNotExist"}));
+        assert_eq!(policies[1]["spec"]["podSelector"]["matchLabels"], json!({"lab.reach": "backstage"}));
+        assert_eq!(policies[1]["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"], json!({"lab.service": "proxy"}));
+        let redis = plan.containers.iter().find(|c| c.service == "redis").unwrap();
+        assert_eq!(pod_object(&plan, redis, &BTreeMap::new())["metadata"]["labels"]["lab.reach"], "backstage");
+        let app = plan.containers.iter().find(|c| c.service == "app").unwrap();
+        assert!(pod_object(&plan, app, &BTreeMap::new())["metadata"]["labels"].get("lab.reach").is_none());
+        // raft's peers go through the proxy, but no dependency hides behind it.
+        let raft = plan_of("raft", Solution::Binary { path: "/tmp/b/app".into(), digest: "d1".into() });
+        assert_eq!(namespace_objects(&raft).iter().filter(|o| o["kind"] == "NetworkPolicy").count(), 1);
     }
 
     #[test]
