@@ -282,3 +282,51 @@ fn down_refuses_names_that_are_not_names() {
     assert_eq!(run(c).status.code(), Some(2));
     assert!(victim.join("keep").is_file(), "nothing outside lab's cache was touched");
 }
+
+/// `lab validate` on a lab folder holding `text`: its exit code and what it printed on stderr.
+fn validate_lab(name: &str, text: &[u8]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let lab_dir = dir.path().join(name);
+    std::fs::create_dir(&lab_dir).unwrap();
+    std::fs::write(lab_dir.join("lab.yaml"), text).unwrap();
+    let mut c = lab();
+    c.arg("validate").arg(&lab_dir);
+    let out = run(c);
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+#[test]
+fn validate_locates_undefined_step_variables_duplicate_keys_alias_bombs_and_bytes_that_are_not_utf8() {
+    const HEAD: &str = "title: A demo\nservice:\n  port: 8080\n  ready: { path: /healthz }\nstages:\n  - stage: basics\n    checks:\n      - name: up\n        expect: it answers\n        steps:\n";
+
+    // An undefined variable in a check's request path and in an expectation: `lab verify` would fail mid-run.
+    let text = format!("name: undef\n{HEAD}          - request: {{ path: \"/kv/{{{{ nosuch }}}}\" }}\n            expect: {{ json: {{ /v: {{ equals: \"{{{{ leaderr }}}}\" }} }} }}\n");
+    let (code, err) = validate_lab("undef", text.as_bytes());
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("undef/lab.yaml:12:30: undefined variable `nosuch` in template \"/kv/{{ nosuch }}\" (step 1 of check `up`)"), "{err}");
+    assert!(err.contains("undef/lab.yaml:13:45: undefined variable `leaderr` in template \"{{ leaderr }}\" (step 1 of check `up`)"), "{err}");
+    assert!(err.contains("did you mean `leader`?"), "{err}");
+
+    // A key given twice: at the second one, not at the start of the file or of its mapping.
+    let text = format!("name: dupkey\n{HEAD}          - request: {{ path: / }}\n").replace("  ready:", "  port: 9090\n  ready:");
+    let (code, err) = validate_lab("dupkey", text.as_bytes());
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("dupkey/lab.yaml:5:3: key `port` is given twice in `service`: first at line 4, column 3"), "{err}");
+
+    // A billion laughs: at the alias that passes the limit.
+    let mut text = format!("name: bomb\n{HEAD}          - request:\n              path: /\n              json:\n                a: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n");
+    for (name, of) in [("b", "a"), ("c", "b"), ("d", "c"), ("e", "d"), ("f", "e"), ("g", "f"), ("h", "g")] {
+        text.push_str(&format!("                {name}: &{name} [{}]\n", vec![format!("*{of}"); 9].join(",")));
+    }
+    let (code, err) = validate_lab("bomb", text.as_bytes());
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("bomb/lab.yaml:20:24: the alias `*e` expands too far"), "{err}");
+
+    // A byte that is not UTF-8: its line, column and offset.
+    let mut bytes = format!("name: latin1\n{HEAD}          - request: {{ path: / }}\n").replace("A demo", "A caf\u{e9} demo").into_bytes();
+    let at = bytes.windows(2).position(|w| w == "\u{e9}".as_bytes()).unwrap();
+    bytes.splice(at..at + 2, [0xE9]);
+    let (code, err) = validate_lab("latin1", &bytes);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("latin1/lab.yaml:2:13: the file is not UTF-8: 0xE9 at byte offset 25 is not part of a UTF-8 character"), "{err}");
+}

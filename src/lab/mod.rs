@@ -89,24 +89,32 @@ impl Lab {
 /// `folder` the folder name the lab's `name` must match, when known.
 pub fn parse(file: &str, src: &str, folder: Option<&str>) -> Result<LabDef, DefinitionErrors> {
     let one = |e: DefinitionError| DefinitionErrors { file: file.to_string(), errors: vec![e] };
+    let spans = SpanIndex::build(src);
+    // serde_yaml refuses a repeated field of a struct at the start of its mapping and keeps the
+    // last of a repeated map key; both are mistakes, reported where the key is written again.
+    if !spans.duplicate_keys().is_empty() {
+        return Err(DefinitionErrors { file: file.to_string(), errors: spans.duplicate_keys().iter().map(|d| duplicate_key(file, src, d)).collect() });
+    }
     let def: LabDef = match serde_yaml::from_str(src) {
         Ok(d) => d,
         Err(e) => {
-            let pos = match e.location() {
-                Some(l) => Pos { offset: src[..l.index().min(src.len())].chars().count(), line: l.line(), column: l.column() },
-                None => Pos { offset: 0, line: 1, column: 1 },
-            };
             let msg = e.to_string();
             // serde_yaml appends " at line L column C"; the location is already in front.
             let msg = match msg.find(" at line ") {
                 Some(i) => msg[..i].to_string(),
                 None => msg,
             };
+            let pos = match e.location() {
+                Some(l) => Pos { offset: src[..l.index().min(src.len())].chars().count(), line: l.line(), column: l.column() },
+                None => match spans.alias_bomb() {
+                    Some(a) if msg.starts_with("repetition limit exceeded") => return Err(one(alias_bomb(file, src, a, spans.alias_limit()))),
+                    _ => Pos { offset: 0, line: 1, column: 1 },
+                },
+            };
             let hint = serde_hint(&msg);
             return Err(one(DefinitionError::at(file, src, pos, msg, hint)));
         }
     };
-    let spans = SpanIndex::build(src);
     let problems = validate::validate(&def, folder);
     if problems.is_empty() {
         Ok(def)
@@ -124,6 +132,34 @@ pub fn parse(file: &str, src: &str, folder: Option<&str>) -> Result<LabDef, Defi
     }
 }
 
+fn duplicate_key(file: &str, src: &str, d: &span::DuplicateKey) -> DefinitionError {
+    let within = if d.path.is_empty() { "at the top level".to_string() } else { format!("in `{}`", d.path) };
+    DefinitionError::at(
+        file,
+        src,
+        d.again,
+        format!("key `{}` is given twice {within}: first at line {}, column {}", d.key, d.first.line, d.first.column),
+        Some("a key appears once in a mapping (only one of the two values would be used); remove one, or merge the two".into()),
+    )
+}
+
+fn alias_bomb(file: &str, src: &str, a: &span::Alias, limit: u64) -> DefinitionError {
+    let at = &src[char_to_byte(src, a.pos.offset)..];
+    let name: String = at.trim_start_matches('*').chars().take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c)).collect();
+    DefinitionError::at(
+        file,
+        src,
+        a.pos,
+        format!(
+            "the alias `*{name}` expands too far: it takes {} alias expansions, and with the aliases before it the file passes the limit of {} ({} per node written)",
+            a.jumps,
+            limit,
+            span::REPETITION_LIMIT
+        ),
+        Some("aliases that repeat aliases grow exponentially (a \"billion laughs\" bomb); write the values out, or nest fewer aliases".into()),
+    )
+}
+
 fn serde_hint(msg: &str) -> Option<String> {
     if msg.contains("unknown field") {
         Some("check the spelling; the fields allowed here are listed after `expected`".into())
@@ -136,12 +172,43 @@ fn serde_hint(msg: &str) -> Option<String> {
     }
 }
 
+/// Parse and validate the bytes of a lab.yaml, which must be UTF-8 (see [`parse`]).
+pub fn parse_bytes(file: &str, bytes: &[u8], folder: Option<&str>) -> Result<LabDef, DefinitionErrors> {
+    match std::str::from_utf8(bytes) {
+        Ok(src) => parse(file, src, folder),
+        Err(e) => Err(DefinitionErrors { file: file.to_string(), errors: vec![not_utf8(file, bytes, &e)] }),
+    }
+}
+
+/// A file that is not UTF-8, located at its first invalid byte.
+fn not_utf8(file: &str, bytes: &[u8], e: &std::str::Utf8Error) -> DefinitionError {
+    let at = e.valid_up_to();
+    let before = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let pos = Pos { offset: before.chars().count(), line: before.matches('\n').count() + 1, column: before[line_start..].chars().count() + 1 };
+    let what = match e.error_len() {
+        Some(n) => {
+            format!("{} at byte offset {at} {} not part of a UTF-8 character", bytes[at..at + n].iter().map(|b| format!("0x{b:02X}")).collect::<Vec<_>>().join(" "), if n > 1 { "are" } else { "is" })
+        }
+        None => format!("it ends inside the character that starts at byte offset {at}"),
+    };
+    // Shown with U+FFFD for what is not UTF-8; the text before it is unchanged, so the position holds.
+    let shown = String::from_utf8_lossy(bytes);
+    DefinitionError::at(
+        file,
+        &shown,
+        pos,
+        format!("the file is not UTF-8: {what}"),
+        Some("save lab.yaml as UTF-8; a file from a Latin-1 (ISO-8859-1) editor converts with `iconv -f latin1 -t utf-8`".into()),
+    )
+}
+
 /// Load a lab from a folder on disk (the folder holding lab.yaml) or from a lab.yaml path.
 pub fn load_path(path: &Path) -> Result<Lab, LoadError> {
     let (dir, file) = if path.is_dir() { (path.to_path_buf(), path.join("lab.yaml")) } else { (path.parent().map(Path::to_path_buf).unwrap_or_default(), path.to_path_buf()) };
-    let src = std::fs::read_to_string(&file).map_err(|e| LoadError::Read { path: file.clone(), source: e })?;
+    let bytes = std::fs::read(&file).map_err(|e| LoadError::Read { path: file.clone(), source: e })?;
     let folder = dir.file_name().and_then(|n| n.to_str()).map(str::to_string);
-    let def = parse(&file.display().to_string(), &src, folder.as_deref())?;
+    let def = parse_bytes(&file.display().to_string(), &bytes, folder.as_deref())?;
     Ok(Lab { def, source: LabSource::Dir(dir) })
 }
 

@@ -194,3 +194,97 @@ fn a_fault_target_that_does_not_exist_is_refused_where_it_is_written() {
     let bad = raft.replacen("fault: partition, target: leader, for: 3s", "fault: partition, target: 4, for: 3s", 1);
     assert!(errors(&bad).iter().any(|e| e.message.contains("no target `4`")), "{:?}", errors(&bad));
 }
+
+/// (line, column) of the first occurrence of `needle` in `src`, 1-based.
+fn line_col(src: &str, needle: &str) -> (usize, usize) {
+    let at = src.find(needle).unwrap_or_else(|| panic!("{needle} not in the source"));
+    let line_start = src[..at].rfind('\n').map_or(0, |i| i + 1);
+    (src[..at].matches('\n').count() + 1, src[line_start..at].chars().count() + 1)
+}
+
+#[test]
+fn a_step_template_with_an_undefined_variable_is_refused_where_it_is_written() {
+    // What `lab verify` would render: a request path, a JSON body, a matcher.
+    let steps = "          - request: { path: \"/kv/{{ nosuch }}\" }\n          - request: { method: PUT, path: /kv/a, json: { v: [\"{{ leaderr }}\"] } }\n            expect: { json: { /v: { equals: \"{{ run.idd }}\" } } }\n";
+    let src = GOOD.replace("          - action: { restart: cache }\n", steps);
+    let errs = errors(&src);
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert_eq!((errs[0].line, errs[0].column), line_col(&src, "\"/kv/{{ nosuch }}\""), "{}", errs[0]);
+    assert!(errs[0].message.contains("undefined variable `nosuch`") && errs[0].message.contains("step 2 of check `up`"), "{}", errs[0].message);
+    let hint = errs[0].hint.as_deref().unwrap();
+    assert!(hint.contains("run.{dir,id,net}") && hint.contains("deps.cache.{addr,host,port}") && hint.contains("env.{REDIS_ADDR}") && hint.contains("secret"), "{hint}");
+    assert_eq!((errs[1].line, errs[1].column), line_col(&src, "\"{{ leaderr }}\""), "{}", errs[1]);
+    assert!(errs[1].hint.as_deref().unwrap().contains("did you mean `leader`?") && errs[1].hint.as_deref().unwrap().contains("wait-leader"), "{:?}", errs[1].hint);
+    assert_eq!((errs[2].line, errs[2].column), line_col(&src, "\"{{ run.idd }}\""), "{}", errs[2]);
+    assert!(errs[2].message.contains("`run.idd`") && errs[2].hint.as_deref().unwrap().contains("`run.id`"), "{errs:?}");
+
+    // What earlier steps of the check saved (and a field of it), the leader after wait-leader,
+    // and this step's own save in its expectation are all defined.
+    let ok = GOOD.replace(
+        "          - action: { restart: cache }\n",
+        "          - request: { method: POST, path: /links, body: \"{{ secret }}\" }\n            save: { code: /code, own: /own }\n            expect: { json: { /own: { equals: \"{{ own }}\" } } }\n          - request: { path: \"/r/{{ code }}/{{ code.inner }}\", headers: { X-Dep: \"{{ deps.cache.addr }}\" } }\n            repeat: 2\n            expect: { body: { contains: \"{{ i }} {{ env.REDIS_ADDR }} {{ service.urls[0] }}\" } }\n",
+    );
+    parse("demo/lab.yaml", &ok, Some("demo")).unwrap();
+    // A step cannot use what it saves in its own request, nor what a later step saves.
+    let bad = ok.replace("path: /links,", "path: \"/links/{{ own }}/{{ code }}\",");
+    let errs = errors(&bad);
+    assert!(errs[0].hint.as_deref().unwrap().contains("only its `expect` can use it"), "{errs:?}");
+    let bad = ok.replace("body: \"{{ secret }}\"", "body: \"{{ nope | nosuchfilter }}\"");
+    assert!(errors(&bad)[0].message.contains("undefined variable `nope`"), "{:?}", errors(&bad));
+
+    // The leader once a wait-leader action found one.
+    let raft = include_str!("../../labs/raft/lab.yaml").replacen("name: raft", "name: demo", 1);
+    parse("demo/lab.yaml", &raft, Some("demo")).unwrap();
+    let bad = raft.replacen("node: \"{{ leader }}\", json: { value: \"v1\" }", "node: \"{{ leader }}\", json: { value: \"{{ leaderr }}\" }", 1);
+    let e = &errors(&bad)[0];
+    assert_eq!((e.line, e.column), line_col(&bad, "\"{{ leaderr }}\""), "{e}");
+    assert!(e.hint.as_deref().unwrap().contains("did you mean `leader`?") && e.hint.as_deref().unwrap().contains("set by earlier steps of this check: election, follower, leader"), "{e:?}");
+}
+
+#[test]
+fn a_key_given_twice_is_refused_where_it_is_given_again() {
+    // A field of a struct (serde_yaml says where the mapping starts) and a key of a map (it keeps the last).
+    let src = GOOD.replace("  ready: { path: /healthz }\n", "  ready: { path: /healthz }\n  port: 9090\n").replace("    REDIS_ADDR:", "    X: \"1\"\n    X: \"2\"\n    REDIS_ADDR:");
+    let errs = errors(&src);
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert_eq!((errs[0].line, errs[0].column), (10, 5), "{}", errs[0]);
+    assert!(errs[0].message.contains("key `X` is given twice in `service.env`: first at line 9, column 5"), "{}", errs[0].message);
+    assert_eq!((errs[1].line, errs[1].column), line_col(&src, "port: 9090"), "{}", errs[1]);
+    assert!(errs[1].message.contains("key `port` is given twice in `service`: first at line 7, column 3"), "{}", errs[1].message);
+    assert!(errs[1].hint.as_deref().unwrap().contains("remove one"));
+    let e = &errors(&GOOD.replace("stages:", "title: Again\nstages:"))[0];
+    assert_eq!((e.line, e.column), (11, 1), "{e}");
+    assert!(e.message.contains("at the top level"), "{e}");
+}
+
+#[test]
+fn an_alias_bomb_is_refused_at_the_alias_that_blows_up() {
+    let mut bomb = String::from("              json:\n                a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for (name, of) in [("b", "a"), ("c", "b"), ("d", "c"), ("e", "d"), ("f", "e"), ("g", "f"), ("h", "g"), ("i", "h")] {
+        bomb.push_str(&format!("                {name}: &{name} [{}]\n", vec![format!("*{of}"); 9].join(", ")));
+    }
+    let src = GOOD.replace("          - request: { path: /healthz }\n", &format!("          - request:\n              path: /healthz\n{bomb}"));
+    let e = &errors(&src)[0];
+    // Reading `a` to `e` takes 8298 expansions, each `*e` 7381 more: the second passes 100 per node written (178 nodes).
+    let (line, column) = line_col(&src, "*e, *e");
+    assert_eq!((e.line, e.column), (line, column + 4), "{e}");
+    assert!(e.message.contains("the alias `*e` expands too far"), "{e}");
+    assert!(e.hint.as_deref().unwrap().contains("billion laughs"), "{e:?}");
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_refused_at_its_first_invalid_byte() {
+    let mut bytes = GOOD.replace("title: A demo", "title: A café demo").into_bytes();
+    let at = bytes.windows(2).position(|w| w == "é".as_bytes()).unwrap();
+    bytes.splice(at..at + 2, [0xE9]);
+    let e = &parse_bytes("demo/lab.yaml", &bytes, Some("demo")).unwrap_err().errors[0];
+    assert_eq!((e.line, e.column), (2, 13), "{e}");
+    assert!(e.message.contains("not UTF-8: 0xE9 at byte offset 23 is not part of a UTF-8 character"), "{e}");
+    assert!(e.hint.as_deref().unwrap().contains("iconv"), "{e:?}");
+    // A file cut inside a character.
+    let e = &parse_bytes("demo/lab.yaml", "name: demo\ntitle: é".as_bytes().split_last().unwrap().1, Some("demo")).unwrap_err().errors[0];
+    assert_eq!((e.line, e.column), (2, 8), "{e}");
+    assert!(e.message.contains("ends inside the character that starts at byte offset 18"), "{e}");
+    // UTF-8 still loads.
+    parse_bytes("demo/lab.yaml", GOOD.as_bytes(), Some("demo")).unwrap();
+}

@@ -1,7 +1,7 @@
 //! Checks that go beyond the shape of the YAML: names, references between
 //! services, ports, templates, regular expressions, JSON pointers.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::model::*;
 use super::probes::Probe;
@@ -41,6 +41,135 @@ pub(crate) fn env_sample_context(def: &LabDef) -> tera::Context {
     ctx.insert("peers", &Vec::<String>::new());
     ctx.insert("secret", "0123456789abcdef0123456789abcdef");
     ctx
+}
+
+/// The variables a step's templates may use, as `lab verify` renders them
+/// (`verify::CheckRunner::context`), with sample values: what every step has,
+/// plus what earlier steps of the same check set (`save:`, `wait-leader`, `chaos`).
+#[derive(Clone)]
+struct Scope {
+    vars: serde_json::Map<String, serde_json::Value>,
+    /// Variables set by steps; their shape is only known when the check runs.
+    set: BTreeSet<String>,
+    /// Why a variable that is not here is not.
+    why: BTreeMap<String, Why>,
+    /// The step (from 1) and its check, for messages.
+    step: usize,
+    check: String,
+}
+
+/// Why a variable some step sets is not defined at another.
+#[derive(Clone)]
+enum Why {
+    /// Set by this step (its `save:`), or a later one, of this check.
+    Step(usize, &'static str),
+    /// Saved only in another check.
+    OtherCheck(String),
+    /// Set by an action that this check does not have.
+    Action(&'static str),
+}
+
+/// What every step of a check can use: `service`, `run`, `env`, `deps`, `i`, `secret`
+/// (and `solution` in a command-line lab), with sample values.
+fn step_base_vars(def: &LabDef) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::json;
+    let mut v = serde_json::Map::new();
+    let replicas = def.service.replicas.max(1);
+    v.insert("service".into(), json!({"url": "http://127.0.0.1:1", "urls": (1..=replicas).map(|n| format!("http://127.0.0.1:{n}")).collect::<Vec<_>>()}));
+    v.insert("run".into(), json!({"id": "0123abcd", "net": "198.18.0", "dir": "/tmp/lab-verify/check"}));
+    if def.service.run == RunKind::Cli {
+        v.insert("solution".into(), json!("/tmp/solution"));
+    }
+    // The service's environment as the plan renders it.
+    let env_ctx = env_sample_context(def);
+    let env: serde_json::Map<String, serde_json::Value> = def.service.env.iter().map(|(k, t)| (k.clone(), json!(tera::Tera::one_off(t, &env_ctx, false).unwrap_or_else(|_| t.clone())))).collect();
+    v.insert("env".into(), serde_json::Value::Object(env));
+    // Every container of the plan with the role of a dependency: the lab's, the fault proxy, the webhook sink.
+    let mut deps: Vec<String> = def.dependencies.keys().cloned().collect();
+    if def.dependencies.values().any(|d| d.proxy) || (def.service.replicas > 1 && def.service.peers.as_ref().is_some_and(|p| p.proxy)) {
+        deps.push("proxy".into());
+    }
+    let webhook = def.dependencies.iter().any(|(name, d)| crate::template::render(&d.template, "image", name, "lab-x", &d.options).is_ok_and(|(_, spec)| spec.lab.webhook));
+    if webhook {
+        deps.push(crate::plan::WEBHOOK_SERVICE.to_string());
+    }
+    v.insert("deps".into(), serde_json::Value::Object(deps.into_iter().map(|d| (d.clone(), json!({"host": "127.0.0.1", "port": 1, "addr": "127.0.0.1:1"}))).collect()));
+    v.insert("i".into(), json!(1));
+    v.insert("secret".into(), json!("0123456789abcdef0123456789abcdef"));
+    v
+}
+
+/// The variables a step sets for the steps after it, with a sample value.
+fn step_sets(step: &Step) -> Vec<(String, serde_json::Value)> {
+    use serde_json::json;
+    let mut v: Vec<(String, serde_json::Value)> = step.save.keys().map(|k| (k.clone(), json!("1"))).collect();
+    match &step.action {
+        Some(Action::WaitLeader(_)) => v.extend([("leader".into(), json!(1)), ("follower".into(), json!(2)), ("election".into(), json!("1.2s"))]),
+        Some(Action::Chaos(_)) => v.push(("target".into(), json!(1))),
+        _ => {}
+    }
+    v
+}
+
+/// How a step sets its variables, in words.
+fn set_by(step: &Step) -> &'static str {
+    match &step.action {
+        Some(Action::WaitLeader(_)) => "the `wait-leader` action",
+        Some(Action::Chaos(_)) => "the `chaos` action",
+        _ => "the `save:`",
+    }
+}
+
+impl Scope {
+    fn context(&self) -> tera::Context {
+        tera::Context::from_value(serde_json::Value::Object(self.vars.clone())).unwrap_or_default()
+    }
+
+    fn with(&self, sets: &[(String, serde_json::Value)]) -> Scope {
+        let mut s = self.clone();
+        for (k, v) in sets {
+            s.vars.insert(k.clone(), v.clone());
+            s.set.insert(k.clone());
+            s.why.remove(k);
+        }
+        s
+    }
+
+    /// Why a variable is not defined at this step, when some step sets it.
+    fn why(&self, name: &str) -> Option<String> {
+        Some(match self.why.get(name)? {
+            Why::Step(n, by) if *n == self.step => format!("`{name}` is set by {by} of this step, after its request: only its `expect` can use it"),
+            Why::Step(n, by) => format!("`{name}` is set by {by} of step {n}, after this one; move that step before this one"),
+            Why::OtherCheck(c) => format!("`{name}` is saved in check `{c}`; variables do not carry over from one check to another, so save it again in this check"),
+            Why::Action(a) => format!("`{name}` is set by {a}; add one before this step"),
+        })
+    }
+
+    /// The variables, as a learner would write them: `run.{id,net,dir}`, `deps.cache.{host,port,addr}`, `leader`.
+    fn known(&self) -> String {
+        fn describe(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(o) if o.values().all(|x| x.is_object()) && !o.is_empty() => o.iter().for_each(|(k, x)| describe(&format!("{prefix}.{k}"), x, out)),
+                serde_json::Value::Object(o) if o.is_empty() => out.push(format!("{prefix} (empty)")),
+                serde_json::Value::Object(o) => out.push(format!("{prefix}.{{{}}}", o.keys().cloned().collect::<Vec<_>>().join(","))),
+                _ => out.push(prefix.to_string()),
+            }
+        }
+        let mut fixed = Vec::new();
+        let mut set = Vec::new();
+        for (k, v) in &self.vars {
+            if self.set.contains(k) {
+                set.push(k.clone());
+            } else {
+                describe(k, v, &mut fixed);
+            }
+        }
+        let mut s = format!("variables here: {}", fixed.join(", "));
+        if !set.is_empty() {
+            s.push_str(&format!("; set by earlier steps of this check: {}", set.join(", ")));
+        }
+        s
+    }
 }
 
 pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
@@ -115,6 +244,16 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
         out.push(problem("stages", "the lab has no checks", "add at least one stage with checks; `lab verify` needs something to check"));
     }
     let mut names = HashSet::new();
+    let base_vars = step_base_vars(def);
+    // Variables saved by some check, for the hint when another check uses them.
+    let mut saved_in: BTreeMap<String, String> = BTreeMap::new();
+    for check in def.stages.iter().flat_map(|s| &s.checks) {
+        for step in &check.steps {
+            for (name, _) in step_sets(step) {
+                saved_in.entry(name).or_insert_with(|| check.name.clone());
+            }
+        }
+    }
     for (si, stage) in def.stages.iter().enumerate() {
         let sp = format!("stages[{si}]");
         if !is_name(&stage.stage) {
@@ -134,9 +273,28 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
             if check.steps.is_empty() {
                 out.push(problem(format!("{cp}.steps"), "a check needs at least one step", ""));
             }
+            // What each step may use: the base variables and what the steps before it set.
+            let mut scope = Scope { vars: base_vars.clone(), set: BTreeSet::new(), why: BTreeMap::new(), step: 0, check: check.name.clone() };
+            for (name, other) in &saved_in {
+                if *other != check.name {
+                    scope.why.insert(name.clone(), Why::OtherCheck(other.clone()));
+                }
+            }
+            for name in ["leader", "follower", "election"] {
+                scope.why.insert(name.into(), Why::Action("a `wait-leader` action"));
+            }
+            scope.why.insert("target".into(), Why::Action("a `chaos` action (the node it hit)"));
+            // The first step that sets a name is the one to name.
+            for (i, step) in check.steps.iter().enumerate().rev() {
+                for (name, _) in step_sets(step) {
+                    scope.why.insert(name, Why::Step(i + 1, set_by(step)));
+                }
+            }
             for (i, step) in check.steps.iter().enumerate() {
                 let sp = format!("{cp}.steps[{i}]");
-                validate_step(step, &sp, &targets, &def.service.name, &mut out);
+                scope.step = i + 1;
+                validate_step(step, &sp, &targets, &def.service.name, &scope, &mut out);
+                scope = scope.with(&step_sets(step));
                 match &step.action {
                     Some(Action::Chaos(c)) if !FAULTS.contains(&c.fault.as_str()) => {
                         out.push(problem(format!("{sp}.action"), format!("unknown fault `{}`", c.fault), format!("faults: {}", FAULTS.join(", "))));
@@ -265,8 +423,10 @@ fn action_word(a: &Action) -> &'static str {
 /// Fault names, as `lab chaos` takes them.
 const FAULTS: &[&str] = &["kill", "stop", "pause", "restart", "partition", "outage", "bandwidth", "latency", "jitter", "loss", "blackhole", "reset"];
 
-fn validate_probe_step(step: &Step, probe: &Probe, p: &str, out: &mut Vec<Problem>) {
+fn validate_probe_step(step: &Step, probe: &Probe, p: &str, scope: &Scope, out: &mut Vec<Problem>) {
     let kind = probe.kind();
+    // The expectation sees what this step saved from its answer.
+    let after = scope.with(&step_sets(step));
     if let Some(e) = &step.expect {
         if e.status.is_some() || !e.status_in.is_empty() || !e.headers.is_empty() || e.body.is_some() {
             out.push(problem(
@@ -279,36 +439,38 @@ fn validate_probe_step(step: &Step, probe: &Probe, p: &str, out: &mut Vec<Proble
             if !ptr.is_empty() && !ptr.starts_with('/') {
                 out.push(Problem { on_key: true, ..problem(format!("{p}.expect.json.{ptr}"), format!("`{ptr}` is not a JSON pointer"), "a JSON pointer starts with /, e.g. /exit or /stdout") });
             }
-            validate_matcher(m, &format!("{p}.expect.json.{ptr}"), out);
+            validate_matcher(m, &format!("{p}.expect.json.{ptr}"), &after, out);
         }
     }
     if let Some(IntOrTemplate::Template(t)) = &step.repeat {
-        check_template(t, &format!("{p}.repeat"), out);
+        check_template(t, &format!("{p}.repeat"), scope, out);
     }
     // Every string in the spec is a template.
-    fn walk(v: &serde_json::Value, path: &str, out: &mut Vec<Problem>) {
-        match v {
-            serde_json::Value::String(s) => check_template(s, path, out),
-            serde_json::Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| walk(x, &format!("{path}.{i}"), out)),
-            serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| walk(x, &format!("{path}.{k}"), out)),
-            _ => {}
-        }
-    }
     if let Ok(serde_json::Value::Object(o)) = serde_json::to_value(probe) {
         for (k, v) in &o {
-            walk(v, &format!("{p}.probe.{k}"), out);
+            check_json_templates(v, &format!("{p}.probe.{k}"), scope, out);
         }
     }
 }
 
-fn validate_step(step: &Step, p: &str, targets: &BTreeSet<String>, service: &str, out: &mut Vec<Problem>) {
+/// Check every string inside a JSON value as a template (`lab verify` renders them all).
+fn check_json_templates(v: &serde_json::Value, path: &str, scope: &Scope, out: &mut Vec<Problem>) {
+    match v {
+        serde_json::Value::String(s) => check_template(s, path, scope, out),
+        serde_json::Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| check_json_templates(x, &format!("{path}[{i}]"), scope, out)),
+        serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| check_json_templates(x, &format!("{path}.{k}"), scope, out)),
+        _ => {}
+    }
+}
+
+fn validate_step(step: &Step, p: &str, targets: &BTreeSet<String>, service: &str, scope: &Scope, out: &mut Vec<Problem>) {
     let kinds = [step.request.is_some(), step.action.is_some(), step.probe.is_some()].iter().filter(|x| **x).count();
     if kinds != 1 {
         out.push(problem(p, "a step has exactly one of `request`, `action` or `probe`", "split it into steps"));
         return;
     }
     if let Some(probe) = &step.probe {
-        validate_probe_step(step, probe, p, out);
+        validate_probe_step(step, probe, p, scope, out);
         return;
     }
     match (&step.request, &step.action) {
@@ -316,6 +478,9 @@ fn validate_step(step: &Step, p: &str, targets: &BTreeSet<String>, service: &str
         (None, Some(action)) => {
             if step.expect.is_some() || step.repeat.is_some() || step.retry_for.is_some() || !step.save.is_empty() {
                 out.push(problem(p, "`expect`, `repeat`, `retry_for` and `save` go with a `request`, not an `action`", ""));
+            }
+            if let Action::Chaos(ChaosStep { target: Some(t), .. }) = action {
+                check_template(t, &format!("{p}.action.chaos.target"), scope, out);
             }
             if let Action::Restart(t) | Action::Stop(t) | Action::Start(t) = action {
                 if !targets.contains(t) {
@@ -346,18 +511,29 @@ fn validate_step(step: &Step, p: &str, targets: &BTreeSet<String>, service: &str
                 if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
                     out.push(Problem { on_key: true, ..problem(format!("{p}.request.headers.{k}"), format!("`{k}` is not a valid header name"), "") });
                 }
-                check_template(v, &format!("{p}.request.headers.{k}"), out);
+                check_template(v, &format!("{p}.request.headers.{k}"), scope, out);
             }
-            check_template(&req.path, &format!("{p}.request.path"), out);
+            check_template(&req.path, &format!("{p}.request.path"), scope, out);
+            if let Some(b) = &req.body {
+                check_template(b, &format!("{p}.request.body"), scope, out);
+            }
+            if let Some(j) = &req.json {
+                check_json_templates(j, &format!("{p}.request.json"), scope, out);
+            }
+            if let Some(n) = &req.node {
+                check_template(n, &format!("{p}.request.node"), scope, out);
+            }
             if let Some(IntOrTemplate::Template(t)) = &step.repeat {
-                check_template(t, &format!("{p}.repeat"), out);
+                check_template(t, &format!("{p}.repeat"), scope, out);
             }
+            // The expectation sees what this step saved from its answer.
+            let after = scope.with(&step_sets(step));
             if let Some(expect) = &step.expect {
                 for (name, m) in &expect.headers {
                     if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
                         out.push(Problem { on_key: true, ..problem(format!("{p}.expect.headers.{name}"), format!("`{name}` is not a valid header name"), "") });
                     }
-                    validate_matcher(m, &format!("{p}.expect.headers.{name}"), out);
+                    validate_matcher(m, &format!("{p}.expect.headers.{name}"), &after, out);
                 }
                 for (ptr, m) in &expect.json {
                     if !ptr.is_empty() && !ptr.starts_with('/') {
@@ -366,10 +542,10 @@ fn validate_step(step: &Step, p: &str, targets: &BTreeSet<String>, service: &str
                             ..problem(format!("{p}.expect.json.{ptr}"), format!("`{ptr}` is not a JSON pointer"), "a JSON pointer starts with /, e.g. /code or /items/0/id")
                         });
                     }
-                    validate_matcher(m, &format!("{p}.expect.json.{ptr}"), out);
+                    validate_matcher(m, &format!("{p}.expect.json.{ptr}"), &after, out);
                 }
                 if let Some(m) = &expect.body {
-                    validate_matcher(m, &format!("{p}.expect.body"), out);
+                    validate_matcher(m, &format!("{p}.expect.body"), &after, out);
                 }
                 if expect.status.is_some() && !expect.status_in.is_empty() {
                     out.push(problem(format!("{p}.expect"), "give `status` or `status_in`, not both", ""));
@@ -394,27 +570,117 @@ fn validate_step(step: &Step, p: &str, targets: &BTreeSet<String>, service: &str
     }
 }
 
-fn validate_matcher(m: &Matcher, p: &str, out: &mut Vec<Problem>) {
+fn validate_matcher(m: &Matcher, p: &str, scope: &Scope, out: &mut Vec<Problem>) {
     if let Some(re) = &m.matches {
         if let Err(e) = regex::Regex::new(re) {
             out.push(problem(format!("{p}.matches"), format!("not a regular expression: {e}"), ""));
         }
     }
-    for t in [&m.equals, &m.contains, &m.not_contains].into_iter().flatten() {
-        check_template(t, p, out);
+    for (field, t) in [("equals", &m.equals), ("contains", &m.contains), ("not_contains", &m.not_contains)] {
+        if let Some(t) = t {
+            check_template(t, &format!("{p}.{field}"), scope, out);
+        }
     }
     if m.equals.is_none() && m.contains.is_none() && m.not_contains.is_none() && m.matches.is_none() && m.present.is_none() && m.min.is_none() && m.max.is_none() {
         out.push(problem(p, "a matcher needs one of equals, contains, not_contains, matches, present, min, max", ""));
     }
 }
 
-fn check_template(t: &str, p: &str, out: &mut Vec<Problem>) {
-    if t.contains("{{") || t.contains("{%") {
-        let mut tera = tera::Tera::default();
-        if let Err(e) = tera.add_raw_template("t", t) {
-            out.push(problem(p, format!("template does not parse: {}", tera_message(&e)), ""));
-        }
+/// A step's template must parse, and render against the variables the step has
+/// (`lab verify` renders it with the same tera, so what fails here fails there).
+fn check_template(t: &str, p: &str, scope: &Scope, out: &mut Vec<Problem>) {
+    if !t.contains("{{") && !t.contains("{%") {
+        return;
     }
+    let mut tera = tera::Tera::default();
+    if let Err(e) = tera.add_raw_template("t", t) {
+        out.push(problem(p, format!("template does not parse: {}", tera_message(&e)), ""));
+        return;
+    }
+    let Err(e) = tera.render("t", &scope.context()) else {
+        return;
+    };
+    let at = format!("step {} of check `{}`", scope.step, scope.check);
+    match undefined(&e) {
+        Some(Undefined::Variable(name)) => {
+            let root = name.split(['.', '[']).next().unwrap_or(&name).to_string();
+            if root != name && scope.set.contains(&root) {
+                // A field of a saved value: only the answer says what it holds.
+                return;
+            }
+            let hint = match (scope.vars.get(&root), scope.why(&root)) {
+                (Some(v), _) => match v.as_object() {
+                    Some(o) => format!("`{root}` has {}; {}", o.keys().map(|k| format!("`{root}.{k}`")).collect::<Vec<_>>().join(", "), scope.known()),
+                    None => format!("`{root}` has no fields; {}", scope.known()),
+                },
+                (None, Some(why)) => format!("{why}; {}", scope.known()),
+                (None, None) => match closest(&root, scope.vars.keys().chain(scope.why.keys())) {
+                    Some(c) => format!("did you mean `{c}`? {}{}", scope.why(c).map(|w| format!("({w}) ")).unwrap_or_default(), scope.known()),
+                    None => format!("check the spelling, or save it with `save: {{{root}: /json/pointer}}` in an earlier step of this check; {}", scope.known()),
+                },
+            };
+            out.push(problem(p, format!("undefined variable `{name}` in template {t:?} ({at})"), hint));
+        }
+        Some(Undefined::Filter(f)) => {
+            out.push(problem(p, format!("unknown filter `{f}` in template {t:?} ({at})"), "see the filters of tera templates: https://keats.github.io/tera/docs/#built-in-filters"))
+        }
+        Some(Undefined::Test(f)) => out.push(problem(p, format!("unknown test `{f}` in template {t:?} ({at})"), "see the tests of tera templates: https://keats.github.io/tera/docs/#built-in-tests")),
+        Some(Undefined::Function(f)) => {
+            out.push(problem(p, format!("unknown function `{f}` in template {t:?} ({at})"), "see the functions of tera templates: https://keats.github.io/tera/docs/#built-in-functions"))
+        }
+        // Anything else depends on the values of the run (a saved value's type, say): not decidable here.
+        None => {}
+    }
+}
+
+/// The name nearest to a misspelt one (at most two edits away).
+fn closest<'a>(name: &str, names: impl Iterator<Item = &'a String>) -> Option<&'a String> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    }
+    names.map(|n| (distance(name, n), n)).filter(|(d, n)| *d <= 2 && *d < n.chars().count()).min().map(|(_, n)| n)
+}
+
+/// What a template names that does not exist.
+enum Undefined {
+    Variable(String),
+    Filter(String),
+    Test(String),
+    Function(String),
+}
+
+/// The undefined name a tera render error is about, if it is about one.
+fn undefined(e: &tera::Error) -> Option<Undefined> {
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    let mut last = String::new();
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<tera::Error>() {
+            match &t.kind {
+                tera::ErrorKind::FilterNotFound(n) => return Some(Undefined::Filter(n.clone())),
+                tera::ErrorKind::TestNotFound(n) => return Some(Undefined::Test(n.clone())),
+                tera::ErrorKind::FunctionNotFound(n) => return Some(Undefined::Function(n.clone())),
+                _ => {}
+            }
+        }
+        last = err.to_string();
+        cur = err.source();
+    }
+    // "Variable `x` not found in context while rendering 't'"; for `a[b]` the message of `b` comes last.
+    let i = last.rfind("Variable `")? + "Variable `".len();
+    let rest = &last[i..];
+    let end = rest.find('`')?;
+    rest[end..].starts_with("` not found in context").then(|| Undefined::Variable(rest[..end].to_string()))
 }
 
 /// The innermost message of a tera error (its Display is only the outer one).
