@@ -231,3 +231,81 @@ fn faults_survive_crashes_and_interrupts_as_records_that_heal() {
     }
     assert!(helpers().is_empty());
 }
+
+/// Milliseconds for a Redis ECHO of `bytes` bytes from the service's
+/// container through the fault proxy; None when no whole answer came within
+/// 3 s (or the link was cut).
+fn echo_through_proxy(app: &str, bytes: usize) -> Option<u64> {
+    let script = format!(
+        r#"v=$(head -c {bytes} /dev/zero | tr '\0' x); s=$(date +%s%N); exec 3<>/dev/tcp/proxy/6379 || exit 1; printf '*2\r\n$4\r\nECHO\r\n${bytes}\r\n%s\r\n' "$v" >&3; n=$(timeout 3 head -c $(( {bytes} + {len} + 5 )) <&3 | wc -c); [ "$n" -eq $(( {bytes} + {len} + 5 )) ] || exit 1; echo $(( ($(date +%s%N) - s) / 1000000 ))"#,
+        len = bytes.to_string().len()
+    );
+    let out = Command::new("docker").args(["exec", app, "bash", "-c", &script]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+fn ping_through_proxy(app: &str) -> Option<u64> {
+    echo_through_proxy(app, 4)
+}
+
+/// Every other kind of fault (on Redis behind the proxy: link toxics, and a
+/// stop), its lab process killed with -9 once the fault is in force: the record stays, `status` lists it, `heal` reverts it, and
+/// what it did is gone.
+#[test]
+fn each_fault_kind_outlives_a_kill_9_of_its_process_as_a_record_that_heals() {
+    let inst = "lab-url-shortener--kinds";
+    let _down = Down("url-shortener", Some("kinds"));
+    let mut c = lab();
+    c.args(["up", "url-shortener", "--student", "kinds", "--solution"]).arg(shortener());
+    assert_eq!(run(c).status.code(), Some(0));
+    let (app, redis) = (format!("{inst}-app-1"), format!("{inst}-redis-1"));
+    let records = || docker_names("volume", &format!("label=lab.instance={inst}"));
+    let kinds_chaos = |args: &[&str]| {
+        let mut c = lab();
+        c.args(["chaos", "url-shortener"]).args(args).args(["--student", "kinds"]);
+        c
+    };
+    assert!(ping_through_proxy(&app).is_some_and(|ms| ms < 150), "Redis answers quickly before any fault");
+    assert!(echo_through_proxy(&app, 100_000).is_some_and(|ms| ms < 500), "and at full speed");
+    type InForce<'a> = &'a dyn Fn() -> bool;
+    let slow: InForce = &|| ping_through_proxy(&app).is_some_and(|ms| ms >= 300);
+    let silent: InForce = &|| ping_through_proxy(&app).is_none();
+    // 100 kB at 1 mbit/s take 0.8 s; unshaped, a few ms.
+    let shaped: InForce = &|| echo_through_proxy(&app, 100_000).is_none_or(|ms| ms >= 500);
+    let stopped: InForce = &|| state(&redis) == "exited";
+    let cases: [(&[&str], InForce); 5] = [
+        (&["latency", "redis", "--delay", "300ms"], slow),
+        (&["blackhole", "redis"], silent),
+        (&["reset", "redis"], silent),
+        (&["bandwidth", "redis", "--rate", "1mbit"], shaped),
+        (&["outage", "redis"], stopped),
+    ];
+    for (args, in_force) in cases {
+        let mut c = kinds_chaos(args);
+        c.args(["--for", "60s"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        assert!(wait_for_line(&mut child, "reverting in"), "{args:?}: chaos --for never said it was waiting");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(in_force(), "{args:?}: the fault is in force after its process died");
+        assert_eq!(records().len(), 1, "{args:?}: {:?}", records());
+        let mut c = kinds_chaos(&["status"]);
+        let out = run(c);
+        let listed = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(listed.contains(&redis) && !listed.contains("no faults"), "{args:?}: status lists it:\n{listed}");
+        let mut c = kinds_chaos(&["heal"]);
+        let out = run(c);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("healed 1 fault"), "{args:?}: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(records().is_empty(), "{args:?}: {:?}", records());
+        let t = Instant::now();
+        while state(&redis) != "running" && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(!in_force(), "{args:?}: heal took it back");
+        assert!(ping_through_proxy(&app).is_some_and(|ms| ms < 150), "{args:?}: Redis answers quickly again");
+        assert!(echo_through_proxy(&app, 100_000).is_some_and(|ms| ms < 500), "{args:?}: and at full speed");
+    }
+    let mut c = lab();
+    c.args(["verify", "url-shortener", "--student", "kinds"]);
+    assert_eq!(run(c).status.code(), Some(0), "the next verify passes");
+}

@@ -238,7 +238,19 @@ impl DockerBackend {
         let jobs = plan.containers.iter().map(|spec| async {
             let digest = spec.digest(&plan.network);
             let outcome = match by_name.get(&spec.name) {
-                Some(c) if c.labels.as_ref().and_then(|l| l.get(labels::SPEC)) == Some(&digest) => Converged::Kept,
+                Some(c) if c.labels.as_ref().and_then(|l| l.get(labels::SPEC)) == Some(&digest) => {
+                    // The proxy joins the backstage network after it is created (this
+                    // engine's API takes one network at creation): a lab killed in
+                    // between left it off, and this up puts it on.
+                    if let (Reach::Both, Some(backstage)) = (spec.reach, &plan.backstage) {
+                        let on = c.network_settings.as_ref().and_then(|n| n.networks.as_ref()).is_some_and(|n| n.contains_key(backstage));
+                        if !on {
+                            let opts = bollard::network::ConnectNetworkOptions { container: spec.name.clone(), endpoint_config: EndpointSettings::default() };
+                            self.docker.connect_network(backstage, opts).await.map_err(op_err(format!("connecting {} to {backstage}", spec.name)))?;
+                        }
+                    }
+                    Converged::Kept
+                }
                 Some(_) => {
                     self.remove(&spec.name).await?;
                     self.create(plan, spec, &digest).await?;
