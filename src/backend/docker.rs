@@ -26,7 +26,7 @@ const FAULT_LABEL: &str = "lab.fault";
 /// folder (a volume of the container, so data outlives a restart). lab's own
 /// faults need none of it: they act from the engine and from helpers.
 fn least_privilege(spec: &ContainerSpec) -> HostConfig {
-    if spec.role != crate::plan::Role::Service {
+    if spec.role != Role::Service {
         return HostConfig::default();
     }
     HostConfig {
@@ -184,7 +184,7 @@ impl DockerBackend {
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(labels),
             hostname: Some(format!("{}-{}", spec.service, spec.node)),
-            user: (spec.role == crate::plan::Role::Service).then(|| SERVICE_USER.to_string()),
+            user: (spec.role == Role::Service).then(|| SERVICE_USER.to_string()),
             exposed_ports: Some(HashMap::from([(port_key.clone(), HashMap::new())])),
             host_config: Some(HostConfig {
                 port_bindings: Some(HashMap::from([(port_key, Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(spec.port.host.to_string()) }]))])),
@@ -204,10 +204,7 @@ impl DockerBackend {
         };
         let res = self.docker.create_container(Some(CreateContainerOptions { name: spec.name.clone(), platform: None }), config).await;
         match res {
-            Ok(_) if spec.reach == Reach::Both => {
-                let opts = bollard::network::ConnectNetworkOptions { container: spec.name.clone(), endpoint_config: EndpointSettings::default() };
-                self.docker.connect_network(&backstage, opts).await.map_err(op_err(format!("connecting {} to {backstage}", spec.name)))
-            }
+            Ok(_) if spec.reach == Reach::Both => self.join_backstage(&spec.name, &backstage).await,
             Ok(_) => Ok(()),
             Err(e) if is_404(&e) => Err(BackendError::ImageMissing {
                 image: spec.image.clone(),
@@ -215,6 +212,12 @@ impl DockerBackend {
             }),
             Err(e) => Err(op_err(format!("creating container {}", spec.name))(e)),
         }
+    }
+
+    /// Put the fault proxy on the backstage network too.
+    async fn join_backstage(&self, container: &str, backstage: &str) -> Result<(), BackendError> {
+        let opts = bollard::network::ConnectNetworkOptions { container: container.to_string(), endpoint_config: EndpointSettings::default() };
+        self.docker.connect_network(backstage, opts).await.map_err(op_err(format!("connecting {container} to {backstage}")))
     }
 
     async fn remove(&self, name: &str) -> Result<(), BackendError> {
@@ -245,8 +248,7 @@ impl DockerBackend {
                     if let (Reach::Both, Some(backstage)) = (spec.reach, &plan.backstage) {
                         let on = c.network_settings.as_ref().and_then(|n| n.networks.as_ref()).is_some_and(|n| n.contains_key(backstage));
                         if !on {
-                            let opts = bollard::network::ConnectNetworkOptions { container: spec.name.clone(), endpoint_config: EndpointSettings::default() };
-                            self.docker.connect_network(backstage, opts).await.map_err(op_err(format!("connecting {} to {backstage}", spec.name)))?;
+                            self.join_backstage(&spec.name, backstage).await?;
                         }
                     }
                     Converged::Kept
