@@ -121,6 +121,10 @@ pub struct ContainerSpec {
     /// The compose service text the template rendered (dependencies only).
     #[serde(skip)]
     pub compose: Option<String>,
+    /// How the service's leader probe names this node (`service.leader.id`
+    /// rendered, or the value of `service.leader.id_env`); replicas only.
+    #[serde(skip)]
+    pub id: Option<String>,
 }
 
 impl ContainerSpec {
@@ -447,6 +451,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
             ready: spec.lab.ready.clone(),
             ready_timeout: Duration::from_secs(60),
             compose: Some(text),
+            id: None,
         });
     }
 
@@ -489,6 +494,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
             ready: Readiness::Tcp,
             ready_timeout: Duration::from_secs(20),
             compose: None,
+            id: None,
         });
     }
 
@@ -520,6 +526,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
             ready: Readiness::Http { path: "/healthz".into(), status: 200 },
             ready_timeout: Duration::from_secs(20),
             compose: None,
+            id: None,
         });
     }
 
@@ -539,6 +546,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
     };
     let nodes: Vec<serde_json::Value> = (1..=replicas).map(|n| serde_json::json!({"node": n, "host": format!("{}-{n}", svc.name), "peer_addr": peer_addr(n)})).collect();
     let mut service_env = Vec::new();
+    let mut node_ids = Vec::new();
     for n in 1..=replicas {
         let host_port = node_ports[(n - 1) as usize].1;
         let url = match &opts.solution {
@@ -560,6 +568,13 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
             env.insert(k.clone(), r);
         }
         env.extend(opts.extra_env.clone());
+        ctx.insert("env", &env);
+        let id = match &svc.leader {
+            Some(crate::lab::LeaderProbe { id: Some(t), .. }) => Some(tera::Tera::one_off(t, &ctx, false).map_err(|e| PlanError::Env { var: "service.leader.id".into(), message: crate::lab::tera_message(&e) })?),
+            Some(crate::lab::LeaderProbe { id_env: Some(var), .. }) => env.get(var).cloned(),
+            _ => None,
+        };
+        node_ids.push(id);
         service_env.push(env);
     }
 
@@ -621,6 +636,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
                 ready: if ready.grpc { Readiness::Grpc } else { Readiness::Http { path: ready.path.clone(), status: ready.status } },
                 ready_timeout: opts.ready_timeout.unwrap_or(ready.timeout),
                 compose: None,
+                id: node_ids[(n - 1) as usize].clone(),
             });
         }
     }

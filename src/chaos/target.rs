@@ -49,7 +49,9 @@ pub async fn leader<'a>(c: &Chaos<'a>, replicas: &[&'a ContainerSpec]) -> Result
     let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(2)).build().expect("static client");
     let mut seen = Vec::new();
     for r in replicas {
-        let url = format!("http://127.0.0.1:{}{}", r.port.host, probe.path);
+        let path = probe.path.as_deref().unwrap_or("/");
+        let pointer = probe.pointer.as_deref().unwrap_or("");
+        let url = format!("http://127.0.0.1:{}{}", r.port.host, path);
         let Ok(resp) = client.get(&url).send().await else {
             seen.push(format!("{}: no answer", r.name));
             continue;
@@ -58,20 +60,19 @@ pub async fn leader<'a>(c: &Chaos<'a>, replicas: &[&'a ContainerSpec]) -> Result
             seen.push(format!("{}: not JSON", r.name));
             continue;
         };
-        let id = match body.pointer(&probe.pointer) {
+        let id = match body.pointer(pointer) {
             Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
             Some(serde_json::Value::Number(n)) => n.to_string(),
             other => {
-                seen.push(format!("{}: {} = {:?}", r.name, probe.pointer, other));
+                seen.push(format!("{}: {pointer} = {:?}", r.name, other));
                 continue;
             }
         };
-        let node_env = |x: &ContainerSpec| x.env.get(&probe.id_env).cloned();
-        if let Some(l) = replicas.iter().find(|x| node_env(x).as_deref() == Some(id.as_str())) {
+        if let Some(l) = replicas.iter().find(|x| x.id.as_deref() == Some(id.as_str())) {
             // A dead or cut-off leader is still named by followers for a while: ask it too.
-            let own = format!("http://127.0.0.1:{}{}", l.port.host, probe.path);
+            let own = format!("http://127.0.0.1:{}{}", l.port.host, path);
             let confirmed = match client.get(&own).send().await {
-                Ok(resp) => resp.json::<serde_json::Value>().await.ok().and_then(|b| b.pointer(&probe.pointer).cloned()).is_some_and(|v| v.as_str() == Some(id.as_str()) || v.to_string() == id),
+                Ok(resp) => resp.json::<serde_json::Value>().await.ok().and_then(|b| b.pointer(pointer).cloned()).is_some_and(|v| v.as_str() == Some(id.as_str()) || v.to_string() == id),
                 Err(_) => false,
             };
             if confirmed {
@@ -80,7 +81,7 @@ pub async fn leader<'a>(c: &Chaos<'a>, replicas: &[&'a ContainerSpec]) -> Result
             seen.push(format!("{}: names `{id}`, which does not confirm", r.name));
             continue;
         }
-        seen.push(format!("{}: leader `{id}` matches no node's {}", r.name, probe.id_env));
+        seen.push(format!("{}: leader `{id}` matches no node's id", r.name));
     }
     Err(ChaosError::NoLeader(seen.join("; ")))
 }

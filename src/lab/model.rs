@@ -128,9 +128,36 @@ pub struct OpMapping {
     /// For reads: statuses meaning "no value" (e.g. 404).
     #[serde(default)]
     pub missing: Vec<u16>,
-    /// For reads: JSON pointer to the value in the body.
+    /// For reads: where the value is in the answer, a JSON pointer into a
+    /// JSON body (`/value`) or the whole body (`{body: text}`, `{body: json}`,
+    /// `{body: base64}`).
     #[serde(default)]
-    pub value: Option<String>,
+    pub value: Option<ValueAt>,
+}
+
+/// Where a read's answer holds the value.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum ValueAt {
+    /// A JSON pointer into the body parsed as JSON: `/value`, `/data/0/v`.
+    Pointer(String),
+    /// The whole body, as it is on the wire.
+    Body {
+        /// How the body encodes the value.
+        body: BodyEncoding,
+    },
+}
+
+/// How a body carries a value.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BodyEncoding {
+    /// The text itself (one trailing newline dropped).
+    Text,
+    /// A JSON document: a string is the value, a number or other JSON its text.
+    Json,
+    /// The value, base64-encoded (standard alphabet; one trailing newline dropped).
+    Base64,
 }
 
 /// How a follower points at the leader.
@@ -228,9 +255,14 @@ fn pids_amount<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D:
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum BuildKind {
-    /// A Go source directory, built with `go build` (static).
+    /// A Go source directory, built with `go build` (static). An executable
+    /// (or a folder holding one, or an archive of that folder) is taken as it is.
     #[default]
     Go,
+    /// A program someone built: an executable file, a folder holding it and
+    /// its files, or an archive (.tar, .tar.gz, .tgz) of that folder. Nothing
+    /// is built; `program` names the executable in a folder.
+    Executable,
 }
 
 /// Where the learner's service runs.
@@ -266,6 +298,15 @@ pub struct Service {
     /// Environment; values are tera templates (see `lab show` for the variables).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The arguments the program starts with, each a tera template with the
+    /// variables of `env` (e.g. `["--id", "{{ self.node }}"]`). The program
+    /// runs in its node's data folder (`self.data_dir`).
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// In a solution folder that is not Go source: the executable to run, as
+    /// a path inside the folder. Default: the only executable at its top.
+    #[serde(default)]
+    pub program: Option<String>,
     /// When the service counts as started (required for containers; none for `run: cli`).
     #[serde(default)]
     pub ready: Option<HttpReady>,
@@ -291,14 +332,47 @@ pub struct Peers {
     pub proxy: bool,
 }
 
-/// Ask a node who leads: GET `path`, read the JSON at `pointer`, and match it
-/// against each node's environment variable `id_env` (e.g. NODE_ID).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// How to find the leader. Ask every node with a GET of `path` on the
+/// service port and read one thing of the answer: the JSON at `pointer`, the
+/// first group of `regex` over the body, the header `header`, or the value of
+/// the Prometheus metric `metric`. With `is`, that thing says whether the
+/// node itself leads (it leads when it equals `is`: `Leader`, `1`, `true`);
+/// without, it names the leader, matched against each node's `id` (a
+/// template, e.g. `n{{ self.node }}`) or its environment variable `id_env`.
+/// Or, with `writes: true`, the leader is the node that accepts the
+/// workload's write without redirecting it (a store whose followers redirect).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LeaderProbe {
-    pub path: String,
-    pub pointer: String,
-    pub id_env: String,
+    /// The path of the GET (default `/`).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// A JSON pointer into the body.
+    #[serde(default)]
+    pub pointer: Option<String>,
+    /// A regular expression over the body; its first group (or the whole match) is read.
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// A response header.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// A Prometheus metric in the body (text exposition format), with labels
+    /// to pick one series if needed: `raft_state{state="leader"}`.
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// The node reports whether it leads itself: the value read equals this.
+    #[serde(default)]
+    pub is: Option<String>,
+    /// The environment variable holding each node's id, as the leader is named.
+    #[serde(default)]
+    pub id_env: Option<String>,
+    /// Each node's id as the leader is named, a template (`{{ self.node }}`, `{{ self.host }}:7000`).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The leader is the node that answers the workload's write with an ok
+    /// status rather than a redirect (`workload.redirect`).
+    #[serde(default)]
+    pub writes: bool,
 }
 
 /// A named chaos scenario: `lab chaos <lab> <name>` runs it.
@@ -332,9 +406,13 @@ fn one() -> u32 {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpReady {
-    /// The path of the HTTP GET (unless `grpc`).
+    /// The path of the HTTP GET (unless `grpc` or `tcp`).
     #[serde(default)]
     pub path: String,
+    /// Instead of an HTTP GET: the service port accepts a TCP connection
+    /// (and keeps it open), for a program with no health route.
+    #[serde(default)]
+    pub tcp: bool,
     /// Instead of an HTTP GET: the standard gRPC health service
     /// (grpc.health.v1.Health/Check) answers SERVING.
     #[serde(default)]

@@ -540,7 +540,7 @@ impl<'a> CheckRunner<'a> {
                     if start.elapsed() > *within {
                         return Err(StepError::Failed(Failure {
                             summary: format!("no leader within {}", fmt_dur(*within)),
-                            sent: format!("GET {} on every node", self.t.lab.def.service.leader.as_ref().map(|l| l.path.as_str()).unwrap_or("?")),
+                            sent: format!("GET {} on every node", self.t.lab.def.service.leader.as_ref().and_then(|l| l.path.as_deref()).unwrap_or("/")),
                             got: last,
                             expected: format!("a leader that the nodes agree on within {}", fmt_dur(*within)),
                             hint: self.check.hint.clone(),

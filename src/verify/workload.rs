@@ -52,8 +52,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn node_by_id(&self, id: &str) -> Option<u32> {
-        let env = self.t.lab.def.service.leader.as_ref().map(|l| l.id_env.clone())?;
-        self.replicas.iter().find(|c| c.env.get(&env).map(String::as_str) == Some(id)).map(|c| c.node)
+        self.replicas.iter().find(|c| c.id.as_deref() == Some(id)).map(|c| c.node)
     }
 
     /// Perform one operation against `node`, following redirects to the leader.
@@ -119,7 +118,10 @@ impl<'a> Ctx<'a> {
                         op.kind = OpType::Ok;
                         if f == "read" {
                             let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or(serde_json::Value::Null);
-                            op.output = mapping.value.as_ref().and_then(|p| body.pointer(p).cloned()).unwrap_or(serde_json::Value::Null);
+                            op.output = mapping.value.as_ref().and_then(|p| match p {
+                                crate::lab::ValueAt::Pointer(p) => body.pointer(p).cloned(),
+                                crate::lab::ValueAt::Body { .. } => None,
+                            }).unwrap_or(serde_json::Value::Null);
                         }
                     } else if f == "read" && mapping.missing.contains(&resp.status) {
                         op.kind = OpType::Ok;
