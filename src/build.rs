@@ -1,6 +1,8 @@
 //! Building the learner's solution: a Go source folder is built with
-//! `go build` into a static binary; an executable file is taken as it is.
-//! Either way the binary is copied into lab's cache, which is what gets mounted.
+//! `go build` into a static binary; an executable file is taken as it is; a
+//! folder that holds a program and its files (or a .tar, .tar.gz or .tgz
+//! archive of one) is copied as it is, nothing built. Either way the result
+//! lands in the instance's folder in lab's cache, which is what gets mounted.
 //!
 //! Builds are shared by content: the key is a digest of the folder's files,
 //! the build mode and the toolchain, so twenty students' instances of one
@@ -37,6 +39,45 @@ pub struct Built {
     pub from_source: bool,
     /// Taken from an earlier build of the same source (no `go build` ran).
     pub reused: bool,
+    /// A folder of files (the program among them) copied as it was, or
+    /// unpacked from an archive: how many files.
+    pub files: Option<usize>,
+}
+
+impl Built {
+    /// What lab did with the solution, for a progress line.
+    pub fn what(&self, src: &Path) -> String {
+        let took = crate::verify::expect::fmt_dur(self.took);
+        let program = self.binary.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+        match (self.from_source, self.reused, self.files) {
+            (true, true, _) => format!("built {} in {took} (the build of the same source, reused)", src.display()),
+            (true, false, _) => format!("built {} in {took}", src.display()),
+            (false, _, Some(n)) if is_archive(src) => format!("unpacked {} ({n} files) and took its executable {program} as it is, nothing built ({took})", src.display()),
+            (false, _, Some(n)) => format!("copied {} ({n} files) and took its executable {program} as it is, nothing built ({took})", src.display()),
+            (false, _, None) => format!("took the executable {} as it is, nothing built ({took})", src.display()),
+        }
+    }
+}
+
+/// What lab is about to do with a solution, for a progress line.
+pub fn doing(src: &Path) -> String {
+    if src.is_dir() && has_go(src) {
+        format!("building {}", src.display())
+    } else if is_archive(src) {
+        format!("unpacking {}", src.display())
+    } else {
+        format!("copying {}", src.display())
+    }
+}
+
+fn has_go(dir: &Path) -> bool {
+    std::fs::read_dir(dir).into_iter().flatten().flatten().any(|e| e.path().extension().is_some_and(|x| x == "go"))
+}
+
+/// A .tar, .tar.gz or .tgz file, by its name.
+fn is_archive(p: &Path) -> bool {
+    let n = p.file_name().map(|f| f.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    p.is_file() && (n.ends_with(".tar") || n.ends_with(".tar.gz") || n.ends_with(".tgz"))
 }
 
 /// Why a build failed.
@@ -46,8 +87,15 @@ pub enum BuildError {
     #[diagnostic(help("give the folder of your Go code, or an executable you built"))]
     Missing(PathBuf),
     #[error("{0} is neither a folder of Go code nor an executable file")]
-    #[diagnostic(help("a Go folder holds .go files with package main; a built binary needs its executable bit"))]
+    #[diagnostic(help("a Go folder holds .go files with package main; a built binary needs its executable bit; a folder of a built program holds an executable file"))]
     NotBuildable(PathBuf),
+    /// A folder of a built program, in which lab cannot tell which file to run.
+    #[error("{dir}: {why}")]
+    #[diagnostic(help("{hint}"))]
+    NoProgram { dir: PathBuf, why: String, hint: String },
+    #[error("cannot unpack the archive {path}: {detail}")]
+    #[diagnostic(help("give a .tar, .tar.gz or .tgz file of the program's folder (tar -czf store.tgz -C dist .), or the folder itself"))]
+    Archive { path: PathBuf, detail: String },
     #[error("no Go toolchain found (looked at $LAB_GO, `go` on PATH, /usr/lib/go-1.23/bin/go, /usr/lib/go/bin/go, /usr/local/go/bin/go)")]
     #[diagnostic(help("install Go (on Debian 12: golang-1.23-go from bookworm-backports) or set LAB_GO to the go binary"))]
     NoGo,
@@ -92,19 +140,34 @@ pub fn out_dir(instance: &str) -> PathBuf {
 
 /// Build (or take) the solution at `src` into `out_dir/<name>`.
 pub async fn build(src: &Path, out_dir: &Path, name: &str, mode: GoMode) -> Result<Built, BuildError> {
+    build_program(src, out_dir, name, mode, None).await
+}
+
+/// The same; a folder (or archive) of a built program is copied into
+/// `out_dir` as it is, and `program` (a path in it) names its executable,
+/// by default the only executable file at its top.
+pub async fn build_program(src: &Path, out_dir: &Path, name: &str, mode: GoMode, program: Option<&str>) -> Result<Built, BuildError> {
     let start = Instant::now();
     if !src.exists() {
         return Err(BuildError::Missing(src.to_path_buf()));
     }
     std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
+    if is_archive(src) {
+        let unpacked = unpack(src)?;
+        let root = single_top_folder(unpacked.path());
+        let mut b = copy_folder(&root, out_dir, program)?;
+        b.took = start.elapsed();
+        return Ok(b);
+    }
+    if src.is_dir() && !has_go(src) {
+        let mut b = copy_folder(src, out_dir, program)?;
+        b.took = start.elapsed();
+        return Ok(b);
+    }
     let out = out_dir.join(name);
     let tmp = out_dir.join(format!(".{name}.tmp"));
     let (from_source, reused);
     if src.is_dir() {
-        let has_go = std::fs::read_dir(src).map_err(|e| BuildError::Io(e.to_string()))?.flatten().any(|e| e.path().extension().is_some_and(|x| x == "go"));
-        if !has_go {
-            return Err(BuildError::NotBuildable(src.to_path_buf()));
-        }
         let go = find_go().ok_or(BuildError::NoGo)?;
         let abs = src.canonicalize().map_err(|e| BuildError::Io(e.to_string()))?;
         let module = match mode {
@@ -142,11 +205,156 @@ pub async fn build(src: &Path, out_dir: &Path, name: &str, mode: GoMode) -> Resu
             return Err(BuildError::NotBuildable(src.to_path_buf()));
         }
         std::fs::copy(src, &tmp).map_err(|e| BuildError::Io(format!("copying {}: {e}", src.display())))?;
+        // Keep the executable bit whatever the umask.
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).map_err(io(&tmp))?;
         (from_source, reused) = (false, false);
     }
+    // What an earlier solution of another kind (a folder) left is of no more use.
+    clear_except(out_dir, &[name, &format!(".{name}.tmp")])?;
     std::fs::rename(&tmp, &out).map_err(|e| BuildError::Io(e.to_string()))?;
     let digest = digest_file(&out)?;
-    Ok(Built { binary: out, digest, took: start.elapsed(), from_source, reused })
+    Ok(Built { binary: out, digest, took: start.elapsed(), from_source, reused, files: None })
+}
+
+/// Remove what `dir` holds except the entries named `keep`.
+fn clear_except(dir: &Path, keep: &[&str]) -> Result<(), BuildError> {
+    for e in std::fs::read_dir(dir).map_err(io(dir))?.flatten() {
+        if keep.iter().any(|k| e.file_name() == std::ffi::OsStr::new(k)) {
+            continue;
+        }
+        let p = e.path();
+        let r = if p.is_dir() && !p.is_symlink() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+        r.map_err(io(&p))?;
+    }
+    Ok(())
+}
+
+/// Unpack a .tar, .tar.gz or .tgz into a temporary folder of lab's cache
+/// (entries that would land outside it are refused by `tar`).
+fn unpack(src: &Path) -> Result<tempfile::TempDir, BuildError> {
+    let err = |detail: String| BuildError::Archive { path: src.to_path_buf(), detail };
+    let root = cache_dir().join("unpack");
+    std::fs::create_dir_all(&root).map_err(io(&root))?;
+    let dir = tempfile::Builder::new().prefix("solution-").tempdir_in(&root).map_err(|e| err(e.to_string()))?;
+    let file = std::fs::File::open(src).map_err(|e| err(e.to_string()))?;
+    let mut head = [0u8; 2];
+    let gz = {
+        use std::io::Read;
+        let mut f = std::fs::File::open(src).map_err(|e| err(e.to_string()))?;
+        f.read_exact(&mut head).is_ok() && head == [0x1f, 0x8b]
+    };
+    let reader: Box<dyn std::io::Read> = if gz { Box::new(flate2::read::GzDecoder::new(file)) } else { Box::new(file) };
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(true);
+    archive.unpack(dir.path()).map_err(|e| err(e.to_string()))?;
+    if std::fs::read_dir(dir.path()).map_err(|e| err(e.to_string()))?.next().is_none() {
+        return Err(err("it holds no file".into()));
+    }
+    Ok(dir)
+}
+
+/// An archive of `store-1.2/...` is the folder `store-1.2`.
+fn single_top_folder(dir: &Path) -> PathBuf {
+    let entries: Vec<_> = std::fs::read_dir(dir).into_iter().flatten().flatten().collect();
+    match entries.as_slice() {
+        [only] if only.path().is_dir() => only.path(),
+        _ => dir.to_path_buf(),
+    }
+}
+
+/// Every file under `root` (hidden `.git` folders left out), relative, sorted.
+fn files_of(root: &Path) -> Result<Vec<PathBuf>, BuildError> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).map_err(io(&dir))?.flatten() {
+            if e.file_name() == ".git" {
+                continue;
+            }
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.is_file() {
+                files.push(p.strip_prefix(root).unwrap_or(&p).to_path_buf());
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Copy a folder of a built program into `out_dir` (replacing what was
+/// there), and find its executable.
+fn copy_folder(src: &Path, out_dir: &Path, program: Option<&str>) -> Result<Built, BuildError> {
+    let files = files_of(src)?;
+    let rel = match program {
+        Some(p) => {
+            let rel = PathBuf::from(p.trim_start_matches("./"));
+            if !files.contains(&rel) {
+                return Err(BuildError::NoProgram {
+                    dir: src.to_path_buf(),
+                    why: format!("the lab runs the program `{p}` (service.program), and the folder has no such file"),
+                    hint: format!("put the executable at {p} in the folder; it holds {}", list(&files)),
+                });
+            }
+            if !is_executable(&src.join(&rel)) {
+                return Err(BuildError::NoProgram { dir: src.to_path_buf(), why: format!("{p} is not executable"), hint: format!("chmod +x {}", src.join(&rel).display()) });
+            }
+            rel
+        }
+        None => {
+            let top: Vec<&PathBuf> = files.iter().filter(|f| f.components().count() == 1 && is_executable(&src.join(f))).collect();
+            match top.as_slice() {
+                [one] => (*one).clone(),
+                [] => {
+                    return Err(BuildError::NoProgram {
+                        dir: src.to_path_buf(),
+                        why: "no Go source and no executable file at the top of the folder".into(),
+                        hint: format!("give a folder of Go code (package main), or one with the built program at its top (chmod +x); it holds {}", list(&files)),
+                    })
+                }
+                many => {
+                    return Err(BuildError::NoProgram {
+                        dir: src.to_path_buf(),
+                        why: format!("{} executable files at the top of the folder ({}), and the lab does not say which to run", many.len(), many.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")),
+                        hint: "the lab's service.program names the one to run; or leave only one executable at the top".into(),
+                    })
+                }
+            }
+        }
+    };
+    clear_except(out_dir, &[])?;
+    let mut h = Sha256::new();
+    for f in &files {
+        let from = src.join(f);
+        let to = out_dir.join(f);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        std::fs::copy(&from, &to).map_err(io(&from))?;
+        let bytes = std::fs::read(&to).map_err(io(&to))?;
+        h.update(format!("{}\0{}\0", f.display(), bytes.len()));
+        h.update(&bytes);
+    }
+    let digest = h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
+    Ok(Built { binary: out_dir.join(&rel), digest, took: Duration::ZERO, from_source: false, reused: false, files: Some(files.len()) })
+}
+
+fn list(files: &[PathBuf]) -> String {
+    let mut shown: Vec<String> = files.iter().take(8).map(|f| f.display().to_string()).collect();
+    if files.len() > 8 {
+        shown.push(format!("and {} more", files.len() - 8));
+    }
+    if shown.is_empty() {
+        "nothing".into()
+    } else {
+        shown.join(", ")
+    }
 }
 
 fn io(what: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
@@ -253,6 +461,92 @@ mod tests {
         let f = d.path().join("notes.txt");
         std::fs::write(&f, "x").unwrap();
         assert!(matches!(build(&f, d.path(), "app", GoMode::Auto).await, Err(BuildError::NotBuildable(_))));
+    }
+
+    fn exe(p: &Path, text: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_folder_of_a_built_program_is_copied_whole_and_its_one_executable_runs() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("dist");
+        exe(&src.join("store"), "#!/bin/sh\n");
+        std::fs::create_dir_all(src.join("conf")).unwrap();
+        std::fs::write(src.join("conf/store.toml"), "x = 1\n").unwrap();
+        std::fs::write(src.join("README"), "hi\n").unwrap();
+        let out = d.path().join("out");
+        // What an earlier Go build left in the instance's folder goes.
+        exe(&out.join("app"), "old");
+        let b = build_program(&src, &out, "app", GoMode::Auto, None).await.unwrap();
+        assert_eq!(b.binary, out.join("store"));
+        assert_eq!((b.from_source, b.files), (false, Some(3)));
+        assert_eq!(std::fs::read_to_string(out.join("conf/store.toml")).unwrap(), "x = 1\n");
+        assert!(!out.join("app").exists(), "the old program is gone");
+        assert!(b.what(&src).contains("took its executable store as it is, nothing built"), "{}", b.what(&src));
+        assert!(doing(&src).starts_with("copying"), "{}", doing(&src));
+        // Another file changes the digest: the nodes restart with it.
+        std::fs::write(src.join("README"), "changed\n").unwrap();
+        let again = build_program(&src, &out, "app", GoMode::Auto, None).await.unwrap();
+        assert_ne!(again.digest, b.digest);
+    }
+
+    #[tokio::test]
+    async fn a_folder_with_several_executables_needs_the_lab_to_name_one() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("dist");
+        exe(&src.join("store"), "a");
+        exe(&src.join("store-admin"), "b");
+        exe(&src.join("bin/inner"), "c");
+        let out = d.path().join("out");
+        match build_program(&src, &out, "app", GoMode::Auto, None).await {
+            Err(BuildError::NoProgram { why, hint, .. }) => {
+                assert!(why.contains("2 executable files") && why.contains("store, store-admin"), "{why}");
+                assert!(hint.contains("service.program"), "{hint}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let b = build_program(&src, &out, "app", GoMode::Auto, Some("bin/inner")).await.unwrap();
+        assert_eq!(b.binary, out.join("bin/inner"));
+        match build_program(&src, &out, "app", GoMode::Auto, Some("bin/missing")).await {
+            Err(BuildError::NoProgram { why, hint, .. }) => assert!(why.contains("no such file") && hint.contains("bin/inner"), "{why} / {hint}"),
+            other => panic!("{other:?}"),
+        }
+        let empty = d.path().join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        std::fs::write(empty.join("notes.txt"), "x").unwrap();
+        match build_program(&empty, &out, "app", GoMode::Auto, None).await {
+            Err(BuildError::NoProgram { why, .. }) => assert!(why.contains("no Go source and no executable"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_archive_of_the_folder_is_unpacked_and_its_top_folder_taken() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("store-1.2");
+        exe(&src.join("store"), "#!/bin/sh\n");
+        std::fs::write(src.join("LICENSE"), "free\n").unwrap();
+        let tgz = d.path().join("store-1.2.tgz");
+        {
+            let f = std::fs::File::create(&tgz).unwrap();
+            let mut t = tar::Builder::new(flate2::write::GzEncoder::new(f, flate2::Compression::fast()));
+            t.append_dir_all("store-1.2", &src).unwrap();
+            t.into_inner().unwrap().finish().unwrap();
+        }
+        let out = d.path().join("out");
+        assert!(doing(&tgz).starts_with("unpacking"));
+        let b = build_program(&tgz, &out, "app", GoMode::Auto, None).await.unwrap();
+        assert_eq!(b.binary, out.join("store"));
+        assert_eq!(std::fs::read_to_string(out.join("LICENSE")).unwrap(), "free\n");
+        assert!(is_executable(&b.binary));
+        assert!(b.what(&tgz).starts_with("unpacked"), "{}", b.what(&tgz));
+        let bad = d.path().join("broken.tar.gz");
+        std::fs::write(&bad, b"\x1f\x8bnot really").unwrap();
+        assert!(matches!(build_program(&bad, &out, "app", GoMode::Auto, None).await, Err(BuildError::Archive { .. })));
     }
 
     #[tokio::test]

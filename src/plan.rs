@@ -32,6 +32,10 @@ pub mod labels {
 /// Where the learner's binary is mounted inside its containers.
 pub const BIN_DIR: &str = "/lab/bin";
 
+/// Each node's own writable folder, kept while the container lives (kill and
+/// start included): the learner's program starts in it (`self.data_dir`).
+pub const DATA_DIR: &str = "/tmp";
+
 /// Node n's peer link listens on the fault proxy at this port plus n.
 pub const PEER_PROXY_BASE: u16 = 17000;
 
@@ -102,6 +106,9 @@ pub struct ContainerSpec {
     pub image: String,
     pub command: Option<Vec<String>>,
     pub entrypoint: Option<Vec<String>>,
+    /// The folder the program starts in (the image's when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
     pub env: BTreeMap<String, String>,
     /// Names other containers of the instance reach it by.
     pub aliases: Vec<String>,
@@ -218,12 +225,16 @@ impl Plan {
 /// On the learner's service run from an image: the image, and its entrypoint and command as JSON.
 pub const IMAGE_LABEL: &str = "lab.image";
 pub const IMAGE_COMMAND_LABEL: &str = "lab.image-command";
+/// On the learner's service run from a folder of a built program: the program's path in it.
+pub const PROGRAM_LABEL: &str = "lab.program";
 
 /// How the learner's service is provided.
 #[derive(Debug, Clone)]
 pub enum Solution {
-    /// A built binary on the host, mounted into the containers.
-    Binary { path: PathBuf, digest: String },
+    /// A built binary on the host, mounted into the containers: its folder,
+    /// or `root` when it is a folder of a built program with its files
+    /// (`path` the executable inside it).
+    Binary { path: PathBuf, digest: String, root: Option<PathBuf> },
     /// An already running service at this URL.
     Target(String),
     /// An image of the learner's service, with the entrypoint and command it starts with.
@@ -441,6 +452,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
             image,
             command: spec.command.clone(),
             entrypoint: spec.entrypoint.clone(),
+            workdir: None,
             env: spec.environment.clone(),
             aliases: vec![name.clone()],
             port: PortSpec { container: spec.lab.port, host: host_port },
@@ -484,6 +496,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
             image: opts.images.image("base"),
             command: Some(command),
             entrypoint: None,
+            workdir: None,
             env: BTreeMap::from([(crate::chaos::proxy::TOKEN_ENV.to_string(), crate::chaos::proxy::token_for(&opts.secret))]),
             aliases: vec!["proxy".into()],
             port: PortSpec { container: crate::chaos::proxy::CONTROL_PORT, host: host_port },
@@ -516,6 +529,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
             image: opts.images.image("base"),
             command: Some(vec![exe_in_container(exe), "proxy".into(), "webhook".into(), "--listen".into(), format!("0.0.0.0:{}", crate::probe::webhook::PORT)]),
             entrypoint: None,
+            workdir: None,
             env: BTreeMap::new(),
             aliases: vec![WEBHOOK_SERVICE.into()],
             port: PortSpec { container: crate::probe::webhook::PORT, host: host_port },
@@ -547,6 +561,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
     let nodes: Vec<serde_json::Value> = (1..=replicas).map(|n| serde_json::json!({"node": n, "host": format!("{}-{n}", svc.name), "peer_addr": peer_addr(n)})).collect();
     let mut service_env = Vec::new();
     let mut node_ids = Vec::new();
+    let mut service_args = Vec::new();
     for n in 1..=replicas {
         let host_port = node_ports[(n - 1) as usize].1;
         let url = match &opts.solution {
@@ -555,7 +570,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         };
         let mut ctx = tera::Context::new();
         ctx.insert("deps", &deps_ctx);
-        ctx.insert("self", &serde_json::json!({"url": url, "node": n, "host": format!("{}-{n}", svc.name), "port": svc.port, "peer_addr": peer_addr(n)}));
+        ctx.insert("self", &serde_json::json!({"url": url, "node": n, "host": format!("{}-{n}", svc.name), "port": svc.port, "peer_addr": peer_addr(n), "data_dir": DATA_DIR}));
         ctx.insert("nodes", &nodes);
         ctx.insert("instance", &instance);
         ctx.insert("student", &opts.student.clone().unwrap_or_default());
@@ -575,6 +590,11 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
             _ => None,
         };
         node_ids.push(id);
+        let mut args = Vec::new();
+        for (i, a) in svc.command.iter().enumerate() {
+            args.push(tera::Tera::one_off(a, &ctx, false).map_err(|e| PlanError::Env { var: format!("service.command[{i}]"), message: crate::lab::tera_message(&e) })?);
+        }
+        service_args.push(args);
         service_env.push(env);
     }
 
@@ -585,17 +605,15 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
     // How the nodes run the learner's service: an image, its command and
     // entrypoint, mounts, and the labels that make a new program a new spec.
     let nodes_run = match (&opts.solution, cli) {
-        (Solution::Binary { path, digest }, false) => {
-            let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-            let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+        (Solution::Binary { path, digest, root }, false) => {
+            let dir = root.clone().or_else(|| path.parent().map(|p| p.to_path_buf())).unwrap_or_default();
+            let rel = path.strip_prefix(&dir).map(|r| r.to_string_lossy().to_string()).unwrap_or_else(|_| path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default());
             // The binary's digest is part of the spec, so a rebuilt solution is restarted.
-            Some((
-                opts.images.image("base"),
-                vec![format!("{BIN_DIR}/{file}")],
-                None,
-                vec![Mount { host: dir, container: BIN_DIR.into(), read_only: true }],
-                vec![("lab.binary".to_string(), digest.clone())],
-            ))
+            let mut labels = vec![("lab.binary".to_string(), digest.clone())];
+            if root.is_some() {
+                labels.push((PROGRAM_LABEL.to_string(), rel.clone()));
+            }
+            Some((opts.images.image("base"), vec![format!("{BIN_DIR}/{rel}")], None, vec![Mount { host: dir, container: BIN_DIR.into(), read_only: true }], labels))
         }
         // Entrypoint and command said explicitly, as the image says them: the same on every backend.
         (Solution::Image { image, entrypoint, command }, false) => Some((
@@ -624,8 +642,11 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
                 node: n,
                 role: Role::Service,
                 image: image.clone(),
-                command: Some(command.clone()),
+                // The program's arguments after its own (an image's entrypoint and command).
+                command: Some(command.iter().chain(&service_args[(n - 1) as usize]).cloned().collect()),
                 entrypoint: entrypoint.clone(),
+                // A program lab runs starts in its data folder; an image where it says.
+                workdir: matches!(opts.solution, Solution::Binary { .. }).then(|| DATA_DIR.to_string()),
                 env: service_env[(n - 1) as usize].clone(),
                 aliases: vec![svc.name.clone(), format!("{}-{n}", svc.name)],
                 port: PortSpec { container: svc.port, host: host_port },
@@ -633,7 +654,13 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
                 mounts: mounts.clone(),
                 extra_hosts: vec![],
                 labels: l,
-                ready: if ready.grpc { Readiness::Grpc } else { Readiness::Http { path: ready.path.clone(), status: ready.status } },
+                ready: if ready.grpc {
+                    Readiness::Grpc
+                } else if ready.tcp {
+                    Readiness::Tcp
+                } else {
+                    Readiness::Http { path: ready.path.clone(), status: ready.status }
+                },
                 ready_timeout: opts.ready_timeout.unwrap_or(ready.timeout),
                 compose: None,
                 id: node_ids[(n - 1) as usize].clone(),

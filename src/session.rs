@@ -133,15 +133,12 @@ impl Session {
                 Solution::Image { image: r.clone(), entrypoint, command }
             }
             SolutionArg::Path(p) => {
-                let task = self.ui.task(&format!("building {}", p.display()));
-                match build::build(p, &build::out_dir(&instance), &lab.def.service.name, opts.go_mode).await {
+                let task = self.ui.task(&build::doing(p));
+                match build::build_program(p, &build::out_dir(&instance), &lab.def.service.name, opts.go_mode, lab.def.service.program.as_deref()).await {
                     Ok(b) => {
-                        if b.reused {
-                            task.finish(&format!("built {} in {} (the build of the same source, reused)", p.display(), fmt_dur(b.took)));
-                        } else {
-                            task.finish(&format!("built {} in {}", p.display(), fmt_dur(b.took)));
-                        }
-                        Solution::Binary { path: b.binary, digest: b.digest }
+                        task.finish(&b.what(p));
+                        let root = b.files.is_some().then(|| build::out_dir(&instance));
+                        Solution::Binary { path: b.binary, digest: b.digest, root }
                     }
                     Err(e) => {
                         task.fail();
@@ -347,7 +344,7 @@ impl Session {
         let popts = PlanOptions {
             student: student.map(str::to_string),
             images: ImageSet::Debian,
-            solution: Solution::Binary { path, digest: String::new() },
+            solution: Solution::Binary { path, digest: String::new(), root: None },
             ports: HashMap::new(),
             extra_env: extra_env.clone(),
             ready_timeout: None,
@@ -378,7 +375,12 @@ impl Session {
             let (entrypoint, command): (Vec<String>, Vec<String>) = svc.labels.get(plan::IMAGE_COMMAND_LABEL).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
             Solution::Image { image: image.clone(), entrypoint, command }
         } else if let Some(svc) = inst.containers.iter().find(|c| c.role == Role::Service) {
-            Solution::Binary { path: build::out_dir(&inst.instance).join(&lab.def.service.name), digest: svc.labels.get("lab.binary").cloned().unwrap_or_default() }
+            // A folder of a built program: the program's path in it is a label.
+            let out = build::out_dir(&inst.instance);
+            match svc.labels.get(plan::PROGRAM_LABEL) {
+                Some(rel) => Solution::Binary { path: out.join(rel), digest: svc.labels.get("lab.binary").cloned().unwrap_or_default(), root: Some(out) },
+                None => Solution::Binary { path: out.join(&lab.def.service.name), digest: svc.labels.get("lab.binary").cloned().unwrap_or_default(), root: None },
+            }
         } else {
             Solution::None
         };

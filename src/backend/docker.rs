@@ -39,7 +39,18 @@ fn least_privilege(spec: &ContainerSpec) -> HostConfig {
 }
 
 /// The writable folder of the learner's service.
-pub const DATA_DIR: &str = "/tmp";
+pub use crate::plan::DATA_DIR;
+
+/// A tar of the files of `dir` under `dest` (a path in the container, its
+/// leading `/` dropped), readable by all and executables runnable by all.
+pub fn folder_archive(dest: &str, dir: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    let mut archive = tar::Builder::new(Vec::new());
+    archive.mode(tar::HeaderMode::Deterministic);
+    archive.follow_symlinks(true);
+    let rel = dest.trim_start_matches('/');
+    archive.append_dir_all(if rel.is_empty() { "." } else { rel }, dir)?;
+    archive.into_inner()
+}
 
 /// The user the learner's service runs as (nobody, as on a cluster).
 pub const SERVICE_USER: &str = "65534:65534";
@@ -181,6 +192,7 @@ impl DockerBackend {
             image: Some(spec.image.clone()),
             cmd: spec.command.clone(),
             entrypoint: spec.entrypoint.clone(),
+            working_dir: spec.workdir.clone(),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(labels),
             hostname: Some(format!("{}-{}", spec.service, spec.node)),
@@ -613,6 +625,22 @@ impl DockerBackend {
         h.set_size(data.len() as u64);
         archive.append_data(&mut h, rel, data).map_err(|e| BackendError::Docker { op: op(), detail: e.to_string() })?;
         let archive = archive.into_inner().map_err(|e| BackendError::Docker { op: op(), detail: e.to_string() })?;
+        self.image_from_archive(base, archive, target).await
+    }
+
+    /// Make `target` from `base` with the files of the host folder `dir` under
+    /// `dest` (a folder of a built program), as `image_with_file` does.
+    pub async fn image_with_folder(&self, base: &str, dest: &str, dir: &std::path::Path, target: &str) -> Result<(), BackendError> {
+        if self.has_image(target).await {
+            return Ok(());
+        }
+        let op = || format!("making image {target} from {base}");
+        let archive = folder_archive(dest, dir).map_err(|e| BackendError::Docker { op: op(), detail: format!("{}: {e}", dir.display()) })?;
+        self.image_from_archive(base, archive, target).await
+    }
+
+    async fn image_from_archive(&self, base: &str, archive: Vec<u8>, target: &str) -> Result<(), BackendError> {
+        let op = || format!("making image {target} from {base}");
         // No labels: a container's labels end up in the committed image (and in
         // every container of it); it is known by its name and always removed.
         let name = format!("lab-image-build-{:08x}", rand::random::<u32>());

@@ -13,7 +13,7 @@ fn options(student: &str, lab_exe: Option<PathBuf>) -> PlanOptions {
     PlanOptions {
         student: Some(student.into()),
         images: ImageSet::Debian,
-        solution: Solution::Binary { path: PathBuf::from("/x/app"), digest: "d".into() },
+        solution: Solution::Binary { path: PathBuf::from("/x/app"), digest: "d".into(), root: None },
         ports: HashMap::new(),
         extra_env: BTreeMap::new(),
         ready_timeout: None,

@@ -48,7 +48,7 @@ pub fn run(cat: &Catalogue, cmd: ExportCommand) -> Result<i32, Error> {
     let solution = match binary {
         Some(b) => {
             let abs = b.canonicalize().map_err(|e| Error::Usage(format!("--binary {}: {e}", b.display())))?;
-            Solution::Binary { path: abs, digest: String::new() }
+            Solution::Binary { path: abs, digest: String::new(), root: None }
         }
         None => Solution::None,
     };

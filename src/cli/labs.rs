@@ -44,16 +44,31 @@ pub fn show(cat: &Catalogue, name: &str, readme: bool) -> Result<i32, Error> {
         println!("  {n:<12} template {:<12} upstream {:<26} debian {}", dep.template, ImageSet::Upstream.image(&dep.template), ImageSet::Debian.image(&dep.template));
     }
     let s = &d.service;
+    // What `--solution` takes for this lab, and what lab does with it.
+    let made = match (s.build, s.program.as_deref()) {
+        (crate::lab::BuildKind::Go, _) => "built from Go source (or an executable you built, taken as it is)".to_string(),
+        (crate::lab::BuildKind::Executable, Some(p)) => format!("a program you give as it is, nothing built: a folder (or .tar.gz of it) holding the executable {p} and its files"),
+        (crate::lab::BuildKind::Executable, None) => "a program you give as it is, nothing built: an executable, or a folder (or .tar.gz of it) holding one executable and its files".to_string(),
+    };
     match (&s.run, &s.ready) {
         (crate::lab::RunKind::Cli, _) => println!(
-            "\nYour program `{}`: built from Go source, a command-line program. Nothing runs between checks: each check runs it with arguments and environment, in a fresh directory that is its HOME, and reads its exit code, output and files",
+            "\nYour program `{}`: {made}, a command-line program. Nothing runs between checks: each check runs it with arguments and environment, in a fresh directory that is its HOME, and reads its exit code, output and files",
             s.name
         ),
         (_, Some(r)) => {
-            let ready = if r.grpc { "the gRPC health service (grpc.health.v1.Health/Check) answers SERVING".to_string() } else { format!("GET {} answers {}", r.path, r.status) };
-            println!("\nYour service `{}`: built from Go source, run as {} container(s), listening on port {}, ready when {ready}", s.name, s.replicas, s.port)
+            let ready = if r.grpc {
+                "the gRPC health service (grpc.health.v1.Health/Check) answers SERVING".to_string()
+            } else if r.tcp {
+                format!("port {} accepts a TCP connection", s.port)
+            } else {
+                format!("GET {} answers {}", r.path, r.status)
+            };
+            println!("\nYour service `{}`: {made}; run as {} container(s), listening on port {}, ready when {ready}", s.name, s.replicas, s.port)
         }
-        (_, None) => println!("\nYour service `{}`: built from Go source, run as {} container(s), listening on port {}", s.name, s.replicas, s.port),
+        (_, None) => println!("\nYour service `{}`: {made}; run as {} container(s), listening on port {}", s.name, s.replicas, s.port),
+    }
+    if !s.command.is_empty() {
+        println!("Started with the arguments (in its data folder {}): {}", crate::plan::DATA_DIR, s.command.join(" "));
     }
     if s.env.is_empty() {
         println!("Environment it receives from lab: only HOME and PATH, plus what each check sets");

@@ -173,7 +173,8 @@ pub enum ProxyCommand {
 /// Options shared by `up` and `verify`.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// The learner's solution: a Go folder (built with `go build`) or an executable.
+    /// The learner's solution: a Go folder (built with `go build`), an executable, or a
+    /// folder holding a built program and its files (or a .tar, .tar.gz, .tgz of it), taken as it is.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["target", "image"])]
     pub solution: Option<PathBuf>,
     /// Check a service that is already running at this URL instead.

@@ -27,7 +27,7 @@ fn opts(solution: Solution, student: Option<&str>) -> PlanOptions {
 }
 
 fn binary() -> Solution {
-    Solution::Binary { path: PathBuf::from("/cache/bin/lab-url-shortener/app"), digest: "abcd".into() }
+    Solution::Binary { path: PathBuf::from("/cache/bin/lab-url-shortener/app"), digest: "abcd".into(), root: None }
 }
 
 #[test]
@@ -80,7 +80,7 @@ fn the_digest_changes_with_the_binary_and_env() {
     let a = plan(&lab(), &opts(binary(), None), counter()).unwrap();
     let b = plan(&lab(), &opts(binary(), None), counter()).unwrap();
     assert_eq!(a.containers[1].digest(""), b.containers[1].digest(""));
-    let mut o = opts(Solution::Binary { path: PathBuf::from("/cache/bin/lab-url-shortener/app"), digest: "other".into() }, None);
+    let mut o = opts(Solution::Binary { path: PathBuf::from("/cache/bin/lab-url-shortener/app"), digest: "other".into(), root: None }, None);
     let c = plan(&lab(), &o, counter()).unwrap();
     assert_ne!(a.containers[1].digest(""), c.containers[1].digest(""));
     o.extra_env.insert("SHORTENER_BUG".into(), "memory".into());
@@ -199,7 +199,7 @@ fn labs_without_alertmanager_keep_their_digests() {
 fn a_command_line_lab_plans_no_container_and_hands_over_its_program() {
     let task = Catalogue::new(vec![]).find("task-cli").unwrap();
     let path = PathBuf::from("/cache/bin/lab-task-cli/task");
-    let mut o = opts(Solution::Binary { path: path.clone(), digest: "abcd".into() }, None);
+    let mut o = opts(Solution::Binary { path: path.clone(), digest: "abcd".into(), root: None }, None);
     o.extra_env.insert("TASKCLI_BUG".into(), "precedence".into());
     let p = plan(&task, &o, || Err("a command-line lab needs no port".into())).unwrap();
     assert!(p.containers.is_empty(), "{:?}", p.containers);
@@ -247,4 +247,36 @@ fn resources_in_lab_yaml_set_the_limits_and_the_rest_keep_their_role_s_defaults(
         let err = crate::lab::parse("lab.yaml", &text, None).unwrap_err();
         assert!(err.errors[0].message.contains(says) && err.errors[0].line == line, "{bad}: {:?}", err.errors[0]);
     }
+}
+
+#[test]
+fn a_store_as_it_ships_gets_its_arguments_its_folder_its_data_folder_and_tcp_readiness() {
+    let raft = Catalogue::new(vec![]).find("raft").unwrap();
+    let src = raft.source.read_file("lab.yaml").unwrap();
+    let with = src
+        .replacen("  peers: { port: 7000, proxy: true }\n", "  peers: { port: 7000, proxy: true }\n  command: [\"--id\", \"{{ env.NODE_ID }}\", \"--data\", \"{{ self.data_dir }}/d\", \"--cluster\", \"{{ nodes | map(attribute='peer_addr') | join(sep=',') }}\"]\n  program: bin/store\n", 1)
+        .replacen("  ready:\n    path: /healthz\n", "  ready:\n    tcp: true\n", 1)
+        .replacen("    id_env: NODE_ID\n", "    id: \"node-{{ self.node }}\"\n", 1);
+    let def = crate::lab::parse("lab.yaml", &with, None).unwrap_or_else(|e| panic!("{e:?}"));
+    let l = Lab { def, source: raft.source.clone() };
+    let root = PathBuf::from("/cache/bin/lab-raft");
+    let sol = Solution::Binary { path: root.join("bin/store"), digest: "f1".into(), root: Some(root.clone()) };
+    let p = plan(&l, &opts(sol, None), counter()).unwrap();
+    let app2 = p.containers.iter().find(|c| c.name == "lab-raft-app-2").unwrap();
+    assert_eq!(app2.command.as_ref().unwrap(), &["/lab/bin/bin/store", "--id", "n2", "--data", "/tmp/d", "--cluster", "app-1:7000,app-2:7000,app-3:7000"].map(String::from).to_vec());
+    assert_eq!(app2.mounts[0].host, root, "the whole folder is mounted, not the executable's own");
+    assert_eq!(app2.labels[PROGRAM_LABEL], "bin/store");
+    assert_eq!(app2.workdir.as_deref(), Some(DATA_DIR));
+    assert!(matches!(app2.ready, Readiness::Tcp));
+    assert_eq!(app2.id.as_deref(), Some("node-2"), "the leader probe's id, rendered per node");
+    // An image starts where it says: lab's data folder is for the programs lab runs.
+    let img = Solution::Image { image: "me/store:1".into(), entrypoint: vec!["/store".into()], command: vec![] };
+    let p = plan(&l, &opts(img, None), counter()).unwrap();
+    let app1 = p.containers.iter().find(|c| c.name == "lab-raft-app-1").unwrap();
+    assert_eq!(app1.workdir, None);
+    assert_eq!(app1.command.as_ref().unwrap()[..2], ["--id".to_string(), "n1".to_string()]);
+    // An argument that does not render is a plan error naming it.
+    let bad = with.replacen("\"{{ env.NODE_ID }}\"", "\"{{ nope }}\"", 1);
+    let def = crate::lab::parse("lab.yaml", &bad, None);
+    assert!(def.is_err(), "validation catches an undefined variable in an argument");
 }

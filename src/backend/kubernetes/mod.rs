@@ -112,9 +112,24 @@ impl KubeBackend {
                 out.insert(c.name.clone(), c.image.clone());
                 continue;
             }
-            let image = match objects::upload(c) {
-                None => crate::images::in_registry(reg, &c.image),
-                Some((dest, orig)) => {
+            let image = match (objects::upload(c), objects::program_folder(c)) {
+                (None, _) => crate::images::in_registry(reg, &c.image),
+                (Some((dest, _)), Some((dir, host))) => {
+                    // A folder of a built program: named after its files' digest.
+                    let digest = {
+                        use sha2::Digest;
+                        let mut h = sha2::Sha256::new();
+                        h.update(format!("{}\0{dir}\0{}", c.image, c.labels.get("lab.binary").map(String::as_str).unwrap_or_default()).as_bytes());
+                        h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect::<String>()
+                    };
+                    let program = std::path::Path::new(&dest).file_name().and_then(|f| f.to_str()).unwrap_or("program").to_ascii_lowercase();
+                    let target = format!("{}/lab-program/{program}:{digest}", reg.trim_end_matches('/'));
+                    if !pushed.contains(&target) && !docker.has_image(&target).await {
+                        docker.image_with_folder(&c.image, &dir, &host, &target).await?;
+                    }
+                    target
+                }
+                (Some((dest, orig)), None) => {
                     let src = shippable(&orig).map_err(|e| BackendError::Kube { op: format!("reading {}", orig.display()), detail: e.to_string() })?;
                     let read = || async { tokio::fs::read(&src).await.map_err(|e| BackendError::Kube { op: format!("reading {}", src.display()), detail: e.to_string() }) };
                     // Named after the program's digest; lab's own large binary
@@ -325,6 +340,19 @@ impl KubeBackend {
         let t0 = Instant::now();
         let pod = self.wait_running(ns, &name).await?;
         tracing::debug!(pod = %name, waited = ?t0.elapsed(), "running");
+        if let Some((dir, host)) = objects::program_folder(c) {
+            // A folder of a built program: shipped whole as a tar, once per version of its files.
+            let version = format!("folder-{}", c.labels.get("lab.binary").map(String::as_str).unwrap_or_default());
+            if pod.metadata.annotations.as_ref().and_then(|a| a.get(UPLOADED_ANNOTATION)) == Some(&version) {
+                return Ok(());
+            }
+            let data = super::docker::folder_archive("", &host).map_err(|e| BackendError::Kube { op: format!("reading {}", host.display()), detail: e.to_string() })?;
+            let script = format!("find {dir} -mindepth 1 -delete && head -c {} | tar -x -f - -C {dir} --no-same-owner", data.len());
+            self.exec_with_input(ns, &name, &script, &data).await?;
+            let patch = serde_json::json!({"metadata": {"annotations": {UPLOADED_ANNOTATION: version}}});
+            self.pods(ns).patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(kube_err(format!("annotating pod {name}")))?;
+            return Ok(());
+        }
         let orig = src.clone();
         let src = shippable(&src).map_err(|e| BackendError::Kube { op: format!("reading {}", src.display()), detail: e.to_string() })?;
         let read = |p: PathBuf| async move { tokio::fs::read(&p).await.map_err(|e| BackendError::Kube { op: format!("reading {}", p.display()), detail: e.to_string() }) };

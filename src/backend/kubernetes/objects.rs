@@ -156,6 +156,13 @@ pub fn upload(c: &ContainerSpec) -> Option<(String, std::path::PathBuf)> {
     })
 }
 
+/// A node running a folder of a built program (its executable and files):
+/// the folder's path in the pod and on this machine, shipped whole.
+pub fn program_folder(c: &ContainerSpec) -> Option<(String, std::path::PathBuf)> {
+    c.labels.get(crate::plan::PROGRAM_LABEL)?;
+    c.mounts.iter().find(|m| m.container == crate::plan::BIN_DIR).map(|m| (m.container.clone(), m.host.clone()))
+}
+
 /// The pod of one container. `cluster_ips` maps each alias to its Service's
 /// ClusterIP (empty for an export: clusters with DNS need none).
 pub fn pod_object(plan: &Plan, c: &ContainerSpec, cluster_ips: &BTreeMap<String, String>) -> Value {
@@ -240,6 +247,9 @@ pub fn pod_object_in(plan: &Plan, c: &ContainerSpec, cluster_ips: &BTreeMap<Stri
     if !ha.is_empty() {
         spec["hostAliases"] = Value::Array(ha);
     }
+    if let Some(w) = &c.workdir {
+        spec["containers"][0]["workingDir"] = json!(w);
+    }
     let digest = spec_digest(&spec, &l);
     a.insert(SPEC_ANNOTATION.into(), digest);
     json!({
@@ -308,7 +318,7 @@ mod tests {
 
     #[test]
     fn a_dependency_behind_the_proxy_takes_connections_from_the_proxy_only() {
-        let plan = plan_of("url-shortener", Solution::Binary { path: "/tmp/b/app".into(), digest: "d1".into() });
+        let plan = plan_of("url-shortener", Solution::Binary { path: "/tmp/b/app".into(), digest: "d1".into(), root: None });
         let objs = namespace_objects(&plan);
         let policies: Vec<&Value> = objs.iter().filter(|o| o["kind"] == "NetworkPolicy").collect();
         assert_eq!(policies.len(), 2, "{objs:#?}");
@@ -320,13 +330,13 @@ mod tests {
         let app = plan.containers.iter().find(|c| c.service == "app").unwrap();
         assert!(pod_object(&plan, app, &BTreeMap::new())["metadata"]["labels"].get("lab.reach").is_none());
         // raft's peers go through the proxy, but no dependency hides behind it.
-        let raft = plan_of("raft", Solution::Binary { path: "/tmp/b/app".into(), digest: "d1".into() });
+        let raft = plan_of("raft", Solution::Binary { path: "/tmp/b/app".into(), digest: "d1".into(), root: None });
         assert_eq!(namespace_objects(&raft).iter().filter(|o| o["kind"] == "NetworkPolicy").count(), 1);
     }
 
     #[test]
     fn every_object_is_a_valid_kubernetes_object_in_the_instance_namespace() {
-        let plan = plan_of("raft", Solution::Binary { path: "/tmp/b/app".into(), digest: "d1".into() });
+        let plan = plan_of("raft", Solution::Binary { path: "/tmp/b/app".into(), digest: "d1".into(), root: None });
         let objs = all_objects(&plan, &BTreeMap::new());
         let kinds: Vec<&str> = objs.iter().map(|o| o["kind"].as_str().unwrap()).collect();
         assert_eq!(kinds, ["Namespace", "LimitRange", "NetworkPolicy", "Service", "Service", "Service", "Service", "Service", "Pod", "Pod", "Pod", "Pod"]);
@@ -357,7 +367,7 @@ mod tests {
 
     #[test]
     fn the_learner_s_pods_run_the_uploaded_binary_under_the_supervisor_without_privileges() {
-        let plan = plan_of("url-shortener", Solution::Binary { path: "/tmp/b/app".into(), digest: "d1".into() });
+        let plan = plan_of("url-shortener", Solution::Binary { path: "/tmp/b/app".into(), digest: "d1".into(), root: None });
         let app = plan.replicas().next().unwrap();
         assert_eq!(upload(app), Some(("/lab/bin/app".to_string(), "/tmp/b/app".into())));
         let pod: Pod = serde_json::from_value(pod_object(&plan, app, &BTreeMap::new())).unwrap();
@@ -393,7 +403,7 @@ mod tests {
 
     #[test]
     fn cluster_ips_become_host_aliases_and_change_the_spec_digest() {
-        let plan = plan_of("url-shortener", Solution::Binary { path: "/tmp/b/app".into(), digest: "d1".into() });
+        let plan = plan_of("url-shortener", Solution::Binary { path: "/tmp/b/app".into(), digest: "d1".into(), root: None });
         let app = plan.replicas().next().unwrap();
         let bare = pod_object(&plan, app, &BTreeMap::new());
         let ips = BTreeMap::from([("redis".to_string(), "10.0.0.7".to_string()), ("proxy".to_string(), "10.0.0.8".to_string())]);
