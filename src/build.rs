@@ -321,7 +321,11 @@ fn copy_folder(src: &Path, out_dir: &Path, program: Option<&str>) -> Result<Buil
                 many => {
                     return Err(BuildError::NoProgram {
                         dir: src.to_path_buf(),
-                        why: format!("{} executable files at the top of the folder ({}), and the lab does not say which to run", many.len(), many.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")),
+                        why: format!(
+                            "{} executable files at the top of the folder ({}), and the lab does not say which to run",
+                            many.len(),
+                            many.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                        ),
                         hint: "the lab's service.program names the one to run; or leave only one executable at the top".into(),
                     })
                 }
@@ -457,7 +461,8 @@ mod tests {
     async fn missing_and_unbuildable_are_told_apart() {
         let d = tempfile::tempdir().unwrap();
         assert!(matches!(build(&d.path().join("nope"), d.path(), "app", GoMode::Auto).await, Err(BuildError::Missing(_))));
-        assert!(matches!(build(d.path(), d.path(), "app", GoMode::Auto).await, Err(BuildError::NotBuildable(_))));
+        // A folder with neither Go code nor an executable says so.
+        assert!(matches!(build(d.path(), &d.path().join("out"), "app", GoMode::Auto).await, Err(BuildError::NoProgram { .. })));
         let f = d.path().join("notes.txt");
         std::fs::write(&f, "x").unwrap();
         assert!(matches!(build(&f, d.path(), "app", GoMode::Auto).await, Err(BuildError::NotBuildable(_))));

@@ -470,3 +470,32 @@ fn with_a_registry_the_nodes_pull_the_images_and_the_program_arrives_as_an_image
     let report = json(&out);
     assert_eq!(out.status.code(), Some(0), "{report:#}");
 }
+
+/// A third-party store (tests/stores/textkv) from a folder of its built
+/// program and a file it reads next to itself, driven by tests/labs/textkv
+/// alone: the folder is shipped whole into each pod, the program starts with
+/// the lab's arguments in its data folder, is ready when its port answers,
+/// the leader is found through its Prometheus metric, and its raw-text
+/// history is judged under the nemesis.
+#[test]
+fn a_third_party_store_from_a_folder_passes_on_the_cluster_from_its_lab_yaml_alone() {
+    struct Down;
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = klab().arg("--labs").arg(root().join("tests/labs")).args(["down", "textkv", "--student", "kstore"]).output();
+        }
+    }
+    let _down = Down;
+    let dist = textkv_dist();
+    let mut c = klab();
+    c.arg("--labs").arg(root().join("tests/labs")).args(["verify", "textkv", "--student", "kstore", "--keep", "--output", "json", "--solution"]).arg(dist);
+    let t0 = Instant::now();
+    let out = run(c);
+    eprintln!("verify textkv on the cluster: {:?}", t0.elapsed());
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert!(report["history"]["ops"].as_array().unwrap().len() > 50, "a real workload ran");
+    // Its textkv.conf came along: the node read it from its own folder in the pod.
+    let conf = kubectl_out(&["-n", "lab-textkv--kstore", "exec", "kv-1", "--", "cat", "/lab/bin/textkv.conf"]);
+    assert!(conf.contains("election-timeout"), "{conf}");
+}

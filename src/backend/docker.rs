@@ -48,7 +48,21 @@ pub fn folder_archive(dest: &str, dir: &std::path::Path) -> std::io::Result<Vec<
     archive.mode(tar::HeaderMode::Deterministic);
     archive.follow_symlinks(true);
     let rel = dest.trim_start_matches('/');
-    archive.append_dir_all(if rel.is_empty() { "." } else { rel }, dir)?;
+    if rel.is_empty() {
+        // The folder's entries only: no `.` entry, whose owner and times the
+        // unpacking user (nobody, in a pod) may not change.
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            let p = e.path();
+            if p.is_dir() {
+                archive.append_dir_all(e.file_name(), &p)?;
+            } else {
+                archive.append_path_with_name(&p, e.file_name())?;
+            }
+        }
+    } else {
+        archive.append_dir_all(rel, dir)?;
+    }
     archive.into_inner()
 }
 

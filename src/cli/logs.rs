@@ -14,10 +14,20 @@ pub async fn run(cat: &Catalogue, lab: &str, service: Option<String>, follow: bo
     s.backend.ping().await?;
     let inst = s.find_instance(l.name(), student.as_deref()).await?.ok_or_else(|| Error::NotUp(l.name().to_string()))?;
     let svc = service.unwrap_or_else(|| l.def.service.name.clone());
-    let containers: Vec<_> = inst.containers.iter().filter(|c| c.service == svc).collect();
+    // A service (every node of it), or one node by its name in the instance (`app-2`).
+    let node_name = |c: &&crate::backend::ContainerState| format!("{}-{}", c.service, c.node);
+    let containers: Vec<_> = inst.containers.iter().filter(|c| c.service == svc || node_name(c) == svc).collect();
     if containers.is_empty() {
-        let known: Vec<&str> = inst.containers.iter().map(|c| c.service.as_str()).collect();
-        return Err(Error::Usage(format!("{} has no service `{svc}`; it has: {}", inst.instance, known.join(", "))));
+        let mut known: Vec<String> = Vec::new();
+        for c in &inst.containers {
+            if !known.contains(&c.service) {
+                known.push(c.service.clone());
+            }
+            if inst.containers.iter().filter(|x| x.service == c.service).count() > 1 {
+                known.push(node_name(&c));
+            }
+        }
+        return Err(Error::Usage(format!("{} has no service or node `{svc}`; it has: {}", inst.instance, known.join(", "))));
     }
     let prefix = containers.len() > 1;
     let mut streams = Vec::new();

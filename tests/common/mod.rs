@@ -1,8 +1,10 @@
 //! Helpers for tests that drive the real `lab` binary against the real Docker engine.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Instant;
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -287,4 +289,46 @@ pub fn learner_image(tag: &str) -> String {
     ok(&["commit", "--change", "ENTRYPOINT [\"/usr/local/bin/shortener\"]", &cid, tag]);
     ok(&["rm", &cid]);
     tag.to_string()
+}
+
+/// The raft timing textkv reads from textkv.conf next to its executable
+/// (without the file it keeps raft's slower defaults).
+pub const TEXTKV_CONF: &str =
+    "# textkv.conf: raft timing for three nodes on one network\nheartbeat-timeout = 500ms\nelection-timeout = 500ms\nleader-lease-timeout = 250ms\ncommit-timeout = 20ms\nrequest-timeout = 2s\n";
+
+/// The third-party store of tests/stores/textkv, built once per test binary
+/// (Go, GOPATH mode, Debian's libraries) into `<tmp>/third-party/textkv-dist/`
+/// holding `textkv` and the `textkv.conf` it reads from its own folder: a
+/// folder of a built program, as `--solution` takes one.
+pub fn textkv_dist() -> &'static Path {
+    static DIST: OnceLock<PathBuf> = OnceLock::new();
+    DIST.get_or_init(|| {
+        let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("third-party");
+        let gopath = work.join("gopath");
+        let src = gopath.join("src/lab.local");
+        std::fs::create_dir_all(&src).unwrap();
+        let link = src.join("textkv");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(root().join("tests/stores/textkv"), &link).unwrap();
+        let dist = work.join("textkv-dist");
+        let _ = std::fs::remove_dir_all(&dist);
+        std::fs::create_dir_all(&dist).unwrap();
+        let go = ["/usr/lib/go-1.23/bin/go", "/usr/lib/go/bin/go", "/usr/local/go/bin/go"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("go");
+        let t = Instant::now();
+        let out = Command::new(go)
+            .args(["build", "-trimpath", "-o"])
+            .arg(dist.join("textkv"))
+            .arg("lab.local/textkv")
+            .current_dir(&gopath)
+            .env("GO111MODULE", "off")
+            .env("GOPATH", format!("{}:/usr/share/gocode", gopath.display()))
+            .env("GOFLAGS", "")
+            .env("CGO_ENABLED", "0")
+            .output()
+            .expect("go runs");
+        assert!(out.status.success(), "go build of tests/stores/textkv failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        eprintln!("built textkv in {:?}", t.elapsed());
+        std::fs::write(dist.join("textkv.conf"), TEXTKV_CONF).unwrap();
+        dist
+    })
 }

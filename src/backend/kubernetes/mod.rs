@@ -347,7 +347,7 @@ impl KubeBackend {
                 return Ok(());
             }
             let data = super::docker::folder_archive("", &host).map_err(|e| BackendError::Kube { op: format!("reading {}", host.display()), detail: e.to_string() })?;
-            let script = format!("find {dir} -mindepth 1 -delete && head -c {} | tar -x -f - -C {dir} --no-same-owner", data.len());
+            let script = format!("find {dir} -mindepth 1 -delete && head -c {} | tar -x -m -f - -C {dir} --no-same-owner --no-overwrite-dir", data.len());
             self.exec_with_input(ns, &name, &script, &data).await?;
             let patch = serde_json::json!({"metadata": {"annotations": {UPLOADED_ANNOTATION: version}}});
             self.pods(ns).patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(kube_err(format!("annotating pod {name}")))?;
