@@ -84,6 +84,13 @@ pub struct CheckResult {
     pub outcome: Outcome,
     #[serde(with = "secs")]
     pub duration: Duration,
+    /// Lines a learner should see whatever the outcome, each on its own line
+    /// of the verdict: e.g. a fault of the workload's nemesis that lab could
+    /// not inject (`nemesis: partition at 2.000 s could not be applied: …`),
+    /// which is lab's problem, not the service's. A passed check with notes
+    /// passes with a warning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Totals of a run.
@@ -153,14 +160,20 @@ pub struct HistoryOp {
     pub f: String,
     /// write: the value; cas: [from, to]; read: null.
     pub value: serde_json::Value,
-    /// read: the value read (null when missing).
+    /// read: the value read, as `workload.ops.read.value` says where it is in
+    /// the answer (null when missing). A read answered with an ok status whose
+    /// value lab could not read is recorded as `fail` (it constrains nothing)
+    /// with null here and the reason in `note`; the workload keeps a list of
+    /// them and the history checks fail on them.
     pub output: serde_json::Value,
     #[serde(rename = "type")]
     pub kind: OpType,
     /// Nanoseconds from the start of the workload.
     pub invoke: u64,
     pub complete: u64,
-    /// The node asked first (1-based) and the node that answered.
+    /// The node asked first (1-based) and the node that answered (another one
+    /// when the first redirected to the leader). The reads after healing ask
+    /// every node in turn.
     pub node: u32,
     pub answered_by: u32,
     /// Status or error, for reports.

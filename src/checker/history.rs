@@ -334,6 +334,41 @@ impl Op {
     }
 }
 
+/// How the times of a history read in explanations and witnesses.
+///
+/// The checker's times are in any monotonic unit (or event positions); a run
+/// of lab records nanoseconds from the start of its workload, which read best
+/// as seconds: `2.178 s`, `[2.178 s, 2.180 s]` (three decimals, enough to
+/// tell operations a millisecond apart), as in the report's timeline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeUnit {
+    /// The times as they are: `40`, `[40, 50]`.
+    #[default]
+    Raw,
+    /// Nanoseconds from the start of the run, shown in seconds: `2.178 s`.
+    Nanos,
+}
+
+impl TimeUnit {
+    /// One point in time: `40`, or `2.178 s`.
+    pub fn at(self, t: u64) -> String {
+        match self {
+            TimeUnit::Raw => t.to_string(),
+            TimeUnit::Nanos => format!("{:.3} s", t as f64 / 1e9),
+        }
+    }
+
+    /// An operation's interval: `[40, 50]`, `[2.178 s, 2.180 s]`; `[40, ...)`
+    /// when it has no known completion.
+    pub fn span(self, call: u64, ret: Option<u64>) -> String {
+        match ret {
+            Some(r) => format!("[{}, {}]", self.at(call), self.at(r)),
+            None => format!("[{}, ...)", self.at(call)),
+        }
+    }
+}
+
 /// Describes the key for sentences: `x` or `the register`.
 pub(crate) fn key_label(key: &str) -> String {
     if key.is_empty() {
@@ -343,33 +378,40 @@ pub(crate) fn key_label(key: &str) -> String {
     }
 }
 
-impl fmt::Display for Op {
-    /// `process 2: read x -> 3 [40, 50]`
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "process {}: {}", self.process, self.f)?;
+impl Op {
+    /// `process 2: read x => 3 [40, 50]`, with its times in `unit`
+    /// (`[2.178 s, 2.180 s]` for [`TimeUnit::Nanos`]).
+    pub fn text(&self, unit: TimeUnit) -> String {
+        let mut s = format!("process {}: {}", self.process, self.f);
         if !self.key.is_empty() {
-            write!(f, " {}", self.key)?;
+            s.push_str(&format!(" {}", self.key));
         }
         match self.f {
             Func::Read | Func::Get => {}
             Func::Cas => match self.cas_pair() {
-                Some((from, to)) => write!(f, " {from} -> {to}")?,
-                None => write!(f, " {}", self.value)?,
+                Some((from, to)) => s.push_str(&format!(" {from} -> {to}")),
+                None => s.push_str(&format!(" {}", self.value)),
             },
-            _ => write!(f, " {}", self.value)?,
+            _ => s.push_str(&format!(" {}", self.value)),
         }
         match self.status {
-            Status::Ok if self.f.is_read() => write!(f, " => {}", self.output)?,
-            Status::Ok if self.f == Func::Cas && self.output == Value::Bool(false) => f.write_str(" => false")?,
-            Status::Ok => f.write_str(" => ok")?,
-            Status::Fail => f.write_str(" => fail")?,
-            Status::Info => f.write_str(" => unknown (timed out)")?,
+            Status::Ok if self.f.is_read() => s.push_str(&format!(" => {}", self.output)),
+            Status::Ok if self.f == Func::Cas && self.output == Value::Bool(false) => s.push_str(" => false"),
+            Status::Ok => s.push_str(" => ok"),
+            Status::Fail => s.push_str(" => fail"),
+            Status::Info => s.push_str(" => unknown (timed out)"),
         }
-        match (self.status, self.ret) {
-            (Status::Info, _) => write!(f, " [{}, ...)", self.call),
-            (_, Some(ret)) => write!(f, " [{}, {}]", self.call, ret),
-            (_, None) => write!(f, " [{}, ...)", self.call),
-        }
+        let ret = if self.status == Status::Info { None } else { self.ret };
+        s.push(' ');
+        s.push_str(&unit.span(self.call, ret));
+        s
+    }
+}
+
+impl fmt::Display for Op {
+    /// `process 2: read x => 3 [40, 50]` (times as they are; see [`Op::text`]).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text(TimeUnit::Raw))
     }
 }
 

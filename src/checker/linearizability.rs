@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use serde::{Serialize, Serializer};
 
-use super::history::{key_label, History, Op};
+use super::history::{key_label, History, Op, TimeUnit};
 use super::model::{compile, Compiled, ModelKind};
 use super::search::{search_stats, Control, Outcome};
 use super::witness;
@@ -49,11 +49,25 @@ pub struct CheckOptions {
     /// Raised by the caller to abandon the check (e.g. on Ctrl-C): the verdict
     /// is then `Unknown` unless a violation was already found.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// How the witnesses' explanations and operations show times: as they are
+    /// (the default, for histories in any unit), or nanoseconds from the
+    /// start of the run shown in seconds (`[2.178 s, 2.180 s]`), as lab's
+    /// workload records them.
+    pub time_unit: TimeUnit,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { budget: Duration::from_secs(10), witness: true, witness_budget: Duration::from_secs(2), max_witnesses: 3, stop_on_violation: true, threads: 0, cancel: None }
+        CheckOptions {
+            budget: Duration::from_secs(10),
+            witness: true,
+            witness_budget: Duration::from_secs(2),
+            max_witnesses: 3,
+            stop_on_violation: true,
+            threads: 0,
+            cancel: None,
+            time_unit: TimeUnit::Raw,
+        }
     }
 }
 
@@ -94,7 +108,8 @@ fn ser_ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 pub struct WitnessOp {
     /// Index of the operation in `History::ops`.
     pub index: usize,
-    /// `process 2: read x => 3 [40, 50]`
+    /// `process 2: read x => 3 [40, 50]` (`[2.178 s, 2.180 s]` with
+    /// [`TimeUnit::Nanos`], see [`CheckOptions::time_unit`]).
     pub text: String,
     /// True when the operation is in the witness only because it could have
     /// written a value that another operation of the witness observed (it is
@@ -354,7 +369,7 @@ fn check_inner(history: &History, opts: &CheckOptions) -> CheckResult {
         let mut failing: Vec<&mut KeyState> = states.iter_mut().filter(|k| k.result.verdict == Verdict::NotLinearizable && k.compiled.is_some()).take(opts.max_witnesses).collect();
         for_each_mut(parallel, &mut failing, |k| {
             let compiled = k.compiled.as_ref().expect("failing keys keep their compiled ops");
-            k.result.witness = Some(make_witness(history, &groups[k.group], compiled, k.blocked, &ctl));
+            k.result.witness = Some(make_witness(history, &groups[k.group], compiled, k.blocked, &ctl, opts.time_unit));
         });
     }
 
@@ -388,7 +403,7 @@ fn interrupted_reason(o: Outcome, key: &str, ops: usize, budget: Duration) -> St
 /// The largest witness reported in full when it could not be minimized.
 const MAX_UNREDUCED: usize = 200;
 
-fn make_witness(history: &History, work: &KeyWork, compiled: &Compiled, blocked: Option<u64>, ctl: &Control) -> Witness {
+fn make_witness(history: &History, work: &KeyWork, compiled: &Compiled, blocked: Option<u64>, ctl: &Control, unit: TimeUnit) -> Witness {
     let shrunk = witness::shrink(compiled, ctl, blocked);
     let orig = |i: u32| compiled.ops[i as usize].orig as usize;
     let culprit_orig = shrunk.culprit.map(orig);
@@ -399,10 +414,10 @@ fn make_witness(history: &History, work: &KeyWork, compiled: &Compiled, blocked:
         indices = culprit_orig.into_iter().collect();
     }
     let key_ops: Vec<usize> = work.indices.iter().map(|&i| i as usize).collect();
-    let mut explanation = witness::explain(history, compiled.model.kind, &work.key, &indices, culprit_orig, &key_ops);
+    let mut explanation = witness::explain(history, compiled.model.kind, &work.key, &indices, culprit_orig, &key_ops, unit);
     explanation.push_str(&note);
     let core: rustc_hash::FxHashSet<usize> = shrunk.core.iter().map(|&i| orig(i)).collect();
-    let ops: Vec<WitnessOp> = indices.iter().map(|&i| WitnessOp { index: i, text: history.ops[i].to_string(), context: !core.contains(&i), op: history.ops[i].clone() }).collect();
+    let ops: Vec<WitnessOp> = indices.iter().map(|&i| WitnessOp { index: i, text: history.ops[i].text(unit), context: !core.contains(&i), op: history.ops[i].clone() }).collect();
     let culprit = culprit_orig.and_then(|c| indices.iter().position(|&i| i == c));
     Witness { key: work.key.clone(), explanation, ops, culprit, minimal: shrunk.minimal, prefix_ops: shrunk.prefix_ops }
 }

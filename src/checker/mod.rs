@@ -35,6 +35,6 @@ mod witness;
 mod tests;
 
 pub use formats::{parse, Format};
-pub use history::{Event, EventType, Func, History, Op, ParseError, Pending, Recorder, SourcedEvent, Status, Value};
+pub use history::{Event, EventType, Func, History, Op, ParseError, Pending, Recorder, SourcedEvent, Status, TimeUnit, Value};
 pub use linearizability::{check, CheckOptions, CheckResult, KeyResult, Verdict, Witness, WitnessOp};
 pub use model::ModelKind;

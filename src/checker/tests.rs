@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::formats::{self, Format};
-use super::history::{Func, History, Op, Status, Value};
+use super::history::{Func, History, Op, Status, TimeUnit, Value};
 use super::linearizability::{check, CheckOptions, CheckResult, Verdict};
 use super::sim::{inject, simulate, Anomaly, SimConfig, SimModel};
 
@@ -87,6 +87,89 @@ fn read_of_a_value_never_written() {
     let res = run(vec![w(0, 1, 0, 10), r(1, 3, 40, 50), w(0, 3, 60, 70)]);
     assert_eq!(res.verdict, Verdict::NotLinearizable);
     assert!(res.witness.unwrap().explanation.contains("began at 60, after it finished"));
+}
+
+// ---------------------------------------------------------------------------
+// Times in explanations: one unit
+
+/// Nanosecond times shown in seconds (lab's workload records nanoseconds from its start).
+fn secs() -> CheckOptions {
+    CheckOptions { time_unit: TimeUnit::Nanos, ..opts() }
+}
+
+const MS: u64 = 1_000_000;
+
+/// True when `text` has a run of at least 7 digits: a raw nanosecond time.
+fn has_raw_nanos(text: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_digit()).any(|run| run.len() >= 7)
+}
+
+#[test]
+fn time_units_format_points_and_intervals() {
+    assert_eq!(TimeUnit::Raw.at(40), "40");
+    assert_eq!(TimeUnit::Raw.span(40, Some(50)), "[40, 50]");
+    assert_eq!(TimeUnit::Raw.span(40, None), "[40, ...)");
+    assert_eq!(TimeUnit::Nanos.at(2_178_542_567), "2.179 s");
+    assert_eq!(TimeUnit::Nanos.span(2_178_542_567, Some(2_180_427_855)), "[2.179 s, 2.180 s]");
+    assert_eq!(TimeUnit::Nanos.span(12_000_000_000, None), "[12.000 s, ...)");
+    let op = r(2, 1, 2_178_542_567, 2_180_427_855);
+    assert_eq!(op.text(TimeUnit::Nanos), "process 2: read x => 1 [2.179 s, 2.180 s]");
+    assert_eq!(op.to_string(), "process 2: read x => 1 [2178542567, 2180427855]", "Display keeps the times as they are");
+    let info = Op::info(1, "x", Func::Write, 3, 5 * MS, Some(9 * MS));
+    assert_eq!(info.text(TimeUnit::Nanos), "process 1: write x 3 => unknown (timed out) [0.005 s, ...)");
+}
+
+#[test]
+fn a_stale_read_witness_reads_in_seconds_everywhere() {
+    let h = History::new(vec![w(0, 1, 1000 * MS, 1010 * MS), w(1, 2, 2_178_542_567, 2_180_427_855), r(2, 1, 3000 * MS, 3050 * MS)]);
+    let res = check(&h, &secs());
+    let wit = res.witness.expect("witness");
+    assert!(wit.explanation.contains("returned 1 at [3.000 s, 3.050 s]"), "{}", wit.explanation);
+    assert!(wit.explanation.contains("ran during [2.179 s, 2.180 s], after the write of 1 by process 0 finished at 1.010 s"), "{}", wit.explanation);
+    assert!(!has_raw_nanos(&wit.explanation), "{}", wit.explanation);
+    for op in &wit.ops {
+        assert!(op.text.ends_with(" s]") && !has_raw_nanos(&op.text), "{}", op.text);
+    }
+}
+
+#[test]
+fn every_register_explanation_reads_in_seconds() {
+    let cases: Vec<Vec<Op>> = vec![
+        // A lost write.
+        vec![w(0, 1, 0, 10 * MS), r(1, none(), 20 * MS, 30 * MS)],
+        // A value written only after the read.
+        vec![w(0, 1, 0, 10 * MS), r(1, 3, 40 * MS, 50 * MS), w(0, 3, 60 * MS, 70 * MS)],
+        // Stale after a read.
+        vec![w(0, 1, 0, 10 * MS), w(1, 2, 5 * MS, 30 * MS), r(2, 2, 40 * MS, 50 * MS), r(3, 1, 60 * MS, 70 * MS)],
+        // An unknown write among them.
+        vec![w(0, 1, 0, 10 * MS), Op::info(1, "x", Func::Write, 2, 12 * MS, None), w(0, 3, 20 * MS, 30 * MS), r(2, 4, 40 * MS, 50 * MS)],
+    ];
+    for ops in cases {
+        let res = check(&History::new(ops.clone()), &secs());
+        let wit = res.witness.unwrap_or_else(|| panic!("not linearizable: {ops:?}"));
+        assert!(!has_raw_nanos(&wit.explanation), "{}", wit.explanation);
+        assert!(wit.explanation.contains(" s"), "{}", wit.explanation);
+        assert!(wit.ops.iter().all(|o| !has_raw_nanos(&o.text)), "{:?}", wit.ops);
+    }
+    let res = check(&History::new(vec![w(0, 1, 0, 10 * MS), r(1, 3, 40 * MS, 50 * MS), w(0, 3, 60 * MS, 70 * MS)]), &secs());
+    assert!(res.witness.unwrap().explanation.contains("began at 0.060 s, after it finished"));
+}
+
+#[test]
+fn list_explanations_read_in_seconds() {
+    let cases: Vec<Vec<Op>> = vec![
+        // A lost append.
+        vec![app(0, 1, 0, 10 * MS), app(1, 2, 20 * MS, 30 * MS), rl(2, vec![1], 40 * MS, 50 * MS)],
+        // Out of order.
+        vec![app(0, 1, 0, 10 * MS), app(1, 2, 20 * MS, 30 * MS), rl(2, vec![2, 1], 40 * MS, 50 * MS)],
+        // The list went back in time.
+        vec![app(0, 1, 0, 10 * MS), app(1, 2, 0, 30 * MS), rl(2, vec![1, 2], 40 * MS, 50 * MS), rl(3, vec![1], 60 * MS, 70 * MS)],
+    ];
+    for ops in cases {
+        let res = check(&History::new(ops.clone()), &secs());
+        let wit = res.witness.unwrap_or_else(|| panic!("not linearizable: {ops:?}"));
+        assert!(!has_raw_nanos(&wit.explanation) && wit.explanation.contains(" s"), "{}", wit.explanation);
+    }
 }
 
 #[test]

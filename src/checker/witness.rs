@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 
-use super::history::{key_label, Func, History, Op, Status, Value};
+use super::history::{key_label, Func, History, Op, Status, TimeUnit, Value};
 use super::model::{Compiled, Kind, ModelKind, SOp, NONE};
 use super::search::{search, Control, Outcome};
 
@@ -281,10 +281,11 @@ pub(crate) fn shrink(comp: &Compiled, ctl: &Control, blocked: Option<u64>) -> Sh
 // ---------------------------------------------------------------------------
 // Explanations
 
-fn interval(op: &Op) -> String {
+/// An operation's interval in `u`: `[2.178 s, 2.180 s]`, or `[2.178 s, ...) (its outcome is unknown)`.
+fn interval(op: &Op, u: TimeUnit) -> String {
     match (op.status, op.ret) {
-        (Status::Info, _) | (_, None) => format!("[{}, ...) (its outcome is unknown)", op.call),
-        (_, Some(r)) => format!("[{}, {}]", op.call, r),
+        (Status::Info, _) | (_, None) => format!("{} (its outcome is unknown)", u.span(op.call, None)),
+        (_, Some(r)) => u.span(op.call, Some(r)),
     }
 }
 
@@ -344,32 +345,34 @@ fn written(op: &Op) -> Option<&Value> {
 }
 
 /// What an ok op observed: (its description, the value observed).
-fn observed(op: &Op, key: &str) -> Option<(String, Value)> {
+fn observed(op: &Op, key: &str, u: TimeUnit) -> Option<(String, Value)> {
     if op.status != Status::Ok {
         return None;
     }
     match op.f {
-        Func::Read | Func::Get => Some((format!("{} of {key} by {} returned {} at {}", op.f, who(op), op.output, interval(op)), op.output.clone())),
+        Func::Read | Func::Get => Some((format!("{} of {key} by {} returned {} at {}", op.f, who(op), op.output, interval(op, u)), op.output.clone())),
         Func::Cas if op.output != Value::Bool(false) => {
             let (from, to) = op.cas_pair()?;
-            Some((format!("cas of {key} from {from} to {to} by {} succeeded at {}, so {key} held {from}", who(op), interval(op)), from.clone()))
+            Some((format!("cas of {key} from {from} to {to} by {} succeeded at {}, so {key} held {from}", who(op), interval(op, u)), from.clone()))
         }
         _ => None,
     }
 }
 
 /// A sentence a learner can act on: why the witness cannot be linearized.
-pub(crate) fn explain(history: &History, model: ModelKind, key: &str, witness: &[usize], culprit: Option<usize>, key_ops: &[usize]) -> String {
+/// Every time in it is in `u` (seconds from the start of the run for lab's
+/// own histories).
+pub(crate) fn explain(history: &History, model: ModelKind, key: &str, witness: &[usize], culprit: Option<usize>, key_ops: &[usize], u: TimeUnit) -> String {
     let label = key_label(key);
     let w: Vec<&Op> = witness.iter().map(|&i| &history.ops[i]).collect();
     let all: Vec<&Op> = key_ops.iter().map(|&i| &history.ops[i]).filter(|op| op.status != Status::Fail).collect();
     let focal = culprit
         .map(|c| &history.ops[c])
-        .filter(|c| w.iter().any(|o| std::ptr::eq(*o, *c)) && observed(c, &label).is_some())
-        .or_else(|| w.iter().copied().filter(|o| observed(o, &label).is_some()).max_by_key(|o| o.ret));
+        .filter(|c| w.iter().any(|o| std::ptr::eq(*o, *c)) && observed(c, &label, u).is_some())
+        .or_else(|| w.iter().copied().filter(|o| observed(o, &label, u).is_some()).max_by_key(|o| o.ret));
     let specific = match (model, focal) {
-        (ModelKind::Register, Some(c)) => explain_register(&label, c, &w, &all),
-        (ModelKind::ListAppend, Some(c)) => explain_list(&label, c, &w, &all),
+        (ModelKind::Register, Some(c)) => explain_register(&label, c, &w, &all, u),
+        (ModelKind::ListAppend, Some(c)) => explain_list(&label, c, &w, &all, u),
         _ => None,
     };
     specific.unwrap_or_else(|| {
@@ -379,7 +382,7 @@ pub(crate) fn explain(history: &History, model: ModelKind, key: &str, witness: &
             ModelKind::ListAppend => "a single list",
             ModelKind::StringAppend => "a single string",
         };
-        let first = culprit.map(|c| format!(" The first operation that cannot be placed is {}.", history.ops[c])).unwrap_or_default();
+        let first = culprit.map(|c| format!(" The first operation that cannot be placed is {}.", history.ops[c].text(u))).unwrap_or_default();
         format!(
             "No order of these {n} operations on {label} is consistent with {what} and with real time (an operation that \
              finished before another began must come first); without any one of them the rest would be fine.{first}"
@@ -387,8 +390,8 @@ pub(crate) fn explain(history: &History, model: ModelKind, key: &str, witness: &
     })
 }
 
-fn explain_register(key: &str, c: &Op, w: &[&Op], all: &[&Op]) -> Option<String> {
-    let (subject, v) = observed(c, key)?;
+fn explain_register(key: &str, c: &Op, w: &[&Op], all: &[&Op], u: TimeUnit) -> Option<String> {
+    let (subject, v) = observed(c, key, u)?;
     let c_ret = c.ret.unwrap_or(u64::MAX);
     // Every op that could have written v before c finished.
     let sources: Vec<&Op> = all.iter().copied().filter(|o| !std::ptr::eq(*o, c) && written(o) == Some(&v) && o.call < c_ret).collect();
@@ -401,14 +404,14 @@ fn explain_register(key: &str, c: &Op, w: &[&Op], all: &[&Op]) -> Option<String>
                 return Some(format!(
                     "{subject}, but {} had already finished at {}, before it began: after a completed write, {key} cannot be null (empty) again, so the write was lost or the read was stale.",
                     writer_phrase(wr),
-                    wr.ret.unwrap_or(0)
+                    u.at(wr.ret.unwrap_or(0))
                 ));
             }
             return None;
         }
         let later: Vec<&Op> = all.iter().copied().filter(|o| written(o) == Some(&v) && o.call >= c_ret).collect();
         let because = match later.first() {
-            Some(l) => format!("the only write of {v} ({}) began at {}, after it finished", writer_phrase(l).trim_start_matches("the "), l.call),
+            Some(l) => format!("the only write of {v} ({}) began at {}, after it finished", writer_phrase(l).trim_start_matches("the "), u.at(l.call)),
             None => format!("nothing ever wrote {v} to {key}"),
         };
         // The latest few writes that could come before it.
@@ -440,11 +443,11 @@ fn explain_register(key: &str, c: &Op, w: &[&Op], all: &[&Op]) -> Option<String>
         let overwrite = w.iter().copied().filter(fits).min_by_key(|o| o.ret).or_else(|| all.iter().copied().filter(fits).min_by_key(|o| o.ret));
         if let Some(o) = overwrite {
             let src = if sources.len() == 1 {
-                format!("{} finished at {}", writer_phrase(sources[0]), last_source_ret)
+                format!("{} finished at {}", writer_phrase(sources[0]), u.at(last_source_ret))
             } else {
-                format!("all {} writes of {v} had finished (the last at {last_source_ret})", sources.len())
+                format!("all {} writes of {v} had finished (the last at {})", sources.len(), u.at(last_source_ret))
             };
-            return Some(format!("{subject}, but {v} had already been overwritten before it began: {} ran during {}, after {src}.", writer_phrase(o), interval(o)));
+            return Some(format!("{subject}, but {v} had already been overwritten before it began: {} ran during {}, after {src}.", writer_phrase(o), interval(o, u)));
         }
         // Stale after a read: a read that finished before c began saw another value,
         // and every write of v had finished before that read began.
@@ -456,12 +459,16 @@ fn explain_register(key: &str, c: &Op, w: &[&Op], all: &[&Op]) -> Option<String>
             .filter(|r| finished_before(r, c.call) && r.call > first_source_free)
             .max_by_key(|r| r.ret);
         if let Some(r) = earlier_read {
-            let src = if sources.len() == 1 { format!("{} finished at {}", writer_phrase(sources[0]), first_source_free) } else { format!("every write of {v} had finished by {first_source_free}") };
+            let src = if sources.len() == 1 {
+                format!("{} finished at {}", writer_phrase(sources[0]), u.at(first_source_free))
+            } else {
+                format!("every write of {v} had finished by {}", u.at(first_source_free))
+            };
             return Some(format!(
                 "{subject}, but the {} by {} that finished at {}, before it began, had already returned {}, and {src}, before that read began: once {key} held another value, {v} could only come back through a new write.",
                 r.f,
                 who(r),
-                r.ret.unwrap_or(0),
+                u.at(r.ret.unwrap_or(0)),
                 r.output
             ));
         }
@@ -469,7 +476,7 @@ fn explain_register(key: &str, c: &Op, w: &[&Op], all: &[&Op]) -> Option<String>
     None
 }
 
-fn explain_list(key: &str, c: &Op, w: &[&Op], all: &[&Op]) -> Option<String> {
+fn explain_list(key: &str, c: &Op, w: &[&Op], all: &[&Op], u: TimeUnit) -> Option<String> {
     if !c.f.is_read() || c.status != Status::Ok {
         return None;
     }
@@ -478,7 +485,7 @@ fn explain_list(key: &str, c: &Op, w: &[&Op], all: &[&Op]) -> Option<String> {
         Value::Null => vec![],
         _ => return None,
     };
-    let subject = format!("{} of {key} by {} returned {} at {}", c.f, who(c), brief(&Value::List(list.clone())), interval(c));
+    let subject = format!("{} of {key} by {} returned {} at {}", c.f, who(c), brief(&Value::List(list.clone())), interval(c, u));
     let c_ret = c.ret.unwrap_or(u64::MAX);
     let appends = |e: &Value| -> Vec<&Op> { all.iter().copied().filter(|o| o.f == Func::Append && o.value == *e).collect() };
     // Duplicates.
@@ -497,7 +504,12 @@ fn explain_list(key: &str, c: &Op, w: &[&Op], all: &[&Op]) -> Option<String> {
     // Lost appends: finished before c began, missing from the list.
     let lost = |a: &&Op| a.f == Func::Append && finished_before(a, c.call) && !list.contains(&a.value);
     if let Some(a) = w.iter().copied().filter(lost).min_by_key(|a| a.ret).or_else(|| all.iter().copied().filter(lost).min_by_key(|a| a.ret)) {
-        return Some(format!("{subject}, but {} had finished at {}, before it began, and {} is missing: the append was lost, or the read was stale.", writer_phrase(a), a.ret.unwrap_or(0), a.value));
+        return Some(format!(
+            "{subject}, but {} had finished at {}, before it began, and {} is missing: the append was lost, or the read was stale.",
+            writer_phrase(a),
+            u.at(a.ret.unwrap_or(0)),
+            a.value
+        ));
     }
     // Order: e1 before e2 in the list although e2's append finished before e1's began.
     for (i, e1) in list.iter().enumerate() {
@@ -505,7 +517,7 @@ fn explain_list(key: &str, c: &Op, w: &[&Op], all: &[&Op]) -> Option<String> {
             let (a1, a2) = (appends(e1), appends(e2));
             if let (Some(first1), Some(last2)) = (a1.iter().map(|a| a.call).min(), a2.iter().filter_map(|a| a.ret).max()) {
                 if a2.iter().all(|a| a.status == Status::Ok) && last2 < first1 {
-                    return Some(format!("{subject}, but it has {e1} before {e2}, while the append of {e2} finished at {last2}, before the append of {e1} began at {first1}."));
+                    return Some(format!("{subject}, but it has {e1} before {e2}, while the append of {e2} finished at {}, before the append of {e1} began at {}.", u.at(last2), u.at(first1)));
                 }
             }
         }
@@ -523,7 +535,7 @@ fn explain_list(key: &str, c: &Op, w: &[&Op], all: &[&Op]) -> Option<String> {
                 "{subject}, but the {} by {} at {} returned {}: neither list is a prefix of the other, so they cannot both be states of one list.",
                 r.f,
                 who(r),
-                interval(r),
+                interval(r, u),
                 brief(&Value::List(other))
             ));
         }
@@ -532,7 +544,7 @@ fn explain_list(key: &str, c: &Op, w: &[&Op], all: &[&Op]) -> Option<String> {
                 "{subject}, but the {} by {} that finished at {}, before it began, had already returned {}: the list went back in time.",
                 r.f,
                 who(r),
-                r.ret.unwrap_or(0),
+                u.at(r.ret.unwrap_or(0)),
                 brief(&Value::List(other))
             ));
         }

@@ -177,6 +177,9 @@ fn startup_failure(lab: &str, e: &Error) -> RunReport {
         Error::Build(crate::build::BuildError::Compile { output, .. }) => {
             ("service-builds", "the solution builds with `go build`", "your code does not compile".to_string(), output.clone(), "fix the compile errors shown".to_string())
         }
+        Error::Build(crate::build::BuildError::NoProgram { dir, why, hint }) => {
+            ("service-given", "the solution holds the program to run", format!("{}: {why}", dir.display()), String::new(), hint.clone())
+        }
         Error::ServiceExited { container, code, after, oom, logs, probe } => (
             "service-starts",
             "the service starts and answers its readiness probe",
@@ -200,7 +203,7 @@ fn startup_failure(lab: &str, e: &Error) -> RunReport {
         lab: lab.to_string(),
         instance: String::new(),
         target: String::new(),
-        checks: vec![CheckResult { stage: "startup".into(), name: name.into(), expect: expect.into(), outcome, duration: Duration::ZERO }],
+        checks: vec![CheckResult { stage: "startup".into(), name: name.into(), expect: expect.into(), outcome, duration: Duration::ZERO, notes: vec![] }],
         summary: s,
         history: None,
     }

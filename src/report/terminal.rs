@@ -60,12 +60,32 @@ impl<W: Write> Terminal<W> {
             Outcome::Error { .. } => ("!", "35"),
         };
         let mut s = format!("  {} {:<28} {:>8}\n", self.paint(color, mark), r.name, fmt_dur(r.duration));
+        // Notes (e.g. a fault lab could not inject), each on its own line:
+        // right under the check, or under a failure's summary.
+        let notes = |s: &mut String| {
+            for n in &r.notes {
+                for (i, l) in n.trim_end().lines().enumerate() {
+                    if i == 0 {
+                        s.push_str(&format!("      {}  {l}\n", self.paint("33", "warning:")));
+                    } else {
+                        s.push_str(&format!("      {}{l}\n", " ".repeat(10)));
+                    }
+                }
+            }
+        };
         match &r.outcome {
-            Outcome::Passed => {}
-            Outcome::Skipped { reason } => s.push_str(&format!("      skipped: {reason}\n")),
-            Outcome::Error { message } => s.push_str(&format!("      lab could not run this check: {message}\n")),
+            Outcome::Passed => notes(&mut s),
+            Outcome::Skipped { reason } => {
+                s.push_str(&format!("      skipped: {reason}\n"));
+                notes(&mut s);
+            }
+            Outcome::Error { message } => {
+                s.push_str(&format!("      lab could not run this check: {message}\n"));
+                notes(&mut s);
+            }
             Outcome::Failed(f) => {
                 s.push_str(&format!("      {}\n", self.paint("31", &f.summary)));
+                notes(&mut s);
                 s.push_str(&format!("      expected: {}\n", r.expect));
                 s.push_str(&indent("sent:     ", &f.sent));
                 s.push_str(&indent("got:      ", &f.got));
@@ -116,4 +136,40 @@ pub fn render_report(r: &RunReport) -> String {
     }
     t.event(&Event::RunFinished(r.summary.clone()));
     String::from_utf8(t.out).expect("utf-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Failure;
+    use std::time::Duration;
+
+    fn result(outcome: Outcome, notes: Vec<String>) -> CheckResult {
+        CheckResult { stage: "consistency".into(), name: "linearizable".into(), expect: "the history is linearizable".into(), outcome, duration: Duration::from_secs(14), notes }
+    }
+
+    #[test]
+    fn a_passed_check_shows_its_notes_as_warnings_on_their_own_lines() {
+        let t = Terminal::new(Vec::new(), false);
+        let text = t.check_line(&result(Outcome::Passed, vec!["nemesis: partition at 2.000 s could not be applied: no such container".into()]));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].contains("✓ linearizable"), "{text}");
+        assert_eq!(lines[1], "      warning:  nemesis: partition at 2.000 s could not be applied: no such container");
+        // Without notes, a passed check is one line, as before.
+        assert_eq!(t.check_line(&result(Outcome::Passed, vec![])).lines().count(), 1);
+    }
+
+    #[test]
+    fn a_failed_check_shows_its_notes_under_the_summary_not_inside_sent() {
+        let t = Terminal::new(Vec::new(), false);
+        let f = Failure { summary: "1 acknowledged write lost".into(), sent: "120 operations".into(), got: "key k0: …".into(), expected: String::new(), hint: String::new(), step: 2, logs: vec![] };
+        let text = t.check_line(&result(Outcome::Failed(f), vec!["nemesis: kill at 6.500 s could not be applied: boom\nsecond line".into()]));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "      1 acknowledged write lost");
+        assert_eq!(lines[2], "      warning:  nemesis: kill at 6.500 s could not be applied: boom");
+        assert_eq!(lines[3], "                second line");
+        assert!(lines[4].starts_with("      expected: "), "{text}");
+        assert_eq!(lines[5], "      sent:     120 operations");
+    }
 }

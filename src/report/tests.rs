@@ -5,7 +5,7 @@ use crate::event::{CheckResult, Failure, Outcome, RunReport, Summary};
 
 fn sample() -> RunReport {
     let checks = vec![
-        CheckResult { stage: "links".into(), name: "create-link".into(), expect: "POST /api/links answers 201".into(), outcome: Outcome::Passed, duration: Duration::from_millis(12) },
+        CheckResult { stage: "links".into(), name: "create-link".into(), expect: "POST /api/links answers 201".into(), outcome: Outcome::Passed, duration: Duration::from_millis(12), notes: vec![] },
         CheckResult {
             stage: "links".into(),
             name: "redirect".into(),
@@ -20,6 +20,7 @@ fn sample() -> RunReport {
                 logs: vec!["GET /abc123 301".into()],
             }),
             duration: Duration::from_millis(7),
+            notes: vec![],
         },
         CheckResult {
             stage: "persistence".into(),
@@ -27,6 +28,7 @@ fn sample() -> RunReport {
             expect: "links survive".into(),
             outcome: Outcome::Skipped { reason: "it restarts the service, which lab does not run with --target".into() },
             duration: Duration::ZERO,
+            notes: vec![],
         },
         CheckResult {
             stage: "persistence".into(),
@@ -34,6 +36,7 @@ fn sample() -> RunReport {
             expect: "it recovers".into(),
             outcome: Outcome::Error { message: "step 2: no container x".into() },
             duration: Duration::from_millis(1),
+            notes: vec![],
         },
     ];
     let mut summary = Summary::default();
