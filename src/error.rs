@@ -83,7 +83,8 @@ impl Error {
             Error::NotUp(_) => exit::BAD_INPUT,
             Error::Interrupted => exit::INTERRUPTED,
             Error::Chaos(e) => match e.as_ref() {
-                crate::chaos::ChaosError::Usage(_) | crate::chaos::ChaosError::NoTarget { .. } => exit::BAD_INPUT,
+                // A lab that does not say how to find its leader is a definition problem.
+                crate::chaos::ChaosError::Usage(_) | crate::chaos::ChaosError::NoTarget { .. } | crate::chaos::ChaosError::NoLeaderProbe { .. } => exit::BAD_INPUT,
                 crate::chaos::ChaosError::Backend(b) if b.unreachable() => exit::BACKEND_UNREACHABLE,
                 crate::chaos::ChaosError::Backend(BackendError::Unsupported { .. }) => exit::BAD_INPUT,
                 _ => exit::LAB_FAILED,

@@ -585,7 +585,9 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
         env.extend(opts.extra_env.clone());
         ctx.insert("env", &env);
         let id = match &svc.leader {
-            Some(crate::lab::LeaderProbe { id: Some(t), .. }) => Some(tera::Tera::one_off(t, &ctx, false).map_err(|e| PlanError::Env { var: "service.leader.id".into(), message: crate::lab::tera_message(&e) })?),
+            Some(crate::lab::LeaderProbe { id: Some(t), .. }) => {
+                Some(tera::Tera::one_off(t, &ctx, false).map_err(|e| PlanError::Env { var: "service.leader.id".into(), message: crate::lab::tera_message(&e) })?)
+            }
             Some(crate::lab::LeaderProbe { id_env: Some(var), .. }) => env.get(var).cloned(),
             _ => None,
         };

@@ -104,6 +104,13 @@ fn faults_bite_are_listed_and_heal() {
 
     // Bad requests are usage errors.
     assert_eq!(chaos(&["kill", "9"]).status.code(), Some(2));
+    // The shortener does not say how to find a leader: exit 2 at once, naming the fix.
+    let t = Instant::now();
+    let out = chaos(&["kill", "leader"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(t.elapsed() < Duration::from_secs(3), "no waiting for a leader: {:?}", t.elapsed());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("service.leader"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(state(app), "running", "nothing was killed");
     assert_eq!(chaos(&["melt", "app"]).status.code(), Some(2));
 
     // A fault left in force is removed with the instance.
@@ -308,4 +315,87 @@ fn each_fault_kind_outlives_a_kill_9_of_its_process_as_a_record_that_heals() {
     let mut c = lab();
     c.args(["verify", "url-shortener", "--student", "kinds"]);
     assert_eq!(run(c).status.code(), Some(0), "the next verify passes");
+}
+
+/// Whether node `from` of an instance opens a TCP connection to node `to`'s
+/// HTTP port, directly (not through lab's fault proxy), within 2 s.
+fn reaches(inst: &str, from: u32, to: u32) -> bool {
+    Command::new("docker").args(["exec", &format!("{inst}-app-{from}"), "bash", "-c", &format!("timeout 2 bash -c 'exec 3<>/dev/tcp/app-{to}/8080' 2>/dev/null")]).output().unwrap().status.success()
+}
+
+/// The leader node 3 of the raft lab names in its /status ("" while it knows none).
+fn leader_seen_by(inst: &str, n: u32) -> String {
+    let port = Command::new("docker").args(["port", &format!("{inst}-app-{n}"), "8080"]).output().unwrap();
+    let port = String::from_utf8_lossy(&port.stdout).lines().next().and_then(|l| l.rsplit(':').next()).unwrap_or_default().trim().to_string();
+    let out = Command::new("curl").args(["-s", "-m", "2", &format!("http://127.0.0.1:{port}/status")]).output().unwrap();
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).ok().and_then(|v| v["leader"].as_str().map(str::to_string)).unwrap_or_default()
+}
+
+/// Faults on the same node compose: a partition that meets a node another
+/// fault killed applies (it used to fail with "cannot join network of a non
+/// running container (HTTP 409)"); when lab starts the node again while the
+/// partition is in force (the kill's `--for` ran out), the node is still cut
+/// off from the other side, directly and through the fault proxy; heal
+/// reconnects it and leaves nothing behind.
+#[test]
+fn a_partition_applies_to_a_stopped_node_and_holds_when_it_starts_again() {
+    let student = "compose";
+    let inst = format!("lab-raft--{student}");
+    let _down = Down("raft", Some(student));
+    let mut c = lab();
+    c.args(["up", "raft", "--student", student, "--solution"]).arg(root().join("tests/solutions/raft-kv"));
+    assert_eq!(run(c).status.code(), Some(0));
+    let raft_chaos = |args: &[&str]| {
+        let mut c = lab();
+        c.args(["chaos", "raft"]).args(args).args(["--student", student]);
+        c
+    };
+    let node = |n: u32| format!("{inst}-app-{n}");
+    let t = Instant::now();
+    while leader_seen_by(&inst, 3).is_empty() && t.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!leader_seen_by(&inst, 3).is_empty(), "node 3 follows a leader before any fault");
+    assert!(reaches(&inst, 3, 1) && reaches(&inst, 1, 3));
+
+    // Node 3 killed for 8 s: lab starts it again when that runs out, with the partition in force.
+    let mut kill = raft_chaos(&["kill", "3", "--for", "8s"]);
+    kill.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    let mut child = kill.spawn().unwrap();
+    assert!(wait_for_line(&mut child, "reverting in"), "kill --for never said it was waiting");
+    assert_eq!(state(&node(3)), "exited");
+    let out = run(raft_chaos(&["partition", "--split", "1,2|3"]));
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(0), "a partition applies to a stopped node: {said}");
+    assert!(said.contains("app-3 is not running"), "it says when node 3 is cut: {said}");
+    assert!(!said.contains("HTTP 409"), "{said}");
+    assert!(child.wait().unwrap().success(), "the kill was reverted");
+    assert_eq!(state(&node(3)), "running");
+
+    // Still cut off, both ways, directly...
+    assert!(!lab_chains(&node(3)).is_empty(), "node 3 got its rules when it started");
+    assert!(!reaches(&inst, 3, 1) && !reaches(&inst, 3, 2), "node 3 reaches the other side");
+    assert!(!reaches(&inst, 1, 3), "the other side reaches node 3");
+    assert!(reaches(&inst, 1, 2), "the majority side still talks");
+    // ... and through the fault proxy (Raft's links): node 3 never hears of a leader.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(3) {
+        assert_eq!(leader_seen_by(&inst, 3), "", "node 3 found a leader through the partition");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(!leader_seen_by(&inst, 1).is_empty(), "nodes 1 and 2 keep a leader");
+
+    // Heal removes every rule, and node 3 rejoins.
+    let out = run(raft_chaos(&["heal"]));
+    assert!(stdout(&out).contains("healed 1 fault(s)"), "{}", stdout(&out));
+    for n in 1..=3 {
+        assert!(lab_chains(&node(n)).is_empty(), "app-{n}: {:?}", lab_chains(&node(n)));
+    }
+    assert!(reaches(&inst, 3, 1) && reaches(&inst, 1, 3));
+    let t = Instant::now();
+    while leader_seen_by(&inst, 3).is_empty() && t.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!leader_seen_by(&inst, 3).is_empty(), "node 3 follows the leader again after heal");
+    assert!(docker_names("volume", &format!("label=lab.instance={inst}")).is_empty(), "no fault records left");
 }

@@ -330,3 +330,30 @@ fn validate_locates_undefined_step_variables_duplicate_keys_alias_bombs_and_byte
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("latin1/lab.yaml:2:13: the file is not UTF-8: 0xE9 at byte offset 25 is not part of a UTF-8 character"), "{err}");
 }
+
+#[test]
+fn validate_refuses_leader_targets_without_service_leader_and_malformed_leader_probes() {
+    let raft = std::fs::read_to_string(root().join("labs/raft/lab.yaml")).unwrap();
+    let leader = "  leader:\n    path: /status\n    pointer: /leader\n    id_env: NODE_ID\n";
+    let line_of = |text: &str, needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+
+    // No service.leader: the scenario that kills the leader is refused where it is written, naming the fix.
+    let text = raft.replace("name: raft", "name: noleader").replacen(leader, "", 1);
+    let (code, err) = validate_lab("noleader", text.as_bytes());
+    assert_eq!(code, Some(2), "{err}");
+    let at = format!("noleader/lab.yaml:{}:", line_of(&text, "kill-leader:"));
+    assert!(err.lines().any(|l| l.contains(&at) && l.contains("the target `leader` needs `service.leader`")), "{err}");
+    assert!(err.contains("pointer: /leader") && err.contains("is: Leader") && err.contains("metric"), "the hint gives the forms of service.leader: {err}");
+
+    // A store with plain-text answers: a regex over the body, each node saying whether it leads.
+    let text = raft.replace("name: raft", "name: textleader").replacen(leader, "  leader: { path: /status, regex: \"state: (\\\\w+)\", is: Leader, id_env: NODE_ID }\n", 1);
+    let (code, err) = validate_lab("textleader", text.as_bytes());
+    assert_eq!(code, Some(0), "{err}");
+    // Two ways to read it, and a read value that is not a JSON pointer.
+    let text =
+        raft.replace("name: raft", "name: twoways").replacen(leader, "  leader: { path: /status, regex: \"x\", header: X-Leader, is: Leader }\n", 1).replacen("value: /value", "value: value", 1);
+    let (code, err) = validate_lab("twoways", text.as_bytes());
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&format!("twoways/lab.yaml:{}:", line_of(&text, "  leader: {"))) && err.contains("2 ways to read the leader (regex, header)"), "{err}");
+    assert!(err.contains(&format!("twoways/lab.yaml:{}:", line_of(&text, "value: value"))) && err.contains("write /value; for a body that is the value itself write {body: text}"), "{err}");
+}

@@ -12,10 +12,14 @@ pub(super) fn prepare(rate: &str) -> Result<serde_json::Value, ChaosError> {
     Ok(serde_json::json!({"rate": rate}))
 }
 
+/// The command that puts a bandwidth limit in a namespace.
+pub(super) fn script(spec: &serde_json::Value) -> String {
+    format!("tc qdisc replace dev eth0 root tbf rate {} burst 32kbit latency 400ms", spec["rate"].as_str().unwrap_or_default())
+}
+
 pub(super) async fn apply(c: &Chaos<'_>, spec: &serde_json::Value, targets: &[&ContainerSpec]) -> Result<(), ChaosError> {
-    let rate = spec["rate"].as_str().unwrap_or_default();
     for t in targets {
-        c.backend.net_exec(&t.name, &c.helper_image, &format!("tc qdisc replace dev eth0 root tbf rate {rate} burst 32kbit latency 400ms")).await?;
+        c.backend.net_exec(&t.name, &c.helper_image, &script(spec)).await?;
     }
     Ok(())
 }

@@ -97,12 +97,15 @@ pub(super) async fn set(c: &Chaos<'_>, rules: &[Rule], toxics: &Toxics) -> Resul
 /// does not know them: on Kubernetes a node's name resolves to its Service's
 /// ClusterIP, but its connections come from its pod's IP.
 async fn client_addrs(c: &Chaos<'_>, from: &str) -> Result<Option<Vec<std::net::IpAddr>>, ChaosError> {
-    if c.backend.names_are_sources() {
-        return Ok(None);
-    }
     let Some(node) = c.plan.containers.iter().find(|x| alias(x) == from) else {
         return Ok(None);
     };
+    if c.backend.names_are_sources() {
+        // A stopped node has no address (its name does not resolve): no
+        // connection comes from it until it starts, and then lab sets its
+        // rules again with its new address (`Chaos::after_start`).
+        return Ok(c.is_down(&node.name).await.then(Vec::new));
+    }
     let ip = c.backend.ip(&node.name).await?;
     let ip = ip.parse().map_err(|_| ChaosError::Usage(format!("{}: not an IP address: {ip}", node.name)))?;
     Ok(Some(vec![ip]))
@@ -126,6 +129,19 @@ pub(super) fn prepare(c: &Chaos<'_>, toxics: Toxics, direction: Option<Direction
 pub(super) async fn apply(c: &Chaos<'_>, spec: &serde_json::Value) -> Result<(), ChaosError> {
     let rules: Vec<Rule> = serde_json::from_value(spec["rules"].clone()).map_err(|e| ChaosError::Usage(format!("a link fault's rules: {e}")))?;
     let toxics: Toxics = serde_json::from_value(spec["toxics"].clone()).map_err(|e| ChaosError::Usage(format!("a link fault's toxics: {e}")))?;
+    set(c, &rules, &toxics).await
+}
+
+/// Set again, after lab started `started`, the rules of a link fault for
+/// their connections: the proxy tells a node's connections by its address,
+/// which a stopped node loses and a started one may get anew.
+pub(super) async fn reapply(c: &Chaos<'_>, rec: &FaultRecord, started: &[&str]) -> Result<(), ChaosError> {
+    let aliases: Vec<String> = started.iter().filter_map(|n| c.container(n)).map(alias).collect();
+    let rules: Vec<Rule> = serde_json::from_value::<Vec<Rule>>(rec.spec["rules"].clone()).unwrap_or_default().into_iter().filter(|r| r.from.as_ref().is_some_and(|f| aliases.contains(f))).collect();
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let toxics: Toxics = serde_json::from_value(rec.spec["toxics"].clone()).map_err(|e| ChaosError::Usage(format!("a link fault's toxics: {e}")))?;
     set(c, &rules, &toxics).await
 }
 

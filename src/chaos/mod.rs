@@ -25,7 +25,8 @@ use crate::plan::{ContainerSpec, Plan};
 
 pub use engine::Engine;
 pub use partition::Shape as PartitionShape;
-pub use target::{leader, resolve};
+pub(crate) use target::MetricSelector;
+pub use target::{default_target, leader, leader_asked, missing_target, resolve, resolve_for, LEADER_FORMS};
 
 /// Why a fault could not be injected or reverted.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -37,8 +38,17 @@ pub enum ChaosError {
     #[diagnostic(help("targets: a node number (1..{nodes}), a name ({known}), random, leader, minority, majority, all"))]
     NoTarget { target: String, instance: String, nodes: u32, known: String },
     #[error("cannot find the leader: {0}")]
-    #[diagnostic(help("the lab's `service.leader` says how to ask; is a leader elected? `lab status` and `lab logs` show more"))]
+    #[diagnostic(help(
+        "the lab's `service.leader` (lab.yaml) says how lab asks: if the nodes answer but none holds what it reads, fix service.leader; if they answer and none leads, or two do, is a leader elected? `lab status` and `lab logs` show more"
+    ))]
     NoLeader(String),
+    /// The lab has no `service.leader`: a definition problem, said at once.
+    #[error("lab {lab} does not say how to find its service's leader, which {what} needs")]
+    #[diagnostic(
+        code(lab::chaos::no_leader_probe),
+        help("add `service.leader` to the lab's lab.yaml (`lab validate` checks it), in one of its forms: {forms}; or pick another target: a node number, a name, random, minority, majority, all")
+    )]
+    NoLeaderProbe { lab: String, what: String, forms: &'static str },
     #[error("this kernel has no netem queueing discipline (the sch_netem module): `tc qdisc ... netem` answered: {detail}")]
     #[diagnostic(help("Docker Desktop, WSL2, rootless engines and some kernels lack it. Load it with `modprobe sch_netem` where possible, or put the link through lab's fault proxy, which needs no kernel support: mark the dependency `proxy: true` in lab.yaml and target it (e.g. `lab chaos <lab> latency redis --delay 200ms`)"))]
     NetemUnavailable { detail: String },
@@ -71,6 +81,14 @@ pub enum Fault {
     Blackhole,
     /// Reset the connections of a proxied link.
     Reset,
+}
+
+impl ChaosError {
+    /// A problem of the lab's definition or of the arguments (exit 2): asking
+    /// again, or waiting, cannot help.
+    pub fn is_definition(&self) -> bool {
+        matches!(self, ChaosError::Usage(_) | ChaosError::NoTarget { .. } | ChaosError::NoLeaderProbe { .. } | ChaosError::Backend(BackendError::Unsupported { .. }))
+    }
 }
 
 impl Fault {
@@ -170,6 +188,10 @@ impl<'a> Chaos<'a> {
         if via_link {
             kind = "link".into();
         }
+        // tc rules live in a node's network namespace, which a stopped node does not have.
+        if matches!(fault, Fault::Netem { .. } | Fault::Bandwidth { .. }) && !via_link && engine == Engine::Lab && self.backend.edits_pod_network() {
+            self.refuse_down(targets, if matches!(fault, Fault::Bandwidth { .. }) { "a bandwidth limit" } else { "latency, jitter and loss" }).await?;
+        }
         // What the fault will change, worked out before anything changes.
         let spec = match (fault, link_toxics) {
             _ if engine != Engine::Lab => engine::prepare(self, engine, &id, fault, targets).await?,
@@ -260,6 +282,58 @@ impl<'a> Chaos<'a> {
 
     fn container(&self, name: &str) -> Option<&'a ContainerSpec> {
         self.plan.containers.iter().find(|c| c.name == name)
+    }
+
+    /// Whether a container is stopped (exited or dead): it has no network
+    /// namespace and no address until it starts again.
+    async fn is_down(&self, name: &str) -> bool {
+        matches!(self.backend.exited(name).await, Ok(Some(_)))
+    }
+
+    /// Refuse a fault made in the targets' network namespaces when one of
+    /// them is stopped, naming the fault that stopped it and what to do.
+    async fn refuse_down(&self, targets: &[&ContainerSpec], what: &str) -> Result<(), ChaosError> {
+        for t in targets {
+            if !self.is_down(&t.name).await {
+                continue;
+            }
+            let by =
+                self.backend.faults(Some(&self.plan.instance)).await.unwrap_or_default().into_iter().find(|f| matches!(f.kind.as_str(), "kill" | "stop" | "outage") && f.targets.contains(&t.name));
+            let short = if t.role == crate::plan::Role::Service { link::alias(t) } else { t.service.clone() };
+            let (why, fix) = match by {
+                Some(f) => (format!("fault {} ({}) stopped it and is in force", f.id, f.kind), format!("heal it first (`lab chaos {} heal`), or pick a running target", self.lab.name())),
+                None => ("it was stopped outside lab's faults".to_string(), format!("start it again (`lab up {}`), or pick a running target", self.lab.name())),
+            };
+            return Err(ChaosError::Usage(format!("{what} would be set in {short}'s network namespace, which exists only while it runs, and {short} is not running ({why}): {fix}")));
+        }
+        Ok(())
+    }
+
+    /// Make again, after lab started `names`, what the faults in force kept
+    /// in their network namespaces or keyed on their addresses: a container
+    /// that stopped lost both (Docker gives it a new namespace when it
+    /// starts, and an address that may differ from the old one). Partitions
+    /// are cut again at both ends, tc faults put back, the proxy told their
+    /// new addresses. Called as soon as they run, before they are ready.
+    pub(crate) async fn after_start(&self, names: &[&str]) -> Result<(), ChaosError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let faults = self.backend.faults(Some(&self.plan.instance)).await?;
+        for rec in faults.iter().filter(|f| f.applied && f.spec["engine"].as_str().is_none_or(|e| e == Engine::Lab.name())) {
+            match rec.kind.as_str() {
+                "partition" => partition::reapply(self, rec, names).await?,
+                "link" => link::reapply(self, rec, names).await?,
+                "netem" | "bandwidth" if self.backend.edits_pod_network() => {
+                    let script = if rec.kind == "netem" { netem::script(&rec.spec) } else { bandwidth::script(&rec.spec) };
+                    for n in names.iter().filter(|n| rec.targets.iter().any(|t| t == *n)) {
+                        self.backend.net_exec(n, &self.helper_image, &script).await?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Wait until a container is ready again (after start, unpause...).

@@ -35,10 +35,14 @@ pub(super) fn prepare(delay: Option<Duration>, jitter: Option<Duration>, loss: O
 
 /// Applies the qdisc to each target; a kernel without netem fails on the
 /// first one, before anything changed (the caller undoes earlier targets).
+/// The command that puts a netem fault in a namespace.
+pub(super) fn script(spec: &serde_json::Value) -> String {
+    format!("tc qdisc replace dev eth0 root {}", spec["tc"].as_str().unwrap_or_default())
+}
+
 pub(super) async fn apply(c: &Chaos<'_>, spec: &serde_json::Value, targets: &[&ContainerSpec]) -> Result<(), ChaosError> {
-    let a = spec["tc"].as_str().unwrap_or_default();
     for t in targets {
-        match c.backend.net_exec(&t.name, &c.helper_image, &format!("tc qdisc replace dev eth0 root {a}")).await {
+        match c.backend.net_exec(&t.name, &c.helper_image, &script(spec)).await {
             Ok(_) => {}
             Err(BackendError::Docker { detail, .. }) if is_missing_netem(&detail) => {
                 return Err(ChaosError::NetemUnavailable { detail: detail.lines().last().unwrap_or_default().to_string() });

@@ -62,7 +62,35 @@ fn script(chain: &str, both: &[String], one_way: &[String]) -> String {
 }
 
 fn unscript(chain: &str) -> String {
-    format!("iptables -w -D INPUT -j {chain} 2>/dev/null; iptables -w -D OUTPUT -j {chain} 2>/dev/null; iptables -w -F {chain} 2>/dev/null; iptables -w -X {chain} 2>/dev/null; true")
+    let mut s = String::new();
+    // The chain, and the one a re-made cut is built in (left over if that was interrupted).
+    for ch in [chain.to_string(), spare(chain)] {
+        s.push_str(&format!("iptables -w -D INPUT -j {ch} 2>/dev/null; iptables -w -D OUTPUT -j {ch} 2>/dev/null; iptables -w -F {ch} 2>/dev/null; iptables -w -X {ch} 2>/dev/null; "));
+    }
+    s.push_str("true");
+    s
+}
+
+/// The chain a cut is re-made in before it takes the place of the old one
+/// (same length as `chain`, so within iptables' limit).
+fn spare(chain: &str) -> String {
+    match chain.strip_prefix("LAB-") {
+        Some(rest) => format!("LABN{rest}"),
+        None => format!("N{}", &chain[..chain.len().min(27)]),
+    }
+}
+
+/// Re-make a cut in a namespace where its chain may already be, with the
+/// addresses of now, without a moment uncut: the new rules go into a spare
+/// chain that is hooked in before the old chain is unhooked and removed,
+/// then takes the old chain's name (`iptables -E`; the hooks follow it), so
+/// that heal, which removes the chain by its name, removes it.
+fn rescript(chain: &str, both: &[String], one_way: &[String]) -> String {
+    let sp = spare(chain);
+    let mut s = format!("iptables -w -D INPUT -j {sp} 2>/dev/null; iptables -w -D OUTPUT -j {sp} 2>/dev/null; iptables -w -F {sp} 2>/dev/null; iptables -w -X {sp} 2>/dev/null\n");
+    s.push_str(&script(&sp, both, one_way));
+    s.push_str(&format!("iptables -w -D INPUT -j {chain} 2>/dev/null || true\niptables -w -D OUTPUT -j {chain} 2>/dev/null || true\niptables -w -F {chain} 2>/dev/null || true\niptables -w -X {chain} 2>/dev/null || true\niptables -w -E {sp} {chain}\n"));
+    s
 }
 
 async fn ips(c: &Chaos<'_>, cs: &[&ContainerSpec]) -> Result<Vec<String>, ChaosError> {
@@ -135,9 +163,31 @@ pub(super) async fn prepare(c: &Chaos<'_>, id: &str, shape: &Shape, targets: &[&
     if !c.backend.edits_pod_network() {
         return through_proxy(c, shape, &plan);
     }
+    // A stopped node has no network namespace to put rules in, and no
+    // address for the others' rules to name: Docker releases its address when
+    // it stops, and gives it one when it starts that may differ (another
+    // container may have taken the old one meanwhile). So rules cannot be
+    // made from the running side ahead of its start either. While it is down
+    // nothing reaches it anyway; when lab starts it again (healing the kill or
+    // stop, a restart), `reapply` makes every cut it is part of: its own
+    // rules in its new namespace, and the rules of the running nodes cut from
+    // it with its new address. Both directions of a cut are in each of those
+    // rule sets (-s and -d), so either end alone keeps it whole.
     let mut cuts = Vec::new();
+    let mut waiting = Vec::new();
     for (owner, both, one) in &plan {
-        cuts.push(serde_json::json!({"owner": owner.name, "both": ips(c, both).await?, "one_way": ips(c, one).await?}));
+        if c.is_down(&owner.name).await {
+            waiting.push(owner.name.clone());
+        }
+        let names = |v: &Vec<&ContainerSpec>| v.iter().map(|x| x.name.clone()).collect::<Vec<_>>();
+        cuts.push(serde_json::json!({"owner": owner.name, "both": ips(c, both).await?, "one_way": ips(c, one).await?, "both_peers": names(both), "one_way_peers": names(one)}));
+    }
+    for (_, both, one) in &plan {
+        for p in both.iter().chain(one.iter()) {
+            if !waiting.contains(&p.name) && c.is_down(&p.name).await {
+                waiting.push(p.name.clone());
+            }
+        }
     }
     // Peers that reach each other through the fault proxy bypass the rules
     // above (their packets go to the proxy): cut those links in the proxy too.
@@ -155,7 +205,15 @@ pub(super) async fn prepare(c: &Chaos<'_>, id: &str, shape: &Shape, targets: &[&
         }
     }
     let namespaces: Vec<&str> = plan.iter().map(|(o, _, _)| o.name.as_str()).collect();
-    Ok(serde_json::json!({"chain": ch, "namespaces": namespaces, "cuts": cuts, "shape": format!("{shape:?}"), "proxy_rules": rules}))
+    let mut spec = serde_json::json!({"chain": ch, "namespaces": namespaces, "cuts": cuts, "shape": format!("{shape:?}"), "proxy_rules": rules});
+    if !waiting.is_empty() {
+        let short: Vec<String> = waiting.iter().map(|n| c.container(n).map(super::link::alias).unwrap_or_else(|| n.clone())).collect();
+        spec["note"] = serde_json::json!(format!(
+            "{} not running: cut from the others as soon as lab starts it again (healing the fault that stopped it, or a restart); started by other means (docker start), it would come back uncut",
+            short.join(", ") + if short.len() == 1 { " is" } else { " are" }
+        ));
+    }
+    Ok(spec)
 }
 
 /// Make the cuts `prepare` recorded. On failure the caller reverts from the
@@ -165,7 +223,16 @@ pub(super) async fn apply(c: &Chaos<'_>, spec: &serde_json::Value) -> Result<(),
     let strings = |v: &serde_json::Value| -> Vec<String> { v.as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_string)).collect() };
     for cut in spec["cuts"].as_array().into_iter().flatten() {
         let owner = cut["owner"].as_str().unwrap_or_default();
-        c.backend.net_exec(owner, &c.helper_image, &script(ch, &strings(&cut["both"]), &strings(&cut["one_way"]))).await?;
+        // A stopped node gets its rules when lab starts it (`reapply`).
+        if c.is_down(owner).await {
+            continue;
+        }
+        match c.backend.net_exec(owner, &c.helper_image, &script(ch, &strings(&cut["both"]), &strings(&cut["one_way"]))).await {
+            Ok(_) => {}
+            // Stopped since it was asked (by another fault, at this moment): the same.
+            Err(BackendError::Docker { .. }) if c.is_down(owner).await => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     let rules: Vec<Rule> = serde_json::from_value(spec["proxy_rules"].clone()).unwrap_or_default();
     if !rules.is_empty() {
@@ -230,6 +297,43 @@ pub(super) fn proxy_cuts(p: &crate::plan::Plan, plan: &[(&ContainerSpec, Vec<&Co
     (rules, uncut)
 }
 
+/// Make again the cuts of a partition in force that `started` (containers
+/// lab has just started) are part of: the rules in their own new namespaces,
+/// and, in the namespaces of the running nodes cut from them, rules with their
+/// new addresses; and the proxy's rules for their connections, which it knew
+/// by their old address (or none). Heal removes all of it as before: the same
+/// chain, in the namespaces the record names.
+pub(super) async fn reapply(c: &Chaos<'_>, rec: &FaultRecord, started: &[&str]) -> Result<(), ChaosError> {
+    let aliases: Vec<String> = started.iter().filter_map(|n| c.container(n)).map(super::link::alias).collect();
+    let rules: Vec<Rule> =
+        serde_json::from_value::<Vec<Rule>>(rec.spec["proxy_rules"].clone()).unwrap_or_default().into_iter().filter(|r| r.from.as_ref().is_some_and(|f| aliases.contains(f))).collect();
+    if !rules.is_empty() {
+        super::link::set(c, &rules, &Toxics { blackhole: true, ..Default::default() }).await?;
+    }
+    let ch = rec.spec["chain"].as_str().unwrap_or_default();
+    if ch.is_empty() {
+        return Ok(());
+    }
+    let strings = |v: &serde_json::Value| -> Vec<String> { v.as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_string)).collect() };
+    for cut in rec.spec["cuts"].as_array().into_iter().flatten() {
+        let owner = cut["owner"].as_str().unwrap_or_default();
+        let (both_peers, one_peers) = (strings(&cut["both_peers"]), strings(&cut["one_way_peers"]));
+        let touched = started.contains(&owner) || both_peers.iter().chain(one_peers.iter()).any(|p| started.contains(&p.as_str()));
+        if !touched || c.is_down(owner).await {
+            continue;
+        }
+        // Records made before peers were named hold addresses only: use those.
+        let known = cut.get("both_peers").is_some();
+        let specs = |names: &[String]| names.iter().filter_map(|n| c.container(n)).collect::<Vec<&ContainerSpec>>();
+        let (both, one) = if known { (ips(c, &specs(&both_peers)).await?, ips(c, &specs(&one_peers)).await?) } else { (strings(&cut["both"]), strings(&cut["one_way"])) };
+        c.backend.net_exec(owner, &c.helper_image, &rescript(ch, &both, &one)).await.map_err(|e| match e {
+            BackendError::Docker { op, detail } => BackendError::Docker { op: format!("making partition {} again in {owner} after it started ({op})", rec.id), detail },
+            e => e,
+        })?;
+    }
+    Ok(())
+}
+
 pub(super) async fn revert(c: &Chaos<'_>, rec: &FaultRecord) -> Result<(), ChaosError> {
     let ch = rec.spec["chain"].as_str().unwrap_or_default().to_string();
     let owners: Vec<String> = rec.spec["namespaces"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
@@ -267,7 +371,12 @@ mod tests {
         let s = script("LAB-x", &["10.0.0.2".into()], &["10.0.0.3".into()]);
         assert!(s.contains("iptables -w -A LAB-x -s 10.0.0.2 -j DROP"));
         assert!(s.contains("-d 10.0.0.3 -m conntrack --ctstate NEW -j DROP"));
-        assert!(unscript("LAB-x").contains("-X LAB-x"));
+        assert!(unscript("LAB-x").contains("-X LAB-x") && unscript("LAB-x").contains("-X LABNx"));
+        // Re-made in a spare chain that then takes the old one's name: never a moment uncut.
+        let r = rescript("LAB-x", &["10.0.0.9".into()], &[]);
+        let (add, drop_old, rename) = (r.find("-A LABNx -s 10.0.0.9 -j DROP").unwrap(), r.find("-D INPUT -j LAB-x").unwrap(), r.find("-E LABNx LAB-x").unwrap());
+        assert!(add < drop_old && drop_old < rename, "{r}");
+        assert!(r.find("-I INPUT 1 -j LABNx").unwrap() < drop_old, "{r}");
         assert!(chain("partition-abcdef0123456789abcdef").len() <= 28);
     }
 }

@@ -130,6 +130,11 @@ impl std::str::FromStr for Link {
 struct Toxicity {
     toxics: HashMap<(String, Direction, Option<String>), Toxics>,
     addrs: HashMap<String, Vec<IpAddr>>,
+    /// Sources lab gave no address for (a stopped node has none): resolved
+    /// by name when a connection comes from an address no source has, so
+    /// that a node started again is cut from its first connection, not only
+    /// once lab has told the proxy its new address.
+    pending: std::collections::HashSet<String>,
 }
 
 type State = Arc<RwLock<Toxicity>>;
@@ -243,6 +248,7 @@ async fn control_session(sock: TcpStream, peer: IpAddr, guard: &Guard, state: St
                 serde_json::json!({"ok": false, "error": format!("no link `{link}`; links: {}", names.join(", "))})
             }
             Ok(Command::Set { link, direction, toxics, from, addrs }) => {
+                let unknown = addrs.as_ref().is_some_and(|a| a.is_empty());
                 let addrs = match (&from, addrs) {
                     (None, _) => Ok(vec![]),
                     (Some(_), Some(known)) => Ok(known),
@@ -254,6 +260,11 @@ async fn control_session(sock: TcpStream, peer: IpAddr, guard: &Guard, state: St
                         let mut st = state.write().unwrap();
                         if let Some(f) = &from {
                             st.addrs.insert(f.clone(), addrs);
+                            if unknown {
+                                st.pending.insert(f.clone());
+                            } else {
+                                st.pending.remove(f);
+                            }
                         }
                         for d in dirs(direction) {
                             st.toxics.insert((link.clone(), d, from.clone()), toxics.clone());
@@ -265,6 +276,8 @@ async fn control_session(sock: TcpStream, peer: IpAddr, guard: &Guard, state: St
             Ok(Command::Clear { link, direction, from }) => {
                 let mut st = state.write().unwrap();
                 st.toxics.retain(|(l, d, f), _| !(link == "*" || (*l == link && *f == from)) || !dirs(direction).contains(d));
+                let Toxicity { toxics, pending, .. } = &mut *st;
+                pending.retain(|p| toxics.keys().any(|(_, _, f)| f.as_deref() == Some(p.as_str())));
                 serde_json::json!({"ok": true})
             }
         };
@@ -280,7 +293,32 @@ fn dirs(d: Option<Direction>) -> Vec<Direction> {
     }
 }
 
+/// Resolve the pending sources (see `Toxicity::pending`) when `client` is none of the known ones.
+async fn resolve_pending(state: &State, client: IpAddr) {
+    let names: Vec<String> = {
+        let st = state.read().unwrap();
+        if st.pending.is_empty() || st.addrs.values().any(|a| a.contains(&client)) {
+            return;
+        }
+        st.pending.iter().cloned().collect()
+    };
+    for name in names {
+        let Ok(found) = tokio::net::lookup_host(format!("{name}:0")).await else {
+            continue;
+        };
+        let ips: Vec<IpAddr> = found.map(|a| a.ip()).collect();
+        if !ips.is_empty() {
+            let mut st = state.write().unwrap();
+            // Unless lab set it meanwhile.
+            if st.pending.remove(&name) {
+                st.addrs.insert(name, ips);
+            }
+        }
+    }
+}
+
 async fn connection(client: TcpStream, from: IpAddr, link: &Link, state: State) -> std::io::Result<()> {
+    resolve_pending(&state, from).await;
     if toxics(&state, &link.name, Direction::Up, from).reset {
         // A zero linger makes the close a reset (and so never blocks).
         #[allow(deprecated)]
@@ -476,6 +514,17 @@ mod tests {
         let mut buf = [0u8; 4];
         let r = tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await.unwrap();
         assert!(matches!(r, Ok(0) | Err(_)), "the connection is reset or closed: {r:?}");
+    }
+
+    #[tokio::test]
+    async fn a_source_given_without_address_is_resolved_when_an_unknown_client_connects() {
+        // A node that was stopped when the fault was set has no address; it starts again (here: localhost connects).
+        let (ctl, listen) = start().await;
+        let cut = Toxics { blackhole: true, ..Default::default() };
+        control(ctl, TOKEN, &Command::Set { link: "db".into(), direction: None, toxics: cut, from: Some("localhost".into()), addrs: Some(vec![]) }).await.unwrap();
+        assert!(round_trip(listen, Duration::from_millis(400)).await.is_none(), "cut from its first connection");
+        control(ctl, TOKEN, &Command::Clear { link: "db".into(), direction: None, from: Some("localhost".into()) }).await.unwrap();
+        assert!(round_trip(listen, Duration::from_secs(1)).await.is_some());
     }
 
     #[tokio::test]

@@ -23,6 +23,9 @@ pub(super) async fn revert(c: &Chaos<'_>, rec: &FaultRecord) -> Result<(), Chaos
             Err(e) => return Err(e.into()),
         }
     }
+    // The faults in force that lived in their namespaces, at once: a node
+    // partitioned while it was down must not talk to the others meanwhile.
+    c.after_start(&started.iter().map(|n| n.as_str()).collect::<Vec<_>>()).await?;
     for name in started {
         c.wait_ready(name).await?;
     }

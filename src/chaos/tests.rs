@@ -117,7 +117,21 @@ async fn unknown_targets_and_faults_say_what_exists() {
     let err = resolve(&chaos, "7").await.unwrap_err();
     let shown = format!("{:?}", miette::Report::new(err));
     assert!(shown.contains("app-1, redis") || shown.contains("redis, app-1"), "{shown}");
-    assert!(matches!(resolve(&chaos, "leader").await, Err(ChaosError::NoLeader(_))));
+    // A lab that does not say how to find its leader: a definition problem (exit 2), said at once.
+    let t = std::time::Instant::now();
+    let err = resolve(&chaos, "leader").await.unwrap_err();
+    assert!(t.elapsed() < std::time::Duration::from_secs(1), "no waiting for an election: {:?}", t.elapsed());
+    assert!(matches!(err, ChaosError::NoLeaderProbe { .. }), "{err:?}");
+    assert!(err.to_string().contains("lab url-shortener does not say how to find its service's leader"), "{err}");
+    let shown = format!("{:?}", miette::Report::new(err));
+    assert!(shown.contains("service.leader") && shown.contains("pointer: /leader") && shown.contains("metric"), "{shown}");
+    let err = resolve(&chaos, "leader").await.unwrap_err();
+    assert_eq!(crate::error::Error::Chaos(Box::new(err)).exit_code(), crate::error::exit::BAD_INPUT);
+    // A fault without a target takes its default, or says it needs one.
+    let split = Fault::parse("partition", &BTreeMap::from([("split".to_string(), "1|redis".to_string())])).unwrap();
+    assert_eq!(resolve_for(&chaos, &split, None).await.unwrap().len(), 1, "all the nodes (one here)");
+    assert!(resolve_for(&chaos, &Fault::Outage, None).await.unwrap_err().to_string().contains("outage needs a target"));
+    assert_eq!(resolve_for(&chaos, &Fault::Outage, Some("redis")).await.unwrap()[0].service, "redis");
     assert!(Fault::parse("melt", &BTreeMap::new()).unwrap_err().to_string().contains("unknown fault `melt`"));
     assert!(Fault::parse("bandwidth", &BTreeMap::new()).is_err());
 }

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::{interrupted, session};
 use crate::backend::FaultRecord;
-use crate::chaos::{resolve, Chaos, Fault};
+use crate::chaos::{resolve_for, Chaos, Fault};
 use crate::error::{exit, Error};
 use crate::lab::Catalogue;
 
@@ -17,7 +17,11 @@ pub struct ChaosArgs {
     /// [LAB] FAULT|SCENARIO|heal|status [TARGET]. Faults: kill, stop, pause, restart,
     /// partition, outage, bandwidth, latency, jitter, loss, and on links through lab's
     /// fault proxy also blackhole and reset. Targets: a node number,
-    /// a name (app-2, redis), random, leader, minority, majority, all.
+    /// a name (app-2, redis), random, leader (the lab's `service.leader` says how to
+    /// find it), minority, majority, all. Without a target (here, in a scenario or in
+    /// the workload's nemesis alike): `partition --split` acts on all nodes (its sides
+    /// name them), kill, stop, pause, restart, partition, bandwidth, latency, jitter
+    /// and loss on one random node; outage, blackhole and reset need one named.
     #[arg(required = true, num_args = 1..=3, value_name = "ARGS")]
     pub args: Vec<String>,
     #[arg(long)]
@@ -25,7 +29,7 @@ pub struct ChaosArgs {
     /// Revert the fault after this long (lab waits; Ctrl-C reverts early).
     #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
-    /// partition: sides, e.g. "1,2|3".
+    /// partition: sides, e.g. "1,2|3" (without a target it acts on all nodes).
     #[arg(long)]
     pub split: Option<String>,
     /// partition: cut only the link to this target (with --one-way: only connections opened towards it).
@@ -156,12 +160,8 @@ pub async fn run(cat: &Catalogue, a: ChaosArgs, quiet: bool) -> Result<i32, Erro
         opts.insert("one-way".into(), String::new());
     }
     let fault = Fault::parse(&fault_name, &opts).map_err(err)?;
-    let target = match (&fault, target) {
-        (_, Some(t)) => t,
-        (Fault::Partition(crate::chaos::PartitionShape::Split(_)), None) => "all".to_string(),
-        (_, None) => return Err(Error::Usage(format!("{fault_name} needs a target: a node number, a name, random, leader, minority, majority or all"))),
-    };
-    let targets = resolve(&chaos, &target).await.map_err(err)?;
+    // Without a target, the fault's default: the same for scenarios and the workload's nemesis.
+    let targets = resolve_for(&chaos, &fault, target.as_deref()).await.map_err(err)?;
     let direction = match a.direction.as_deref() {
         Some("up") => Some(crate::chaos::proxy::Direction::Up),
         Some("down") => Some(crate::chaos::proxy::Direction::Down),

@@ -288,3 +288,109 @@ fn a_file_that_is_not_utf8_is_refused_at_its_first_invalid_byte() {
     // UTF-8 still loads.
     parse_bytes("demo/lab.yaml", GOOD.as_bytes(), Some("demo")).unwrap();
 }
+
+/// The raft lab, renamed to match the test's folder.
+fn raft_src() -> String {
+    include_str!("../../labs/raft/lab.yaml").replacen("name: raft", "name: demo", 1)
+}
+
+const RAFT_LEADER: &str = "  leader:\n    path: /status\n    pointer: /leader\n    id_env: NODE_ID\n";
+
+#[test]
+fn everything_that_needs_the_leader_is_refused_without_service_leader() {
+    let src = raft_src();
+    assert!(src.contains(RAFT_LEADER));
+    let bad = src.replacen(RAFT_LEADER, "", 1);
+    let errs = errors(&bad);
+    let at = |needle: &str, what: &str| {
+        let (line, _) = line_col(&bad, needle);
+        let e = errs.iter().find(|e| e.line == line && e.message.contains(what)).unwrap_or_else(|| panic!("nothing at line {line} ({needle}) saying {what:?}: {errs:#?}"));
+        let hint = e.hint.as_deref().unwrap_or_default();
+        assert!(hint.contains("service.leader") && hint.contains("pointer: /leader") && hint.contains("is: Leader") && hint.contains("writes: true"), "the hint names the fix and its forms: {hint}");
+    };
+    // A scenario, a check's chaos step, the nemesis, and wait-leader.
+    at("kill-leader: { about: \"SIGKILL the leader\", fault: kill, target: leader }", "the target `leader` needs `service.leader`");
+    at("- action: { chaos: { fault: kill, target: leader } }", "the target `leader` needs `service.leader`");
+    at("- { at: 2s, fault: partition, target: leader, for: 3s }", "the target `leader` needs `service.leader`");
+    at("- action: { wait-leader: 10s }", "wait-leader needs `service.leader`");
+    // A redirect names the leader by id: the nodes' ids must be known.
+    let e = errs.iter().find(|e| e.message.contains("a redirect names the leader by its id")).unwrap_or_else(|| panic!("{errs:#?}"));
+    assert_eq!(e.line, line_col(&bad, "redirect: { status: [307]").0, "{e}");
+    assert!(e.hint.as_deref().unwrap().contains("service.leader.id_env"), "{e:?}");
+}
+
+#[test]
+fn a_leader_probe_reads_one_thing_and_has_what_that_needs() {
+    let src = raft_src();
+    let with = |probe: &str| src.replacen(RAFT_LEADER, probe, 1);
+    // Every form loads.
+    for ok in [
+        "  leader: { path: /status, pointer: /leader, id_env: NODE_ID }\n",
+        "  leader: { path: /status, pointer: \"\", id_env: NODE_ID }\n",
+        "  leader: { path: /status, regex: \"leader=(\\\\S+)\", id: \"n{{ self.node }}\" }\n",
+        "  leader: { path: /status, pointer: /state, is: Leader, id_env: NODE_ID }\n",
+        "  leader: { header: X-Raft-State, is: Leader, id_env: NODE_ID }\n",
+        "  leader: { path: /metrics, metric: \"raft_state{state=\\\"leader\\\"}\", is: \"1\", id_env: NODE_ID }\n",
+        "  leader: { writes: true, id_env: NODE_ID }\n",
+    ] {
+        if let Err(e) = parse("demo/lab.yaml", &with(ok), Some("demo")) {
+            panic!("{ok}: {e:?}");
+        }
+    }
+    let refused = |probe: &str, path_needle: &str, what: &str, hint: &str| {
+        let bad = with(probe);
+        let errs = errors(&bad);
+        let e = errs.iter().find(|e| e.message.contains(what)).unwrap_or_else(|| panic!("{probe}: nothing says {what:?}: {errs:#?}"));
+        assert_eq!((e.line, e.column), line_col(&bad, path_needle), "{probe}: {e}");
+        assert!(e.hint.as_deref().unwrap_or_default().contains(hint), "{probe}: hint {:?} lacks {hint:?}", e.hint);
+    };
+    refused("  leader: { path: /status, id_env: NODE_ID }\n", "{ path: /status, id_env", "does not say what to read", "metric");
+    refused("  leader: { path: /status, pointer: /leader, regex: x, id_env: NODE_ID }\n", "{ path: /status, pointer", "2 ways to read the leader (pointer, regex)", "keep exactly one");
+    refused("  leader: { pointer: /leader, writes: true, id_env: NODE_ID }\n", "{ pointer: /leader, writes", "2 ways to read the leader (pointer, writes)", "keep exactly one");
+    refused("  leader: { path: /status, pointer: /leader }\n", "{ path: /status, pointer: /leader }", "does not say how each node is named", "id_env: NODE_ID");
+    refused("  leader: { path: /status, pointer: /leader, id_env: NODE }\n", "NODE }", "`NODE` is not a variable of service.env", "NODE_ID");
+    refused("  leader: { path: /status, regex: \"(\", id_env: NODE_ID }\n", "\"(\"", "not a regular expression", "first group");
+    refused("  leader: { path: /status, pointer: leader, id_env: NODE_ID }\n", "leader, id_env", "`leader` is not a JSON pointer", "write /leader");
+    refused("  leader: { path: status, pointer: /leader, id_env: NODE_ID }\n", "status, pointer", "path `status` must start with /", "/status");
+    refused("  leader: { path: /metrics, metric: raft_is_leader, is: Leader }\n", "Leader }", "a metric's value is a number", "is: 1");
+    refused("  leader: { path: /metrics, metric: \"raft_state{state=leader}\", is: \"1\" }\n", "\"raft_state{state=leader}\"", "double quotes", "raft_state{state=\"leader\"}");
+    refused("  leader: { pointer: /leader, id: \"n{{ self.nod }}\" }\n", "\"n{{ self.nod }}\"", "template does not render", "self.node");
+    // writes: true sends the workload's write and tells the leader by the others' redirects.
+    let bad = with("  leader: { writes: true, id_env: NODE_ID }\n").replacen("  redirect: { status: [307], leader_header: X-Leader }\n", "", 1);
+    let errs = errors(&bad);
+    let e = errs.iter().find(|e| e.message.contains("`workload.redirect` is not given")).unwrap_or_else(|| panic!("{errs:#?}"));
+    assert_eq!(e.line, line_col(&bad, "writes: true").0, "{e}");
+    assert!(e.hint.as_deref().unwrap().contains("leader_header: X-Leader"), "{e:?}");
+}
+
+#[test]
+fn a_value_that_is_not_a_json_pointer_is_refused_with_the_way_to_write_it() {
+    let src = raft_src();
+    let bad = src.replacen("      value: /value\n", "      value: \"value\"\n", 1);
+    assert_ne!(bad, src);
+    let errs = errors(&bad);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let e = &errs[0];
+    assert_eq!((e.line, e.column), line_col(&bad, "\"value\"\n"), "{e}");
+    assert!(e.message.contains("`value` is not a JSON pointer"), "{e}");
+    assert_eq!(e.hint.as_deref(), Some("a JSON pointer starts with /: write /value; for a body that is the value itself write {body: text}"));
+    // The whole body is written as such, and loads.
+    parse("demo/lab.yaml", &src.replacen("      value: /value\n", "      value: { body: text }\n", 1), Some("demo")).unwrap();
+}
+
+#[test]
+fn a_nemesis_fault_on_a_dependency_needs_its_target_and_options_that_parse() {
+    let src = raft_src();
+    let bad = src.replacen(
+        "    - { at: 9500ms, fault: pause, target: random, for: 1500ms }\n",
+        "    - { at: 9500ms, fault: outage, for: 1500ms }\n    - { at: 10s, fault: partition, options: { split: \"1,2\" } }\n",
+        1,
+    );
+    let errs = errors(&bad);
+    let e = errs.iter().find(|e| e.message.contains("outage needs a target")).unwrap_or_else(|| panic!("{errs:#?}"));
+    assert_eq!(e.line, line_col(&bad, "fault: outage").0, "{e}");
+    let e = errs.iter().find(|e| e.message.contains("the options of partition do not parse")).unwrap_or_else(|| panic!("{errs:#?}"));
+    assert!(e.message.contains("give two or more sides"), "{e}");
+    // A split without a target is fine: it acts on all nodes.
+    parse("demo/lab.yaml", &src.replacen("fault: pause, target: random, for: 1500ms", "fault: partition, for: 1500ms, options: { split: \"1|2,3\" }", 1), Some("demo")).unwrap();
+}

@@ -33,7 +33,7 @@ pub(crate) fn env_sample_context(def: &LabDef) -> tera::Context {
         deps.insert(name.clone(), serde_json::json!({"host": name, "port": 1, "addr": format!("{name}:1")}));
     }
     ctx.insert("deps", &deps);
-    ctx.insert("self", &serde_json::json!({"url": "http://127.0.0.1:1", "node": 1, "host": "app-1", "port": 1, "peer_addr": "app-1:1"}));
+    ctx.insert("self", &serde_json::json!({"url": "http://127.0.0.1:1", "node": 1, "host": "app-1", "port": 1, "peer_addr": "app-1:1", "data_dir": crate::plan::DATA_DIR}));
     ctx.insert("nodes", &(1..=def.service.replicas).map(|n| serde_json::json!({"node": n, "host": format!("app-{n}"), "peer_addr": format!("app-{n}:1")})).collect::<Vec<_>>());
     ctx.insert("instance", "lab-x");
     ctx.insert("student", "");
@@ -224,8 +224,19 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
         }
         match &svc.ready {
             None => out.push(problem("service", "the service needs `ready`", "say when it has started, e.g. ready: {path: /healthz}")),
-            Some(r) if r.grpc && !r.path.is_empty() => out.push(problem("service.ready.path", "readiness is either an HTTP GET of `path` or `grpc: true`, not both", "drop `path` for a gRPC service")),
-            Some(r) if !r.grpc && !r.path.starts_with('/') => out.push(problem("service.ready.path", format!("readiness path `{}` must start with /", r.path), "for example /healthz")),
+            Some(r) if r.grpc && r.tcp => {
+                out.push(problem("service.ready.tcp", "readiness is one of an HTTP GET of `path`, `grpc: true` or `tcp: true`, not several", "keep the one that fits the service"))
+            }
+            Some(r) if (r.grpc || r.tcp) && !r.path.is_empty() => out.push(problem(
+                "service.ready.path",
+                format!("readiness is either an HTTP GET of `path` or `{}: true`, not both", if r.grpc { "grpc" } else { "tcp" }),
+                if r.grpc { "drop `path` for a gRPC service" } else { "drop `path` to wait only for the port, or `tcp` to wait for the GET" },
+            )),
+            Some(r) if !r.grpc && !r.tcp && !r.path.starts_with('/') => out.push(problem(
+                "service.ready.path",
+                if r.path.is_empty() { "readiness needs a way: an HTTP GET of `path`, `grpc: true` or `tcp: true`".to_string() } else { format!("readiness path `{}` must start with /", r.path) },
+                "for example ready: {path: /healthz}; a program with no health route: ready: {tcp: true}",
+            )),
             Some(_) => {}
         }
     }
@@ -235,8 +246,29 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
             out.push(problem(
                 format!("service.env.{k}"),
                 format!("template of {k} does not render: {}", tera_message(&e)),
-                "variables: deps.<dependency>.{host,port,addr}, self.{url,node,host,port}, instance, student, replicas, peers, secret",
+                "variables: deps.<dependency>.{host,port,addr}, self.{url,node,host,port,peer_addr,data_dir}, nodes, instance, student, replicas, peers, secret",
             ));
+        }
+    }
+    // The arguments see the same variables, and the node's environment as `env`.
+    let mut arg_ctx = ctx.clone();
+    let env: BTreeMap<String, String> = svc.env.iter().map(|(k, t)| (k.clone(), tera::Tera::one_off(t, &ctx, false).unwrap_or_else(|_| t.clone()))).collect();
+    arg_ctx.insert("env", &env);
+    for (i, a) in svc.command.iter().enumerate() {
+        if let Err(e) = tera::Tera::one_off(a, &arg_ctx, false) {
+            out.push(problem(
+                format!("service.command[{i}]"),
+                format!("argument {} does not render: {}", i + 1, tera_message(&e)),
+                "variables: those of service.env, and env.<VAR> (the node's environment)",
+            ));
+        }
+    }
+    if svc.run == crate::lab::RunKind::Cli && !svc.command.is_empty() {
+        out.push(problem("service.command", "a command-line program (`run: cli`) gets its arguments from each check, not from `service.command`", "give the arguments in the checks' exec probes"));
+    }
+    if let Some(p) = &svc.program {
+        if p.is_empty() || p.starts_with('/') || p.split('/').any(|c| c == "..") {
+            out.push(problem("service.program", format!("program `{p}` is not a path inside the solution folder"), "name the executable relative to the folder's top, e.g. program: bin/store"));
         }
     }
 
@@ -300,11 +332,10 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
                         out.push(problem(format!("{sp}.action"), format!("unknown fault `{}`", c.fault), format!("faults: {}", FAULTS.join(", "))));
                     }
                     Some(Action::WaitLeader(_)) if def.service.leader.is_none() => {
-                        out.push(problem(
-                            format!("{sp}.action"),
-                            "wait-leader needs `service.leader`",
-                            "say how to ask a node who leads: service.leader: {path: /status, pointer: /leader, id_env: NODE_ID}",
-                        ));
+                        out.push(problem(format!("{sp}.action"), "wait-leader needs `service.leader`, and the service has none", no_leader_hint()));
+                    }
+                    Some(Action::Chaos(c)) if c.target.as_deref() == Some("leader") && def.service.leader.is_none() => {
+                        out.push(problem(format!("{sp}.action.chaos.target"), "the target `leader` needs `service.leader`, and the service has none", no_leader_hint()));
                     }
                     Some(Action::Workload(_) | Action::Check(_)) if def.workload.is_none() => {
                         out.push(problem(format!("{sp}.action"), "this step needs the lab's `workload`", "declare a workload (clients, ops, nemesis) at the top level"));
@@ -323,9 +354,18 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
                 out.push(problem(format!("workload.nemesis[{i}].fault"), format!("unknown fault `{}`", n.fault), format!("faults: {}", FAULTS.join(", "))));
             }
             if n.target.as_deref() == Some("leader") && def.service.leader.is_none() {
-                out.push(problem(format!("workload.nemesis[{i}].target"), "target `leader` needs `service.leader`", ""));
+                out.push(problem(format!("workload.nemesis[{i}].target"), "the target `leader` needs `service.leader`, and the service has none", no_leader_hint()));
             } else if let Some(t) = n.target.as_deref() {
                 check_target(def, &targets, t, &format!("workload.nemesis[{i}].target"), &mut out);
+            }
+            if FAULTS.contains(&n.fault.as_str()) {
+                match crate::chaos::Fault::parse(&n.fault, &n.options) {
+                    Err(e) => out.push(problem(format!("workload.nemesis[{i}].options"), format!("the options of {} do not parse: {e}", n.fault), "")),
+                    Ok(f) if n.target.is_none() && crate::chaos::default_target(&f).is_none() => {
+                        out.push(problem(format!("workload.nemesis[{i}]"), crate::chaos::missing_target(&f), "add `target:` to this step"));
+                    }
+                    Ok(_) => {}
+                }
             }
         }
         if w.mix.read + w.mix.write + w.mix.cas == 0 {
@@ -334,19 +374,142 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
         if w.mix.cas > 0 && w.ops.cas.is_none() {
             out.push(problem("workload.ops", "the mix has cas but ops has no cas mapping", ""));
         }
-        if w.redirect.is_some() && def.service.leader.is_none() {
-            out.push(problem("workload.redirect", "redirects name the leader by id, which needs `service.leader.id_env`", ""));
+        if w.redirect.is_some() && !def.service.leader.as_ref().is_some_and(|l| l.id.is_some() || l.id_env.is_some()) {
+            out.push(problem(
+                "workload.redirect",
+                "a redirect names the leader by its id, and the service does not say what each node's id is",
+                "give `service.leader.id_env` (the variable of service.env holding each node's id, e.g. NODE_ID) or `service.leader.id` (a template, e.g. \"n{{ self.node }}\")",
+            ));
+        }
+        for (op, m) in [("read", Some(&w.ops.read)), ("write", Some(&w.ops.write)), ("cas", w.ops.cas.as_ref())] {
+            if let Some(ValueAt::Pointer(ptr)) = m.and_then(|m| m.value.as_ref()) {
+                if !ptr.is_empty() && !ptr.starts_with('/') {
+                    out.push(problem(
+                        format!("workload.ops.{op}.value"),
+                        format!("`{ptr}` is not a JSON pointer, so no answer would ever hold the value there"),
+                        format!("a JSON pointer starts with /: write /{ptr}; for a body that is the value itself write {{body: text}}"),
+                    ));
+                }
+            }
         }
     }
     for (name, sc) in &def.chaos {
         if !FAULTS.contains(&sc.fault.as_str()) {
             out.push(problem(format!("chaos.{name}.fault"), format!("unknown fault `{}`", sc.fault), format!("faults: {}", FAULTS.join(", "))));
         }
-        if let Some(t) = sc.target.as_deref() {
+        if sc.target.as_deref() == Some("leader") && def.service.leader.is_none() {
+            out.push(problem(format!("chaos.{name}.target"), "the target `leader` needs `service.leader`, and the service has none", no_leader_hint()));
+        } else if let Some(t) = sc.target.as_deref() {
             check_target(def, &targets, t, &format!("chaos.{name}.target"), &mut out);
         }
     }
+    if def.service.run != RunKind::Cli {
+        validate_leader(def, &mut out);
+    }
     out
+}
+
+/// What to write when something needs the leader and the service does not say how to find it.
+fn no_leader_hint() -> String {
+    format!("say how to ask a node who leads, in `service.leader`: {}", crate::chaos::LEADER_FORMS)
+}
+
+/// `service.leader`: one way to read the leader, and what that way needs.
+fn validate_leader(def: &LabDef, out: &mut Vec<Problem>) {
+    let Some(l) = &def.service.leader else {
+        return;
+    };
+    let given: Vec<&str> = [("pointer", l.pointer.is_some()), ("regex", l.regex.is_some()), ("header", l.header.is_some()), ("metric", l.metric.is_some()), ("writes", l.writes)]
+        .iter()
+        .filter(|(_, g)| *g)
+        .map(|(k, _)| *k)
+        .collect();
+    match given.as_slice() {
+        [] => out.push(problem("service.leader", "service.leader does not say what to read from a node's answer: none of pointer, regex, header, metric, or writes: true", no_leader_hint())),
+        [_] => {}
+        many => out.push(problem(
+            "service.leader",
+            format!("service.leader gives {} ways to read the leader ({}); lab reads one", many.len(), many.join(", ")),
+            format!("keep exactly one of them; the forms: {}", crate::chaos::LEADER_FORMS),
+        )),
+    }
+    if let Some(path) = &l.path {
+        if !path.starts_with('/') {
+            out.push(problem("service.leader.path", format!("path `{path}` must start with /"), "the path of the GET each node is asked, e.g. /status or /metrics"));
+        }
+    }
+    if let Some(ptr) = &l.pointer {
+        if !ptr.is_empty() && !ptr.starts_with('/') {
+            out.push(problem("service.leader.pointer", format!("`{ptr}` is not a JSON pointer"), format!("a JSON pointer starts with /: write /{ptr}; \"\" reads the whole body")));
+        }
+    }
+    if let Some(re) = &l.regex {
+        if let Err(e) = regex::Regex::new(re) {
+            out.push(problem("service.leader.regex", format!("not a regular expression: {e}"), "its first group (or the whole match) is read from the body, e.g. \"leader: (\\\\S+)\""));
+        }
+    }
+    if let Some(h) = &l.header {
+        if reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_err() {
+            out.push(problem("service.leader.header", format!("`{h}` is not a valid header name"), "e.g. X-Raft-State"));
+        }
+    }
+    if let Some(m) = &l.metric {
+        if let Err(e) = crate::chaos::MetricSelector::parse(m) {
+            out.push(problem("service.leader.metric", e, "a metric's name, with labels that pick one series if it has several: raft_state{state=\"leader\"}"));
+        }
+    }
+    match &l.is {
+        Some(is) if l.writes => out.push(problem("service.leader.is", format!("`is: {is}` compares a value read from an answer, and with `writes: true` nothing is read"), "drop `is`")),
+        Some(is) if l.metric.is_some() && is.trim().parse::<f64>().is_err() => {
+            out.push(problem("service.leader.is", format!("a metric's value is a number, and `{is}` is not one"), "e.g. is: 1 (compared as numbers: 1 matches 1.0)"))
+        }
+        Some(is) if is.trim().is_empty() => out.push(problem("service.leader.is", "`is` is empty", "the value a node that leads reports, e.g. Leader, 1 or true")),
+        _ => {}
+    }
+    if l.writes {
+        match &def.workload {
+            None => out.push(problem(
+                "service.leader.writes",
+                "`writes: true` sends the workload's write (workload.ops.write), and this lab has no `workload`",
+                "declare workload.ops.write and workload.redirect, or read the leader from an answer (pointer, regex, header or metric)",
+            )),
+            Some(w) if w.redirect.is_none() => out.push(problem(
+                "service.leader.writes",
+                "`writes: true` tells the leader from the followers by their redirects, and `workload.redirect` is not given",
+                "add workload.redirect: {status: [307], leader_header: X-Leader}; a service whose followers forward writes hides its leader this way: read it from an answer instead",
+            )),
+            Some(_) => {}
+        }
+    }
+    // Without `is`, the value read names the leader: each node's name must be known.
+    if l.is.is_none() && !l.writes && l.id.is_none() && l.id_env.is_none() {
+        out.push(problem(
+            "service.leader",
+            "service.leader reads a value naming the leader (it has no `is`), but does not say how each node is named",
+            "give `id_env: NODE_ID` (the variable of service.env holding each node's id) or `id: \"n{{ self.node }}\"` (a template); or, if the value says whether the node itself leads, `is: Leader`",
+        ));
+    }
+    if l.id.is_some() && l.id_env.is_some() {
+        out.push(problem("service.leader", "give `id` or `id_env`, not both", "`id_env` names a variable of service.env; `id` is a template such as \"n{{ self.node }}\""));
+    }
+    if let Some(v) = &l.id_env {
+        if !def.service.env.contains_key(v) {
+            out.push(problem(
+                "service.leader.id_env",
+                format!("`{v}` is not a variable of service.env, so no node has an id"),
+                format!("name the variable that holds each node's id; service.env has: {}", def.service.env.keys().cloned().collect::<Vec<_>>().join(", ")),
+            ));
+        }
+    }
+    if let Some(t) = &l.id {
+        if let Err(e) = tera::Tera::one_off(t, &env_sample_context(def), false) {
+            out.push(problem(
+                "service.leader.id",
+                format!("template does not render: {}", tera_message(&e)),
+                "variables: those of service.env templates, e.g. \"n{{ self.node }}\" or \"{{ self.host }}:7000\"",
+            ));
+        }
+    }
 }
 
 /// A fault's target as `lab chaos` resolves it: a selector, a node number,
