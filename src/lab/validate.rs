@@ -43,6 +43,20 @@ pub(crate) fn env_sample_context(def: &LabDef) -> tera::Context {
     ctx
 }
 
+/// The service's environment as the plan renders it, with sample values.
+fn sample_env(def: &LabDef) -> BTreeMap<String, String> {
+    let ctx = env_sample_context(def);
+    def.service.env.iter().map(|(k, t)| (k.clone(), tera::Tera::one_off(t, &ctx, false).unwrap_or_else(|_| t.clone()))).collect()
+}
+
+/// What a node's argument and id templates see: the environment templates'
+/// variables and the node's rendered environment as `env`, as the plan has them.
+fn node_sample_context(def: &LabDef) -> tera::Context {
+    let mut ctx = env_sample_context(def);
+    ctx.insert("env", &sample_env(def));
+    ctx
+}
+
 /// The variables a step's templates may use, as `lab verify` renders them
 /// (`verify::CheckRunner::context`), with sample values: what every step has,
 /// plus what earlier steps of the same check set (`save:`, `wait-leader`, `chaos`).
@@ -81,9 +95,7 @@ fn step_base_vars(def: &LabDef) -> serde_json::Map<String, serde_json::Value> {
         v.insert("solution".into(), json!("/tmp/solution"));
     }
     // The service's environment as the plan renders it.
-    let env_ctx = env_sample_context(def);
-    let env: serde_json::Map<String, serde_json::Value> = def.service.env.iter().map(|(k, t)| (k.clone(), json!(tera::Tera::one_off(t, &env_ctx, false).unwrap_or_else(|_| t.clone())))).collect();
-    v.insert("env".into(), serde_json::Value::Object(env));
+    v.insert("env".into(), json!(sample_env(def)));
     // Every container of the plan with the role of a dependency: the lab's, the fault proxy, the webhook sink.
     let mut deps: Vec<String> = def.dependencies.keys().cloned().collect();
     if def.dependencies.values().any(|d| d.proxy) || (def.service.replicas > 1 && def.service.peers.as_ref().is_some_and(|p| p.proxy)) {
@@ -251,9 +263,7 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
         }
     }
     // The arguments see the same variables, and the node's environment as `env`.
-    let mut arg_ctx = ctx.clone();
-    let env: BTreeMap<String, String> = svc.env.iter().map(|(k, t)| (k.clone(), tera::Tera::one_off(t, &ctx, false).unwrap_or_else(|_| t.clone()))).collect();
-    arg_ctx.insert("env", &env);
+    let arg_ctx = node_sample_context(def);
     for (i, a) in svc.command.iter().enumerate() {
         if let Err(e) = tera::Tera::one_off(a, &arg_ctx, false) {
             out.push(problem(
@@ -502,7 +512,7 @@ fn validate_leader(def: &LabDef, out: &mut Vec<Problem>) {
         }
     }
     if let Some(t) = &l.id {
-        if let Err(e) = tera::Tera::one_off(t, &env_sample_context(def), false) {
+        if let Err(e) = tera::Tera::one_off(t, &node_sample_context(def), false) {
             out.push(problem(
                 "service.leader.id",
                 format!("template does not render: {}", tera_message(&e)),
