@@ -94,6 +94,9 @@ impl Session {
     /// or all in force. Says what it reverted; returns the records.
     pub async fn revert_faults(&self, lab: &Lab, plan: &Plan, expired_only: bool) -> Result<Vec<crate::backend::FaultRecord>, Error> {
         let now = crate::backend::unix_now();
+        // A fault this process was making when it was interrupted is finished
+        // in Docker unless its helpers are stopped first.
+        self.backend.settle(&plan.instance).await?;
         let due: Vec<_> = self.backend.faults(Some(&plan.instance)).await?.into_iter().filter(|f| !expired_only || f.expired(now)).collect();
         if due.is_empty() {
             return Ok(due);

@@ -523,6 +523,24 @@ impl DockerBackend {
         result
     }
 
+    /// Stop the network changes this process still has under way in the
+    /// instance: the helpers of a fault whose future was dropped (Ctrl-C mid
+    /// `net_exec`) go on in Docker unless removed, and would make their rules
+    /// after the revert that follows. Removing one mid-script leaves at most
+    /// part of a chain, which the revert removes with the rest.
+    pub async fn settle(&self, instance: &str) -> Result<(), BackendError> {
+        let ours = format!("{}@{}", std::process::id(), host_name());
+        for c in self.list_with(format!("{}={instance}", labels::INSTANCE), true).await? {
+            let l = c.labels.clone().unwrap_or_default();
+            if l.get(labels::ROLE).map(String::as_str) == Some("helper") && l.get(HELPER_PID_LABEL) == Some(&ours) {
+                if let Some(name) = c.names.as_ref().and_then(|n| n.first()) {
+                    self.remove(name.trim_start_matches('/')).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub async fn record_fault(&self, f: &FaultRecord) -> Result<(), BackendError> {
         let mut l = HashMap::new();
         l.insert(labels::INSTANCE.to_string(), f.instance.clone());

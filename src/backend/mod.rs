@@ -288,6 +288,14 @@ impl Backend {
     pub async fn net_exec(&self, container: &str, image: &str, script: &str) -> Result<String, BackendError> {
         dispatch!(self, b => b.net_exec(container, image, script).await)
     }
+    /// Stop what this process still has under way in the instance's network
+    /// (helpers of a fault interrupted mid-way), before its faults are reverted.
+    pub async fn settle(&self, instance: &str) -> Result<(), BackendError> {
+        match self {
+            Backend::Docker(b) => b.settle(instance).await,
+            _ => Ok(()),
+        }
+    }
     /// Whether lab can change a node's own network (iptables, tc through
     /// `net_exec`); on Kubernetes it cannot, and faults go through its proxy.
     pub fn edits_pod_network(&self) -> bool {
