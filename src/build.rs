@@ -21,12 +21,15 @@ use tokio::process::Command;
 /// How to build a Go folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GoMode {
-    /// Module mode when the folder has go.mod, GOPATH mode otherwise.
+    /// Module mode when the folder has a go.mod whose requires this machine
+    /// holds (none, vendor/, the module cache); GOPATH mode with Debian's Go
+    /// libraries otherwise, with the go.mod's module path and Go version.
     #[default]
     Auto,
-    /// `go build` in module mode (needs a module proxy or a vendor folder).
+    /// `go build` in module mode (needs a module proxy, the module cache or a vendor folder).
     Module,
     /// GOPATH mode with Debian's Go libraries (/usr/share/gocode); works offline.
+    /// The go.mod's module path and Go version are kept (see `GoBuild::Local`).
     Gopath,
 }
 
@@ -103,6 +106,10 @@ pub enum BuildError {
     #[error("`go build` failed for {dir}:\n{output}")]
     #[diagnostic(help("fix the compile errors above; lab builds with CGO_ENABLED=0 and {mode}"))]
     Compile { dir: PathBuf, output: String, mode: String },
+    /// A go.mod requires modules that neither the module cache nor Debian's Go libraries hold.
+    #[error("{dir}/go.mod requires modules this machine does not have: {}", missing.join(", "))]
+    #[diagnostic(help("lab builds offline: a go.mod's requires come from the module cache, the folder's vendor/ (go mod vendor), or Debian's Go libraries in /usr/share/gocode (the golang-*-dev packages: `apt-cache search golang- | grep <name>`); the lab's README names those it uses"))]
+    Libraries { dir: PathBuf, missing: Vec<String> },
     #[error("build I/O failed: {0}")]
     Io(String),
 }
@@ -170,13 +177,9 @@ pub async fn build_program(src: &Path, out_dir: &Path, name: &str, mode: GoMode,
     if src.is_dir() {
         let go = find_go().ok_or(BuildError::NoGo)?;
         let abs = src.canonicalize().map_err(|e| BuildError::Io(e.to_string()))?;
-        let module = match mode {
-            GoMode::Module => true,
-            GoMode::Gopath => false,
-            GoMode::Auto => abs.join("go.mod").is_file(),
-        };
+        let how = plan_go(&abs, name, mode, &go).await?;
         // One build per source: the first takes the key's lock and builds, the others wait and reuse.
-        let key = source_key(&abs, name, module, &go)?;
+        let key = source_key(&abs, name, &how, &go)?;
         let builds = cache_dir().join("builds");
         std::fs::create_dir_all(&builds).map_err(io(&builds))?;
         let lock_path = builds.join(format!("{key}.lock"));
@@ -188,7 +191,7 @@ pub async fn build_program(src: &Path, out_dir: &Path, name: &str, mode: GoMode,
             let dir = builds.join(&key);
             std::fs::create_dir_all(&dir).map_err(io(&dir))?;
             let part = dir.join(format!(".{name}.tmp"));
-            go_build(&go, &abs, src, name, module, &part).await?;
+            go_build(&go, &abs, src, &how, &part).await?;
             std::fs::rename(&part, &cached).map_err(io(&cached))?;
         }
         drop(lock);
@@ -366,17 +369,17 @@ fn io(what: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
 }
 
 /// What a build's output depends on: every file of the folder (path and
-/// content; hidden entries such as .git left out), the program's name, the
-/// mode, the toolchain and the environment `go build` reads.
-fn source_key(abs: &Path, name: &str, module: bool, go: &Path) -> Result<String, BuildError> {
+/// content; hidden entries such as .git left out), the program's name, how
+/// it is built, the toolchain and the environment `go build` reads.
+fn source_key(abs: &Path, name: &str, how: &GoBuild, go: &Path) -> Result<String, BuildError> {
     let mut h = Sha256::new();
-    h.update(format!("{name}\0{module}\0{}\0", go.display()));
+    h.update(format!("{name}\0{how:?}\0{}\0", go.display()));
     let stamp = |p: &Path| std::fs::metadata(p).ok().and_then(|m| Some((m.len(), m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos())));
     h.update(format!("{:?}\0", stamp(go)));
-    if !module {
-        h.update(format!("{:?}\0", stamp(Path::new("/usr/share/gocode/src"))));
+    if matches!(how, GoBuild::Local { .. }) {
+        h.update(format!("{:?}\0", stamp(Path::new(GOCODE))));
     }
-    for var in ["GOFLAGS", "GOOS", "GOARCH", "GOAMD64", "GOEXPERIMENT", "GOPROXY", "GONOSUMDB", "GOTOOLCHAIN"] {
+    for var in ["GOFLAGS", "GOOS", "GOARCH", "GOAMD64", "GOEXPERIMENT", "GOPROXY", "GONOSUMDB", "GOTOOLCHAIN", "GOMODCACHE"] {
         h.update(format!("{var}={:?}\0", std::env::var_os(var)));
     }
     let mut files = Vec::new();
@@ -403,8 +406,142 @@ fn source_key(abs: &Path, name: &str, module: bool, go: &Path) -> Result<String,
     Ok(h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect())
 }
 
+/// Debian's Go libraries, laid out by import path.
+const GOCODE: &str = "/usr/share/gocode/src";
+
+/// How a folder of Go code is built.
+#[derive(Debug, Clone, PartialEq)]
+enum GoBuild {
+    /// Module mode, as `go build` does it: the go.mod's requires come from
+    /// the module cache or the folder's vendor/.
+    Module,
+    /// GOPATH mode (GO111MODULE=off): the folder placed at `path` (its
+    /// module's path, or lab.local/<name>) in a private GOPATH with Debian's
+    /// Go libraries after it, built with the defaults of Go `go` (the
+    /// go.mod's version, else the toolchain's), as module mode would: GOPATH
+    /// mode alone takes those of Go 1.20 and before (no `GET /path` or
+    /// `{id}` patterns in http.ServeMux, among others).
+    Local { path: String, go: String },
+}
+
+/// What a go.mod says that lab needs.
+#[derive(Debug, Default, PartialEq)]
+struct GoMod {
+    module: Option<String>,
+    go: Option<String>,
+    /// Direct requires: (module path, version).
+    requires: Vec<(String, String)>,
+}
+
+fn parse_go_mod(text: &str) -> GoMod {
+    let mut m = GoMod::default();
+    let mut in_require = false;
+    for raw in text.lines() {
+        let (line, comment) = match raw.split_once("//") {
+            Some((l, c)) => (l.trim(), c.trim()),
+            None => (raw.trim(), ""),
+        };
+        let unquote = |w: &str| w.trim_matches('"').trim_matches('`').to_string();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if in_require {
+            if line == ")" {
+                in_require = false;
+            } else if words.len() >= 2 && comment != "indirect" {
+                m.requires.push((unquote(words[0]), words[1].to_string()));
+            }
+            continue;
+        }
+        match words.as_slice() {
+            ["module", p, ..] => m.module = Some(unquote(p)),
+            ["go", v, ..] => m.go = Some(v.to_string()),
+            ["require", "("] => in_require = true,
+            ["require", p, v, ..] if comment != "indirect" => m.requires.push((unquote(p), v.to_string())),
+            _ => {}
+        }
+    }
+    m
+}
+
+/// A version's language part: "1.22.3" and "go1.22" give "go1.22".
+fn lang(v: &str) -> String {
+    let v = v.trim_start_matches("go");
+    let mut parts = v.split('.');
+    match (parts.next(), parts.next()) {
+        (Some(a), Some(b)) => format!("go{a}.{}", b.split(|c: char| !c.is_ascii_digit()).next().unwrap_or(b)),
+        _ => format!("go{v}"),
+    }
+}
+
+/// Whether the module cache holds a module's version (its path written with
+/// `!` and the lowercase letter for each uppercase one, as the cache does).
+fn in_module_cache(cache: &Path, module: &str, version: &str) -> bool {
+    let esc = |s: &str| s.chars().flat_map(|c| if c.is_ascii_uppercase() { vec!['!', c.to_ascii_lowercase()] } else { vec![c] }).collect::<String>();
+    cache.join("cache/download").join(esc(module)).join("@v").join(format!("{}.mod", esc(version))).is_file()
+}
+
+async fn go_env(go: &Path, var: &str) -> Option<String> {
+    let out = Command::new(go).arg("env").arg(var).stdin(Stdio::null()).output().await.ok()?;
+    let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !v.is_empty()).then_some(v)
+}
+
+/// Choose how to build the folder. A folder with a go.mod whose requires
+/// can all be had (none, a vendor/, or every one in the module cache) is
+/// built in module mode; one whose requires cannot (there is no module
+/// proxy here) gets them from Debian's Go libraries instead, and so does a
+/// folder without a go.mod; either way with the defaults of its Go version.
+async fn plan_go(abs: &Path, name: &str, mode: GoMode, go: &Path) -> Result<GoBuild, BuildError> {
+    let text = std::fs::read_to_string(abs.join("go.mod")).ok();
+    let m = text.as_deref().map(parse_go_mod).unwrap_or_default();
+    if mode == GoMode::Module {
+        return Ok(GoBuild::Module);
+    }
+    if mode == GoMode::Auto && text.is_some() {
+        let cached = if abs.join("vendor/modules.txt").is_file() || m.requires.is_empty() {
+            true
+        } else {
+            match go_env(go, "GOMODCACHE").await {
+                Some(cache) => m.requires.iter().all(|(p, v)| in_module_cache(Path::new(&cache), p, v)),
+                None => false,
+            }
+        };
+        if cached {
+            return Ok(GoBuild::Module);
+        }
+    }
+    let version = match &m.go {
+        Some(v) => lang(v),
+        None => go_env(go, "GOVERSION").await.map(|v| lang(&v)).unwrap_or_else(|| "go1.23".into()),
+    };
+    let missing: Vec<String> = m.requires.iter().filter(|(p, _)| !Path::new(GOCODE).join(p).is_dir()).map(|(p, v)| format!("{p} {v}")).collect();
+    if !missing.is_empty() {
+        return Err(BuildError::Libraries { dir: abs.to_path_buf(), missing });
+    }
+    Ok(GoBuild::Local { path: m.module.clone().unwrap_or_else(|| format!("lab.local/{name}")), go: version })
+}
+
+/// The package clause of the folder's first Go file.
+fn package_of(dir: &Path) -> Option<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "go") && !p.to_string_lossy().ends_with("_test.go")).collect();
+    files.sort();
+    files.iter().find_map(|f| std::fs::read_to_string(f).ok()?.lines().find_map(|l| l.strip_prefix("package ").and_then(|p| p.split_whitespace().next()).map(str::to_string)))
+}
+
+/// Whether a Go file of the folder sets the defaults' version itself.
+fn sets_default(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "go"))
+        .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.lines().any(|l| l.trim_start().starts_with("//go:debug default="))))
+}
+
+/// The file lab adds, beside the learner's, in the GOPATH copy it builds.
+const DEFAULTS_FILE: &str = "zz_lab_go_defaults.go";
+
 /// Run `go build` of the folder into `out`.
-async fn go_build(go: &Path, abs: &Path, src: &Path, name: &str, module: bool, out: &Path) -> Result<(), BuildError> {
+async fn go_build(go: &Path, abs: &Path, src: &Path, how: &GoBuild, out: &Path) -> Result<(), BuildError> {
     let gocache = std::env::var_os("GOCACHE").map(PathBuf::from).unwrap_or_else(|| cache_dir().join("go-build"));
     let mut cmd = Command::new(go);
     cmd.env("CGO_ENABLED", "0").env("GOCACHE", &gocache).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).kill_on_drop(true);
@@ -415,20 +552,30 @@ async fn go_build(go: &Path, abs: &Path, src: &Path, name: &str, module: bool, o
     }
     let _gopath_guard;
     let mode_text;
-    if module {
-        mode_text = "module mode".to_string();
-        cmd.current_dir(abs).arg("build").arg("-trimpath").arg("-o").arg(out).arg(".");
-    } else {
-        // GOPATH mode: the folder becomes lab.local/<name> in a private GOPATH,
-        // with Debian's Go libraries after it.
-        let gp = private_gopath()?;
-        let pkg_dir = gp.path().join("src").join("lab.local");
-        std::fs::create_dir_all(&pkg_dir).map_err(|e| BuildError::Io(e.to_string()))?;
-        std::os::unix::fs::symlink(abs, pkg_dir.join(name)).map_err(|e| BuildError::Io(e.to_string()))?;
-        let gopath = std::env::join_paths([gp.path().to_path_buf(), PathBuf::from("/usr/share/gocode")]).map_err(|e| BuildError::Io(e.to_string()))?;
-        mode_text = "GOPATH mode (GO111MODULE=off, libraries from /usr/share/gocode)".to_string();
-        cmd.env("GO111MODULE", "off").env("GOPATH", gopath).env("GOFLAGS", "").current_dir(gp.path()).arg("build").arg("-trimpath").arg("-o").arg(out).arg(format!("lab.local/{name}"));
-        _gopath_guard = gp;
+    match how {
+        GoBuild::Module => {
+            mode_text = "module mode".to_string();
+            cmd.current_dir(abs).arg("build").arg("-trimpath").arg("-o").arg(out).arg(".");
+        }
+        GoBuild::Local { path, go: version } => {
+            // The folder's entries are linked one by one into <GOPATH>/src/<path>,
+            // beside a file of lab's that sets the Go version's defaults: the
+            // learner's folder itself is never written to.
+            let gp = private_gopath()?;
+            let pkg_dir = gp.path().join("src").join(path);
+            std::fs::create_dir_all(&pkg_dir).map_err(|e| BuildError::Io(e.to_string()))?;
+            for e in std::fs::read_dir(abs).map_err(io(abs))?.flatten() {
+                std::os::unix::fs::symlink(e.path(), pkg_dir.join(e.file_name())).map_err(|e| BuildError::Io(e.to_string()))?;
+            }
+            if package_of(abs).as_deref() == Some("main") && !sets_default(abs) && !abs.join(DEFAULTS_FILE).exists() {
+                let text = format!("// Written by lab: the defaults of {version}, which module mode would give.\n\n//go:debug default={version}\n\npackage main\n");
+                std::fs::write(pkg_dir.join(DEFAULTS_FILE), text).map_err(|e| BuildError::Io(e.to_string()))?;
+            }
+            let gopath = std::env::join_paths([gp.path().to_path_buf(), PathBuf::from("/usr/share/gocode")]).map_err(|e| BuildError::Io(e.to_string()))?;
+            mode_text = format!("GOPATH mode (GO111MODULE=off, libraries from /usr/share/gocode, the defaults of {version})");
+            cmd.env("GO111MODULE", "off").env("GOPATH", gopath).env("GOFLAGS", "").current_dir(gp.path()).arg("build").arg("-trimpath").arg("-o").arg(out).arg(path);
+            _gopath_guard = gp;
+        }
     }
     let output = cmd.output().await.map_err(|e| BuildError::Io(format!("running {}: {e}", go.display())))?;
     if !output.status.success() {
@@ -456,6 +603,24 @@ fn private_gopath() -> Result<tempfile::TempDir, BuildError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_go_mod_gives_its_module_version_and_direct_requires() {
+        let m = parse_go_mod(
+            "// a comment\nmodule example.com/orders // trailing\n\ngo 1.22.3\n\nrequire github.com/gomodule/redigo v1.9.2\nrequire (\n\tgithub.com/rabbitmq/amqp091-go v1.10.0\n\tgolang.org/x/sys v0.1.0 // indirect\n)\n",
+        );
+        assert_eq!(m.module.as_deref(), Some("example.com/orders"));
+        assert_eq!(lang(m.go.as_deref().unwrap()), "go1.22");
+        assert_eq!(m.requires, vec![("github.com/gomodule/redigo".to_string(), "v1.9.2".to_string()), ("github.com/rabbitmq/amqp091-go".to_string(), "v1.10.0".to_string())]);
+        assert_eq!(lang("go1.23.5"), "go1.23");
+        assert_eq!(lang("1.24rc1"), "go1.24");
+        let d = tempfile::tempdir().unwrap();
+        let c = d.path().join("cache/download/github.com/!burnt!sushi/toml/@v");
+        std::fs::create_dir_all(&c).unwrap();
+        std::fs::write(c.join("v1.3.2.mod"), "module github.com/BurntSushi/toml\n").unwrap();
+        assert!(in_module_cache(d.path(), "github.com/BurntSushi/toml", "v1.3.2"));
+        assert!(!in_module_cache(d.path(), "github.com/BurntSushi/toml", "v1.4.0"));
+    }
 
     #[tokio::test]
     async fn missing_and_unbuildable_are_told_apart() {

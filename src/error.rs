@@ -78,7 +78,7 @@ impl Error {
             Error::Load(_) | Error::Usage(_) | Error::Plan(_) => exit::BAD_INPUT,
             Error::Backend(b) if b.unreachable() => exit::BACKEND_UNREACHABLE,
             Error::Backend(BackendError::Unsupported { .. }) => exit::BAD_INPUT,
-            Error::Build(BuildError::Compile { .. }) | Error::ServiceNotReady { .. } | Error::ServiceExited { .. } => exit::CHECKS_FAILED,
+            Error::Build(BuildError::Compile { .. } | BuildError::Libraries { .. }) | Error::ServiceNotReady { .. } | Error::ServiceExited { .. } => exit::CHECKS_FAILED,
             Error::Build(BuildError::Missing(_) | BuildError::NotBuildable(_)) => exit::BAD_INPUT,
             Error::NotUp(_) => exit::BAD_INPUT,
             Error::Interrupted => exit::INTERRUPTED,

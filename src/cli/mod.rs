@@ -387,9 +387,9 @@ fn backend_kind() -> impl clap::builder::TypedValueParser<Value = crate::backend
 fn go_mode() -> impl clap::builder::TypedValueParser<Value = crate::build::GoMode> {
     use crate::build::GoMode;
     clap::builder::PossibleValuesParser::new([
-        PossibleValue::new("auto").help("Module mode when the folder has go.mod, GOPATH mode otherwise"),
-        PossibleValue::new("module").help("`go build` in module mode (needs a module proxy or a vendor folder)"),
-        PossibleValue::new("gopath").help("GOPATH mode with Debian's Go libraries (/usr/share/gocode); works offline"),
+        PossibleValue::new("auto").help("Module mode when the folder has a go.mod whose requires are here (none, vendor/, the module cache); otherwise GOPATH mode with Debian's Go libraries and the go.mod's (or the toolchain's) Go version"),
+        PossibleValue::new("module").help("`go build` in module mode (needs a module proxy, the module cache or a vendor folder)"),
+        PossibleValue::new("gopath").help("GOPATH mode with Debian's Go libraries (/usr/share/gocode), keeping the Go version's defaults; works offline"),
     ])
     .map(|s| match s.as_str() {
         "module" => GoMode::Module,
