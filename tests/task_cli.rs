@@ -55,7 +55,7 @@ const BUGS: &[(&str, &str, &str)] = &[
     ("precedence", "flag-beats-env", "files[\"from-env.json\"] present; expected files[\"from-env.json\"] absent"),
     ("config-ignored", "config-file-sets-data-file", "files[\".tasks.json\"] present; expected files[\".tasks.json\"] absent"),
     ("panic-on-corrupt", "corrupt-data-file", "expected stderr not containing \"panic:\""),
-    ("overwrite-corrupt", "corrupt-data-file", "got exit = \"0\"; expected exit matching"),
+    ("overwrite-corrupt", "corrupt-data-file", "got exit = 0; expected exit matching"),
     ("truncate-on-failed-write", "failed-write-keeps-data", "CHANGED (it held"),
 ];
 

@@ -612,4 +612,55 @@ pub struct Matcher {
     /// A whole number at most this.
     #[serde(default)]
     pub max: Option<i64>,
+    /// Of this JSON type (JSON pointers only): `"3"` is a string, not a number.
+    #[serde(default, rename = "type")]
+    pub kind: Option<JsonKind>,
+}
+
+/// A JSON value's type, for `type:` in a matcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JsonKind {
+    String,
+    /// Any JSON number.
+    Number,
+    /// A number without a fraction or exponent (`3`, not `3.0`).
+    Integer,
+    Boolean,
+    Null,
+    Object,
+    Array,
+}
+
+impl JsonKind {
+    pub fn of(v: &serde_json::Value) -> JsonKind {
+        use serde_json::Value as V;
+        match v {
+            V::String(_) => JsonKind::String,
+            V::Number(n) if n.is_i64() || n.is_u64() => JsonKind::Integer,
+            V::Number(_) => JsonKind::Number,
+            V::Bool(_) => JsonKind::Boolean,
+            V::Null => JsonKind::Null,
+            V::Object(_) => JsonKind::Object,
+            V::Array(_) => JsonKind::Array,
+        }
+    }
+
+    /// Whether `v` is of this type (an integer is a number too).
+    pub fn admits(self, v: &serde_json::Value) -> bool {
+        let k = JsonKind::of(v);
+        k == self || (self == JsonKind::Number && k == JsonKind::Integer)
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            JsonKind::String => "a string",
+            JsonKind::Number => "a number",
+            JsonKind::Integer => "a whole number",
+            JsonKind::Boolean => "true or false",
+            JsonKind::Null => "null",
+            JsonKind::Object => "an object",
+            JsonKind::Array => "an array",
+        }
+    }
 }

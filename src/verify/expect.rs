@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::lab::{Expect, Matcher};
+use crate::lab::{Expect, JsonKind, Matcher};
 use crate::probe::http::HttpResponse;
 
 /// A mismatch: what was expected, what was found.
@@ -17,7 +17,7 @@ pub struct Mismatch {
 pub fn test_value(what: &str, value: Option<&str>, m: &Matcher) -> Result<(), Mismatch> {
     let shown = |v: Option<&str>| match v {
         // A flood is shown cut, not whole.
-        Some(v) => format!("{what} = {:?}", crate::probe::excerpt(v, 400)),
+        Some(v) => format!("{what} = {}", lit(&crate::probe::excerpt(v, 400))),
         None => format!("no {what}"),
     };
     if let Some(p) = m.present {
@@ -32,7 +32,7 @@ pub fn test_value(what: &str, value: Option<&str>, m: &Matcher) -> Result<(), Mi
     }
     if let Some(eq) = &m.equals {
         if value != Some(eq.as_str()) {
-            return Err(Mismatch { expected: format!("{what} = {eq:?}"), got: shown(value) });
+            return Err(Mismatch { expected: format!("{what} = {}", lit(eq)), got: shown(value) });
         }
     }
     if let Some(c) = &m.contains {
@@ -59,6 +59,27 @@ pub fn test_value(what: &str, value: Option<&str>, m: &Matcher) -> Result<(), Mi
         }
     }
     Ok(())
+}
+
+/// A value as the failure shows it: a number or true/false as it is, other
+/// text quoted (`60`, `true`, `"queued"`).
+fn lit(v: &str) -> String {
+    let plain = v == "true" || v == "false" || (v.parse::<f64>().is_ok_and(f64::is_finite) && !v.starts_with('+') && v.trim() == v && !v.is_empty());
+    if plain {
+        v.to_string()
+    } else {
+        format!("{v:?}")
+    }
+}
+
+/// `type:` of a matcher on a JSON pointer: the value there is of that type.
+fn test_kind(what: &str, value: Option<&serde_json::Value>, m: &Matcher) -> Result<(), Mismatch> {
+    let Some(k) = m.kind else { return Ok(()) };
+    match value {
+        Some(v) if k.admits(v) => Ok(()),
+        Some(v) => Err(Mismatch { expected: format!("{what}: {}", k.word()), got: format!("{what} = {} ({})", crate::probe::excerpt(&v.to_string(), 200), JsonKind::of(v).word()) }),
+        None => Err(Mismatch { expected: format!("{what}: {}", k.word()), got: format!("no {what}") }),
+    }
 }
 
 /// The JSON value at a pointer, as text (strings without quotes).
@@ -100,6 +121,7 @@ pub fn check(resp: &HttpResponse, e: &Expect) -> Result<(), Mismatch> {
         let body: serde_json::Value =
             serde_json::from_slice(&resp.body).map_err(|err| Mismatch { expected: "a JSON body".into(), got: format!("a body that is not JSON ({err}): {}", resp.body_excerpt(200)) })?;
         for (ptr, m) in &e.json {
+            test_kind(&format!("JSON {ptr}"), body.pointer(ptr), m)?;
             test_value(&format!("JSON {ptr}"), json_at(&body, ptr).as_deref(), m)?;
         }
     }
@@ -126,6 +148,7 @@ pub fn check_answer(answer: &crate::probe::Answer, e: &Expect) -> Result<(), Mis
                 return Err(Mismatch { expected: format!("{what} {}", word(want)), got: format!("{what} {}", word(here)) });
             }
         }
+        test_kind(&what, answer.value.pointer(ptr), m)?;
         test_value(&what, json_at(&answer.value, ptr).as_deref(), &Matcher { present: None, ..m.clone() })?;
     }
     Ok(())
@@ -190,6 +213,25 @@ mod tests {
         let mut x = Matcher::default();
         f(&mut x);
         x
+    }
+
+    #[test]
+    fn a_type_tells_a_number_from_its_text_and_numbers_show_unquoted() {
+        let mut json = BTreeMap::new();
+        json.insert("/n".to_string(), m(|x| x.kind = Some(JsonKind::Integer)));
+        let e = Expect { json, ..Default::default() };
+        assert!(check(&resp(200, &[], r#"{"n": 3}"#), &e).is_ok());
+        let err = check(&resp(200, &[], r#"{"n": "3"}"#), &e).unwrap_err();
+        assert_eq!(err.expected, "JSON /n: a whole number");
+        assert_eq!(err.got, "JSON /n = \"3\" (a string)");
+        assert!(check(&resp(200, &[], r#"{"n": 3.5}"#), &e).is_err());
+        let mut json = BTreeMap::new();
+        json.insert("/n".to_string(), m(|x| x.equals = Some("60".into())));
+        let err = check(&resp(200, &[], r#"{"n": 30}"#), &Expect { json, ..Default::default() }).unwrap_err();
+        assert_eq!((err.expected.as_str(), err.got.as_str()), ("JSON /n = 60", "JSON /n = 30"));
+        assert_eq!(lit("queued"), "\"queued\"");
+        assert_eq!(lit(""), "\"\"");
+        assert_eq!(lit("true"), "true");
     }
 
     #[test]
