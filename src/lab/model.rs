@@ -451,7 +451,27 @@ pub struct Check {
     /// What to look at when it fails.
     #[serde(default)]
     pub hint: String,
+    /// Hints for what was seen, used instead of `hint` when a polled number
+    /// (a step with `retry_for` whose expectation is `equals` a number) ended
+    /// the way each names.
+    #[serde(default)]
+    pub hints: ObservedHints,
     pub steps: Vec<Step>,
+}
+
+/// How a polled number ended, when it did not reach what was expected.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedHints {
+    /// Above the expected number (applied twice, admitted too many…).
+    #[serde(default)]
+    pub over: Option<String>,
+    /// Below it and still moving when the time ran out (too slow).
+    #[serde(default)]
+    pub rising: Option<String>,
+    /// Below it and no longer moving (lost, stuck).
+    #[serde(default)]
+    pub stuck: Option<String>,
 }
 
 /// One step: either an HTTP request with expectations, or an action on the lab.

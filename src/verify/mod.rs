@@ -4,6 +4,7 @@
 //! expected, and a hint.
 
 pub mod expect;
+mod polled;
 mod probes;
 pub mod workload;
 
@@ -414,6 +415,7 @@ impl<'a> CheckRunner<'a> {
         for i in 1..=times {
             let deadline = step.retry_for.map(|d| Instant::now() + d);
             let mut attempts = 0u32;
+            let mut polled = polled::Polled::new();
             loop {
                 attempts += 1;
                 let ctx = self.context(i);
@@ -462,6 +464,7 @@ impl<'a> CheckRunner<'a> {
                         break;
                     }
                     Err(mismatch) => {
+                        polled.see(&mismatch.got);
                         if let Some(d) = deadline {
                             if Instant::now() < d {
                                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -475,16 +478,26 @@ impl<'a> CheckRunner<'a> {
                                 _ => "the probe".to_string(),
                             }
                         } else if times > 1 && attempts > 1 {
-                            format!("request {i} of {times}, after {attempts} attempts over {},", fmt_dur(step.retry_for.unwrap_or_default()))
+                            format!("request {i} of {times}, polled for {}:", fmt_dur(step.retry_for.unwrap_or_default()))
                         } else if times > 1 {
                             format!("request {i} of {times}")
                         } else if attempts > 1 {
-                            format!("after {attempts} attempts over {}", fmt_dur(step.retry_for.unwrap_or_default()))
+                            format!("polled for {}:", fmt_dur(step.retry_for.unwrap_or_default()))
                         } else {
                             "the request".to_string()
                         };
+                        // A polled value shows how it moved, and the hint follows how it ended.
+                        let got = if attempts > 1 { polled.describe() } else { mismatch.got.clone() };
+                        let h = &self.check.hints;
+                        let hint = match polled.observed(&mismatch.expected, step.retry_for.unwrap_or_default()) {
+                            Some(polled::Observed::Over) => h.over.clone(),
+                            Some(polled::Observed::Rising) if attempts > 1 => h.rising.clone(),
+                            Some(polled::Observed::Stuck) if attempts > 1 => h.stuck.clone(),
+                            _ => None,
+                        }
+                        .unwrap_or_else(|| self.check.hint.clone());
                         return Err(StepError::Failed(Failure {
-                            summary: format!("{which} got {}; expected {}", mismatch.got, mismatch.expected),
+                            summary: format!("{which} got {got}; expected {}", mismatch.expected),
                             sent,
                             got: match &result {
                                 Got::Http(Ok(r)) => describe(r),
@@ -493,7 +506,7 @@ impl<'a> CheckRunner<'a> {
                                 Got::Probe(Err(why)) => why.clone(),
                             },
                             expected: mismatch.expected,
-                            hint: self.check.hint.clone(),
+                            hint,
                             step: n,
                             logs: vec![],
                         }));
