@@ -342,6 +342,21 @@ fn a_service_that_exits_is_reported_with_its_exit_code_and_log() {
     let summary = starts["summary"].as_str().unwrap_or_default();
     assert!(summary.contains("exited with code 3 after"), "{report:#}");
     assert!(starts["got"].as_str().unwrap_or_default().contains("boom: REDIS_ADDR"), "{report:#}");
+    // The report names the instance and the solution, lists every check of
+    // the lab as skipped for it, and says how long it took.
+    assert_eq!(report["instance"], "lab-url-shortener--exits", "{report:#}");
+    assert!(report["target"].as_str().unwrap_or_default().ends_with("/app"), "{report:#}");
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 11, "service-starts and the lab's 10 checks: {report:#}");
+    assert!(checks[1..].iter().all(|c| c["status"] == "skipped"), "{report:#}");
+    assert!(report["summary"]["duration"].as_f64().unwrap_or(0.0) > 0.0, "{report:#}");
+    // And the terminal says so in words.
+    let mut c = lab();
+    c.args(["verify", "url-shortener", "--student", "exits", "--solution"]).arg(&app);
+    let out = run(c);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("lab verify url-shortener: 11 checks against ") && text.contains("(lab-url-shortener--exits)"), "{text}");
+    assert!(text.contains("FAILED: 11 checks, 0 passed, 1 failed, 10 skipped, 0 errors in ") && !text.contains(" in 0 ms"), "{text}");
     assert_gone("lab-url-shortener--exits");
 }
 

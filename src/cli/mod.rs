@@ -405,7 +405,7 @@ pub(crate) fn report_format() -> impl clap::builder::TypedValueParser<Value = cr
         PossibleValue::new("terminal").help("Stages, checks, timings and failures, for people"),
         PossibleValue::new("json").help("One JSON document, for scripts"),
         PossibleValue::new("junit").help("JUnit XML, which CI systems render"),
-        PossibleValue::new("html").help("A self-contained HTML page with a timeline of the workload's history"),
+        PossibleValue::new("html").help("A self-contained HTML page of the checks; for labs that run a workload, its timeline and latencies too"),
     ])
     .map(|s| match s.as_str() {
         "json" => Format::Json,

@@ -31,7 +31,7 @@ pub async fn run(cat: &Catalogue, a: UpArgs, quiet: bool) -> Result<i32, Error> 
     let s = session(quiet).await?;
     let _lock = crate::session::InstanceLock::acquire(&crate::plan::instance_name(lab.name(), a.run.student.as_deref()), "up", &s.ui).await?;
     s.ui.line(&format!("lab up {} ({} images)", lab.name(), set));
-    let plan = guarded_up(&s, &lab, &opts, a.keep_on_failure).await?;
+    let plan = guarded_up(&s, &lab, &opts, a.keep_on_failure, "--keep-on-failure").await?;
     s.revert_faults(&lab, &plan, true).await?;
     print_plan(&plan);
     if matches!(s.backend, crate::backend::Backend::Kubernetes(_)) && !plan.containers.is_empty() {
@@ -43,9 +43,9 @@ pub async fn run(cat: &Catalogue, a: UpArgs, quiet: bool) -> Result<i32, Error> 
     Ok(exit::OK)
 }
 
-/// `up`, removing what it started if it fails or is interrupted (unless `keep`),
-/// as long as the instance did not exist before.
-pub(crate) async fn guarded_up(s: &Session, lab: &crate::lab::Lab, opts: &UpOptions, keep: bool) -> Result<Plan, Error> {
+/// `up`, removing what it started if it fails or is interrupted (unless `keep`,
+/// the command's flag `keep_flag`), as long as the instance did not exist before.
+pub(crate) async fn guarded_up(s: &Session, lab: &crate::lab::Lab, opts: &UpOptions, keep: bool, keep_flag: &str) -> Result<Plan, Error> {
     s.backend.ping().await?;
     let existed = s.find_instance(lab.name(), opts.student.as_deref()).await?.is_some();
     let res = tokio::select! {
@@ -56,7 +56,7 @@ pub(crate) async fn guarded_up(s: &Session, lab: &crate::lab::Lab, opts: &UpOpti
         if !existed && !keep && !matches!(e, Error::Backend(b) if b.unreachable()) {
             let name = crate::plan::instance_name(lab.name(), opts.student.as_deref());
             match s.down(Some(&name)).await {
-                Ok(r) if !r.containers.is_empty() || !r.networks.is_empty() => s.ui.line(&format!("removed the half-made instance {name} (keep it with --keep-on-failure)")),
+                Ok(r) if !r.containers.is_empty() || !r.networks.is_empty() => s.ui.line(&format!("removed the half-made instance {name} (keep it with {keep_flag})")),
                 Ok(_) => {}
                 Err(e2) => s.ui.warn(&format!("could not remove {name}: {e2}; run `lab down {}`", lab.name())),
             }

@@ -24,10 +24,10 @@ pub struct VerifyArgs {
     /// What to print on stdout.
     #[arg(long, value_parser = super::report_format(), default_value = "terminal")]
     pub output: Format,
-    /// Also write the report to this file (.xml: JUnit, .json: JSON, .html: a page with the timeline).
+    /// Also write the report to this file (.xml: JUnit, .json: JSON, .html: a page of the checks, with the workload's timeline and latencies for labs that run a workload).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// Keep the instance running afterwards when verify brought it up.
+    /// Keep the instance running afterwards when verify brought it up (also when the service did not start).
     #[arg(long)]
     pub keep: bool,
     /// The workload's seed (its choices of keys, values, nodes, nemesis targets); default: the lab's, else a fresh one, printed.
@@ -39,6 +39,7 @@ pub struct VerifyArgs {
 }
 
 pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Error> {
+    let began = std::time::Instant::now();
     let lab = cat.find(&a.lab)?;
     check_student(&a.run.student)?;
     let report_format = match &a.report {
@@ -68,12 +69,18 @@ pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Err
         _ => {
             let (set, _) = images::choose(a.run.images).map_err(Error::Usage)?;
             let opts = UpOptions { student: a.run.student.clone(), images: set, solution: solution.clone(), go_mode: a.run.go_mode, extra_env: a.run.extra_env()?, ready_timeout: a.run.ready_timeout };
-            match guarded_up(&s, &lab, &opts, false).await {
+            match guarded_up(&s, &lab, &opts, a.keep, "--keep").await {
                 Ok(p) => p,
                 // The learner's code did not build or start: a failed check, reported as such.
-                Err(e @ (Error::Build(crate::build::BuildError::Compile { .. }) | Error::ServiceNotReady { .. } | Error::ServiceExited { .. })) => {
-                    let report = startup_failure(lab.name(), &e);
-                    emit_report(&report, &a, report_format)?;
+                Err(e @ (Error::Build(crate::build::BuildError::Compile { .. } | crate::build::BuildError::Libraries { .. }) | Error::ServiceNotReady { .. } | Error::ServiceExited { .. })) => {
+                    let instance = crate::plan::instance_name(lab.name(), a.run.student.as_deref());
+                    let target = match &solution {
+                        SolutionArg::Path(p) => p.display().to_string(),
+                        SolutionArg::Image(r) => r.clone(),
+                        _ => String::new(),
+                    };
+                    let report = startup_failure(&lab, &instance, &target, &e, began.elapsed());
+                    emit_report(&report, &a, report_format, false)?;
                     return Ok(exit::CHECKS_FAILED);
                 }
                 Err(e) => return Err(e),
@@ -145,7 +152,7 @@ pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Err
             s.ui.line(&format!("kept {} running (lab down {} removes it)", plan.instance, lab.name()));
         }
     }
-    emit_report(&report, &a, report_format)?;
+    emit_report(&report, &a, report_format, true)?;
     Ok(if report.passed() {
         exit::OK
     } else if report.summary.failed == 0 {
@@ -155,11 +162,12 @@ pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Err
     })
 }
 
-fn emit_report(report: &RunReport, a: &VerifyArgs, file_format: Option<Format>) -> Result<(), Error> {
+/// Print the report in the chosen format (the terminal's live output already
+/// showed a run that `lived`) and write the `--report` file.
+fn emit_report(report: &RunReport, a: &VerifyArgs, file_format: Option<Format>, lived: bool) -> Result<(), Error> {
     match a.output {
         Format::Terminal => {
-            // Live output already printed everything but a startup failure.
-            if report.checks.len() == 1 && report.checks[0].stage == "startup" && report.checks[0].name.starts_with("service-") {
+            if !lived {
                 print!("{}", report::render(report, Format::Terminal));
             }
         }
@@ -171,11 +179,17 @@ fn emit_report(report: &RunReport, a: &VerifyArgs, file_format: Option<Format>) 
     Ok(())
 }
 
-/// A report with one failed check for a service that did not build or start.
-fn startup_failure(lab: &str, e: &Error) -> RunReport {
+/// A report for a service that did not build or start: that failure, as the
+/// first check (`service-builds` or `service-starts`), then every check of
+/// the lab, skipped for it.
+fn startup_failure(lab: &crate::lab::Lab, instance: &str, target: &str, e: &Error, took: Duration) -> RunReport {
     let (name, expect, summary, got, hint) = match e {
         Error::Build(crate::build::BuildError::Compile { output, .. }) => {
             ("service-builds", "the solution builds with `go build`", "your code does not compile".to_string(), output.clone(), "fix the compile errors shown".to_string())
+        }
+        Error::Build(b @ crate::build::BuildError::Libraries { .. }) => {
+            let help = miette::Diagnostic::help(b).map(|h| h.to_string()).unwrap_or_default();
+            ("service-builds", "the solution builds with `go build`", b.to_string(), String::new(), help)
         }
         Error::Build(crate::build::BuildError::NoProgram { dir, why, hint }) => {
             ("service-given", "the solution holds the program to run", format!("{}: {why}", dir.display()), String::new(), hint.clone())
@@ -199,12 +213,22 @@ fn startup_failure(lab: &str, e: &Error) -> RunReport {
     let outcome = Outcome::Failed(Failure { summary, sent: String::new(), got, expected: expect.to_string(), hint, step: 1, logs: vec![] });
     let mut s = Summary::default();
     s.add(&outcome);
-    RunReport {
-        lab: lab.to_string(),
-        instance: String::new(),
-        target: String::new(),
-        checks: vec![CheckResult { stage: "startup".into(), name: name.into(), expect: expect.into(), outcome, duration: Duration::ZERO, notes: vec![] }],
-        summary: s,
-        history: None,
+    let mut checks = vec![CheckResult { stage: "startup".into(), name: name.into(), expect: expect.into(), outcome, duration: took, notes: vec![] }];
+    let reason = if name == "service-builds" { "the service did not build" } else { "the service did not start" };
+    for stage in &lab.def.stages {
+        for c in &stage.checks {
+            let r = CheckResult {
+                stage: stage.stage.clone(),
+                name: c.name.clone(),
+                expect: c.expect.clone(),
+                outcome: Outcome::Skipped { reason: reason.into() },
+                duration: Duration::ZERO,
+                notes: vec![],
+            };
+            s.add(&r.outcome);
+            checks.push(r);
+        }
     }
+    s.duration = took;
+    RunReport { lab: lab.name().to_string(), instance: instance.to_string(), target: target.to_string(), checks, summary: s, history: None }
 }

@@ -20,7 +20,7 @@ pub enum Format {
     Json,
     /// JUnit XML, which CI systems render.
     Junit,
-    /// A self-contained HTML page with a timeline of the workload's history.
+    /// A self-contained HTML page of the checks, with the workload's timeline where there is one.
     Html,
 }
 

@@ -34,7 +34,14 @@ impl<W: Write> Terminal<W> {
 
     pub fn event(&mut self, e: &Event) {
         let line = match e {
-            Event::RunStarted { lab, instance, target, checks, .. } => format!("{} {lab}: {checks} checks against {target} ({instance})\n", self.paint("1", "lab verify")),
+            Event::RunStarted { lab, instance, target, checks, .. } => {
+                let what = format!("{checks} check{}", if *checks == 1 { "" } else { "s" });
+                match (target.is_empty(), instance.is_empty()) {
+                    (false, false) => format!("{} {lab}: {what} against {target} ({instance})\n", self.paint("1", "lab verify")),
+                    (false, true) => format!("{} {lab}: {what} against {target}\n", self.paint("1", "lab verify")),
+                    _ => format!("{} {lab}: {what}\n", self.paint("1", "lab verify")),
+                }
+            }
             Event::StageStarted { stage } => format!("\n{}\n", self.paint("1", stage)),
             Event::CheckStarted { .. } => String::new(),
             Event::Step { check, text } => {
@@ -106,7 +113,8 @@ impl<W: Write> Terminal<W> {
     fn summary_line(&self, s: &Summary) -> String {
         let total = s.passed + s.failed + s.skipped + s.errors;
         let verdict = if s.failed == 0 && s.errors == 0 { self.paint("32;1", "PASSED") } else { self.paint("31;1", "FAILED") };
-        format!("\n{verdict}: {total} checks, {} passed, {} failed, {} skipped, {} errors in {}\n", s.passed, s.failed, s.skipped, s.errors, fmt_dur(s.duration))
+        let n = |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
+        format!("\n{verdict}: {}, {} passed, {} failed, {} skipped, {} in {}\n", n(total, "check", "checks"), s.passed, s.failed, s.skipped, n(s.errors, "error", "errors"), fmt_dur(s.duration))
     }
 }
 
