@@ -103,3 +103,35 @@ fn a_go_mod_requiring_a_module_this_machine_lacks_says_which() {
     assert!(err.contains("github.com/nowhere/nothing v0.1.0") && !err.contains("redigo v1.9.2"), "{err}");
     assert!(err.contains("/usr/share/gocode"), "{err}");
 }
+
+/// `--check NAME` runs one check (with the required stages before it) and
+/// gives the verdict it has in the whole run: on one instance, the whole run
+/// first, then each check alone, in the README's order.
+#[test]
+fn each_check_alone_gives_the_verdict_of_the_whole_run() {
+    let _down = Down("url-shortener", Some("alone"));
+    let mut c = lab();
+    c.args(["up", "url-shortener", "--student", "alone", "--solution"]).arg(shortener());
+    assert!(run(c).status.success());
+    let mut c = lab();
+    c.args(["verify", "url-shortener", "--student", "alone", "--output", "json"]);
+    let out = run(c);
+    let whole = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{whole:#}");
+    let checks: Vec<(String, String)> = whole["checks"].as_array().unwrap().iter().map(|c| (c["name"].as_str().unwrap().to_string(), c["status"].as_str().unwrap().to_string())).collect();
+    for (name, status) in &checks {
+        let mut c = lab();
+        c.args(["verify", "url-shortener", "--student", "alone", "--output", "json", "--check", name]);
+        let out = run(c);
+        let alone = json(&out);
+        let ran: Vec<&str> = alone["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert_eq!(ran.last(), Some(&name.as_str()), "{alone:#}");
+        assert_eq!(check(&alone, name)["status"].as_str(), Some(status.as_str()), "{name} alone: {alone:#}");
+        assert_eq!(out.status.code(), Some(0), "{name} alone: {alone:#}");
+    }
+    let mut c = lab();
+    c.args(["verify", "url-shortener", "--student", "alone", "--check", "no-such-check"]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--check no-such-check: url-shortener has no such check; its checks: "), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -36,12 +36,22 @@ pub struct VerifyArgs {
     /// Show each step as it runs.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Run only this check (repeatable), with the required stages before it (`lab show <lab>` lists the checks).
+    #[arg(long = "check", value_name = "NAME")]
+    pub checks: Vec<String>,
+    /// Run only the checks of this stage (repeatable), with the required stages before it.
+    #[arg(long = "stage", value_name = "NAME")]
+    pub stages: Vec<String>,
 }
 
 pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Error> {
     let began = std::time::Instant::now();
     let lab = cat.find(&a.lab)?;
     check_student(&a.run.student)?;
+    let only = verify::Selection { checks: a.checks.clone(), stages: a.stages.clone() };
+    if let Some(why) = only.unknown(&lab.def) {
+        return Err(Error::Usage(why));
+    }
     let report_format = match &a.report {
         None => None,
         Some(p) => match p.extension().and_then(|e| e.to_str()) {
@@ -79,7 +89,7 @@ pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Err
                         SolutionArg::Image(r) => r.clone(),
                         _ => String::new(),
                     };
-                    let report = startup_failure(&lab, &instance, &target, &e, began.elapsed());
+                    let report = startup_failure(&lab, &only, &instance, &target, &e, began.elapsed());
                     emit_report(&report, &a, report_format, false)?;
                     return Ok(exit::CHECKS_FAILED);
                 }
@@ -113,6 +123,7 @@ pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Err
     // Exec probes run the learner's program as lab built it.
     target.solution = plan.program.clone();
     target.seed = a.seed;
+    target.only = only;
     let mut term = Terminal::stdout(a.verbose);
     let live = a.output == Format::Terminal;
     let mut emit = |e: &Event| {
@@ -181,8 +192,8 @@ fn emit_report(report: &RunReport, a: &VerifyArgs, file_format: Option<Format>, 
 
 /// A report for a service that did not build or start: that failure, as the
 /// first check (`service-builds` or `service-starts`), then every check of
-/// the lab, skipped for it.
-fn startup_failure(lab: &crate::lab::Lab, instance: &str, target: &str, e: &Error, took: Duration) -> RunReport {
+/// the lab (or of `--check`/`--stage`), skipped for it.
+fn startup_failure(lab: &crate::lab::Lab, only: &verify::Selection, instance: &str, target: &str, e: &Error, took: Duration) -> RunReport {
     let (name, expect, summary, got, hint) = match e {
         Error::Build(crate::build::BuildError::Compile { output, .. }) => {
             ("service-builds", "the solution builds with `go build`", "your code does not compile".to_string(), output.clone(), "fix the compile errors shown".to_string())
@@ -215,8 +226,8 @@ fn startup_failure(lab: &crate::lab::Lab, instance: &str, target: &str, e: &Erro
     s.add(&outcome);
     let mut checks = vec![CheckResult { stage: "startup".into(), name: name.into(), expect: expect.into(), outcome, duration: took, notes: vec![] }];
     let reason = if name == "service-builds" { "the service did not build" } else { "the service did not start" };
-    for stage in &lab.def.stages {
-        for c in &stage.checks {
+    for (stage, picked) in only.pick(&lab.def) {
+        for c in picked {
             let r = CheckResult {
                 stage: stage.stage.clone(),
                 name: c.name.clone(),

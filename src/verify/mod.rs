@@ -45,12 +45,69 @@ pub struct Target<'a> {
     /// A scratch directory of this run, removed at the end; each check works in its own
     /// folder inside it (`{{ run.dir }}`; HOME of exec probes).
     pub workdir: tempfile::TempDir,
+    /// `--check` and `--stage`: run only these (and the required stages before them).
+    pub only: Selection,
+}
+
+/// The checks a run is limited to; empty: all of them.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub checks: Vec<String>,
+    pub stages: Vec<String>,
+}
+
+impl Selection {
+    pub fn is_all(&self) -> bool {
+        self.checks.is_empty() && self.stages.is_empty()
+    }
+
+    /// Names that are not a check or stage of the lab, each with what there is.
+    pub fn unknown(&self, def: &crate::lab::LabDef) -> Option<String> {
+        let checks: Vec<&str> = def.stages.iter().flat_map(|s| s.checks.iter().map(|c| c.name.as_str())).collect();
+        let stages: Vec<&str> = def.stages.iter().map(|s| s.stage.as_str()).collect();
+        let mut out = Vec::new();
+        for c in self.checks.iter().filter(|c| !checks.contains(&c.as_str())) {
+            out.push(format!("--check {c}: {} has no such check; its checks: {}", def.name, checks.join(", ")));
+        }
+        for s in self.stages.iter().filter(|s| !stages.contains(&s.as_str())) {
+            out.push(format!("--stage {s}: {} has no such stage; its stages: {}", def.name, stages.join(", ")));
+        }
+        (!out.is_empty()).then(|| out.join("\n"))
+    }
+
+    /// The checks to run, stage by stage: the selected ones, and every check
+    /// of a required stage that comes before one of them (the service must
+    /// start, its basics work, before a later check means anything).
+    pub fn pick<'d>(&self, def: &'d crate::lab::LabDef) -> Vec<(&'d crate::lab::Stage, Vec<&'d Check>)> {
+        let chosen = |st: &crate::lab::Stage, c: &Check| self.is_all() || self.stages.contains(&st.stage) || self.checks.contains(&c.name);
+        let last = def.stages.iter().rposition(|st| st.checks.iter().any(|c| chosen(st, c)));
+        let mut out = Vec::new();
+        for (i, st) in def.stages.iter().enumerate() {
+            let picked: Vec<&Check> = if last.is_some_and(|l| i < l) && st.required { st.checks.iter().collect() } else { st.checks.iter().filter(|c| chosen(st, c)).collect() };
+            if !picked.is_empty() {
+                out.push((st, picked));
+            }
+        }
+        out
+    }
 }
 
 impl<'a> Target<'a> {
     pub fn new(lab: &'a Lab, plan: &'a Plan, backend: &'a Backend, managed: bool, helper_image: String) -> Self {
         let workdir = tempfile::Builder::new().prefix("lab-verify-").tempdir().unwrap_or_else(|_| tempfile::tempdir_in(".").expect("a scratch directory"));
-        Target { lab, plan, backend, managed, helper_image, history: tokio::sync::Mutex::new(None), witness: std::sync::Mutex::new(Vec::new()), solution: None, seed: None, workdir }
+        Target {
+            lab,
+            plan,
+            backend,
+            managed,
+            helper_image,
+            history: tokio::sync::Mutex::new(None),
+            witness: std::sync::Mutex::new(Vec::new()),
+            solution: None,
+            seed: None,
+            workdir,
+            only: Selection::default(),
+        }
     }
 }
 
@@ -106,28 +163,23 @@ const GRACE: Duration = Duration::from_secs(3);
 pub async fn run(t: &Target<'_>, emit: &mut (dyn FnMut(&Event) + Send)) -> RunReport {
     let start = Instant::now();
     let def = &t.lab.def;
+    let picked = t.only.pick(def);
     let url = t.plan.service_url(1).unwrap_or_default();
     // What is checked, as reports name it: the service's URL, or a command-line lab's program.
     let shown_target = match (&t.plan.program, &t.solution) {
         (Some(p), _) | (None, Some(p)) if url.is_empty() => p.display().to_string(),
         _ => url.clone(),
     };
-    emit(&Event::RunStarted {
-        lab: def.name.clone(),
-        instance: t.plan.instance.clone(),
-        target: shown_target.clone(),
-        stages: def.stages.len(),
-        checks: def.stages.iter().map(|s| s.checks.len()).sum(),
-    });
+    emit(&Event::RunStarted { lab: def.name.clone(), instance: t.plan.instance.clone(), target: shown_target.clone(), stages: picked.len(), checks: picked.iter().map(|(_, c)| c.len()).sum() });
     let mut rng = rand::thread_rng();
     let run_id: String = (0..8).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect();
     let run_net = format!("198.18.{}", rng.gen_range(0..=255u8));
     let mut results = Vec::new();
     let mut summary = Summary::default();
     let mut skip_rest: Option<String> = None;
-    for stage in &def.stages {
+    for (stage, checks) in &picked {
         if let Some(reason) = &skip_rest {
-            for c in &stage.checks {
+            for c in checks {
                 let r = CheckResult {
                     stage: stage.stage.clone(),
                     name: c.name.clone(),
@@ -144,7 +196,7 @@ pub async fn run(t: &Target<'_>, emit: &mut (dyn FnMut(&Event) + Send)) -> RunRe
         }
         emit(&Event::StageStarted { stage: stage.stage.clone() });
         let mut stage_failed = false;
-        for check in &stage.checks {
+        for check in checks.iter().copied() {
             emit(&Event::CheckStarted { stage: stage.stage.clone(), check: check.name.clone(), expect: check.expect.clone() });
             let began = Instant::now();
             // Each check gets its own scratch directory (`run.dir`, HOME of exec probes), so checks do not see each other's files.
@@ -870,5 +922,37 @@ fn shorten(s: &str, max: usize) -> String {
         format!("{}…", s.chars().take(max).collect::<String>())
     } else {
         s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod selection_tests {
+    use super::Selection;
+
+    fn names(s: &Selection, lab: &str) -> Vec<String> {
+        let lab = crate::lab::Catalogue::new(vec![]).find(lab).unwrap();
+        s.pick(&lab.def).iter().flat_map(|(_, cs)| cs.iter().map(|c| c.name.clone())).collect()
+    }
+
+    #[test]
+    fn one_check_runs_with_the_required_stages_before_it() {
+        let lab = crate::lab::Catalogue::new(vec![]).find("url-shortener").unwrap();
+        let all: Vec<String> = lab.def.stages.iter().flat_map(|s| s.checks.iter().map(|c| c.name.clone())).collect();
+        assert_eq!(names(&Selection::default(), "url-shortener"), all);
+        // The last check of the last stage: every required stage before it comes along.
+        let last = lab.def.stages.last().unwrap();
+        let pick = Selection { checks: vec![last.checks.last().unwrap().name.clone()], stages: vec![] };
+        let mut want: Vec<String> = lab.def.stages.iter().rev().skip(1).rev().filter(|s| s.required).flat_map(|s| s.checks.iter().map(|c| c.name.clone())).collect();
+        want.push(last.checks.last().unwrap().name.clone());
+        assert_eq!(names(&pick, "url-shortener"), want);
+        // A check of the first stage runs alone.
+        let first = &lab.def.stages[0].checks[0].name;
+        assert_eq!(names(&Selection { checks: vec![first.clone()], stages: vec![] }, "url-shortener"), vec![first.clone()]);
+        // A stage runs whole.
+        let st = &lab.def.stages[0];
+        assert_eq!(names(&Selection { checks: vec![], stages: vec![st.stage.clone()] }, "url-shortener"), st.checks.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
+        let bad = Selection { checks: vec!["nope".into()], stages: vec!["later".into()] }.unknown(&lab.def).unwrap();
+        assert!(bad.contains("--check nope: url-shortener has no such check; its checks: ") && bad.contains(first), "{bad}");
+        assert!(bad.contains("--stage later: url-shortener has no such stage; its stages: "), "{bad}");
     }
 }
