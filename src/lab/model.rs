@@ -499,6 +499,10 @@ pub struct Step {
     /// Values to keep for later steps: variable name -> JSON pointer into the response body.
     #[serde(default)]
     pub save: BTreeMap<String, String>,
+    /// The hint of this step's failure, instead of the check's (e.g. a step
+    /// that waits for what earlier checks left behind).
+    #[serde(default)]
+    pub hint: Option<String>,
 }
 
 /// A number written plainly or as a template that renders to one.

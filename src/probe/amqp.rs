@@ -252,10 +252,12 @@ pub async fn run(spec: &AmqpSpec, client: &reqwest::Client) -> Result<Answer, Am
         let published = answer.get("published").and_then(Value::as_u64).unwrap_or(0);
         let v = drain(d, client, from, published).await;
         shown.push(format!(
-            "drain: {} {} after {} ms (rate {} messages/s){}",
+            "drain: {} {} after {} ms; the first of these messages was applied after {} ms, so {} ms of the service's own work (rate {} messages/s){}",
             d.pointer,
             v["value"],
             v["ms"],
+            v["wait_ms"],
+            v["own_ms"],
             v["rate"],
             v["error"].as_str().map(|e| format!("; last error: {e}")).unwrap_or_default()
         ));
@@ -283,6 +285,13 @@ async fn session(spec: &AmqpSpec, t: &Target, answer: &mut serde_json::Map<Strin
             answer.insert("purged".into(), Value::Object(purged));
         }
         if let Some(p) = &spec.publish {
+            // What the queues held before this probe added to them: what earlier
+            // traffic left, which the service works through before these messages.
+            if !spec.queues.is_empty() {
+                let (before, lines) = count_queues(&conn, &mut ch, &spec.queues).await?;
+                shown.extend(lines.into_iter().map(|l| format!("before publishing, {l}")));
+                answer.insert("before".into(), before);
+            }
             let mut headers = FieldTable::new();
             for (k, v) in &p.headers {
                 let name = k.as_str().try_into().map_err(|_| AmqpFailure::Spec(format!("header name {k:?} is too long")))?;
@@ -340,27 +349,9 @@ async fn session(spec: &AmqpSpec, t: &Target, answer: &mut serde_json::Map<Strin
             answer.insert("messages".into(), Value::Array(messages));
         }
         if !spec.queues.is_empty() {
-            let mut queues = serde_json::Map::new();
-            for q in &spec.queues {
-                let mut a = QueueDeclareArguments::new(q);
-                a.passive(true);
-                match ch.queue_declare(a.finish()).await {
-                    Ok(Some((_, messages, consumers))) => {
-                        shown.push(format!("queue {q}: {messages} ready, {consumers} consumer(s)"));
-                        queues.insert(q.clone(), json!({"exists": true, "messages": messages, "consumers": consumers}));
-                    }
-                    Ok(None) => {
-                        queues.insert(q.clone(), json!({"exists": true, "messages": null, "consumers": null}));
-                    }
-                    Err(e) => {
-                        // A missing queue closes the channel: open another for the rest.
-                        shown.push(format!("queue {q}: {e}"));
-                        queues.insert(q.clone(), json!({"exists": false, "error": e.to_string()}));
-                        ch = conn.open_channel(None).await.map_err(broker("opening a channel"))?;
-                    }
-                }
-            }
-            answer.insert("queues".into(), Value::Object(queues));
+            let (queues, lines) = count_queues(&conn, &mut ch, &spec.queues).await?;
+            shown.extend(lines);
+            answer.insert("queues".into(), queues);
         }
         let _ = close_channel(ch).await;
         Ok(publish_started)
@@ -370,15 +361,51 @@ async fn session(spec: &AmqpSpec, t: &Target, answer: &mut serde_json::Map<Strin
     result
 }
 
+/// Read the counts of queues with passive declares (nothing is created): the
+/// answer's `{queue: {exists, messages, consumers}}` and a line per queue.
+async fn count_queues(conn: &Connection, ch: &mut Channel, names: &[String]) -> Result<(Value, Vec<String>), AmqpFailure> {
+    let mut queues = serde_json::Map::new();
+    let mut lines = Vec::new();
+    for q in names {
+        let mut a = QueueDeclareArguments::new(q);
+        a.passive(true);
+        match ch.queue_declare(a.finish()).await {
+            Ok(Some((_, messages, consumers))) => {
+                lines.push(format!("queue {q}: {messages} ready, {consumers} consumer(s)"));
+                queues.insert(q.clone(), json!({"exists": true, "messages": messages, "consumers": consumers}));
+            }
+            Ok(None) => {
+                queues.insert(q.clone(), json!({"exists": true, "messages": null, "consumers": null}));
+            }
+            Err(e) => {
+                // A missing queue closes the channel: open another for the rest.
+                lines.push(format!("queue {q}: {e}"));
+                queues.insert(q.clone(), json!({"exists": false, "error": e.to_string()}));
+                *ch = conn.open_channel(None).await.map_err(broker("opening a channel"))?;
+            }
+        }
+    }
+    Ok((Value::Object(queues), lines))
+}
+
 async fn close_channel(ch: Channel) -> Result<(), amqprs::error::Error> {
     ch.close().await
 }
 
 /// Poll until the number at the pointer reaches `until`.
+///
+/// The rate counts only the time the service spent on these messages: from
+/// the start of the last poll that still saw none of them applied (the number
+/// at 0: the service was busy with what was queued before them, or starting)
+/// to the poll that saw it reach `until`.
+/// `wait_ms` is that wait, `ms` the whole time from publishing.
 async fn drain(d: &DrainSpec, client: &reqwest::Client, from: Instant, published: u64) -> Value {
     let deadline = from + d.timeout;
     let mut value = Value::Null;
     let mut error: Option<String>;
+    // When the last poll that still saw none of the messages applied began.
+    let mut began = from;
+    let mut idle = true;
     loop {
         let now = Instant::now();
         let left = deadline.saturating_duration_since(now);
@@ -397,12 +424,21 @@ async fn drain(d: &DrainSpec, client: &reqwest::Client, from: Instant, published
             Ok(resp) => error = Some(format!("HTTP {} {}: {}", resp.status, resp.reason, resp.body_excerpt(200))),
             Err(e) => error = Some(e.to_string()),
         }
+        if let Some(v) = value.as_f64() {
+            if idle && v <= 0.0 {
+                began = now;
+            } else {
+                idle = false;
+            }
+        }
         let reached = value.as_f64().is_some_and(|v| v >= d.until as f64);
         if reached || Instant::now() >= deadline {
             let ms = from.elapsed().as_millis() as u64;
+            let wait_ms = began.saturating_duration_since(from).as_millis() as u64;
+            let own_ms = began.elapsed().as_millis() as u64;
             let count = if published > 0 { published } else { d.until.max(0) as u64 };
-            let rate = if reached { (count as f64 * 1000.0 / ms.max(1) as f64).floor() as u64 } else { 0 };
-            return json!({"reached": reached, "value": value, "ms": ms, "rate": rate, "error": error});
+            let rate = if reached { (count as f64 * 1000.0 / own_ms.max(1) as f64).floor() as u64 } else { 0 };
+            return json!({"reached": reached, "value": value, "ms": ms, "wait_ms": wait_ms, "own_ms": own_ms, "rate": rate, "error": error});
         }
         tokio::time::sleep(Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now()))).await;
     }
@@ -531,5 +567,31 @@ mod tests {
         let v = drain(&d, &http::client(), Instant::now(), 11).await;
         assert_eq!(v["reached"], false, "{v}");
         assert!(t.elapsed() < Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn the_rate_counts_only_the_services_own_work() {
+        // A service busy with earlier work: nothing applied for the first 4 polls, then all 10 at once.
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut polls = 0;
+            while let Ok((mut s, _)) = l.accept().await {
+                polls += 1;
+                let n = if polls <= 4 { 0 } else { 10 };
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let body = format!("{{\"n\": {n}}}");
+                let _ = s.write_all(format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}", body.len()).as_bytes()).await;
+            }
+        });
+        let d = DrainSpec { url: format!("http://{addr}/stats"), pointer: "/n".into(), until: 10, timeout: Duration::from_secs(5) };
+        let from = Instant::now() - Duration::from_secs(1);
+        let v = drain(&d, &http::client(), from, 10).await;
+        assert_eq!(v["reached"], true, "{v}");
+        // The second before the first poll and the 3 idle polls after it are not the service's own time.
+        assert!(v["wait_ms"].as_u64().unwrap() >= 1100, "{v}");
+        assert!(v["own_ms"].as_u64().unwrap() < 500, "{v}");
+        assert!(v["rate"].as_u64().unwrap() >= 20, "{v}");
     }
 }

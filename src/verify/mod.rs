@@ -547,6 +547,7 @@ impl<'a> CheckRunner<'a> {
                             Some(polled::Observed::Stuck) if attempts > 1 => h.stuck.clone(),
                             _ => None,
                         }
+                        .or_else(|| step.hint.clone())
                         .unwrap_or_else(|| self.check.hint.clone());
                         return Err(StepError::Failed(Failure {
                             summary: format!("{which} got {got}; expected {}", mismatch.expected),

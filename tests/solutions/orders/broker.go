@@ -145,23 +145,31 @@ func (b *broker) connected() bool {
 	return b.pub != nil && b.consuming
 }
 
-// publish sends one persistent message and waits for the broker's confirm.
-func (b *broker) publish(ctx context.Context, exchange, key string, body []byte, headers amqp.Table) error {
+// publish sends one message (persistent unless told otherwise) and waits for
+// the broker's confirm (unless told not to: a mistake).
+func (b *broker) publish(ctx context.Context, exchange, key string, body []byte, headers amqp.Table, persistent, confirm bool) error {
 	b.mu.Lock()
 	ch := b.pub
 	if ch == nil {
 		b.mu.Unlock()
 		return errUnavailable
 	}
+	mode := amqp.Persistent
+	if !persistent {
+		mode = amqp.Transient
+	}
 	dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, false, false, amqp.Publishing{
 		ContentType:  "application/json",
-		DeliveryMode: amqp.Persistent,
+		DeliveryMode: mode,
 		Headers:      headers,
 		Body:         body,
 	})
 	b.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUnavailable, err)
+	}
+	if !confirm {
+		return nil
 	}
 	done := make(chan bool, 1)
 	go func() { done <- dc.Wait() }()

@@ -77,7 +77,7 @@ func main() {
 	w := &worker{cfg: cfg, bug: bug, store: store, broker: b}
 	go b.run(ctx, w.consume)
 
-	srv := &http.Server{Addr: ":" + cfg.port, Handler: newAPI(store, b), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: ":" + cfg.port, Handler: newAPI(store, b, bug), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

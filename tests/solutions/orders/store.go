@@ -19,9 +19,9 @@ func newStore(addr string) *store {
 		IdleTimeout: time.Minute,
 		Dial: func() (redis.Conn, error) {
 			return redis.Dial("tcp", addr,
-				redis.DialConnectTimeout(time.Second),
-				redis.DialReadTimeout(2*time.Second),
-				redis.DialWriteTimeout(2*time.Second))
+				redis.DialConnectTimeout(2*time.Second),
+				redis.DialReadTimeout(5*time.Second),
+				redis.DialWriteTimeout(5*time.Second))
 		},
 		TestOnBorrow: func(c redis.Conn, t time.Time) error {
 			if time.Since(t) < 5*time.Second {
@@ -33,11 +33,14 @@ func newStore(addr string) *store {
 	}}
 }
 
-// applyOnce applies an order to its product's totals and marks it done in one
-// atomic step, unless it is already done: a redelivered or resubmitted order
-// changes nothing the second time. It reports whether it applied the order.
+// applyOnce counts the attempt, applies the order to its product's totals and
+// marks it done, in one atomic step, unless it is already done: a redelivered
+// or resubmitted order changes nothing the second time, not even its attempts
+// (an attempt is an attempt to process an order not applied yet). It reports
+// whether it applied the order.
 var applyOnce = redis.NewScript(2, `
 if redis.call('HGET', KEYS[1], 'status') == 'done' then return 0 end
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'status', 'done', 'product', ARGV[1], 'quantity', ARGV[2])
 redis.call('HDEL', KEYS[1], 'error')
 redis.call('HINCRBY', KEYS[2], 'orders', 1)
@@ -47,6 +50,7 @@ return 1
 
 // applyAlways is the same without the check: the no-idempotency mistake.
 var applyAlways = redis.NewScript(2, `
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'status', 'done', 'product', ARGV[1], 'quantity', ARGV[2])
 redis.call('HINCRBY', KEYS[2], 'orders', 1)
 redis.call('HINCRBY', KEYS[2], 'quantity', ARGV[2])
@@ -72,11 +76,13 @@ func (s *store) queued(o order) error {
 	return err
 }
 
-// attempt counts one processing attempt of an order.
-func (s *store) attempt(id string) (int, error) {
+// attempt counts one failed processing attempt of an order (one that could
+// not be applied), unless the order is already done.
+func (s *store) attempt(id string) error {
 	c := s.pool.Get()
 	defer c.Close()
-	return redis.Int(c.Do("HINCRBY", "order:"+id, "attempts", 1))
+	_, err := c.Do("EVAL", `if redis.call('HGET', KEYS[1], 'status') ~= 'done' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end return 0`, 1, "order:"+id)
+	return err
 }
 
 // failed records a failed attempt; final means the order went to the DLQ.

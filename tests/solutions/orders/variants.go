@@ -15,6 +15,10 @@ type variant struct {
 	autoAck         bool // every delivery is acknowledged on arrival, before it is processed (what auto-ack does)
 	infiniteRequeue bool // a failing order is nacked with requeue=true, forever
 	noIdempotency   bool // every delivery is applied, even one that was applied before
+	ackOnReceipt    bool // each handler acknowledges its delivery first, then applies it
+	transient       bool // the API publishes orders as transient (non-persistent) messages
+	noConfirm       bool // the API answers 202 as soon as the message is written, without the broker's confirm
+	retriesAsString bool // the x-retries header is a string ("3"), not a number
 }
 
 var variants = map[string]variant{
@@ -29,6 +33,22 @@ var variants = map[string]variant{
 	"no-idempotency": {
 		description:   "redelivered and resubmitted orders are applied again",
 		noIdempotency: true,
+	},
+	"ack-on-receipt": {
+		description:  "each delivery is acknowledged when the worker takes it, before its effect is recorded: orders in flight are lost when the worker dies",
+		ackOnReceipt: true,
+	},
+	"transient": {
+		description: "the API publishes orders as transient messages: orders still queued are lost when RabbitMQ restarts",
+		transient:   true,
+	},
+	"no-confirm": {
+		description: "the API answers 202 without waiting for the broker's confirm: an order RabbitMQ never got is reported accepted",
+		noConfirm:   true,
+	},
+	"retries-as-string": {
+		description:     "the x-retries header is written as a string (\"3\"), not a number",
+		retriesAsString: true,
 	},
 }
 

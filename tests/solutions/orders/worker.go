@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"strconv"
 	"sync"
 	"time"
 
@@ -77,16 +78,23 @@ func (w *worker) consume(ctx context.Context, conn *amqp.Connection) error {
 // A failure is retried by republishing the order with x-retries+1; after
 // MAX_RETRIES retries it goes to the dead-letter queue with x-error.
 func (w *worker) handle(ctx context.Context, d amqp.Delivery) {
-	o, err := parseOrder(d.Body)
-	if o.ID != "" {
-		if _, aerr := w.store.attempt(o.ID); aerr != nil && err == nil {
-			err = fmt.Errorf("recording the attempt: %v", aerr)
-		}
+	if w.bug.ackOnReceipt {
+		// The mistake: the broker forgets the order now, before its effect is
+		// recorded; if the process dies before that, the order is lost.
+		_ = d.Ack(false)
 	}
+	o, err := parseOrder(d.Body)
+	applied := false
 	if err == nil {
-		_, err = w.store.apply(o, !w.bug.noIdempotency)
+		// Counting the attempt, applying and marking done are one atomic step;
+		// an order already applied is skipped and not counted again.
+		applied, err = w.store.apply(o, !w.bug.noIdempotency)
 		if err != nil {
 			err = fmt.Errorf("applying the order: %v", err)
+		}
+	} else if o.ID != "" {
+		if aerr := w.store.attempt(o.ID); aerr != nil {
+			log.Printf("order %q: recording the attempt: %v", o.ID, aerr)
 		}
 	}
 	if err != nil {
@@ -95,20 +103,26 @@ func (w *worker) handle(ctx context.Context, d amqp.Delivery) {
 	}
 	// The rest of handling the order (e.g. telling shipping) happens after its
 	// effect is recorded and before it is acknowledged: a crash here means the
-	// order is delivered again, and must not be applied twice.
-	if o.WorkMs > 0 {
+	// order is delivered again, and must not be applied twice. An order that
+	// was applied before is only acknowledged.
+	if applied && o.WorkMs > 0 {
 		time.Sleep(time.Duration(o.WorkMs) * time.Millisecond)
 	}
-	if !w.bug.autoAck {
+	if !w.acksEarly() {
 		if err := d.Ack(false); err != nil {
 			log.Printf("ack of order %s failed (it will be delivered again): %v", o.ID, err)
 		}
 	}
 }
 
+// acksEarly tells whether a delivery was acknowledged before it was handled (the mistakes).
+func (w *worker) acksEarly() bool { return w.bug.autoAck || w.bug.ackOnReceipt }
+
 func (w *worker) fail(ctx context.Context, d amqp.Delivery, id, reason string) {
 	if w.bug.infiniteRequeue {
-		_ = w.store.failed(id, reason, false)
+		if id != "" {
+			_ = w.store.failed(id, reason, false)
+		}
 		time.Sleep(20 * time.Millisecond)
 		_ = d.Nack(false, true)
 		return
@@ -121,16 +135,20 @@ func (w *worker) fail(ctx context.Context, d amqp.Delivery, id, reason string) {
 	headers["x-error"] = reason
 	exchange, key, final := exchangeName, routingKey, false
 	if retries < w.cfg.maxRetries {
-		headers["x-retries"] = int32(retries + 1)
+		retries++
 	} else {
-		headers["x-retries"] = int32(retries)
 		exchange, key, final = "", dlqName, true
+	}
+	// A number (an AMQP long), as every producer and consumer of orders reads it.
+	headers["x-retries"] = int32(retries)
+	if w.bug.retriesAsString {
+		headers["x-retries"] = strconv.Itoa(retries)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := w.broker.publish(pctx, exchange, key, d.Body, headers); err != nil {
+	if err := w.broker.publish(pctx, exchange, key, d.Body, headers, true, true); err != nil {
 		log.Printf("order %q: could not republish (%v); it will be delivered again", id, err)
-		if !w.bug.autoAck {
+		if !w.acksEarly() {
 			_ = d.Nack(false, true)
 		}
 		return
@@ -141,7 +159,7 @@ func (w *worker) fail(ctx context.Context, d amqp.Delivery, id, reason string) {
 	if final {
 		log.Printf("order %q dead-lettered after %d retries: %s", id, retries, reason)
 	}
-	if !w.bug.autoAck {
+	if !w.acksEarly() {
 		_ = d.Ack(false)
 	}
 }
@@ -166,6 +184,10 @@ func headerInt(v interface{}) int {
 		return int(n)
 	case float64:
 		return int(n)
+	case string:
+		// Only the retries-as-string mistake writes it so; read back what it wrote.
+		k, _ := strconv.Atoi(n)
+		return k
 	}
 	return 0
 }
