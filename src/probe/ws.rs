@@ -17,6 +17,15 @@
 //!   machines) would take the data in the service's stead, and a hub that
 //!   blocks on the client would go unseen.
 //!
+//! A `redis://host:port/<channel>` entry of `urls` is not a node: it is the
+//! Pub/Sub broker the nodes share (fanout and slow-client only). The probe
+//! subscribes to `<channel>` itself before anyone sends, so it sees which
+//! messages the nodes published, and a failure says which side broke: a
+//! node that did not publish a message, or a node whose subscription did not
+//! hand on messages that reached the broker. Without a broker the probe still
+//! tells them apart where the deliveries allow (a node whose clients get other
+//! senders' messages but not its own sender's did not publish them).
+//!
 //! Every message a sender sends carries a token `m~<probe>~<sender>~<seq>~`;
 //! a receiver counts every token of this probe found in any frame it gets, so
 //! the service may wrap the text in whatever JSON its protocol says.
@@ -26,13 +35,13 @@
 //! scenario a deadline. A server that hangs, floods or sends malformed frames
 //! gets a failing answer, never a hung or crashed probe.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -52,6 +61,8 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 pub const SILENT_READ_CAP: usize = 1024 * 1024;
 /// The receive buffer asked for the slow client's socket (the kernel may round it up).
 pub const SLOW_RECV_BUFFER: u32 = 4096;
+/// The most bytes the probe reads from its own subscription to the broker.
+pub const BROKER_READ_CAP: usize = 64 * 1024 * 1024;
 
 /// What a scenario does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,16 +198,146 @@ async fn connect(url: &str, origin: Option<&str>, cfg: WebSocketConfig, recv_buf
     }
 }
 
+/// The Pub/Sub broker the nodes share (a `redis://host:port/<channel>` entry of `urls`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broker {
+    /// `host:port`.
+    pub addr: String,
+    pub channel: String,
+}
+
+/// The nodes' URLs, and the broker if `urls` names one.
+pub fn split_urls(urls: &[String]) -> Result<(Vec<String>, Option<Broker>), WsFailure> {
+    let mut nodes = Vec::new();
+    let mut broker = None;
+    for u in urls {
+        let Some(rest) = u.strip_prefix("redis://") else {
+            nodes.push(u.clone());
+            continue;
+        };
+        let (addr, channel) = rest.split_once('/').unwrap_or((rest, ""));
+        if addr.is_empty() || channel.is_empty() || addr.contains('@') {
+            return Err(WsFailure::Spec(format!("{u:?}: a broker is written redis://host:port/<channel> (no password)")));
+        }
+        if broker.is_some() {
+            return Err(WsFailure::Spec("the ws probe takes at most one redis:// URL in `urls`".into()));
+        }
+        let addr = if addr.contains(':') { addr.to_string() } else { format!("{addr}:6379") };
+        broker = Some(Broker { addr, channel: channel.to_string() });
+    }
+    Ok((nodes, broker))
+}
+
+/// The probe's own subscription to the broker: the tokens of this probe published on the channel.
+struct Watch {
+    seen: Arc<Mutex<BTreeSet<(usize, usize)>>>,
+    /// How the subscription ended early, if it did.
+    ended: Arc<Mutex<Option<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn resp(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// SUBSCRIBE to the broker's channel and wait for the confirmation, then record every token of this probe.
+async fn watch_broker(b: &Broker, re: Arc<regex::Regex>) -> Result<Watch, String> {
+    let work = async {
+        let mut tcp = TcpStream::connect(&b.addr).await.map_err(|e| format!("connecting: {e}"))?;
+        tcp.write_all(&resp(&["SUBSCRIBE", &b.channel])).await.map_err(|e| format!("sending SUBSCRIBE: {e}"))?;
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 4096];
+        loop {
+            let n = tcp.read(&mut chunk).await.map_err(|e| format!("reading: {e}"))?;
+            if n == 0 {
+                return Err("the broker closed the connection".to_string());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if buf.first() == Some(&b'-') {
+                return Err(format!("the broker refused SUBSCRIBE: {}", String::from_utf8_lossy(&buf).trim()));
+            }
+            // *3 $9 subscribe $<n> <channel> :<count>
+            let text = String::from_utf8_lossy(&buf);
+            if let Some(at) = text.find("subscribe\r\n") {
+                if text[at..].contains("\r\n:") && text.ends_with("\r\n") {
+                    // What came with the confirmation may already hold a message.
+                    return Ok((tcp, buf));
+                }
+            }
+            if buf.len() > 4096 {
+                return Err("an unexpected answer to SUBSCRIBE".to_string());
+            }
+        }
+    };
+    let (mut tcp, first) = match tokio::time::timeout(CONNECT_TIMEOUT, work).await {
+        Ok(r) => r?,
+        Err(_) => return Err(format!("no answer to SUBSCRIBE within {} ms", CONNECT_TIMEOUT.as_millis())),
+    };
+    let seen: Arc<Mutex<BTreeSet<(usize, usize)>>> = Arc::default();
+    let ended: Arc<Mutex<Option<String>>> = Arc::default();
+    let (s, e) = (seen.clone(), ended.clone());
+    let task = tokio::spawn(async move {
+        let mut chunk = vec![0u8; 16 * 1024];
+        // The end of the previous read, so that a token cut in two is still found.
+        let mut tail: Vec<u8> = first;
+        let mut total = 0usize;
+        let scan = |bytes: &[u8]| {
+            let text = String::from_utf8_lossy(bytes);
+            let mut set = s.lock().unwrap();
+            for c in re.captures_iter(&text) {
+                if let (Ok(sender), Ok(seq)) = (c[1].parse::<usize>(), c[2].parse::<usize>()) {
+                    set.insert((sender, seq));
+                }
+            }
+        };
+        scan(&tail);
+        loop {
+            let n = match tcp.read(&mut chunk).await {
+                Ok(0) => {
+                    *e.lock().unwrap() = Some("the broker closed the connection".into());
+                    return;
+                }
+                Ok(n) => n,
+                Err(err) => {
+                    *e.lock().unwrap() = Some(format!("connection error: {err}"));
+                    return;
+                }
+            };
+            total += n;
+            if total > BROKER_READ_CAP {
+                *e.lock().unwrap() = Some(format!("more than {BROKER_READ_CAP} bytes"));
+                return;
+            }
+            tail.extend_from_slice(&chunk[..n]);
+            scan(&tail);
+            let keep = tail.len().min(128);
+            tail.drain(..tail.len() - keep);
+        }
+    });
+    Ok(Watch { seen, ended, task })
+}
+
 /// Run a scenario.
 pub async fn run(spec: &WsSpec) -> Result<Answer, WsFailure> {
+    let (nodes, broker) = split_urls(&spec.urls)?;
+    if broker.is_some() && !matches!(spec.scenario, Scenario::Fanout | Scenario::SlowClient) {
+        return Err(WsFailure::Spec("a redis:// URL in `urls` is for the fanout and slow-client scenarios".into()));
+    }
+    let spec = &WsSpec { urls: nodes, ..spec.clone() };
     if spec.urls.is_empty() {
         return Err(WsFailure::Spec("the ws probe needs at least one URL in `urls`".into()));
     }
     let started = Instant::now();
     let work = async {
         match spec.scenario {
-            Scenario::Fanout => fanout(spec, false).await,
-            Scenario::SlowClient => fanout(spec, true).await,
+            Scenario::Fanout => fanout(spec, false, broker.as_ref()).await,
+            Scenario::SlowClient => fanout(spec, true, broker.as_ref()).await,
             Scenario::Origin => origin(spec).await,
             Scenario::SilentClient => silent(spec).await,
         }
@@ -304,7 +445,7 @@ fn probe_id() -> String {
     (0..8).map(|_| format!("{:x}", r.gen_range(0..16u8))).collect()
 }
 
-async fn fanout(spec: &WsSpec, slow: bool) -> Result<(serde_json::Value, String), WsFailure> {
+async fn fanout(spec: &WsSpec, slow: bool, broker: Option<&Broker>) -> Result<(serde_json::Value, String), WsFailure> {
     let n_nodes = spec.urls.len();
     let clients = spec.clients.max(1);
     let senders = spec.senders.clamp(1, clients);
@@ -369,6 +510,11 @@ async fn fanout(spec: &WsSpec, slow: bool) -> Result<(serde_json::Value, String)
         abort_all(&readers);
         return Err(f);
     }
+    // The probe's own subscription, before anyone sends.
+    let watch = match broker {
+        Some(b) => Some((b, watch_broker(b, re.clone()).await)),
+        None => None,
+    };
     tokio::time::sleep(spec.settle).await;
 
     // Send.
@@ -425,21 +571,136 @@ async fn fanout(spec: &WsSpec, slow: bool) -> Result<(serde_json::Value, String)
     abort_all(&readers);
     drop(kept_sinks);
     drop(slow_conn);
+    let seen = watch.map(|(b, w)| match w {
+        Ok(w) => {
+            w.task.abort();
+            let seen = w.seen.lock().unwrap().clone();
+            let ended = w.ended.lock().unwrap().clone();
+            BrokerSeen { channel: b.channel.clone(), seen: Ok(seen), ended }
+        }
+        Err(why) => BrokerSeen { channel: b.channel.clone(), seen: Err(why), ended: None },
+    });
 
     let sent_at = sent_at.lock().unwrap().clone();
-    Ok(summarize(spec, &list, senders, &sent_at, &send_errors, slow))
+    Ok(summarize(spec, &list, senders, &sent_at, &send_errors, slow, seen.as_ref()))
 }
 
-fn summarize(spec: &WsSpec, list: &[Client], senders: usize, sent_at: &BTreeMap<(usize, usize), Instant>, send_errors: &[String], slow: bool) -> (serde_json::Value, String) {
+/// What the probe's own subscription to the broker saw.
+struct BrokerSeen {
+    channel: String,
+    /// The messages (sender, seq) published on the channel, or why the probe could not subscribe.
+    seen: Result<BTreeSet<(usize, usize)>, String>,
+    ended: Option<String>,
+}
+
+/// Which side of the Pub/Sub lost messages, as sentences: a node that did not
+/// publish its sender's messages, or a node whose subscription did not hand on
+/// what others published. `got[c][s]` is the set of messages of sender `s`
+/// (from 1) that client `c` got.
+fn diagnose(list: &[Client], senders: usize, m: usize, got: &[Vec<BTreeSet<usize>>], broker: Option<&BrokerSeen>) -> Vec<String> {
+    let nodes: BTreeSet<usize> = list.iter().map(|c| c.node).collect();
+    let node_got = |n: usize, s: usize| -> BTreeSet<usize> { list.iter().enumerate().filter(|(_, c)| c.node == n).flat_map(|(k, _)| got[k][s - 1].iter().copied()).collect() };
+    let anyone_got = |s: usize| -> BTreeSet<usize> { nodes.iter().flat_map(|n| node_got(*n, s)).collect() };
+    let mut out = Vec::new();
+    if let Some(b) = broker {
+        let seen = match &b.seen {
+            Ok(seen) => seen,
+            Err(why) => {
+                out.push(format!("lab could not subscribe to {} itself to tell which side failed: {why}", b.channel));
+                return out;
+            }
+        };
+        for s in 1..=senders {
+            let sender = &list[s - 1];
+            let published = (1..=m).filter(|q| seen.contains(&(s, *q))).count();
+            if published < m {
+                let reached = anyone_got(s).len();
+                out.push(format!(
+                    "{} of the {m} messages {} sent to node {} never reached Redis (lab's own SUBSCRIBE to {} saw {published}): node {} did not PUBLISH them, its publishing side is broken{}",
+                    m - published,
+                    sender.name,
+                    sender.node + 1,
+                    b.channel,
+                    sender.node + 1,
+                    if reached <= published { "" } else { " (yet some reached clients: does it deliver locally as well?)" }
+                ));
+            }
+        }
+        for n in &nodes {
+            let (mut reached_redis, mut got_here) = (0, 0);
+            for s in 1..=senders {
+                for q in 1..=m {
+                    if seen.contains(&(s, q)) {
+                        reached_redis += 1;
+                        if list.iter().enumerate().filter(|(_, c)| c.node == *n).all(|(k, _)| got[k][s - 1].contains(&q)) {
+                            got_here += 1;
+                        }
+                    }
+                }
+            }
+            if got_here < reached_redis {
+                out.push(if got_here == 0 {
+                    format!("node {}'s clients got none of the {reached_redis} messages that reached Redis: node {}'s subscription does not work (did it subscribe again?)", n + 1, n + 1)
+                } else {
+                    format!("node {}'s clients did not all get {} of the {reached_redis} messages that reached Redis: node {}'s subscription lost them", n + 1, reached_redis - got_here, n + 1)
+                });
+            }
+        }
+        if let Some(e) = &b.ended {
+            out.push(format!("lab's own subscription to {} ended early: {e}", b.channel));
+        }
+        return out;
+    }
+    // No broker to ask: infer what the deliveries allow.
+    let total: usize = (1..=senders).map(|s| anyone_got(s).len()).sum();
+    if total == 0 {
+        if m > 0 {
+            out.push("no client on any node got any message, not even on the sender's own node: either the nodes do not publish, or no node's subscription works (or both)".into());
+        }
+        return out;
+    }
+    for s in 1..=senders {
+        let sender = &list[s - 1];
+        let own_works = (1..=senders).any(|o| o != s && !node_got(sender.node, o).is_empty());
+        if anyone_got(s).is_empty() && own_works {
+            out.push(format!(
+                "none of the messages {} sent to node {} reached any client, not even on node {}, whose subscription works (its clients got other senders' messages): node {} did not publish them",
+                sender.name,
+                sender.node + 1,
+                sender.node + 1,
+                sender.node + 1
+            ));
+        }
+    }
+    for n in &nodes {
+        let here: usize = (1..=senders).map(|s| node_got(*n, s).len()).sum();
+        if here == 0 {
+            out.push(format!("node {}'s clients got no message at all while other nodes' clients did: node {}'s subscription does not work", n + 1, n + 1));
+        }
+    }
+    out
+}
+
+fn summarize(
+    spec: &WsSpec,
+    list: &[Client],
+    senders: usize,
+    sent_at: &BTreeMap<(usize, usize), Instant>,
+    send_errors: &[String],
+    slow: bool,
+    broker: Option<&BrokerSeen>,
+) -> (serde_json::Value, String) {
     let m = spec.messages;
     let (mut missing, mut missing_cross, mut dups, mut ooo, mut delivered) = (0usize, 0usize, 0usize, 0usize, 0usize);
     let mut latencies: Vec<u128> = Vec::new();
     let mut examples: Vec<String> = Vec::new();
     let mut ended = Vec::new();
     let mut per_client = Vec::new();
+    let mut got_sets: Vec<Vec<BTreeSet<usize>>> = Vec::new();
     for c in list {
         let log = c.log.lock().unwrap();
         let mut c_missing = 0;
+        let mut c_sets = Vec::new();
         for s in 1..=senders {
             let seqs: Vec<(usize, Instant)> = log.got.iter().filter(|g| g.sender == s).map(|g| (g.seq, g.at)).collect();
             let mut seen = std::collections::BTreeSet::new();
@@ -466,6 +727,7 @@ fn summarize(spec: &WsSpec, list: &[Client], senders: usize, sent_at: &BTreeMap<
                 last = last.max(*seq);
             }
             let got = seen.iter().filter(|q| **q >= 1 && **q <= m).count();
+            c_sets.push(seen.iter().copied().filter(|q| *q >= 1 && *q <= m).collect::<BTreeSet<usize>>());
             let miss = m - got;
             if miss > 0 {
                 let sender = &list[s - 1];
@@ -486,6 +748,7 @@ fn summarize(spec: &WsSpec, list: &[Client], senders: usize, sent_at: &BTreeMap<
             delivered += got;
         }
         missing += c_missing;
+        got_sets.push(c_sets);
         if let Some(e) = &log.ended {
             ended.push(format!("{} (node {}): {e}", c.name, c.node + 1));
         }
@@ -501,6 +764,8 @@ fn summarize(spec: &WsSpec, list: &[Client], senders: usize, sent_at: &BTreeMap<
             format!("node {}: {}", n + 1, if names.is_empty() { "-".into() } else { names.join(" ") })
         })
         .collect();
+    let diagnosis = if missing > 0 { diagnose(list, senders, m, &got_sets, broker) } else { Vec::new() };
+    let published = broker.and_then(|b| b.seen.as_ref().ok()).map(|seen| seen.iter().filter(|(s, q)| *s >= 1 && *s <= senders && *q >= 1 && *q <= m).count());
     let value = serde_json::json!({
         "clients": list.len(),
         "senders": senders,
@@ -515,6 +780,8 @@ fn summarize(spec: &WsSpec, list: &[Client], senders: usize, sent_at: &BTreeMap<
         "ended_early": ended.len(),
         "latency_ms": {"max": max, "p50": p50},
         "slow_client": slow,
+        "published": published,
+        "diagnosis": diagnosis,
         "per_client": per_client,
     });
     let mut shown = format!(
@@ -526,6 +793,9 @@ fn summarize(spec: &WsSpec, list: &[Client], senders: usize, sent_at: &BTreeMap<
         p50.map(|x| format!("{x} ms")).unwrap_or_else(|| "-".into()),
         max.map(|x| format!("{x} ms")).unwrap_or_else(|| "-".into()),
     );
+    for d in &diagnosis {
+        shown.push_str(&format!("\n  {d}"));
+    }
     for e in examples.iter().take(6) {
         shown.push_str(&format!("\n  {e}"));
     }

@@ -255,20 +255,22 @@ pub(crate) async fn run(p: &Probe, env: &ProbeEnv<'_>) -> (String, Result<Answer
 
 /// A ws scenario as a learner reads it.
 fn ws_sent(s: &ws::WsSpec) -> String {
-    let first = s.urls.first().map(|u| ws::ws_url(u, &s.path).unwrap_or_else(|_| u.clone())).unwrap_or_default();
+    // A `redis://` entry is lab's own subscription to the room, not a node.
+    let nodes: Vec<&String> = s.urls.iter().filter(|u| !u.starts_with("redis://")).collect();
+    let first = nodes.first().copied().map(|u| ws::ws_url(u, &s.path).unwrap_or_else(|_| u.clone())).unwrap_or_default();
     let origin = s.origin.as_deref().map(|o| format!(" with Origin: {o}")).unwrap_or_default();
     match s.scenario {
         ws::Scenario::Fanout => format!(
             "WebSocket fanout: {} clients round robin over {} node(s) ({first} ...){origin}; {} of them send {} message(s) each, every client should receive every message once, in order per sender",
             s.clients,
-            s.urls.len(),
+            nodes.len(),
             s.senders,
             s.messages
         ),
         ws::Scenario::SlowClient => format!(
             "WebSocket slow client: one client on node 1 never reads; {} others round robin over {} node(s) ({first} ...){origin}; {} of them send {} message(s) of {} bytes each",
             s.clients,
-            s.urls.len(),
+            nodes.len(),
             s.senders,
             s.messages,
             s.size

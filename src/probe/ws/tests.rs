@@ -321,9 +321,103 @@ fn order_is_judged_on_first_arrivals() {
     let sent: BTreeMap<(usize, usize), Instant> = (1..=3).map(|q| ((1, q), t)).collect();
     // c1: in order with late duplicates; c2: 3 before 2; c3: lost message 3.
     let list = vec![mk("c1", 0, &[1, 2, 1, 3, 2]), mk("c2", 0, &[1, 3, 2]), mk("c3", 0, &[1, 2])];
-    let (v, shown) = summarize(&s, &list, 1, &sent, &[], false);
+    let (v, shown) = summarize(&s, &list, 1, &sent, &[], false, None);
     assert_eq!(v["duplicates"], 2, "{shown}");
     assert_eq!(v["out_of_order"], 1, "{shown}");
     assert_eq!(v["missing"], 1, "{shown}");
     assert!(shown.contains("c2 (node 1) got message 2 of c1 after message 3"), "{shown}");
+}
+
+#[test]
+fn a_redis_url_names_the_broker_not_a_node() {
+    let urls = vec!["http://a:1".to_string(), "redis://127.0.0.1:6380/chat:room-1".to_string(), "http://b:2".to_string()];
+    let (nodes, broker) = split_urls(&urls).unwrap();
+    assert_eq!(nodes, vec!["http://a:1", "http://b:2"]);
+    assert_eq!(broker, Some(Broker { addr: "127.0.0.1:6380".into(), channel: "chat:room-1".into() }));
+    assert!(split_urls(&["redis://h:1".to_string()]).is_err());
+    assert!(split_urls(&["redis://:pw@h:1/c".to_string()]).is_err());
+}
+
+/// Two senders (c1 on node 1, c2 on node 2) and a third client on node 3, 2 messages each.
+fn three_nodes(got: &[(&str, usize, &[(usize, usize)])]) -> Vec<Client> {
+    let t = Instant::now();
+    got.iter()
+        .map(|(name, node, g)| Client {
+            name: name.to_string(),
+            node: *node,
+            log: Arc::new(Mutex::new(Log { got: g.iter().map(|&(sender, seq)| Got { sender, seq, at: t }).collect(), frames: g.len(), ended: None })),
+        })
+        .collect()
+}
+
+#[test]
+fn the_broker_tells_a_node_that_does_not_publish_from_one_that_does_not_subscribe() {
+    let s = WsSpec { messages: 2, ..spec(Scenario::Fanout, "http://x") };
+    let sent = BTreeMap::new();
+    let all = [(2, 1), (2, 2)];
+    // Node 1 does not publish (c1's messages never reach Redis); node 3 does not hear anything.
+    let list = three_nodes(&[("c1", 0, &all), ("c2", 1, &all), ("c3", 2, &[])]);
+    let seen = BrokerSeen { channel: "chat:r".into(), seen: Ok([(2, 1), (2, 2)].into_iter().collect()), ended: None };
+    let (v, shown) = summarize(&s, &list, 2, &sent, &[], false, Some(&seen));
+    assert_eq!(v["published"], 2, "{shown}");
+    assert!(shown.contains("2 of the 2 messages c1 sent to node 1 never reached Redis (lab's own SUBSCRIBE to chat:r saw 0): node 1 did not PUBLISH them"), "{shown}");
+    assert!(shown.contains("node 3's clients got none of the 2 messages that reached Redis: node 3's subscription does not work"), "{shown}");
+    assert!(!shown.contains("node 2's"), "{shown}");
+    // Nothing reached anyone: the broker says which side.
+    let list = three_nodes(&[("c1", 0, &[]), ("c2", 1, &[]), ("c3", 2, &[])]);
+    let (_, shown) = summarize(&s, &list, 2, &sent, &[], false, Some(&BrokerSeen { channel: "chat:r".into(), seen: Ok(BTreeSet::new()), ended: None }));
+    assert!(shown.contains("c1 sent to node 1 never reached Redis") && shown.contains("c2 sent to node 2 never reached Redis"), "{shown}");
+    assert!(!shown.contains("subscription"), "{shown}");
+    let everything = [(1, 1), (1, 2), (2, 1), (2, 2)].into_iter().collect();
+    let (_, shown) = summarize(&s, &list, 2, &sent, &[], false, Some(&BrokerSeen { channel: "chat:r".into(), seen: Ok(everything), ended: None }));
+    assert!(shown.contains("node 1's clients got none of the 4 messages that reached Redis") && shown.contains("node 3's clients got none"), "{shown}");
+    assert!(!shown.contains("PUBLISH"), "{shown}");
+}
+
+#[test]
+fn without_a_broker_the_deliveries_tell_what_they_can() {
+    let s = WsSpec { messages: 2, ..spec(Scenario::Fanout, "http://x") };
+    let sent = BTreeMap::new();
+    let all = [(2, 1), (2, 2)];
+    let list = three_nodes(&[("c1", 0, &all), ("c2", 1, &all), ("c3", 2, &all)]);
+    let (_, shown) = summarize(&s, &list, 2, &sent, &[], false, None);
+    assert!(shown.contains("none of the messages c1 sent to node 1 reached any client, not even on node 1, whose subscription works"), "{shown}");
+    let list = three_nodes(&[("c1", 0, &[]), ("c2", 1, &[]), ("c3", 2, &[])]);
+    let (_, shown) = summarize(&s, &list, 2, &sent, &[], false, None);
+    assert!(shown.contains("either the nodes do not publish, or no node's subscription works"), "{shown}");
+    let both = [(1, 1), (1, 2), (2, 1), (2, 2)];
+    let list = three_nodes(&[("c1", 0, &both), ("c2", 1, &both), ("c3", 2, &[])]);
+    let (_, shown) = summarize(&s, &list, 2, &sent, &[], false, None);
+    assert!(shown.contains("node 3's clients got no message at all while other nodes' clients did"), "{shown}");
+}
+
+/// A Redis stand-in: confirms SUBSCRIBE, then sends one message whose token is cut across two writes.
+#[tokio::test]
+async fn the_probe_subscribes_to_the_broker_itself() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).contains("SUBSCRIBE\r\n$6\r\nchat:r"));
+        s.write_all(b"*3\r\n$9\r\nsubscribe\r\n$6\r\nchat:r\r\n:1\r\n").await.unwrap();
+        let payload = r#"{"text":"m~abc~2~7~"}"#;
+        let msg = format!("*3\r\n$7\r\nmessage\r\n$6\r\nchat:r\r\n${}\r\n{payload}\r\n", payload.len());
+        let (a, b) = msg.split_at(msg.len() - 12);
+        s.write_all(a.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s.write_all(b.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let re = Arc::new(regex::Regex::new("m~abc~([0-9]+)~([0-9]+)~").unwrap());
+    let w = watch_broker(&Broker { addr, channel: "chat:r".into() }, re).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(w.seen.lock().unwrap().contains(&(2, 7)));
+    w.task.abort();
+    // Nobody listening: an error, not a hang.
+    let free = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().to_string();
+    let re = Arc::new(regex::Regex::new("x").unwrap());
+    let e = watch_broker(&Broker { addr: free, channel: "c".into() }, re).await.err();
+    assert!(e.as_deref().is_some_and(|e| e.starts_with("connecting")), "{e:?}");
 }

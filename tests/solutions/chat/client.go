@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"log"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -48,7 +47,15 @@ func (s *server) checkOrigin(r *http.Request) bool {
 		// Not a browser: nothing to protect against.
 		return true
 	}
-	return s.cfg.origins[strings.ToLower(strings.TrimRight(origin, "/"))]
+	if s.bug.rawOrigins {
+		for _, o := range s.cfg.rawOrigins {
+			if o == origin {
+				return true
+			}
+		}
+		return false
+	}
+	return s.cfg.origins[normOrigin(origin)]
 }
 
 func (s *server) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -97,16 +104,19 @@ func (c *client) readPump() {
 		})
 	}
 	for {
-		_, data, err := c.conn.ReadMessage()
+		kind, data, err := c.conn.ReadMessage()
 		if err != nil {
+			// Also a message over the read limit: gorilla/websocket closes with 1009.
 			return
 		}
 		if !c.srv.bug.noPing {
 			// Any frame shows the client is alive.
 			c.conn.SetReadDeadline(time.Now().Add(cfg.pongWait))
 		}
+		// Only a text frame holding a JSON object with a non-empty string "text"
+		// is a message; anything else ({}, {"text": 5}, not JSON, binary) is ignored.
 		var in inbound
-		if json.Unmarshal(data, &in) != nil || in.Text == "" {
+		if kind != websocket.TextMessage || json.Unmarshal(data, &in) != nil || in.Text == "" {
 			continue
 		}
 		out, _ := json.Marshal(outbound{Room: c.room, From: c.user, Text: in.Text, Node: cfg.nodeID, TS: time.Now().UnixMilli()})

@@ -23,7 +23,8 @@ type config struct {
 	port         string
 	redisAddr    string
 	nodeID       string
-	origins      map[string]bool
+	origins      map[string]bool // normalised: see normOrigin
+	rawOrigins   []string        // ALLOWED_ORIGINS split on commas, as written (for the origin-not-normalised variant)
 	pingInterval time.Duration
 	pongWait     time.Duration
 	writeWait    time.Duration
@@ -50,6 +51,13 @@ func duration(k string, def time.Duration) (time.Duration, error) {
 	return d, nil
 }
 
+// normOrigin is how an Origin and each entry of ALLOWED_ORIGINS are compared:
+// without surrounding spaces, in lower case, without a trailing slash.
+// Nothing else: another scheme, host or port is another origin.
+func normOrigin(o string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(o)), "/")
+}
+
 func loadConfig() (config, error) {
 	c := config{
 		port:       envOr("PORT", "8080"),
@@ -59,8 +67,9 @@ func loadConfig() (config, error) {
 		maxMessage: 64 * 1024,
 	}
 	for _, o := range strings.Split(os.Getenv("ALLOWED_ORIGINS"), ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			c.origins[strings.ToLower(strings.TrimRight(o, "/"))] = true
+		c.rawOrigins = append(c.rawOrigins, o)
+		if o = normOrigin(o); o != "" {
+			c.origins[o] = true
 		}
 	}
 	var err error
@@ -97,8 +106,11 @@ func main() {
 	if bug.name != "" {
 		log.Printf("CHAT_BUG=%s: %s", bug.name, bug.description)
 	}
+	if bug.fixedPongWait {
+		cfg.pongWait = cfg.pingInterval * 5 / 2
+	}
 
-	bus := newBus(cfg.redisAddr)
+	bus := newBus(cfg.redisAddr, bug)
 	hub := newHub(bug)
 	go hub.run()
 	if !bug.localOnly {

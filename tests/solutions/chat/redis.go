@@ -3,6 +3,7 @@ package main
 import (
 	"log"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -14,6 +15,11 @@ const channelPrefix = "chat:"
 type bus struct {
 	addr string
 	pool *redis.Pool
+
+	// The dead-publisher variant: one connection for every PUBLISH, never dialed again.
+	one    redis.Conn
+	oneErr error
+	oneMu  sync.Mutex
 }
 
 func dial(addr string) (redis.Conn, error) {
@@ -23,8 +29,8 @@ func dial(addr string) (redis.Conn, error) {
 		redis.DialWriteTimeout(time.Second))
 }
 
-func newBus(addr string) *bus {
-	return &bus{addr: addr, pool: &redis.Pool{
+func newBus(addr string, bug variant) *bus {
+	b := &bus{addr: addr, pool: &redis.Pool{
 		MaxIdle:     8,
 		IdleTimeout: time.Minute,
 		Dial:        func() (redis.Conn, error) { return dial(addr) },
@@ -36,9 +42,23 @@ func newBus(addr string) *bus {
 			return err
 		},
 	}}
+	if bug.deadPublisher {
+		// The mistake: one connection for the life of the process.
+		b.one, b.oneErr = dial(addr)
+	}
+	return b
 }
 
 func (b *bus) publish(room string, data []byte) error {
+	if b.one != nil || b.oneErr != nil {
+		b.oneMu.Lock()
+		defer b.oneMu.Unlock()
+		if b.oneErr != nil {
+			return b.oneErr
+		}
+		_, err := b.one.Do("PUBLISH", channelPrefix+room, data)
+		return err
+	}
 	c := b.pool.Get()
 	defer c.Close()
 	_, err := c.Do("PUBLISH", channelPrefix+room, data)
