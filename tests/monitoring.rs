@@ -82,11 +82,11 @@ fn the_alert_travels_its_whole_path() {
 
 /// (bug, the check that must fail, words its message must contain)
 const BUGS: &[(&str, &str, &str)] = &[
-    ("counter-as-gauge", "requests-total-is-counter", r#"got http_requests_total.type = "gauge"; expected http_requests_total.type = "counter""#),
+    ("counter-as-gauge", "requests-total-is-counter", r#"got http_requests_total.type = "gauge""#),
     ("no-method-label", "requests-total-labels", r#"got http_requests_total{code="200",method="GET"} absent"#),
     ("milliseconds", "request-duration-buckets", r#"; expected request_duration_seconds_bucket{le="0.1"} = "#),
     ("gauge-never-decremented", "active-users-follows-sessions", "; expected active_users_count = "),
-    ("errors-as-200", "error-alert", r#"got HighErrorRate = "inactive"; expected HighErrorRate = "pending""#),
+    ("errors-as-200", "error-alert", r#"got HighErrorRate = "inactive""#),
     ("metrics-hang", "target-up", "context deadline exceeded"),
     ("metrics-flood", "target-up", "body size limit exceeded"),
 ];

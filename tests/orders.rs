@@ -55,7 +55,9 @@ fn the_reference_solution_passes_every_check() {
 /// (bug, the check that must fail, words its message must contain)
 const BUGS: &[(&str, &str, &str)] = &[
     // Orders in flight when the worker dies were already acknowledged: lost.
-    ("auto-ack", "worker-killed-mid-batch", "expected JSON /orders = 60"),
+    // (Also lost at worker-killed-mid-batch when the kill finds orders not yet
+    // applied; a fast worker may have applied every one by then.)
+    ("auto-ack", "killed-while-redis-stalls", "expected JSON /orders = 20"),
     // The poison order spins in the queue and never reaches the DLQ.
     ("infinite-requeue", "poison-to-dlq", "expected received = 1"),
     // Resubmitted and redelivered orders are applied again.
