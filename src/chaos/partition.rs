@@ -189,21 +189,10 @@ pub(super) async fn prepare(c: &Chaos<'_>, id: &str, shape: &Shape, targets: &[&
             }
         }
     }
-    // Peers that reach each other through the fault proxy bypass the rules
-    // above (their packets go to the proxy): cut those links in the proxy too.
-    let mut rules = Vec::new();
-    if c.plan.peer_proxy && !matches!(shape, Shape::Isolate) {
-        let is_node = |x: &ContainerSpec| x.role == crate::plan::Role::Service;
-        for (owner, both, one) in plan.iter().filter(|(o, _, _)| is_node(o)) {
-            for p in both.iter().filter(|p| is_node(p)) {
-                rules.push(Rule { link: alias(p), from: Some(alias(owner)), direction: None });
-                rules.push(Rule { link: alias(owner), from: Some(alias(p)), direction: None });
-            }
-            for p in one.iter().filter(|p| is_node(p)) {
-                rules.push(Rule { link: alias(p), from: Some(alias(owner)), direction: None });
-            }
-        }
-    }
+    // Links through the fault proxy (peers, dependencies marked `proxy`)
+    // bypass the rules above (their packets go to the proxy): cut those links
+    // in the proxy too. An isolated node is cut from the proxy itself.
+    let rules = if matches!(shape, Shape::Isolate) { Vec::new() } else { proxy_cuts(c.plan, &plan).0 };
     let namespaces: Vec<&str> = plan.iter().map(|(o, _, _)| o.name.as_str()).collect();
     let mut spec = serde_json::json!({"chain": ch, "namespaces": namespaces, "cuts": cuts, "shape": format!("{shape:?}"), "proxy_rules": rules});
     if !waiting.is_empty() {
