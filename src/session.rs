@@ -210,7 +210,7 @@ impl Session {
         self.ensure_images(&plan, opts.images).await?;
         let converged = self.backend.converge(&plan).await?;
         let changed = converged.iter().filter(|(_, c)| *c != Converged::Kept).count();
-        self.ui.done(&format!("{} containers on network {} ({changed} created or replaced)", converged.len(), plan.network));
+        self.ui.done(&format!("{} ({changed} created or replaced)", self.backend.placement(converged.len(), &plan.network)));
         Ok(plan)
     }
 

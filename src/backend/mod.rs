@@ -389,6 +389,15 @@ impl Backend {
             Backend::Docker(_) | Backend::Fake(_) => Ok(()),
         }
     }
+    /// What `count` converged nodes of an instance are, and where, for
+    /// messages: containers on a Docker network, pods in a namespace.
+    pub fn placement(&self, count: usize, network: &str) -> String {
+        let (one, many, place) = match self {
+            Backend::Kubernetes(_) => ("pod", "pods", "in namespace"),
+            _ => ("container", "containers", "on network"),
+        };
+        format!("{count} {} {place} {network}", if count == 1 { one } else { many })
+    }
     /// The backend's name, for messages.
     pub fn name(&self) -> &'static str {
         match self {
