@@ -499,3 +499,41 @@ fn a_third_party_store_from_a_folder_passes_on_the_cluster_from_its_lab_yaml_alo
     let conf = kubectl_out(&["-n", "lab-textkv--kstore", "exec", "kv-1", "--", "cat", "/lab/bin/textkv.conf"]);
     assert!(conf.contains("election-timeout"), "{conf}");
 }
+
+/// The labs not covered above, each: (lab, the variable that picks a bug,
+/// its reference solution, its bugs on Docker, the bug run on the cluster
+/// too). The bug is one whose check breaks something on the cluster (a
+/// stopped Postgres, a restarted Redis, a link cut through the proxy, the
+/// alert reaching lab's webhook sink), so the chaos means as well as the
+/// checks are shown to give Docker's verdict.
+const OTHER_LABS: &[(&str, &str, &str, &[(&str, &str, &str)], &str)] = &[
+    ("grpc-auth", "AUTH_BUG", "tests/solutions/grpc-auth", GRPC_AUTH_BUGS, "db-internal"),
+    ("chat", "CHAT_BUG", "tests/solutions/chat", CHAT_BUGS, "dead-publisher"),
+    ("orders", "ORDERS_BUG", "tests/solutions/orders", ORDERS_BUGS, "no-confirm"),
+    ("monitoring", "MONITORING_BUG", "tests/solutions/monitoring", MONITORING_BUGS, "errors-as-200"),
+];
+
+#[test]
+fn every_other_lab_passes_on_the_cluster_and_a_bug_fails_at_its_docker_check() {
+    for &(name, var, solution, bugs, bug) in OTHER_LABS {
+        // The reference solution: every check passes, as on Docker.
+        let student = "kref";
+        let mut c = klab();
+        c.args(["verify", name, "--student", student, "--output", "json", "--solution"]).arg(root().join(solution));
+        let t0 = Instant::now();
+        let out = run(c);
+        eprintln!("verify {name} (reference) on the cluster: {:?}", t0.elapsed());
+        let _ = klab().args(["down", name, "--student", student]).output();
+        let report = json(&out);
+        assert_eq!(out.status.code(), Some(0), "{name}: {report:#}");
+        assert_eq!(report["summary"]["failed"], 0, "{name}: {report:#}");
+        assert!(report["summary"]["passed"].as_u64().unwrap() > 5, "{name}: {report:#}");
+        assert_namespace_gone(&format!("lab-{name}--{student}"));
+        // The bug: the check Docker names fails with Docker's words.
+        let picked: &'static [(&str, &str, &str)] = Box::leak(bugs.iter().filter(|(b, ..)| *b == bug).cloned().collect::<Vec<_>>().into_boxed_slice());
+        assert!(!picked.is_empty(), "{bug} is one of {name}'s Docker bugs");
+        let v: &'static Variants =
+            Box::leak(Box::new(Variants { lab: name, var, solution, prefix: "kbug", at_once: 1, stagger: std::time::Duration::ZERO, passing: &[], within: None, also: nothing_more }));
+        each_variant_fails_at_its_check_with(v, picked, lab_on_cluster, assert_namespace_gone);
+    }
+}

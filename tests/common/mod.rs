@@ -86,6 +86,65 @@ pub const RAFT_BUGS: &[(&str, &[&str])] = &[
     ("no-forward", &["follower-accepts-writes"]),
 ];
 
+/// The chat lab's bugs: (bug, the check that must fail, words its message must contain).
+pub const CHAT_BUGS: &[(&str, &str, &str)] = &[
+    ("local-only", "fanout-across-instances", "got none of the 20 messages of c2 (node 2)"),
+    ("no-origin-check", "bad-origin-refused", "was accepted (101 Switching Protocols)"),
+    // How far the stall gets depends on buffers; that messages went missing next to a client that never reads does not.
+    ("blocking-hub", "slow-client-does-not-stall", "got missing = "),
+    ("double-delivery", "exactly-once", "twice"),
+    ("no-ping", "ping-drops-silent-client", "was still connected after 9000 ms; it had been sent 0 ping(s)"),
+    ("no-resubscribe", "redis-restart-resubscribe", "got none of the 15 messages that reached Redis: node 1's subscription does not work"),
+    ("origin-not-normalised", "allowed-origin-normalised", "the handshake with Origin: https://chat.lab.test was refused with HTTP 403"),
+    ("pong-wait-ignored", "ping-drops-silent-client", "expected closed_after_ms: a whole number ≥ 5000"),
+    ("dead-publisher", "redis-restart-resubscribe", "5 of the 5 messages c1 sent to node 1 never reached Redis"),
+];
+
+/// The gRPC auth lab's bugs: (bug, the check that must fail, words its message must contain).
+pub const GRPC_AUTH_BUGS: &[(&str, &str, &str)] = &[
+    ("no-expiry", "token-expires", "claims.exp present"),
+    ("plaintext-passwords", "passwords-hashed", "password_hash = \"hunter2 hunter2"),
+    ("wrong-codes", "wrong-password", "code = \"PERMISSION_DENIED\""),
+    ("hardcoded-secret", "login-returns-jwt", "the signature does not match the instance's JWT_SECRET"),
+    ("accept-any-email", "malformed-input", "code = \"OK\""),
+    ("db-internal", "postgres-down-unavailable", "code = \"INTERNAL\""),
+    ("db-hang", "honours-deadline", "does not honour the deadline"),
+];
+
+/// The orders lab's bugs: (bug, the check that must fail, words its message must contain).
+pub const ORDERS_BUGS: &[(&str, &str, &str)] = &[
+    // Orders in flight when the worker dies were already acknowledged: lost.
+    // (Also lost at worker-killed-mid-batch when the kill finds orders not yet
+    // applied; a fast worker may have applied every one by then.)
+    ("auto-ack", "killed-while-redis-stalls", "expected JSON /orders = 20"),
+    // The poison order spins in the queue and never reaches the DLQ.
+    ("infinite-requeue", "poison-to-dlq", "expected received = 1"),
+    // Resubmitted and redelivered orders are applied again.
+    // (3 applications, or more when a slow confirm made lab send one again.)
+    ("no-idempotency", "duplicate-order", "; expected JSON /orders = 1"),
+    ("no-idempotency", "worker-killed-mid-batch", "expected JSON /orders = 60"),
+    // Acknowledged when taken, before the effect was recorded: the orders the
+    // worker held while Redis stalled died with it.
+    ("ack-on-receipt", "killed-while-redis-stalls", "expected JSON /orders = 20"),
+    // Transient messages: the orders RabbitMQ still held are gone after its restart.
+    ("transient", "queued-orders-survive-restart", "expected JSON /orders = 10"),
+    // 202 without the broker's confirm: with the link to RabbitMQ cut, the order is "accepted" anyway.
+    ("no-confirm", "no-202-without-confirm", "got status 202 Accepted; expected status 503"),
+    // x-retries = "3": a string where every consumer reads a number.
+    ("retries-as-string", "poison-to-dlq", r#"x-retries = "3" (a string)"#),
+];
+
+/// The monitoring lab's bugs: (bug, the check that must fail, words its message must contain).
+pub const MONITORING_BUGS: &[(&str, &str, &str)] = &[
+    ("counter-as-gauge", "requests-total-is-counter", r#"got http_requests_total.type = "gauge""#),
+    ("no-method-label", "requests-total-labels", r#"got http_requests_total{code="200",method="GET"} absent"#),
+    ("milliseconds", "request-duration-buckets", r#"; expected request_duration_seconds_bucket{le="0.1"} = "#),
+    ("gauge-never-decremented", "active-users-follows-sessions", "; expected active_users_count = "),
+    ("errors-as-200", "error-alert", r#"got HighErrorRate = "inactive""#),
+    ("metrics-hang", "target-up", "context deadline exceeded"),
+    ("metrics-flood", "target-up", "body size limit exceeded"),
+];
+
 /// Run and return the output, printing it for the test log.
 pub fn run(mut c: Command) -> Output {
     let out = c.output().expect("lab runs");
