@@ -563,6 +563,10 @@ pub enum Action {
     Sleep(Duration),
     /// Inject a fault (as `lab chaos`): `{fault: kill, target: leader}`; healed when the check ends.
     Chaos(ChaosStep),
+    /// Heal, in the middle of the check, the faults its earlier `chaos` steps
+    /// injected: `all`, or those of one fault (`partition`); what they
+    /// stopped is waited for until ready again.
+    Heal(String),
     /// Wait until the service's replicas agree on a leader, at most this long; saves `leader` (its node number).
     #[serde(with = "humantime_serde")]
     WaitLeader(Duration),

@@ -394,3 +394,19 @@ fn a_nemesis_fault_on_a_dependency_needs_its_target_and_options_that_parse() {
     // A split without a target is fine: it acts on all nodes.
     parse("demo/lab.yaml", &src.replacen("fault: pause, target: random, for: 1500ms", "fault: partition, for: 1500ms, options: { split: \"1|2,3\" }", 1), Some("demo")).unwrap();
 }
+
+#[test]
+fn a_heal_step_must_follow_a_chaos_step_of_its_fault() {
+    let src = include_str!("../../labs/orders/lab.yaml").replacen("name: orders", "name: demo", 1);
+    assert!(parse("demo/lab.yaml", &src, Some("demo")).is_ok(), "orders heals the reset it made");
+    let bad = src.replacen("- action: { heal: reset }", "- action: { heal: partition }", 1);
+    let errs = errors(&bad);
+    let (line, _) = line_col(&bad, "- action: { heal: partition }");
+    let e = errs.iter().find(|e| e.line == line).unwrap_or_else(|| panic!("nothing at line {line}: {errs:#?}"));
+    assert!(e.message.contains("heal `partition`, but no earlier step of this check injects `partition`"), "{e}");
+    assert!(e.hint.as_deref().unwrap_or_default().contains("`reset`"), "the hint names the fault there is: {e:?}");
+    // Before any chaos step of its check: nothing to heal.
+    let early = src.replacen("          # Every connection to RabbitMQ is reset when it next sends, and new ones are refused.\n", "          - action: { heal: all }\n", 1);
+    let errs = errors(&early);
+    assert!(errs.iter().any(|e| e.message.contains("heal `all`, but no earlier step of this check injects a fault")), "{errs:#?}");
+}

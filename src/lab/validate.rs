@@ -350,6 +350,24 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
                     Some(Action::Workload(_) | Action::Check(_)) if def.workload.is_none() => {
                         out.push(problem(format!("{sp}.action"), "this step needs the lab's `workload`", "declare a workload (clients, ops, nemesis) at the top level"));
                     }
+                    Some(Action::Heal(which)) if !check.steps[..i].iter().any(|s| matches!(&s.action, Some(Action::Chaos(c)) if which == "all" || c.fault == *which)) => {
+                        let earlier: Vec<String> = check.steps[..i]
+                            .iter()
+                            .filter_map(|s| match &s.action {
+                                Some(Action::Chaos(c)) => Some(format!("`{}`", c.fault)),
+                                _ => None,
+                            })
+                            .collect();
+                        out.push(problem(
+                            format!("{sp}.action.heal"),
+                            format!("heal `{which}`, but no earlier step of this check injects {}", if which == "all" { "a fault".to_string() } else { format!("`{which}`") }),
+                            if earlier.is_empty() {
+                                "put a `chaos` step before it, or remove it (a check's faults are healed when it ends anyway)".to_string()
+                            } else {
+                                format!("heal `all` or one of the faults injected before it: {}", earlier.join(", "))
+                            },
+                        ));
+                    }
                     Some(Action::Check(k)) if !["linearizable", "no-lost-writes"].contains(&k.as_str()) => {
                         out.push(problem(format!("{sp}.action"), format!("unknown history check `{k}`"), "history checks: linearizable, no-lost-writes"));
                     }
@@ -587,7 +605,7 @@ fn action_word(a: &Action) -> &'static str {
         Action::Stop(_) => "stop anything",
         Action::Start(_) => "start anything",
         Action::Sleep(_) => "sleep",
-        Action::Chaos(_) => "inject a fault: there is nothing for chaos to break",
+        Action::Chaos(_) | Action::Heal(_) => "inject or heal a fault: there is nothing for chaos to break",
         Action::WaitLeader(_) => "wait for a leader",
         Action::Workload(_) | Action::Check(_) => "run a workload",
     }

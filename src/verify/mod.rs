@@ -211,6 +211,7 @@ pub async fn run(t: &Target<'_>, emit: &mut (dyn FnMut(&Event) + Send)) -> RunRe
                 run_net: run_net.clone(),
                 stopped: BTreeSet::new(),
                 faults: Vec::new(),
+                fault_names: BTreeMap::new(),
                 dir,
                 notes: Vec::new(),
             };
@@ -311,8 +312,10 @@ struct CheckRunner<'a> {
     run_net: String,
     /// Containers this check stopped; started again when it ends.
     stopped: BTreeSet<String>,
-    /// Faults this check injected; reverted when it ends.
+    /// Faults this check injected, with the step's fault name; reverted when
+    /// it ends, or earlier by a `heal` step.
     faults: Vec<FaultRecord>,
+    fault_names: BTreeMap<String, String>,
     /// This check's scratch directory (`run.dir`).
     dir: std::path::PathBuf,
     /// Lines for the verdict whatever the outcome (see `CheckResult::notes`).
@@ -642,7 +645,28 @@ impl<'a> CheckRunner<'a> {
                 if let Some(c) = targets.first() {
                     self.vars.insert("target".into(), serde_json::json!(c.node));
                 }
+                self.fault_names.insert(rec.id.clone(), step.fault.clone());
                 self.faults.push(rec);
+            }
+            Action::Heal(which) => {
+                let (heal, keep): (Vec<FaultRecord>, Vec<FaultRecord>) = std::mem::take(&mut self.faults).into_iter().partition(|f| which == "all" || self.fault_names.get(&f.id) == Some(which));
+                self.faults = keep;
+                let chaos = self.chaos();
+                for f in heal.iter().rev() {
+                    chaos.revert(f).await.map_err(|e| StepError::Lab(format!("healing {}: {e}", f.id)))?;
+                }
+                // What the faults stopped (kill, stop, outage) is started by
+                // the heal: wait until it is ready (and routed) again.
+                let mut back = BTreeSet::new();
+                for name in heal.iter().flat_map(|f| f.targets.iter()) {
+                    let Some(c) = self.t.plan.containers.iter().find(|c| &c.name == name) else { continue };
+                    if self.stopped.contains(name) || !back.insert(name.clone()) {
+                        continue;
+                    }
+                    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], c.port.host));
+                    wait_ready(&c.ready, addr, c.ready_timeout).await.map_err(|e| StepError::Lab(format!("{name} did not come back after the heal: {e}")))?;
+                    self.t.backend.wait_routed(name, c.ready_timeout).await.map_err(lab_err)?;
+                }
             }
             Action::WaitLeader(within) => {
                 let chaos = self.chaos();
@@ -800,6 +824,7 @@ fn verb(a: &Action) -> &'static str {
         Action::Start(_) => "starts",
         Action::Sleep(_) => "sleeps",
         Action::Chaos(_) => "breaks",
+        Action::Heal(_) => "heals",
         Action::WaitLeader(_) => "waits for a leader of",
         Action::Workload(_) => "runs a workload on",
         Action::Check(_) => "checks",
@@ -813,6 +838,7 @@ fn action_text(a: &Action) -> String {
         Action::Start(n) => format!("start {n}"),
         Action::Sleep(d) => format!("sleep {}", fmt_dur(*d)),
         Action::Chaos(c) => format!("chaos {} {}", c.fault, c.target.as_deref().unwrap_or("(its default target)")),
+        Action::Heal(w) => format!("heal {w}"),
         Action::WaitLeader(d) => format!("wait up to {} for a leader", fmt_dur(*d)),
         Action::Workload(_) => "run the workload".into(),
         Action::Check(k) => format!("check the history: {k}"),
