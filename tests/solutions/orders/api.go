@@ -45,6 +45,18 @@ func newAPI(s *store, b *broker, bug variant) http.Handler {
 			fail(w, http.StatusBadRequest, err.Error())
 			return
 		}
+		if bug.knownFirst {
+			// The mistake: the id is made known before RabbitMQ has the order.
+			fresh, err := s.claim(o.ID)
+			if err != nil {
+				fail(w, http.StatusServiceUnavailable, err.Error())
+				return
+			}
+			if !fresh {
+				writeJSON(w, http.StatusAccepted, map[string]string{"id": o.ID, "status": "queued"})
+				return
+			}
+		}
 		// A broker under load (a slow disk syncing persistent messages) can take
 		// seconds to confirm; 503 only after 8 s (the README's bound).
 		ctx, cancel := context.WithTimeout(r.Context(), 8*time.Second)

@@ -76,6 +76,14 @@ func (s *store) queued(o order) error {
 	return err
 }
 
+// claim records a submitted order as queued; false when its id is already
+// recorded (the known-first variant's early duplicate check).
+func (s *store) claim(id string) (bool, error) {
+	c := s.pool.Get()
+	defer c.Close()
+	return redis.Bool(c.Do("HSETNX", "order:"+id, "status", "queued"))
+}
+
 // attempt counts one failed processing attempt of an order (one that could
 // not be applied), unless the order is already done.
 func (s *store) attempt(id string) error {

@@ -19,6 +19,7 @@ type variant struct {
 	transient       bool // the API publishes orders as transient (non-persistent) messages
 	noConfirm       bool // the API answers 202 as soon as the message is written, without the broker's confirm
 	retriesAsString bool // the x-retries header is a string ("3"), not a number
+	knownFirst      bool // the API records the id before publishing, and answers 202 without publishing for an id it has recorded
 }
 
 var variants = map[string]variant{
@@ -45,6 +46,10 @@ var variants = map[string]variant{
 	"no-confirm": {
 		description: "the API answers 202 without waiting for the broker's confirm: an order RabbitMQ never got is reported accepted",
 		noConfirm:   true,
+	},
+	"known-first": {
+		description: "the API records the order's id before publishing it and skips ids it has recorded: a submission answered 503 leaves its id known, and the next one is answered 202 without being published",
+		knownFirst:  true,
 	},
 	"retries-as-string": {
 		description:     "the x-retries header is written as a string (\"3\"), not a number",
