@@ -97,3 +97,9 @@ fn running(instance: &str) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Each check alone (`--check`) gives the verdict it has in the whole run.
+#[test]
+fn each_check_alone_gives_the_verdict_of_the_whole_run() {
+    common::each_check_alone_gives_the_verdict_of_the_whole_run("chat", &chat(), "alone");
+}

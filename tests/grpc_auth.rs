@@ -201,3 +201,9 @@ fn a_hostile_service_fails_its_checks_without_hanging_verify() {
         assert!(got.contains(words), "{name}: {got}");
     }
 }
+
+/// Each check alone (`--check`) gives the verdict it has in the whole run.
+#[test]
+fn each_check_alone_gives_the_verdict_of_the_whole_run() {
+    common::each_check_alone_gives_the_verdict_of_the_whole_run("grpc-auth", &auth_solution(), "alone");
+}

@@ -145,3 +145,9 @@ fn a_service_on_the_host_is_scraped_through_the_gateway() {
     assert_eq!(check(&report, "target-down-when-service-stops")["status"], "skipped", "lab cannot stop a service it does not run");
     assert_gone("lab-monitoring--host");
 }
+
+/// Each check alone (`--check`) gives the verdict it has in the whole run.
+#[test]
+fn each_check_alone_gives_the_verdict_of_the_whole_run() {
+    common::each_check_alone_gives_the_verdict_of_the_whole_run("monitoring", &solution(), "alone");
+}

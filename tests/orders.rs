@@ -140,3 +140,12 @@ fn a_hostile_service_fails_its_checks_without_hanging_verify() {
         assert_eq!(check(&report, "burst-drain")["status"], "skipped", "{name}");
     }
 }
+
+/// Each check alone (`--check`) gives the verdict it has in the whole run;
+/// the timed ones (drain, restart) are printed side by side for the record.
+#[test]
+fn each_check_alone_gives_the_verdict_of_the_whole_run() {
+    for (name, whole, alone) in common::each_check_alone_gives_the_verdict_of_the_whole_run("orders", &orders(), "alone") {
+        eprintln!("{name}: {:.2} s in the whole run, {:.2} s alone", whole["duration"].as_f64().unwrap_or_default(), alone["duration"].as_f64().unwrap_or_default());
+    }
+}

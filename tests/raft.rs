@@ -183,3 +183,9 @@ fn an_interrupted_verify_reverts_the_faults_it_made() {
     let key = report["history"]["ops"][0]["key"].as_str().unwrap_or_default().to_string();
     assert!(key.len() > 3 && key.contains("-k"), "keys carry the run's id: {key}");
 }
+
+/// Each check alone (`--check`) gives the verdict it has in the whole run.
+#[test]
+fn each_check_alone_gives_the_verdict_of_the_whole_run() {
+    common::each_check_alone_gives_the_verdict_of_the_whole_run("raft", &raft(), "alone");
+}

@@ -187,3 +187,9 @@ fn a_hostile_program_fails_its_checks_without_hanging_verify() {
     let left = std::process::Command::new("pgrep").args(["-f", "^sleep 613$"]).output().unwrap();
     assert!(left.stdout.is_empty(), "left running: {}", String::from_utf8_lossy(&left.stdout));
 }
+
+/// Each check alone (`--check`) gives the verdict it has in the whole run.
+#[test]
+fn each_check_alone_gives_the_verdict_of_the_whole_run() {
+    common::each_check_alone_gives_the_verdict_of_the_whole_run("task-cli", &task_cli(), "alone");
+}

@@ -130,6 +130,9 @@ pub const ORDERS_BUGS: &[(&str, &str, &str)] = &[
     ("transient", "queued-orders-survive-restart", "expected JSON /orders = 10"),
     // 202 without the broker's confirm: with the link to RabbitMQ cut, the order is "accepted" anyway.
     ("no-confirm", "no-202-without-confirm", "got status 202 Accepted; expected status 503"),
+    // The id made known before RabbitMQ had the order: refused with 503, then
+    // "accepted" again without being published, never applied.
+    ("known-first", "resubmit-after-503", r#"got JSON /status = "queued" on every poll"#),
     // x-retries = "3": a string where every consumer reads a number.
     ("retries-as-string", "poison-to-dlq", r#"x-retries = "3" (a string)"#),
 ];
@@ -390,4 +393,34 @@ pub fn textkv_dist() -> &'static Path {
         std::fs::write(dist.join("textkv.conf"), TEXTKV_CONF).unwrap();
         dist
     })
+}
+
+/// `lab verify` of a lab's reference solution on one instance kept up: the
+/// whole run first, then each of its checks alone (`--check`, in the README's
+/// order, with the required stages before it): each gives the verdict it had
+/// in the whole run, so no check owes its verdict to what an earlier one left.
+/// Returns each check's outcome: (name, in the whole run, alone).
+pub fn each_check_alone_gives_the_verdict_of_the_whole_run(lab_name: &'static str, solution: &Path, student: &'static str) -> Vec<(String, serde_json::Value, serde_json::Value)> {
+    let _down = Down(lab_name, Some(student));
+    let verify = |extra: &[&str]| {
+        let mut c = lab();
+        c.args(["verify", lab_name, "--student", student, "--output", "json", "--keep", "--solution"]).arg(solution).args(extra);
+        let out = run(c);
+        let report = json(&out);
+        (out.status.code(), report)
+    };
+    let (code, whole) = verify(&[]);
+    assert_eq!(code, Some(0), "{whole:#}");
+    let checks: Vec<(String, String)> = whole["checks"].as_array().unwrap().iter().map(|c| (c["name"].as_str().unwrap().to_string(), c["status"].as_str().unwrap().to_string())).collect();
+    assert!(checks.len() > 3, "{whole:#}");
+    let mut took = Vec::new();
+    for (name, status) in &checks {
+        let (code, alone) = verify(&["--check", name]);
+        let ran: Vec<&str> = alone["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert_eq!(ran.last(), Some(&name.as_str()), "{name} alone ran {ran:?}: {alone:#}");
+        assert_eq!(check(&alone, name)["status"].as_str(), Some(status.as_str()), "{name} alone: {alone:#}");
+        assert_eq!(code, Some(0), "{name} alone: {alone:#}");
+        took.push((name.clone(), check(&whole, name).clone(), check(&alone, name).clone()));
+    }
+    took
 }
