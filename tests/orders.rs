@@ -28,7 +28,7 @@ fn the_reference_solution_passes_every_check() {
     let out = run(c);
     let report = json(&out);
     assert_eq!(out.status.code(), Some(0), "{report:#}");
-    assert_eq!(report["summary"]["passed"], 13);
+    assert_eq!(report["summary"]["passed"], 14);
     assert_eq!(report["summary"]["failed"], 0);
     // The JUnit report names every check.
     let text = std::fs::read_to_string(&xml).unwrap();
@@ -45,6 +45,7 @@ fn the_reference_solution_passes_every_check() {
         "survives-rabbitmq-restart",
         "queued-orders-survive-restart",
         "no-202-without-confirm",
+        "resubmit-after-503",
         "burst-drain",
     ] {
         assert!(text.contains(&format!(r#"<testcase name="{name}""#)), "{name} missing from\n{text}");
