@@ -109,7 +109,7 @@ fn a_go_mod_requiring_a_module_this_machine_lacks_says_which() {
 /// first, then each check alone, in the README's order.
 #[test]
 fn each_check_alone_gives_the_verdict_of_the_whole_run() {
-    each_check_alone_gives_the_verdict_of_the_whole_run("url-shortener", &shortener(), "alone");
+    common::each_check_alone_gives_the_verdict_of_the_whole_run("url-shortener", &shortener(), "alone");
     let _down = Down("url-shortener", Some("alone"));
     let mut c = lab();
     c.args(["verify", "url-shortener", "--student", "alone", "--check", "no-such-check", "--solution"]).arg(shortener());
