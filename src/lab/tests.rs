@@ -410,3 +410,23 @@ fn a_heal_step_must_follow_a_chaos_step_of_its_fault() {
     let errs = errors(&early);
     assert!(errs.iter().any(|e| e.message.contains("heal `all`, but no earlier step of this check injects a fault")), "{errs:#?}");
 }
+
+#[test]
+fn hints_no_step_can_trigger_are_refused_at_their_key() {
+    let bad = GOOD.replacen("        expect: it answers\n", "        expect: it answers\n        hints: { stuck: lost }\n", 1);
+    let errs = errors(&bad);
+    let (line, _) = line_col(&bad, "hints: { stuck: lost }");
+    let e = errs.iter().find(|e| e.message.contains("hint `stuck` can never be shown")).unwrap_or_else(|| panic!("{errs:#?}"));
+    assert_eq!(e.line, line, "{e}");
+    assert!(e.message.contains("expects a number"), "{e}");
+    // A number expected but not polled: `over` can show, `rising` cannot.
+    let steps = "          - request: { path: /count }\n            expect: { json: { /n: { equals: \"3\" } } }\n";
+    let some =
+        GOOD.replacen("        expect: it answers\n", "        expect: it answers\n        hints: { over: twice, rising: slow }\n", 1).replacen("          - action: { restart: cache }\n", steps, 1);
+    let errs = errors(&some);
+    assert!(!errs.iter().any(|e| e.message.contains("hint `over`")), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.message.contains("hint `rising` can never be shown: no step of this check polls a number")), "{errs:#?}");
+    // Polled: all three can show.
+    let polled = some.replacen("expect: { json: { /n: { equals: \"3\" } } }", "retry_for: 5s\n            expect: { json: { /n: { equals: \"3\" } } }", 1);
+    assert!(parse("demo/lab.yaml", &polled, Some("demo")).is_ok());
+}

@@ -315,6 +315,7 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
             if check.steps.is_empty() {
                 out.push(problem(format!("{cp}.steps"), "a check needs at least one step", ""));
             }
+            hints_can_show(check, &cp, &mut out);
             // What each step may use: the base variables and what the steps before it set.
             let mut scope = Scope { vars: base_vars.clone(), set: BTreeSet::new(), why: BTreeMap::new(), step: 0, check: check.name.clone() };
             for (name, other) in &saved_in {
@@ -595,6 +596,25 @@ fn validate_cli(def: &LabDef, out: &mut Vec<Problem>) {
                     Some(a) => out.push(problem(format!("{p}.action"), format!("a command-line lab cannot {}", action_word(a)), WHY)),
                 }
             }
+        }
+    }
+}
+
+/// A check's `hints:` follow how a polled number ended: each needs a step
+/// that expects a number with `equals` (`over`), polled with `retry_for`
+/// (`rising`, `stuck`); one that no step can trigger is never shown.
+fn hints_can_show(check: &crate::lab::Check, cp: &str, out: &mut Vec<Problem>) {
+    let numeric = |st: &crate::lab::Step| st.expect.as_ref().is_some_and(|e| e.json.values().any(|m| m.equals.as_deref().is_some_and(|v| v.trim().parse::<f64>().is_ok() || v.contains("{{"))));
+    let any = check.steps.iter().any(numeric);
+    let polled = check.steps.iter().any(|st| numeric(st) && st.retry_for.is_some());
+    let h = &check.hints;
+    for (name, given, can) in [("over", h.over.is_some(), any), ("rising", h.rising.is_some(), polled), ("stuck", h.stuck.is_some(), polled)] {
+        if given && !can {
+            out.push(problem(
+                format!("{cp}.hints.{name}"),
+                format!("hint `{name}` can never be shown: no step of this check {}", if any { "polls a number (`retry_for`)" } else { "expects a number (`equals` on a JSON pointer)" }),
+                "these hints follow how a number a step expects with `equals` ended (above it: over; below and still moving or not when `retry_for` ran out: rising, stuck); add such a step, or put the text in `hint`",
+            ));
         }
     }
 }
