@@ -91,6 +91,37 @@ pub struct CheckResult {
     /// passes with a warning.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// What the check's passed steps measured (see [`Measured`]), so a run
+    /// can be compared with another (e.g. a drain rate alone and after
+    /// other checks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measured: Vec<Measured>,
+}
+
+/// A figure a passed step measured: how long a polled step (`retry_for`)
+/// took to pass, or a number the step's expectation held within bounds
+/// (`min`/`max` on a JSON pointer).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Measured {
+    /// The step (1-based).
+    pub step: usize,
+    /// `passed after` for a polled step, else the JSON pointer.
+    pub what: String,
+    pub value: f64,
+    /// `s` for a time, empty for a number of the answer.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub unit: String,
+}
+
+impl std::fmt::Display for Measured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = if self.value.fract() == 0.0 && self.value.abs() < 1e15 { format!("{}", self.value as i64) } else { format!("{:.2}", self.value) };
+        if self.unit.is_empty() {
+            write!(f, "step {}: {} = {v}", self.step, self.what)
+        } else {
+            write!(f, "step {}: {} {v} {}", self.step, self.what, self.unit)
+        }
+    }
 }
 
 /// Totals of a run.

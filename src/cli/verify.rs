@@ -33,7 +33,7 @@ pub struct VerifyArgs {
     /// The workload's seed (its choices of keys, values, nodes, nemesis targets); default: the lab's, else a fresh one, printed.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-    /// Show each step as it runs.
+    /// Show each step as it runs, and what a passed check measured.
     #[arg(long, short)]
     pub verbose: bool,
     /// Run only this check (repeatable), with the required stages before it (`lab show <lab>` lists the checks).
@@ -224,7 +224,7 @@ fn startup_failure(lab: &crate::lab::Lab, only: &verify::Selection, instance: &s
     let outcome = Outcome::Failed(Failure { summary, sent: String::new(), got, expected: expect.to_string(), hint, step: 1, logs: vec![] });
     let mut s = Summary::default();
     s.add(&outcome);
-    let mut checks = vec![CheckResult { stage: "startup".into(), name: name.into(), expect: expect.into(), outcome, duration: took, notes: vec![] }];
+    let mut checks = vec![CheckResult { stage: "startup".into(), name: name.into(), expect: expect.into(), outcome, duration: took, notes: vec![], measured: vec![] }];
     let reason = if name == "service-builds" { "the service did not build" } else { "the service did not start" };
     for (stage, picked) in only.pick(&lab.def) {
         for c in picked {
@@ -235,6 +235,7 @@ fn startup_failure(lab: &crate::lab::Lab, only: &verify::Selection, instance: &s
                 outcome: Outcome::Skipped { reason: reason.into() },
                 duration: Duration::ZERO,
                 notes: vec![],
+                measured: vec![],
             };
             s.add(&r.outcome);
             checks.push(r);

@@ -813,7 +813,7 @@ mod tests {
     }
 
     fn check(stage: &str, name: &str, outcome: Outcome) -> CheckResult {
-        CheckResult { stage: stage.into(), name: name.into(), expect: format!("{name} works"), outcome, duration: Duration::from_millis(12), notes: vec![] }
+        CheckResult { stage: stage.into(), name: name.into(), expect: format!("{name} works"), outcome, duration: Duration::from_millis(12), notes: vec![], measured: vec![] }
     }
 
     fn failure(summary: &str) -> Outcome {

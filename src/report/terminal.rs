@@ -81,7 +81,15 @@ impl<W: Write> Terminal<W> {
             }
         };
         match &r.outcome {
-            Outcome::Passed => notes(&mut s),
+            Outcome::Passed => {
+                notes(&mut s);
+                // What its steps measured (polled times, bounded numbers), with --verbose.
+                if self.verbose {
+                    for m in &r.measured {
+                        s.push_str(&format!("      measured: {m}\n"));
+                    }
+                }
+            }
             Outcome::Skipped { reason } => {
                 s.push_str(&format!("      skipped: {reason}\n"));
                 notes(&mut s);
@@ -153,7 +161,7 @@ mod tests {
     use std::time::Duration;
 
     fn result(outcome: Outcome, notes: Vec<String>) -> CheckResult {
-        CheckResult { stage: "consistency".into(), name: "linearizable".into(), expect: "the history is linearizable".into(), outcome, duration: Duration::from_secs(14), notes }
+        CheckResult { stage: "consistency".into(), name: "linearizable".into(), expect: "the history is linearizable".into(), outcome, duration: Duration::from_secs(14), notes, measured: vec![] }
     }
 
     #[test]
@@ -179,5 +187,19 @@ mod tests {
         assert_eq!(lines[3], "                second line");
         assert!(lines[4].starts_with("      expected: "), "{text}");
         assert_eq!(lines[5], "      sent:     120 operations");
+    }
+
+    #[test]
+    fn what_a_passed_check_measured_shows_with_verbose_only() {
+        let mut r = result(Outcome::Passed, vec![]);
+        r.measured = vec![
+            crate::event::Measured { step: 2, what: "/drain/rate".into(), value: 1540.25, unit: String::new() },
+            crate::event::Measured { step: 4, what: "passed after".into(), value: 4.0, unit: "s".into() },
+        ];
+        assert_eq!(Terminal::new(Vec::new(), false).check_line(&r).lines().count(), 1);
+        let t = Terminal { out: Vec::new(), color: false, verbose: true };
+        let text = t.check_line(&r);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1..], ["      measured: step 2: /drain/rate = 1540.25", "      measured: step 4: passed after 4 s"], "{text}");
     }
 }

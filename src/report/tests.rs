@@ -5,7 +5,15 @@ use crate::event::{CheckResult, Failure, Outcome, RunReport, Summary};
 
 fn sample() -> RunReport {
     let checks = vec![
-        CheckResult { stage: "links".into(), name: "create-link".into(), expect: "POST /api/links answers 201".into(), outcome: Outcome::Passed, duration: Duration::from_millis(12), notes: vec![] },
+        CheckResult {
+            stage: "links".into(),
+            name: "create-link".into(),
+            expect: "POST /api/links answers 201".into(),
+            outcome: Outcome::Passed,
+            duration: Duration::from_millis(12),
+            notes: vec![],
+            measured: vec![],
+        },
         CheckResult {
             stage: "links".into(),
             name: "redirect".into(),
@@ -21,6 +29,7 @@ fn sample() -> RunReport {
             }),
             duration: Duration::from_millis(7),
             notes: vec![],
+            measured: vec![],
         },
         CheckResult {
             stage: "persistence".into(),
@@ -29,6 +38,7 @@ fn sample() -> RunReport {
             outcome: Outcome::Skipped { reason: "it restarts the service, which lab does not run with --target".into() },
             duration: Duration::ZERO,
             notes: vec![],
+            measured: vec![],
         },
         CheckResult {
             stage: "persistence".into(),
@@ -37,6 +47,7 @@ fn sample() -> RunReport {
             outcome: Outcome::Error { message: "step 2: no container x".into() },
             duration: Duration::from_millis(1),
             notes: vec![],
+            measured: vec![],
         },
     ];
     let mut summary = Summary::default();

@@ -187,6 +187,7 @@ pub async fn run(t: &Target<'_>, emit: &mut (dyn FnMut(&Event) + Send)) -> RunRe
                     outcome: Outcome::Skipped { reason: reason.clone() },
                     duration: Duration::ZERO,
                     notes: vec![],
+                    measured: vec![],
                 };
                 summary.add(&r.outcome);
                 emit(&Event::CheckFinished(r.clone()));
@@ -214,6 +215,7 @@ pub async fn run(t: &Target<'_>, emit: &mut (dyn FnMut(&Event) + Send)) -> RunRe
                 fault_names: BTreeMap::new(),
                 dir,
                 notes: Vec::new(),
+                measured: Vec::new(),
             };
             let mut outcome = runner.run(emit).await;
             if let Err(e) = runner.restore().await {
@@ -225,7 +227,15 @@ pub async fn run(t: &Target<'_>, emit: &mut (dyn FnMut(&Event) + Send)) -> RunRe
                 f.logs = service_logs(t).await;
             }
             stage_failed |= matches!(outcome, Outcome::Failed(_) | Outcome::Error { .. });
-            let r = CheckResult { stage: stage.stage.clone(), name: check.name.clone(), expect: check.expect.clone(), outcome, duration: began.elapsed(), notes: std::mem::take(&mut runner.notes) };
+            let r = CheckResult {
+                stage: stage.stage.clone(),
+                name: check.name.clone(),
+                expect: check.expect.clone(),
+                outcome,
+                duration: began.elapsed(),
+                notes: std::mem::take(&mut runner.notes),
+                measured: std::mem::take(&mut runner.measured),
+            };
             summary.add(&r.outcome);
             emit(&Event::CheckFinished(r.clone()));
             results.push(r);
@@ -292,6 +302,18 @@ fn log_excerpt(node: &str, lines: Result<Vec<String>, String>, tail: usize) -> V
 #[cfg(test)]
 mod log_excerpt_tests {
     #[test]
+    fn a_passed_step_measures_its_poll_time_and_its_bounded_numbers() {
+        let step: crate::lab::Step =
+            serde_yaml::from_str("request: { path: /x }\nretry_for: 5s\nexpect: { json: { /rate: { min: 100 }, /n: { equals: \"3\" }, /s: { max: 9 }, /gone: { min: 1 } } }").unwrap();
+        let got = super::measured(&step, 3, &serde_json::json!({"rate": 1540.5, "n": 3, "s": "7"}), Some(std::time::Duration::from_millis(4211)));
+        let shown: Vec<String> = got.iter().map(|m| m.to_string()).collect();
+        assert_eq!(shown, ["step 3: passed after 4.21 s", "step 3: /rate = 1540.50", "step 3: /s = 7"]);
+        // Not polled, nothing bounded: nothing measured.
+        let plain: crate::lab::Step = serde_yaml::from_str("request: { path: /x }\nexpect: { status: 200 }").unwrap();
+        assert!(super::measured(&plain, 1, &serde_json::json!({}), None).is_empty());
+    }
+
+    #[test]
     fn each_excerpt_names_its_node() {
         let lines = (1..=30).map(|i| format!("line {i}")).collect::<Vec<_>>();
         let v = super::log_excerpt("app-2", Ok(lines), 8);
@@ -320,6 +342,8 @@ struct CheckRunner<'a> {
     dir: std::path::PathBuf,
     /// Lines for the verdict whatever the outcome (see `CheckResult::notes`).
     notes: Vec<String>,
+    /// What passed steps measured (see `CheckResult::measured`).
+    measured: Vec<crate::event::Measured>,
 }
 
 /// What one attempt of a request or probe step got.
@@ -515,6 +539,14 @@ impl<'a> CheckRunner<'a> {
                         // What a probe measured (e.g. a drain rate) shows with --verbose.
                         if let (Got::Probe(Ok(a)), 1) = (&result, times) {
                             emit(&Event::Step { check: self.check.name.clone(), text: format!("answer: {}", crate::probe::excerpt(&a.shown.replace('\n', "; "), 300)) });
+                        }
+                        if times == 1 {
+                            let value = match &result {
+                                Got::Http(Ok(r)) => serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null),
+                                Got::Probe(Ok(a)) => a.value.clone(),
+                                _ => serde_json::Value::Null,
+                            };
+                            self.measured.extend(measured(step, n, &value, step.retry_for.map(|_| polled.elapsed())));
                         }
                         break;
                     }
@@ -815,6 +847,25 @@ impl<'a> CheckRunner<'a> {
         }
         Ok(())
     }
+}
+
+/// What a passed step measured: how long it was polled until it passed, and
+/// each number its expectation bounds with `min`/`max`.
+fn measured(step: &Step, n: usize, answer: &serde_json::Value, polled: Option<Duration>) -> Vec<crate::event::Measured> {
+    let mut out = Vec::new();
+    if let Some(d) = polled {
+        out.push(crate::event::Measured { step: n, what: "passed after".into(), value: (d.as_secs_f64() * 1000.0).round() / 1000.0, unit: "s".into() });
+    }
+    for (ptr, m) in step.expect.iter().flat_map(|e| e.json.iter()) {
+        if m.min.is_none() && m.max.is_none() {
+            continue;
+        }
+        let v = answer.pointer(ptr).and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())));
+        if let Some(value) = v {
+            out.push(crate::event::Measured { step: n, what: ptr.clone(), value, unit: String::new() });
+        }
+    }
+    out
 }
 
 fn verb(a: &Action) -> &'static str {

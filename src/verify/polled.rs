@@ -32,6 +32,11 @@ impl Polled {
         Polled { start: Instant::now(), seen: Vec::new(), polls: 0, last: Duration::ZERO }
     }
 
+    /// Time since the first poll.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
     /// One poll's answer (as the mismatch words it).
     pub fn see(&mut self, got: &str) {
         self.see_at(self.start.elapsed(), got);
