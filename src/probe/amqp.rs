@@ -591,8 +591,8 @@ mod tests {
         let from = Instant::now() - Duration::from_secs(1);
         let v = drain(&d, &http::client(), from, 10).await;
         assert_eq!(v["reached"], true, "{v}");
-        // The second before the first poll and the 3 idle polls after it are not the service's own time.
-        assert!(v["wait_ms"].as_u64().unwrap() >= 1100, "{v}");
+        // The second before the first poll and the 3 idle polls after it (10 ms apart) are not the service's own time.
+        assert!(v["wait_ms"].as_u64().unwrap() >= 1030, "{v}");
         assert!(v["own_ms"].as_u64().unwrap() < 500, "{v}");
         assert!(v["rate"].as_u64().unwrap() >= 20, "{v}");
     }
