@@ -69,13 +69,16 @@ pub enum Error {
     Interrupted,
     #[error("{0}")]
     Io(String),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Roster(#[from] crate::class::RosterError),
 }
 
 impl Error {
     /// The exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Load(_) | Error::Usage(_) | Error::Plan(_) => exit::BAD_INPUT,
+            Error::Load(_) | Error::Usage(_) | Error::Plan(_) | Error::Roster(_) => exit::BAD_INPUT,
             Error::Backend(b) if b.unreachable() => exit::BACKEND_UNREACHABLE,
             Error::Backend(BackendError::Unsupported { .. }) => exit::BAD_INPUT,
             Error::Build(BuildError::Compile { .. } | BuildError::Libraries { .. }) | Error::ServiceNotReady { .. } | Error::ServiceExited { .. } => exit::CHECKS_FAILED,

@@ -9,6 +9,7 @@ pub mod backend;
 pub mod build;
 pub mod chaos;
 pub mod checker;
+pub mod class;
 pub mod cli;
 pub mod error;
 pub mod event;

@@ -19,6 +19,8 @@ use crate::plan::{labels, ContainerSpec, Plan, Reach, Role};
 
 /// The label on a fault's record volume, holding the record as JSON.
 const FAULT_LABEL: &str = "lab.fault";
+/// A student's last verdict, on a labelled volume of their instance.
+const VERDICT_LABEL: &str = "lab.verdict";
 
 /// Memory of a container (no swap beyond it): the learner's service 512 MiB, a dependency 1 GiB (as the pods' limits).
 /// The learner's service runs as nobody, with no capability, no way to gain
@@ -551,6 +553,45 @@ impl DockerBackend {
             .await
             .map_err(op_err(format!("recording fault {name}")))?;
         Ok(())
+    }
+
+    /// Volume labels cannot change: each verdict is a new volume (named by
+    /// its time), then the older ones of the instance go.
+    pub async fn record_verdict(&self, v: &crate::class::Verdict) -> Result<(), BackendError> {
+        let mut l = HashMap::new();
+        l.insert(labels::INSTANCE.to_string(), v.instance.clone());
+        l.insert(labels::LAB.to_string(), v.lab.clone());
+        l.insert(labels::STUDENT.to_string(), v.student.clone());
+        l.insert(VERDICT_LABEL.to_string(), serde_json::to_string(v).expect("verdict serializes"));
+        let name = format!("{}-verdict-{}-{}", v.instance, v.at, std::process::id());
+        self.docker
+            .create_volume(bollard::volume::CreateVolumeOptions { name: name.clone(), driver: "local".into(), labels: l, ..Default::default() })
+            .await
+            .map_err(op_err(format!("recording the verdict of {}", v.instance)))?;
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), vec![VERDICT_LABEL.to_string(), format!("{}={}", labels::INSTANCE, v.instance)]);
+        let vols = self.docker.list_volumes(Some(ListVolumesOptions { filters })).await.map_err(op_err("listing verdicts"))?;
+        for old in vols.volumes.unwrap_or_default().into_iter().filter(|o| o.name != name) {
+            match self.docker.remove_volume(&old.name, Some(RemoveVolumeOptions { force: true })).await {
+                Ok(()) => {}
+                Err(e) if is_404(&e) => {}
+                Err(e) => return Err(op_err(format!("removing an older verdict {}", old.name))(e)),
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn verdicts(&self, lab: &str) -> Result<Vec<crate::class::Verdict>, BackendError> {
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), vec![VERDICT_LABEL.to_string(), format!("{}={lab}", labels::LAB)]);
+        let vols = self.docker.list_volumes(Some(ListVolumesOptions { filters })).await.map_err(op_err("listing verdicts"))?;
+        let mut latest: BTreeMap<String, crate::class::Verdict> = BTreeMap::new();
+        for v in vols.volumes.unwrap_or_default().into_iter().filter_map(|v| serde_json::from_str::<crate::class::Verdict>(v.labels.get(VERDICT_LABEL)?).ok()) {
+            if latest.get(&v.instance).is_none_or(|o| o.at <= v.at) {
+                latest.insert(v.instance.clone(), v);
+            }
+        }
+        Ok(latest.into_values().collect())
     }
 
     pub async fn faults(&self, instance: Option<&str>) -> Result<Vec<FaultRecord>, BackendError> {

@@ -18,6 +18,7 @@ struct State {
     calls: Vec<String>,
     missing: Vec<String>,
     faults: Vec<FaultRecord>,
+    verdicts: Vec<crate::class::Verdict>,
     net_error: Option<String>,
 }
 
@@ -203,6 +204,16 @@ impl FakeBackend {
 
     pub async fn faults(&self, instance: Option<&str>) -> Result<Vec<FaultRecord>, BackendError> {
         Ok(self.state.lock().unwrap().faults.iter().filter(|f| instance.is_none_or(|i| f.instance == i)).cloned().collect())
+    }
+    pub async fn record_verdict(&self, v: &crate::class::Verdict) -> Result<(), BackendError> {
+        self.call(format!("verdict {}", v.instance));
+        let mut st = self.state.lock().unwrap();
+        st.verdicts.retain(|x| x.instance != v.instance);
+        st.verdicts.push(v.clone());
+        Ok(())
+    }
+    pub async fn verdicts(&self, lab: &str) -> Result<Vec<crate::class::Verdict>, BackendError> {
+        Ok(self.state.lock().unwrap().verdicts.iter().filter(|v| v.lab == lab).cloned().collect())
     }
     pub async fn clear_fault(&self, f: &FaultRecord) -> Result<(), BackendError> {
         self.call(format!("clear {}", f.id));

@@ -367,6 +367,15 @@ impl Backend {
     pub async fn faults(&self, instance: Option<&str>) -> Result<Vec<FaultRecord>, BackendError> {
         dispatch!(self, b => b.faults(instance).await)
     }
+    /// Keep what a student's last `lab verify` said with their instance
+    /// (replacing the one before), so every machine that sees the backend sees it.
+    pub async fn record_verdict(&self, v: &crate::class::Verdict) -> Result<(), BackendError> {
+        dispatch!(self, b => b.record_verdict(v).await)
+    }
+    /// The verdicts kept for a lab's instances (the latest of each).
+    pub async fn verdicts(&self, lab: &str) -> Result<Vec<crate::class::Verdict>, BackendError> {
+        dispatch!(self, b => b.verdicts(lab).await)
+    }
     /// Forget a fault (after reverting it).
     pub async fn clear_fault(&self, f: &FaultRecord) -> Result<(), BackendError> {
         dispatch!(self, b => b.clear_fault(f).await)

@@ -780,6 +780,25 @@ impl KubeBackend {
         Ok(())
     }
 
+    /// A ConfigMap `lab-verdict` in the student's namespace, applied (so a
+    /// new verdict replaces the one before).
+    pub async fn record_verdict(&self, v: &crate::class::Verdict) -> Result<(), BackendError> {
+        let cm = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "lab-verdict", "namespace": v.instance, "labels": {labels::INSTANCE: v.instance, labels::LAB: v.lab, labels::STUDENT: v.student, "lab.verdict": "true"}},
+            "data": {"verdict": serde_json::to_string(v).expect("verdict serializes")},
+        });
+        self.configmaps(&v.instance).patch("lab-verdict", &apply_params(), &Patch::Apply(&cm)).await.map_err(kube_err(format!("recording the verdict of {}", v.instance)))?;
+        Ok(())
+    }
+
+    pub async fn verdicts(&self, lab: &str) -> Result<Vec<crate::class::Verdict>, BackendError> {
+        let lp = ListParams::default().labels(&format!("lab.verdict,{}={lab}", labels::LAB));
+        let list = Api::<ConfigMap>::all(self.client.clone()).list(&lp).await.map_err(kube_err("listing verdicts"))?;
+        Ok(list.items.into_iter().filter_map(|c| serde_json::from_str(c.data?.get("verdict")?).ok()).collect())
+    }
+
     pub async fn faults(&self, instance: Option<&str>) -> Result<Vec<FaultRecord>, BackendError> {
         let lp = ListParams::default().labels(FAULT_LABEL);
         let list = match instance {
