@@ -537,3 +537,38 @@ fn every_other_lab_passes_on_the_cluster_and_a_bug_fails_at_its_docker_check() {
         each_variant_fails_at_its_check_with(v, picked, lab_on_cluster, assert_namespace_gone);
     }
 }
+
+/// `lab class` on the cluster: a namespace per student, each verdict kept as
+/// a ConfigMap in it and read back by `class status`, `class down` removes
+/// the namespaces.
+#[test]
+fn a_class_on_the_cluster_keeps_each_verdict_in_the_students_namespace() {
+    let _down = [KDown("url-shortener", "k1"), KDown("url-shortener", "k2")];
+    let dir = tempfile::tempdir().unwrap();
+    common::shortener_with_bug(&dir.path().join("broken"), "redirect-301");
+    let roster = dir.path().join("class.yaml");
+    std::fs::write(&roster, format!("- id: k2\n  name: Broken\n  solution: broken\n- id: k1\n  name: Good\n  solution: {}\n", shortener().display())).unwrap();
+    let mut c = klab();
+    c.args(["class", "up", "url-shortener", "--roster"]).arg(&roster);
+    assert_eq!(run(c).status.code(), Some(0));
+    let mut c = klab();
+    c.args(["class", "verify", "url-shortener", "--roster"]).arg(&roster);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("not: k2"), "{}", stdout(&out));
+    // The verdict is an object of the student's namespace.
+    let data = kubectl_out(&["get", "configmap", "lab-verdict", "-n", "lab-url-shortener--k2", "-o", "jsonpath={.data.verdict}"]);
+    let v: serde_json::Value = serde_json::from_str(&data).unwrap_or_else(|e| panic!("{e}: {data}"));
+    assert_eq!(v["first_failed"], "redirect", "{v:#}");
+    let mut c = klab();
+    c.args(["class", "status", "url-shortener", "--json"]);
+    let status = json(&run(c));
+    let rows = status["students"].as_array().unwrap();
+    assert_eq!(rows.iter().map(|r| (r["student"].as_str().unwrap(), r["verdict"]["failed"].as_u64().unwrap())).collect::<Vec<_>>(), [("k1", 0), ("k2", 1)], "{status:#}");
+    let mut c = klab();
+    c.args(["class", "down", "url-shortener", "--yes"]);
+    assert_eq!(run(c).status.code(), Some(0));
+    for s in ["k1", "k2"] {
+        assert!(!namespace_exists(&format!("lab-url-shortener--{s}")), "namespace of {s} left");
+    }
+}

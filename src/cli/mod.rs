@@ -3,6 +3,7 @@
 
 mod chaos;
 mod check;
+mod class;
 mod down;
 mod export;
 mod images;
@@ -115,6 +116,9 @@ pub enum Command {
         #[arg(long)]
         student: Option<String>,
     },
+    /// A class: an instance of a lab per student of a roster (up, verify, status, down).
+    #[command(subcommand)]
+    Class(class::ClassCommand),
     /// Remove a lab's instance (containers, network, volumes), or all with --all.
     #[command(after_help = "Examples:\n  lab down url-shortener\n  lab down --all")]
     Down {
@@ -317,6 +321,20 @@ pub async fn run(cli: Cli) -> i32 {
         }
         Err(e) => return exit_code(Err(Error::Usage(e))),
     }
+    // What each student's own `lab` process of `lab class` gets again.
+    let mut globals = class::Globals::default();
+    for d in &cli.labs {
+        globals.args.extend(["--labs".into(), d.clone().into_os_string()]);
+    }
+    if let Some((kind, context)) = BACKEND.get() {
+        globals.args.extend(["--backend".into(), (if *kind == crate::backend::BackendKind::Kubernetes { "kubernetes" } else { "docker" }).into()]);
+        if let Some(c) = context {
+            globals.args.extend(["--context".into(), c.into()]);
+        }
+    }
+    if let Some(r) = chosen_registry() {
+        globals.args.extend(["--registry".into(), r.into()]);
+    }
     let res = match cli.command {
         Command::List => labs::list(&catalogue),
         Command::Show { lab, readme } => labs::show(&catalogue, &lab, readme),
@@ -326,6 +344,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Logs { lab, service, follow, tail, student } => logs::run(&catalogue, &lab, service, follow, tail, student).await,
         Command::Down { lab, student, all } => down::run(&catalogue, lab, student, all, quiet).await,
         Command::Verify(a) => verify::run(&catalogue, a, quiet).await,
+        Command::Class(c) => class::run(&catalogue, c, globals, quiet).await,
         Command::Images(c) => images::run(c, quiet).await,
         Command::Chaos(a) => chaos::run(&catalogue, a, quiet).await,
         Command::Check(c) => check::run(c),

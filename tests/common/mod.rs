@@ -16,6 +16,18 @@ pub fn shortener() -> PathBuf {
     root().join("tests/solutions/url-shortener")
 }
 
+/// A copy of the shortener's reference whose bug is built in (as a student's
+/// own mistake would be: no environment variable picks it).
+pub fn shortener_with_bug(dir: &Path, bug: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    for e in std::fs::read_dir(shortener()).unwrap() {
+        let e = e.unwrap();
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        let text = text.replace(r#"os.Getenv("SHORTENER_BUG")"#, &format!("{bug:?}"));
+        std::fs::write(dir.join(e.file_name()), text).unwrap();
+    }
+}
+
 /// A `lab` command with the debian image set.
 pub fn lab() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_lab"));

@@ -1,0 +1,452 @@
+//! `lab class`: one instance of a lab per student of a roster. Each student's
+//! `up`, `verify` and `down` runs as its own `lab` process (a student's
+//! failure cannot stop the others), a bounded number at a time; verdicts are
+//! kept with the instances by the backend.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Args, Subcommand};
+use futures_util::stream::{self, StreamExt};
+
+use crate::class::{read_roster, Student, Verdict};
+use crate::error::{exit, Error};
+use crate::lab::Catalogue;
+use crate::verify::expect::fmt_dur;
+
+#[derive(Subcommand, Debug)]
+pub enum ClassCommand {
+    /// Bring up an instance per student of the roster (idempotent; a new roster line adds a student).
+    #[command(
+        after_help = "Roster: CSV with the columns id,name[,email,solution,image,target] (a header line may name them), or YAML: a list of {id, name, ...}.\n\nExamples:\n  lab class up url-shortener --roster class.csv --images debian\n  lab class up url-shortener --roster class.csv --solutions ./submissions --jobs 4 --prune"
+    )]
+    Up {
+        #[command(flatten)]
+        c: ClassArgs,
+        /// Also take down the instances of students no longer on the roster.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Run every student's checks and keep each verdict with their instance.
+    #[command(
+        after_help = "Each student's solution: the roster's solution/image/target column, else --solutions DIR/<id>, else the instance as `class up` left it.\n\nExample:\n  lab class verify url-shortener --roster class.csv --solutions ./submissions"
+    )]
+    Verify {
+        #[command(flatten)]
+        c: ClassArgs,
+    },
+    /// A table of the class: each student's instance and last verdict.
+    #[command(after_help = "Example:\n  lab class status url-shortener")]
+    Status {
+        lab: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove every student instance of a lab (asks first unless --yes).
+    #[command(after_help = "Example:\n  lab class down url-shortener --yes")]
+    Down {
+        lab: String,
+        /// Do not ask.
+        #[arg(long, short)]
+        yes: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ClassArgs {
+    pub lab: String,
+    /// The class's roster file (.csv, or .yaml/.yml).
+    #[arg(long, value_name = "FILE")]
+    pub roster: PathBuf,
+    /// A folder holding each student's solution as a folder (or archive) named by their id.
+    #[arg(long, value_name = "DIR")]
+    pub solutions: Option<PathBuf>,
+    /// How many students at a time.
+    #[arg(long, short, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Image set: upstream (pulled) or debian (baked here).
+    #[arg(long, value_parser = super::image_set())]
+    pub images: Option<crate::images::ImageSet>,
+}
+
+/// The global options each student's `lab` process gets again.
+#[derive(Debug, Clone, Default)]
+pub struct Globals {
+    pub args: Vec<std::ffi::OsString>,
+}
+
+pub async fn run(cat: &Catalogue, cmd: ClassCommand, globals: Globals, quiet: bool) -> Result<i32, Error> {
+    match cmd {
+        ClassCommand::Up { c, prune } => up(cat, c, prune, &globals, quiet).await,
+        ClassCommand::Verify { c } => verify(cat, c, &globals, quiet).await,
+        ClassCommand::Status { lab, json } => status(cat, &lab, json).await,
+        ClassCommand::Down { lab, yes } => down(cat, &lab, yes, quiet).await,
+    }
+}
+
+/// What one student's `lab` process did.
+struct Done {
+    id: String,
+    code: i32,
+    took: std::time::Duration,
+    stdout: String,
+    stderr: String,
+}
+
+/// The first line of an error a `lab` process printed (miette's `×` line).
+fn error_line(stderr: &str) -> String {
+    let l =
+        stderr.lines().map(str::trim).find(|l| l.starts_with('×') || l.starts_with("Error") || l.starts_with("error")).or_else(|| stderr.lines().map(str::trim).rfind(|l| !l.is_empty())).unwrap_or("");
+    crate::probe::excerpt(l.trim_start_matches('×').trim(), 200)
+}
+
+/// Runs `lab ARGS` for each student, `jobs` at a time; a line per student as
+/// each finishes. On Ctrl-C no new student starts and the running ones are
+/// interrupted (they revert and clean up what they started), then 130.
+async fn each(
+    students: &[Student],
+    jobs: u16,
+    globals: &Globals,
+    quiet: bool,
+    what: &str,
+    args: impl Fn(&Student) -> Vec<std::ffi::OsString>,
+    line: impl Fn(&Done) -> String,
+) -> Result<Vec<Done>, Error> {
+    let exe = std::env::current_exe().map_err(|e| Error::Io(format!("finding lab's own executable: {e}")))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let pids: Arc<std::sync::Mutex<Vec<u32>>> = Arc::default();
+    if !quiet {
+        eprintln!("{what} {} student{}, {} at a time", students.len(), if students.len() == 1 { "" } else { "s" }, jobs.min(students.len() as u16));
+    }
+    let runs = stream::iter(students.iter().map(|s| {
+        let (exe, stop, pids) = (exe.clone(), stop.clone(), pids.clone());
+        let argv: Vec<std::ffi::OsString> = globals.args.iter().cloned().chain(args(s)).collect();
+        async move {
+            if stop.load(Ordering::SeqCst) {
+                return None;
+            }
+            let began = Instant::now();
+            let child = tokio::process::Command::new(&exe).args(&argv).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).env("NO_COLOR", "1").spawn();
+            let out = match child {
+                Ok(c) => {
+                    let pid = c.id();
+                    if let Some(p) = pid {
+                        pids.lock().unwrap().push(p);
+                    }
+                    let out = c.wait_with_output().await;
+                    pids.lock().unwrap().retain(|p| Some(*p) != pid);
+                    out
+                }
+                Err(e) => Err(e),
+            };
+            Some(match out {
+                Ok(o) => Done {
+                    id: s.id.clone(),
+                    code: o.status.code().unwrap_or(exit::INTERRUPTED),
+                    took: began.elapsed(),
+                    stdout: String::from_utf8_lossy(&o.stdout).into(),
+                    stderr: String::from_utf8_lossy(&o.stderr).into(),
+                },
+                Err(e) => Done { id: s.id.clone(), code: exit::LAB_FAILED, took: began.elapsed(), stdout: String::new(), stderr: format!("× starting lab: {e}") },
+            })
+        }
+    }))
+    .buffer_unordered(jobs as usize)
+    .filter_map(|d| async move { d })
+    .inspect(|d| {
+        if !quiet {
+            eprintln!("{}", line(d));
+        }
+    })
+    .collect::<Vec<Done>>();
+    tokio::pin!(runs);
+    let done = tokio::select! {
+        d = &mut runs => d,
+        _ = super::interrupted() => {
+            stop.store(true, Ordering::SeqCst);
+            for p in pids.lock().unwrap().iter() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p as i32), nix::sys::signal::Signal::SIGINT);
+            }
+            if !quiet {
+                eprintln!("interrupted: waiting for the running students' lab to clean up");
+            }
+            let _ = runs.await;
+            return Err(Error::Interrupted);
+        }
+    };
+    Ok(done)
+}
+
+fn mark(code: i32) -> &'static str {
+    if code == 0 {
+        "✓"
+    } else {
+        "✗"
+    }
+}
+
+/// The exit code of a class command: 0 when every student's was; else 1 when
+/// each failure was the service's, else the first other code (lab's own trouble).
+fn class_code(done: &[Done]) -> i32 {
+    let bad: Vec<i32> = done.iter().map(|d| d.code).filter(|c| *c != 0).collect();
+    if bad.is_empty() {
+        0
+    } else if bad.iter().all(|c| *c == exit::CHECKS_FAILED) {
+        exit::CHECKS_FAILED
+    } else {
+        bad.into_iter().find(|c| *c != exit::CHECKS_FAILED).unwrap_or(exit::LAB_FAILED)
+    }
+}
+
+fn summary(what: &str, done: &[Done]) -> String {
+    let failed: Vec<&str> = done.iter().filter(|d| d.code != 0).map(|d| d.id.as_str()).collect();
+    if failed.is_empty() {
+        format!("{what}: {} of {} students", done.len(), done.len())
+    } else {
+        format!("{what}: {} of {} students; not: {}", done.len() - failed.len(), done.len(), failed.join(", "))
+    }
+}
+
+fn load(cat: &Catalogue, c: &ClassArgs) -> Result<Vec<Student>, Error> {
+    cat.find(&c.lab)?;
+    let students = read_roster(&c.roster)?;
+    if let Some(dir) = &c.solutions {
+        if !dir.is_dir() {
+            return Err(Error::Usage(format!("--solutions {}: not a folder; give the folder holding a folder per student, named by their id", dir.display())));
+        }
+    }
+    Ok(students)
+}
+
+/// How a student's service is given to `up`/`verify`.
+fn solution_args(s: &Student, solutions: Option<&PathBuf>) -> Vec<std::ffi::OsString> {
+    let mut v: Vec<std::ffi::OsString> = Vec::new();
+    if let Some(p) = &s.solution {
+        v.extend(["--solution".into(), p.clone().into_os_string()]);
+    } else if let Some(i) = &s.image {
+        v.extend(["--image".into(), i.into()]);
+    } else if let Some(t) = &s.target {
+        v.extend(["--target".into(), t.into()]);
+    } else if let Some(dir) = solutions {
+        v.extend(["--solution".into(), dir.join(&s.id).into_os_string()]);
+    }
+    v
+}
+
+fn images_args(c: &ClassArgs) -> Vec<std::ffi::OsString> {
+    match c.images {
+        Some(crate::images::ImageSet::Debian) => vec!["--images".into(), "debian".into()],
+        Some(crate::images::ImageSet::Upstream) => vec!["--images".into(), "upstream".into()],
+        None => vec![],
+    }
+}
+
+async fn up(cat: &Catalogue, c: ClassArgs, prune: bool, globals: &Globals, quiet: bool) -> Result<i32, Error> {
+    let students = load(cat, &c)?;
+    let lab = c.lab.clone();
+    let done = each(
+        &students,
+        c.jobs,
+        globals,
+        quiet,
+        &format!("bringing up {lab} for"),
+        |s| {
+            let mut a: Vec<std::ffi::OsString> = vec!["up".into(), lab.as_str().into(), "--student".into(), s.id.as_str().into(), "--quiet".into()];
+            a.extend(images_args(&c));
+            a.extend(solution_args(s, c.solutions.as_ref()));
+            a
+        },
+        |d| if d.code == 0 { format!("  {} {:<16} up in {}", mark(0), d.id, fmt_dur(d.took)) } else { format!("  {} {:<16} exit {}: {}", mark(d.code), d.id, d.code, error_line(&d.stderr)) },
+    )
+    .await?;
+    if prune {
+        let session = super::session(quiet).await?;
+        let keep: Vec<&str> = students.iter().map(|s| s.id.as_str()).collect();
+        for i in session.backend.instances(None).await? {
+            if i.lab == lab && i.student.as_deref().is_some_and(|s| !keep.contains(&s)) {
+                let r = session.backend.down(Some(&i.instance)).await?;
+                if !quiet {
+                    eprintln!("  - {:<16} not on the roster: removed {} ({} containers)", i.student.unwrap_or_default(), i.instance, r.containers.len());
+                }
+            }
+        }
+    }
+    println!("{}", summary("up", &done));
+    Ok(class_code(&done))
+}
+
+async fn verify(cat: &Catalogue, c: ClassArgs, globals: &Globals, quiet: bool) -> Result<i32, Error> {
+    let students = load(cat, &c)?;
+    let lab = c.lab.clone();
+    let session = super::session(quiet).await?;
+    let done = each(
+        &students,
+        c.jobs,
+        globals,
+        quiet,
+        &format!("verifying {lab} for"),
+        |s| {
+            let mut a: Vec<std::ffi::OsString> = vec!["verify".into(), lab.as_str().into(), "--student".into(), s.id.as_str().into(), "--output".into(), "json".into(), "--keep".into()];
+            a.extend(images_args(&c));
+            a.extend(solution_args(s, c.solutions.as_ref()));
+            a
+        },
+        |d| match serde_json::from_str::<serde_json::Value>(&d.stdout) {
+            Ok(r) => {
+                let v = Verdict::from_report("", "", &d.id, 0, &r);
+                let total = v.passed + v.failed + v.skipped + v.errors;
+                match &v.first_failed {
+                    None => format!("  {} {:<16} {}/{total} passed in {}", mark(d.code), d.id, v.passed, fmt_dur(d.took)),
+                    Some(f) => format!("  {} {:<16} {}/{total} passed; first failed: {f}: {}", mark(d.code), d.id, v.passed, v.summary.unwrap_or_default()),
+                }
+            }
+            Err(_) => format!("  {} {:<16} exit {}: {}", mark(d.code), d.id, d.code, error_line(&d.stderr)),
+        },
+    )
+    .await?;
+    // Each verdict is kept with the student's instance.
+    let now = crate::backend::unix_now();
+    for d in &done {
+        let instance = crate::plan::instance_name(&lab, Some(&d.id));
+        let report = serde_json::from_str::<serde_json::Value>(&d.stdout).unwrap_or_else(|_| {
+            // It did not get as far as checking: a verdict that says why.
+            serde_json::json!({"checks": [{"name": "lab-verify", "status": "error", "message": error_line(&d.stderr)}], "summary": {"errors": 1}})
+        });
+        let v = Verdict::from_report(&instance, &lab, &d.id, now, &report);
+        if let Err(e) = session.backend.record_verdict(&v).await {
+            eprintln!("warning: the verdict of {} could not be kept: {e}", d.id);
+        }
+    }
+    println!("{}", summary("all checks passed", &done));
+    Ok(class_code(&done))
+}
+
+/// One student's line of `class status`.
+#[derive(Debug, serde::Serialize)]
+struct Row {
+    student: String,
+    instance: String,
+    /// running, partly running (n of m containers), stopped, none (a verdict without an instance).
+    state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verdict: Option<Verdict>,
+}
+
+async fn status(cat: &Catalogue, lab: &str, json: bool) -> Result<i32, Error> {
+    cat.find(lab)?;
+    let session = super::session(true).await?;
+    let mut rows: Vec<Row> = Vec::new();
+    for i in session.backend.instances(None).await? {
+        let Some(student) = i.student.clone().filter(|_| i.lab == lab) else { continue };
+        let running = i.containers.iter().filter(|c| c.running()).count();
+        let state = match (running, i.containers.len()) {
+            (0, 0) => "none".to_string(),
+            (0, _) => "stopped".to_string(),
+            (r, n) if r == n => "running".to_string(),
+            (r, n) => format!("partly running ({r} of {n} containers)"),
+        };
+        rows.push(Row { student, instance: i.instance.clone(), state, verdict: None });
+    }
+    for v in session.backend.verdicts(lab).await? {
+        match rows.iter_mut().find(|r| r.instance == v.instance) {
+            Some(r) => r.verdict = Some(v),
+            None => rows.push(Row { student: v.student.clone(), instance: v.instance.clone(), state: "none".into(), verdict: Some(v) }),
+        }
+    }
+    rows.sort_by(|a, b| crate::class::natural(&a.student, &b.student));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"lab": lab, "students": rows})).expect("rows serialize"));
+        return Ok(exit::OK);
+    }
+    if rows.is_empty() {
+        println!("no student instances of {lab} (start them with `lab class up {lab} --roster FILE`)");
+        return Ok(exit::OK);
+    }
+    let now = crate::backend::unix_now();
+    println!("{:<16} {:<12} {:<10} {:<24} when", "student", "instance", "checks", "first failed");
+    for r in &rows {
+        let (checks, first, when) = match &r.verdict {
+            None => ("-".to_string(), "not verified yet".to_string(), String::new()),
+            Some(v) => (
+                format!("{}/{}", v.passed, v.passed + v.failed + v.skipped + v.errors),
+                v.first_failed.clone().unwrap_or_else(|| "-".into()),
+                format!("{} ago", fmt_dur(std::time::Duration::from_secs(now.saturating_sub(v.at)))),
+            ),
+        };
+        println!("{:<16} {:<12} {:<10} {:<24} {when}", r.student, r.state, checks, first);
+    }
+    Ok(exit::OK)
+}
+
+async fn down(cat: &Catalogue, lab: &str, yes: bool, quiet: bool) -> Result<i32, Error> {
+    cat.find(lab)?;
+    let session = super::session(quiet).await?;
+    let mut instances: Vec<String> = session.backend.instances(None).await?.into_iter().filter(|i| i.lab == lab && i.student.is_some()).map(|i| i.instance).collect();
+    // A verdict whose instance is gone (a Docker volume left by an older run) goes too.
+    for v in session.backend.verdicts(lab).await? {
+        if !instances.contains(&v.instance) {
+            instances.push(v.instance);
+        }
+    }
+    instances.sort_by(|a, b| crate::class::natural(a, b));
+    if instances.is_empty() {
+        println!("no student instances of {lab}");
+        return Ok(exit::OK);
+    }
+    if !yes {
+        if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            return Err(Error::Usage(format!("lab class down {lab} removes {} student instances; add --yes to do it without a question", instances.len())));
+        }
+        eprint!("remove {} student instances of {lab} ({})? [y/N] ", instances.len(), instances.join(", "));
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("nothing removed");
+            return Ok(exit::OK);
+        }
+    }
+    let results = futures_util::future::join_all(instances.iter().map(|i| session.backend.down(Some(i)))).await;
+    let mut code = exit::OK;
+    for (i, r) in instances.iter().zip(results) {
+        match r {
+            Ok(r) if !quiet => eprintln!("  removed {i} ({} containers)", r.containers.len()),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("  {i}: {e}");
+                code = exit::LAB_FAILED;
+            }
+        }
+    }
+    println!("removed {} student instances of {lab}", instances.len());
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn done(id: &str, code: i32) -> Done {
+        Done { id: id.into(), code, took: std::time::Duration::ZERO, stdout: String::new(), stderr: String::new() }
+    }
+
+    #[test]
+    fn the_class_exit_code_tells_the_services_failures_from_labs() {
+        assert_eq!(class_code(&[done("a", 0), done("b", 0)]), 0);
+        assert_eq!(class_code(&[done("a", 0), done("b", 1)]), 1);
+        assert_eq!(class_code(&[done("a", 1), done("b", 4), done("c", 3)]), 4);
+        assert_eq!(summary("up", &[done("s1", 0), done("s2", 1)]), "up: 1 of 2 students; not: s2");
+    }
+
+    #[test]
+    fn a_students_error_line_is_the_one_lab_printed() {
+        assert_eq!(
+            error_line("  × your service (app-1) did not become ready within 20s: refused\n  help: it must answer GET /healthz\n"),
+            "your service (app-1) did not become ready within 20s: refused"
+        );
+        assert_eq!(error_line("something\nlast words\n"), "last words");
+    }
+}
