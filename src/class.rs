@@ -231,17 +231,37 @@ pub struct CheckMark {
     pub name: String,
     /// passed, failed, skipped or error.
     pub status: String,
+    /// A failed check's failure (each excerpted), or why a check did not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub got: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 impl Verdict {
     /// From `lab verify --output json`'s report.
     pub fn from_report(instance: &str, lab: &str, student: &str, at: u64, report: &serde_json::Value) -> Verdict {
         let n = |k: &str| report["summary"][k].as_u64().unwrap_or(0) as usize;
+        let text = |c: &serde_json::Value, k: &str, max: usize| c[k].as_str().filter(|s| !s.is_empty()).map(|s| crate::probe::excerpt(s, max));
         let checks: Vec<CheckMark> = report["checks"]
             .as_array()
             .into_iter()
             .flatten()
-            .map(|c| CheckMark { name: c["name"].as_str().unwrap_or("").to_string(), status: c["status"].as_str().unwrap_or("").to_string() })
+            .map(|c| CheckMark {
+                name: c["name"].as_str().unwrap_or("").to_string(),
+                status: c["status"].as_str().unwrap_or("").to_string(),
+                summary: text(c, "summary", 400).or_else(|| text(c, "message", 400)).or_else(|| text(c, "reason", 400)),
+                expected: text(c, "expected", 400),
+                sent: text(c, "sent", 400),
+                got: text(c, "got", 600),
+                hint: text(c, "hint", 400),
+            })
             .collect();
         let first = report["checks"].as_array().into_iter().flatten().find(|c| matches!(c["status"].as_str(), Some("failed" | "error")));
         Verdict {

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::process::Command;
+
 use common::*;
 
 #[test]
@@ -56,6 +58,10 @@ fn a_class_of_three_comes_up_is_verified_shows_its_one_broken_student_and_goes()
     let s2 = table.lines().find(|l| l.starts_with("s2 ")).unwrap_or_else(|| panic!("{table}"));
     assert!(s2.contains("running") && s2.contains("redirect"), "{table}");
 
+    // The board shows the same, read from the page's DOM in headless Chromium;
+    // a link to a red cell (`#s2/redirect`, what a click sets) opens its failure.
+    board_shows_the_class(&["s1", "s2", "s10"], ("s2", "redirect"), "301 Moved Permanently");
+
     // Down asks first: with no terminal to ask on, it wants --yes.
     let mut c = lab();
     c.args(["class", "down", "url-shortener"]).stdin(std::process::Stdio::null());
@@ -70,6 +76,49 @@ fn a_class_of_three_comes_up_is_verified_shows_its_one_broken_student_and_goes()
     for s in ["s1", "s2", "s10"] {
         assert_gone(&format!("lab-url-shortener--{s}"));
     }
+}
+
+/// Starts `lab class board` on a free port, loads the page in headless
+/// Chromium (with a failure chosen), checks the grid and the failure shown,
+/// takes a screenshot, and stops the board with SIGINT.
+fn board_shows_the_class(students: &[&str], red: (&str, &str), words: &str) {
+    use std::io::BufRead;
+    let mut c = lab();
+    c.args(["class", "board", "url-shortener", "--listen", "127.0.0.1:0"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut board = c.spawn().unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(board.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let url = first.split_whitespace().find(|w| w.starts_with("http://127.0.0.1:")).unwrap_or_else(|| panic!("no URL in {first:?}")).to_string();
+    let page = format!("{url}#{}/{}", red.0, red.1);
+    let chromium = |extra: &[&str]| {
+        let out = Command::new("chromium")
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=5000"])
+            .args(extra)
+            .arg(&page)
+            .output()
+            .expect("chromium runs (Debian's chromium package; .ci/setup installs it)");
+        assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let dom = chromium(&["--dump-dom"]);
+    // Rows in natural order, one cell per check of each, the red one where the failure is.
+    let rows: Vec<&str> = dom.split("data-student=\"").skip(1).map(|r| r.split('"').next().unwrap()).collect();
+    assert_eq!(rows, students, "{dom}");
+    let cells = |status: &str| dom.matches(&format!("data-status=\"{status}\"")).count();
+    assert_eq!(cells("failed"), 1, "{dom}");
+    assert_eq!(cells("passed") + cells("failed") + cells("skipped") + cells("none"), students.len() * 10, "{dom}");
+    let row = dom.split(&format!("data-student=\"{}\"", red.0)).nth(1).unwrap().split("</tr>").next().unwrap();
+    assert!(row.contains(&format!("data-check=\"{}\" data-status=\"failed\"", red.1)), "{row}");
+    let detail = dom.split("id=\"detail\"").nth(1).unwrap_or_else(|| panic!("{dom}"));
+    assert!(!detail.starts_with(" hidden"), "the failure is not shown: {detail}");
+    assert!(detail.contains(words) && detail.contains("data-field=\"hint\""), "{detail}");
+    // No script, style or font from elsewhere.
+    assert!(!dom.contains("src=\"http") && !dom.contains("href=\"http"), "{dom}");
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("class-board.png");
+    chromium(&["--window-size=1100,600", &format!("--screenshot={}", shot.display())]);
+    assert!(std::fs::metadata(&shot).map(|m| m.len() > 10_000).unwrap_or(false), "no screenshot at {}", shot.display());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(board.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    assert_eq!(board.wait().unwrap().code(), Some(0));
 }
 
 #[test]

@@ -46,6 +46,16 @@ pub enum ClassCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A live web page of the class for the projector: students × checks,
+    /// green/red/grey, updated every 2 s; a click on a red cell shows that
+    /// check's failure. Self-contained (no external scripts or fonts).
+    #[command(after_help = "Example:\n  lab class board url-shortener --listen 127.0.0.1:8090\n  # then open http://127.0.0.1:8090/ (a link to a failure: /#s2/redirect)")]
+    Board {
+        lab: String,
+        /// Where to serve it (port 0: any free port; the URL is printed).
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: std::net::SocketAddr,
+    },
     /// Remove every student instance of a lab (asks first unless --yes).
     #[command(after_help = "Example:\n  lab class down url-shortener --yes")]
     Down {
@@ -84,6 +94,7 @@ pub async fn run(cat: &Catalogue, cmd: ClassCommand, globals: Globals, quiet: bo
         ClassCommand::Up { c, prune } => up(cat, c, prune, &globals, quiet).await,
         ClassCommand::Verify { c } => verify(cat, c, &globals, quiet).await,
         ClassCommand::Status { lab, json } => status(cat, &lab, json).await,
+        ClassCommand::Board { lab, listen } => board(cat, &lab, listen, quiet).await,
         ClassCommand::Down { lab, yes } => down(cat, &lab, yes, quiet).await,
     }
 }
@@ -336,11 +347,10 @@ struct Row {
     verdict: Option<Verdict>,
 }
 
-async fn status(cat: &Catalogue, lab: &str, json: bool) -> Result<i32, Error> {
-    cat.find(lab)?;
-    let session = super::session(true).await?;
+/// Each student instance of a lab with its last verdict, in natural order.
+async fn rows(backend: &crate::backend::Backend, lab: &str) -> Result<Vec<Row>, Error> {
     let mut rows: Vec<Row> = Vec::new();
-    for i in session.backend.instances(None).await? {
+    for i in backend.instances(None).await? {
         let Some(student) = i.student.clone().filter(|_| i.lab == lab) else { continue };
         let running = i.containers.iter().filter(|c| c.running()).count();
         let state = match (running, i.containers.len()) {
@@ -351,13 +361,20 @@ async fn status(cat: &Catalogue, lab: &str, json: bool) -> Result<i32, Error> {
         };
         rows.push(Row { student, instance: i.instance.clone(), state, verdict: None });
     }
-    for v in session.backend.verdicts(lab).await? {
+    for v in backend.verdicts(lab).await? {
         match rows.iter_mut().find(|r| r.instance == v.instance) {
             Some(r) => r.verdict = Some(v),
             None => rows.push(Row { student: v.student.clone(), instance: v.instance.clone(), state: "none".into(), verdict: Some(v) }),
         }
     }
     rows.sort_by(|a, b| crate::class::natural(&a.student, &b.student));
+    Ok(rows)
+}
+
+async fn status(cat: &Catalogue, lab: &str, json: bool) -> Result<i32, Error> {
+    cat.find(lab)?;
+    let session = super::session(true).await?;
+    let rows = rows(&session.backend, lab).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({"lab": lab, "students": rows})).expect("rows serialize"));
         return Ok(exit::OK);
@@ -367,19 +384,85 @@ async fn status(cat: &Catalogue, lab: &str, json: bool) -> Result<i32, Error> {
         return Ok(exit::OK);
     }
     let now = crate::backend::unix_now();
-    println!("{:<16} {:<12} {:<10} {:<24} when", "student", "instance", "checks", "first failed");
+    println!("{:<16} {:<12} {:<10} {:<24} when", "student", "state", "checks", "first failed");
     for r in &rows {
         let (checks, first, when) = match &r.verdict {
             None => ("-".to_string(), "not verified yet".to_string(), String::new()),
             Some(v) => (
                 format!("{}/{}", v.passed, v.passed + v.failed + v.skipped + v.errors),
                 v.first_failed.clone().unwrap_or_else(|| "-".into()),
-                format!("{} ago", fmt_dur(std::time::Duration::from_secs(now.saturating_sub(v.at)))),
+                match now.saturating_sub(v.at) {
+                    0 => "just now".to_string(),
+                    d => format!("{} ago", fmt_dur(std::time::Duration::from_secs(d))),
+                },
             ),
         };
         println!("{:<16} {:<12} {:<10} {:<24} {when}", r.student, r.state, checks, first);
     }
     Ok(exit::OK)
+}
+
+/// The board page; it polls `state`.
+const BOARD_PAGE: &str = include_str!("board.html");
+
+async fn board(cat: &Catalogue, lab: &str, listen: std::net::SocketAddr, quiet: bool) -> Result<i32, Error> {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    let def = cat.find(lab)?.def;
+    let checks: Vec<serde_json::Value> = def.stages.iter().flat_map(|st| st.checks.iter().map(move |c| serde_json::json!({"stage": st.stage, "name": c.name, "expect": c.expect}))).collect();
+    let session = super::session(true).await?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| Error::Usage(format!("--listen {listen}: {e}; pick another port (or 0 for any free one)")))?;
+    let addr = listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
+    println!("class board of {lab}: http://{addr}/");
+    if !quiet {
+        if !addr.ip().is_loopback() {
+            eprintln!("warning: anyone who reaches {addr} sees every student's results");
+        }
+        eprintln!("(Ctrl-C stops it)");
+    }
+    let shared = std::sync::Arc::new((session, checks, lab.to_string()));
+    let serve = async {
+        loop {
+            let (sock, _) = listener.accept().await.map_err(|e| Error::Io(format!("board: {e}")))?;
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let shared = shared.clone();
+                    async move {
+                        let (session, checks, lab) = &*shared;
+                        let (status, kind, body) = match (req.method(), req.uri().path()) {
+                            (&hyper::Method::GET, "/") => (200, "text/html; charset=utf-8", BOARD_PAGE.as_bytes().to_vec()),
+                            (&hyper::Method::GET, "/state") => match rows(&session.backend, lab).await {
+                                Ok(rows) => (
+                                    200,
+                                    "application/json",
+                                    serde_json::to_vec(&serde_json::json!({"lab": lab, "at": crate::backend::unix_now(), "checks": checks, "students": rows})).expect("state serializes"),
+                                ),
+                                Err(e) => (503, "text/plain; charset=utf-8", format!("the backend could not be read: {e}\n").into_bytes()),
+                            },
+                            _ => (404, "text/plain; charset=utf-8", b"not found: the board is at /\n".to_vec()),
+                        };
+                        let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+                        *r.status_mut() = hyper::StatusCode::from_u16(status).expect("a status");
+                        let h = r.headers_mut();
+                        h.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(kind));
+                        h.insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-store"));
+                        // Nothing from elsewhere: the page works offline and leaks nothing.
+                        h.insert(
+                            hyper::header::CONTENT_SECURITY_POLICY,
+                            hyper::header::HeaderValue::from_static("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'"),
+                        );
+                        Ok::<_, std::convert::Infallible>(r)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(sock), svc).await;
+            });
+        }
+    };
+    tokio::select! {
+        r = serve => r,
+        _ = super::interrupted() => Ok(exit::OK),
+    }
 }
 
 async fn down(cat: &Catalogue, lab: &str, yes: bool, quiet: bool) -> Result<i32, Error> {
