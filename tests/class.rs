@@ -62,6 +62,15 @@ fn a_class_of_three_comes_up_is_verified_shows_its_one_broken_student_and_goes()
     // a link to a red cell (`#s2/redirect`, what a click sets) opens its failure.
     board_shows_the_class(&["s1", "s2", "s10"], ("s2", "redirect"), "301 Moved Permanently");
 
+    // On Docker a student's credentials are their own instance's addresses, readable by the owner alone.
+    let creds = dir.path().join("creds");
+    let mut c = lab();
+    c.args(["class", "credentials", "url-shortener", "--out"]).arg(&creds).arg("--roster").arg(&roster);
+    assert_eq!(run(c).status.code(), Some(0));
+    let env = std::fs::read_to_string(creds.join("s2.env")).unwrap();
+    assert!(env.contains("LAB_INSTANCE=lab-url-shortener--s2\n") && env.contains("APP_1_ADDR=127.0.0.1:"), "{env}");
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(creds.join("s2.env")).unwrap().permissions()) & 0o777, 0o600);
+
     // Down asks first: with no terminal to ask on, it wants --yes.
     let mut c = lab();
     c.args(["class", "down", "url-shortener"]).stdin(std::process::Stdio::null());

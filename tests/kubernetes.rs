@@ -565,6 +565,42 @@ fn a_class_on_the_cluster_keeps_each_verdict_in_the_students_namespace() {
     let status = json(&run(c));
     let rows = status["students"].as_array().unwrap();
     assert_eq!(rows.iter().map(|r| (r["student"].as_str().unwrap(), r["verdict"]["failed"].as_u64().unwrap())).collect::<Vec<_>>(), [("k1", 0), ("k2", 1)], "{status:#}");
+    // Each student's credentials reach their own namespace and nothing else:
+    // the API server's RBAC decides, with a token that expires.
+    let creds = dir.path().join("creds");
+    let mut c = klab();
+    c.args(["class", "credentials", "url-shortener", "--expires", "10m", "--out"]).arg(&creds).arg("--roster").arg(&roster);
+    assert_eq!(run(c).status.code(), Some(0));
+    let as_k1 = |args: &[&str]| {
+        let out = kubectl().env("KUBECONFIG", creds.join("k1.kubeconfig")).args(args).output().expect("kubectl runs");
+        (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    };
+    let (ok, text) = as_k1(&["get", "pods", "-o", "name"]);
+    assert!(ok && text.contains("pod/"), "k1 lists the pods of their own namespace: {text}");
+    let pod = text.lines().find(|l| l.starts_with("pod/")).unwrap().to_string();
+    let (ok, text) = as_k1(&["logs", &pod, "--tail", "3"]);
+    assert!(ok, "k1 reads their pods' logs: {text}");
+    for (args, what) in [
+        (vec!["get", "pods", "-n", "lab-url-shortener--k2"], "another student's pods"),
+        (vec!["get", "services", "-n", "lab-url-shortener--k2"], "another student's services"),
+        (vec!["get", "configmaps"], "lab's fault records and verdicts in their own namespace"),
+        (vec!["get", "secrets"], "secrets"),
+        (vec!["delete", &pod, "--wait=false"], "deleting a pod lab made"),
+        (vec!["exec", &pod, "--", "true"], "exec"),
+        (vec!["get", "namespaces"], "the cluster's namespaces"),
+    ] {
+        let (ok, text) = as_k1(&args);
+        assert!(!ok && text.contains("Forbidden"), "k1 must be refused {what} ({args:?}): {text}");
+    }
+    let (_, own) = as_k1(&["auth", "can-i", "create", "pods", "--subresource=portforward"]);
+    let (_, other) = as_k1(&["auth", "can-i", "create", "pods", "--subresource=portforward", "-n", "lab-url-shortener--k2"]);
+    assert_eq!((own.trim(), other.trim()), ("yes", "no"), "port-forward: into their own namespace only");
+    // The token expires when asked: 10 minutes from now.
+    let kc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(creds.join("k1.kubeconfig")).unwrap()).unwrap();
+    let token = kc["users"][0]["user"]["token"].as_str().unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    let left = claims["exp"].as_i64().unwrap() - std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!((540..=600).contains(&left), "the token expires in {left} s: {claims}");
     let mut c = klab();
     c.args(["class", "down", "url-shortener", "--yes"]);
     assert_eq!(run(c).status.code(), Some(0));

@@ -376,6 +376,18 @@ impl Backend {
     pub async fn verdicts(&self, lab: &str) -> Result<Vec<crate::class::Verdict>, BackendError> {
         dispatch!(self, b => b.verdicts(lab).await)
     }
+    /// A kubeconfig for one student of a class that reaches only their
+    /// instance, and when its token expires (Kubernetes only).
+    pub async fn student_kubeconfig(&self, instance: &str, lab: &str, student: &str, expires: Duration) -> Result<(String, String), BackendError> {
+        match self {
+            Backend::Kubernetes(k) => k.student_kubeconfig(instance, lab, student, expires).await,
+            _ => Err(BackendError::Unsupported {
+                what: "a kubeconfig per student".into(),
+                why: format!("this class runs on {}", self.name()),
+                hint: "on Docker `lab class credentials` writes each student's addresses instead".into(),
+            }),
+        }
+    }
     /// Forget a fault (after reverting it).
     pub async fn clear_fault(&self, f: &FaultRecord) -> Result<(), BackendError> {
         dispatch!(self, b => b.clear_fault(f).await)

@@ -56,6 +56,23 @@ pub enum ClassCommand {
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: std::net::SocketAddr,
     },
+    /// Write what each student needs to reach their own instance and nothing
+    /// else: on Kubernetes a kubeconfig per student (a ServiceAccount of
+    /// their namespace, a Role limited to reading it, its logs and
+    /// port-forwards, a token that expires); on Docker their addresses.
+    #[command(after_help = "Example:\n  lab class credentials url-shortener --roster class.csv --out ./creds --expires 8h\n  # a student then: KUBECONFIG=creds/s1.kubeconfig kubectl get pods")]
+    Credentials {
+        lab: String,
+        /// The class's roster file.
+        #[arg(long, value_name = "FILE")]
+        roster: PathBuf,
+        /// The folder to write to (one file per student).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// How long a Kubernetes token lasts (at least 10m, the API server's minimum).
+        #[arg(long, default_value = "8h", value_parser = humantime::parse_duration)]
+        expires: std::time::Duration,
+    },
     /// Remove every student instance of a lab (asks first unless --yes).
     #[command(after_help = "Example:\n  lab class down url-shortener --yes")]
     Down {
@@ -95,6 +112,7 @@ pub async fn run(cat: &Catalogue, cmd: ClassCommand, globals: Globals, quiet: bo
         ClassCommand::Verify { c } => verify(cat, c, &globals, quiet).await,
         ClassCommand::Status { lab, json } => status(cat, &lab, json).await,
         ClassCommand::Board { lab, listen } => board(cat, &lab, listen, quiet).await,
+        ClassCommand::Credentials { lab, roster, out, expires } => credentials(cat, &lab, &roster, &out, expires, quiet).await,
         ClassCommand::Down { lab, yes } => down(cat, &lab, yes, quiet).await,
     }
 }
@@ -400,6 +418,60 @@ async fn status(cat: &Catalogue, lab: &str, json: bool) -> Result<i32, Error> {
         println!("{:<16} {:<12} {:<10} {:<24} {when}", r.student, r.state, checks, first);
     }
     Ok(exit::OK)
+}
+
+async fn credentials(cat: &Catalogue, lab: &str, roster: &std::path::Path, out: &std::path::Path, expires: std::time::Duration, quiet: bool) -> Result<i32, Error> {
+    cat.find(lab)?;
+    let students = read_roster(roster)?;
+    if expires < std::time::Duration::from_secs(600) {
+        return Err(Error::Usage(format!("--expires {}: the API server gives tokens of 10 minutes or more; give 10m or longer", humantime::format_duration(expires))));
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::Usage(format!("--out {}: {e}; give a folder lab may write to", out.display())))?;
+    let session = super::session(quiet).await?;
+    let kube = session.backend.name() == "kubernetes";
+    let mut code = exit::OK;
+    for s in &students {
+        let instance = crate::plan::instance_name(lab, Some(&s.id));
+        let written = if kube {
+            match session.backend.student_kubeconfig(&instance, lab, &s.id, expires).await {
+                Ok((text, until)) => write_private(&out.join(format!("{}.kubeconfig", s.id)), &text).map(|p| format!("{p} (namespace {instance}; expires {until})")),
+                Err(e) => Err(e.to_string()),
+            }
+        } else {
+            match session.backend.instances(Some(&instance)).await {
+                Ok(found) if found.is_empty() => Err(format!("no instance {instance} (bring the class up first: lab class up {lab} --roster FILE)")),
+                Ok(found) => {
+                    let mut text = format!("# {} ({}): your instance of {lab} on this host\nLAB_INSTANCE={instance}\n", s.id, s.name);
+                    for c in found.iter().flat_map(|i| i.containers.iter()) {
+                        if let Some(p) = c.host_port {
+                            let var = format!("{}_{}", c.service, c.node).to_uppercase().replace('-', "_");
+                            text.push_str(&format!("{var}_ADDR=127.0.0.1:{p}\n"));
+                        }
+                    }
+                    write_private(&out.join(format!("{}.env", s.id)), &text)
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        match written {
+            Ok(what) if !quiet => eprintln!("  ✓ {:<16} {what}", s.id),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("  ✗ {:<16} {e}", s.id);
+                code = exit::LAB_FAILED;
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// Writes a file only its owner may read (it holds a token or addresses).
+fn write_private(path: &std::path::Path, text: &str) -> Result<String, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path.display().to_string())
 }
 
 /// The board page; it polls `state`.

@@ -46,6 +46,10 @@ pub struct KubeBackend {
     /// images are taken from it, and each node's program goes there as an
     /// image instead of being uploaded into its pod.
     registry: Option<String>,
+    /// The cluster's CA certificates (DER) and whether TLS is checked, for
+    /// the kubeconfigs `lab class credentials` writes.
+    root_cert: Option<Vec<Vec<u8>>>,
+    insecure: bool,
 }
 
 fn kube_err(op: impl Into<String>) -> impl FnOnce(kube::Error) -> BackendError {
@@ -84,8 +88,9 @@ impl KubeBackend {
             None => Config::infer().await.map_err(|e| unreachable(format!("no cluster configured ({e})")))?,
         };
         let server = config.cluster_url.to_string();
+        let (root_cert, insecure) = (config.root_cert.clone(), config.accept_invalid_certs);
         let client = Client::try_from(config).map_err(|e| unreachable(e.to_string()))?;
-        Ok(KubeBackend { client, server, registry: None })
+        Ok(KubeBackend { client, server, registry: None, root_cert, insecure })
     }
 
     /// Take images from `registry` (see the field).
@@ -717,6 +722,44 @@ impl KubeBackend {
         Ok((Api::namespaced_with(self.client.clone(), ns, &ar), o["metadata"]["name"].as_str().unwrap_or_default().to_string()))
     }
 
+    /// A kubeconfig for one student that reaches only their instance's
+    /// namespace (`k8s/student.yaml.tera`), with a token from the
+    /// TokenRequest API that expires after `expires`; and when it expires.
+    pub async fn student_kubeconfig(&self, instance: &str, lab: &str, student: &str, expires: Duration) -> Result<(String, String), BackendError> {
+        use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+        use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+        let nss: Api<Namespace> = Api::all(self.client.clone());
+        if nss.get_opt(instance).await.map_err(kube_err(format!("reading namespace {instance}")))?.is_none() {
+            return Err(BackendError::Kube {
+                op: format!("credentials for {student}"),
+                detail: format!("namespace {instance} does not exist (bring the class up first: lab class up {lab} --roster FILE)"),
+            });
+        }
+        self.apply_objects(instance, &objects::student_objects(instance, lab, student)).await?;
+        let tr = TokenRequest { spec: Some(TokenRequestSpec { expiration_seconds: Some(expires.as_secs() as i64), ..Default::default() }), ..Default::default() };
+        let sas: Api<ServiceAccount> = Api::namespaced(self.client.clone(), instance);
+        let got = sas.create_token_request("lab-student", &PostParams::default(), &tr).await.map_err(kube_err(format!("requesting a token for {student}")))?;
+        let status = got.status.ok_or_else(|| BackendError::Kube { op: format!("requesting a token for {student}"), detail: "the API server returned no token".into() })?;
+        let mut cluster = serde_json::json!({"server": self.server});
+        match &self.root_cert {
+            _ if self.insecure => cluster["insecure-skip-tls-verify"] = true.into(),
+            Some(certs) if !certs.is_empty() => {
+                let pem: String = certs.iter().map(|der| pem("CERTIFICATE", der)).collect();
+                cluster["certificate-authority-data"] = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pem).into();
+            }
+            _ => {}
+        }
+        let kc = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "lab", "cluster": cluster}],
+            "users": [{"name": student, "user": {"token": status.token}}],
+            "contexts": [{"name": instance, "context": {"cluster": "lab", "user": student, "namespace": instance}}],
+            "current-context": instance,
+        });
+        Ok((serde_yaml::to_string(&kc).expect("a kubeconfig serializes"), status.expiration_timestamp.map(|t| t.0.to_string()).unwrap_or_else(|| "when the API server says".into())))
+    }
+
     pub async fn apply_objects(&self, ns: &str, objs: &[Value]) -> Result<(), BackendError> {
         for o in objs {
             let (api, name) = self.dynamic(ns, o).await?;
@@ -920,4 +963,11 @@ fn shippable(path: &Path) -> std::io::Result<PathBuf> {
         let _ = std::fs::remove_file(&tmp);
         Ok(path.to_path_buf())
     }
+}
+
+/// A PEM block of DER bytes.
+fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der);
+    let body: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("base64 is ASCII")).collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", body.join("\n"))
 }

@@ -23,6 +23,7 @@ use crate::plan::{labels, ContainerSpec, Plan, Role};
 /// The supervisor script, PID 1 of every container lab runs on a cluster.
 pub const SUPERVISOR: &str = include_str!("../../../k8s/supervisor.sh");
 const NAMESPACE_TEMPLATE: &str = include_str!("../../../k8s/namespace.yaml.tera");
+const STUDENT_TEMPLATE: &str = include_str!("../../../k8s/student.yaml.tera");
 
 /// Where the supervisor keeps its state files (an emptyDir).
 pub const RUN_DIR: &str = "/lab/run";
@@ -78,6 +79,23 @@ pub fn namespace_objects(plan: &Plan) -> Vec<Value> {
     ctx.insert("backstage", &plan.backstage.is_some());
     let text = tera::Tera::one_off(NAMESPACE_TEMPLATE, &ctx, false).expect("k8s/namespace.yaml.tera renders");
     serde_yaml::Deserializer::from_str(&text).map(|d| serde::Deserialize::deserialize(d).expect("k8s/namespace.yaml.tera is YAML")).collect()
+}
+
+/// A student's ServiceAccount, Role and RoleBinding in their instance's
+/// namespace (`k8s/student.yaml.tera`).
+pub fn student_objects(instance: &str, lab: &str, student: &str) -> Vec<Value> {
+    let l = BTreeMap::from([
+        (labels::INSTANCE.to_string(), instance.to_string()),
+        (labels::LAB.to_string(), lab.to_string()),
+        (labels::STUDENT.to_string(), student.to_string()),
+        ("app.kubernetes.io/managed-by".to_string(), "lab".to_string()),
+    ]);
+    let mut ctx = tera::Context::new();
+    ctx.insert("instance", instance);
+    ctx.insert("student", student);
+    ctx.insert("labels", &l);
+    let text = tera::Tera::one_off(STUDENT_TEMPLATE, &ctx, false).expect("k8s/student.yaml.tera renders");
+    serde_yaml::Deserializer::from_str(&text).map(|d| serde::Deserialize::deserialize(d).expect("k8s/student.yaml.tera is YAML")).collect()
 }
 
 /// One Service per network alias: its name, the pods it selects, its ports.
