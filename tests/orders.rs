@@ -142,8 +142,6 @@ fn a_hostile_service_fails_its_checks_without_hanging_verify() {
     }
 }
 
-/// Each check alone (`--check`) gives the verdict it has in the whole run;
-/// the timed ones (drain, restart) are printed side by side for the record.
 /// Every check gives the same verdict alone (`--check`) as after the others,
 /// and measures the same: a check that inherited what earlier ones left (a
 /// queue still draining, a broker still recovering) would measure the
@@ -164,19 +162,24 @@ fn each_check_alone_gives_the_verdict_of_the_whole_run() {
     for (name, whole, alone) in &took {
         shown.push(format!("{name}: {:.2} s in the whole run, {:.2} s alone", whole["duration"].as_f64().unwrap_or_default(), alone["duration"].as_f64().unwrap_or_default()));
     }
-    // How long the service took to do what a polled step waits for, after a
-    // crash or a broker restart: the same within 20 %, or within 0.5 s for
-    // short ones (a polled step asks every 200 ms).
-    for (name, step) in [("worker-killed-mid-batch", 6), ("survives-rabbitmq-restart", 4), ("survives-rabbitmq-restart", 5), ("resubmit-after-503", 5), ("poison-to-dlq", 3)] {
+    // How long the service took to do what a polled step waits for after a
+    // broker restart, a reset link or a poison message: the same within 20 %,
+    // or within 1 s for short ones (a polled step asks every 200 ms, and the
+    // tests of this file run side by side on two cores). A check that
+    // inherited earlier checks' orders waited 13 s or more longer.
+    // (worker-killed-mid-batch's poll is not among them: it starts when the
+    // restarted service is ready, so it measures how long the start took.)
+    for (name, step) in [("survives-rabbitmq-restart", 4), ("survives-rabbitmq-restart", 5), ("resubmit-after-503", 5), ("poison-to-dlq", 3)] {
         let (_, whole, alone) = took.iter().find(|(n, _, _)| n == name).unwrap_or_else(|| panic!("no check {name}"));
         let (w, a) = (figure(whole, step, "passed after"), figure(alone, step, "passed after"));
         shown.push(format!("{name} step {step} passed after {w:.2} s in the whole run, {a:.2} s alone"));
-        assert!((w - a).abs() <= (0.2 * w.max(a)).max(0.5), "{name} step {step}: {w} s in the whole run, {a} s alone\n{}", shown.join("\n"));
+        assert!((w - a).abs() <= (0.2 * w.max(a)).max(1.0), "{name} step {step}: {w} s in the whole run, {a} s alone\n{}", shown.join("\n"));
     }
-    // The drain rate: 500 orders take the reference about 0.2 s, so one
-    // run's rate varies by a third on this machine; the whole run's must lie
-    // within 20 % of the range of three runs alone (a check that inherits a
-    // queue of slow orders measures some 40 a second instead of thousands).
+    // The drain rate: 500 orders take the reference about 0.2 s, so one run's
+    // rate varies by a third on a quiet machine and more under the other
+    // tests' load. A check that inherits a queue of slow orders measures some
+    // 40 a second instead of thousands: the whole run's rate must be at least
+    // half the slowest of three runs alone (the figures are printed).
     let (_, whole, alone) = took.iter().find(|(n, _, _)| n == "burst-drain").expect("burst-drain");
     let w = figure(whole, 2, "/drain/rate");
     let mut rates = vec![figure(alone, 2, "/drain/rate")];
@@ -189,8 +192,8 @@ fn each_check_alone_gives_the_verdict_of_the_whole_run() {
         assert_eq!(out.status.code(), Some(0), "{report:#}");
         rates.push(figure(check(&report, "burst-drain"), 2, "/drain/rate"));
     }
-    let (lo, hi) = rates.iter().fold((f64::MAX, 0f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+    let lo = rates.iter().copied().fold(f64::MAX, f64::min);
     shown.push(format!("burst-drain rate {w} orders/s in the whole run, {rates:?} alone"));
     eprintln!("{}", shown.join("\n"));
-    assert!(w >= 0.8 * lo && w <= 1.2 * hi, "{}", shown.join("\n"));
+    assert!(w >= 0.5 * lo, "{}", shown.join("\n"));
 }
