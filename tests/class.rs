@@ -36,7 +36,7 @@ fn a_class_of_three_comes_up_is_verified_shows_its_one_broken_student_and_goes()
 
     // The verdicts are kept with the instances: status reads them back, in natural order.
     let mut c = lab();
-    c.args(["class", "status", "url-shortener", "--json"]);
+    c.args(["class", "status", "url-shortener", "--json", "--roster"]).arg(&roster);
     let out = run(c);
     assert_eq!(out.status.code(), Some(0));
     let status = json(&out);
@@ -53,14 +53,14 @@ fn a_class_of_three_comes_up_is_verified_shows_its_one_broken_student_and_goes()
         }
     }
     let mut c = lab();
-    c.args(["class", "status", "url-shortener"]);
+    c.args(["class", "status", "url-shortener", "--roster"]).arg(&roster);
     let table = stdout(&run(c));
     let s2 = table.lines().find(|l| l.starts_with("s2 ")).unwrap_or_else(|| panic!("{table}"));
     assert!(s2.contains("running") && s2.contains("redirect"), "{table}");
 
     // The board shows the same, read from the page's DOM in headless Chromium;
     // a link to a red cell (`#s2/redirect`, what a click sets) opens its failure.
-    board_shows_the_class(&["s1", "s2", "s10"], ("s2", "redirect"), "301 Moved Permanently");
+    board_shows_the_class(&roster, &["s1", "s2", "s10"], ("s2", "redirect"), "301 Moved Permanently");
 
     // On Docker a student's credentials are their own instance's addresses, readable by the owner alone.
     let creds = dir.path().join("creds");
@@ -73,12 +73,12 @@ fn a_class_of_three_comes_up_is_verified_shows_its_one_broken_student_and_goes()
 
     // Down asks first: with no terminal to ask on, it wants --yes.
     let mut c = lab();
-    c.args(["class", "down", "url-shortener"]).stdin(std::process::Stdio::null());
+    c.args(["class", "down", "url-shortener", "--roster"]).arg(&roster).stdin(std::process::Stdio::null());
     let out = run(c);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("add --yes"));
     let mut c = lab();
-    c.args(["class", "down", "url-shortener", "--yes"]);
+    c.args(["class", "down", "url-shortener", "--yes", "--roster"]).arg(&roster);
     let out = run(c);
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("removed 3 student instances"), "{}", stdout(&out));
@@ -90,10 +90,10 @@ fn a_class_of_three_comes_up_is_verified_shows_its_one_broken_student_and_goes()
 /// Starts `lab class board` on a free port, loads the page in headless
 /// Chromium (with a failure chosen), checks the grid and the failure shown,
 /// takes a screenshot, and stops the board with SIGINT.
-fn board_shows_the_class(students: &[&str], red: (&str, &str), words: &str) {
+fn board_shows_the_class(roster: &std::path::Path, students: &[&str], red: (&str, &str), words: &str) {
     use std::io::BufRead;
     let mut c = lab();
-    c.args(["class", "board", "url-shortener", "--listen", "127.0.0.1:0"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    c.args(["class", "board", "url-shortener", "--listen", "127.0.0.1:0", "--roster"]).arg(roster).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let mut board = c.spawn().unwrap();
     let mut first = String::new();
     std::io::BufReader::new(board.stdout.take().unwrap()).read_line(&mut first).unwrap();

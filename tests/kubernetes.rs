@@ -561,7 +561,7 @@ fn a_class_on_the_cluster_keeps_each_verdict_in_the_students_namespace() {
     let v: serde_json::Value = serde_json::from_str(&data).unwrap_or_else(|e| panic!("{e}: {data}"));
     assert_eq!(v["first_failed"], "redirect", "{v:#}");
     let mut c = klab();
-    c.args(["class", "status", "url-shortener", "--json"]);
+    c.args(["class", "status", "url-shortener", "--json", "--roster"]).arg(&roster);
     let status = json(&run(c));
     let rows = status["students"].as_array().unwrap();
     assert_eq!(rows.iter().map(|r| (r["student"].as_str().unwrap(), r["verdict"]["failed"].as_u64().unwrap())).collect::<Vec<_>>(), [("k1", 0), ("k2", 1)], "{status:#}");
@@ -602,7 +602,7 @@ fn a_class_on_the_cluster_keeps_each_verdict_in_the_students_namespace() {
     let left = claims["exp"].as_i64().unwrap() - std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     assert!((540..=600).contains(&left), "the token expires in {left} s: {claims}");
     let mut c = klab();
-    c.args(["class", "down", "url-shortener", "--yes"]);
+    c.args(["class", "down", "url-shortener", "--yes", "--roster"]).arg(&roster);
     assert_eq!(run(c).status.code(), Some(0));
     for s in ["k1", "k2"] {
         assert!(!namespace_exists(&format!("lab-url-shortener--{s}")), "namespace of {s} left");

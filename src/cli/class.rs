@@ -45,6 +45,9 @@ pub enum ClassCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Only the students of this roster (default: every student instance of the lab).
+        #[arg(long, value_name = "FILE")]
+        roster: Option<PathBuf>,
     },
     /// A live web page of the class for the projector: students × checks,
     /// green/red/grey, updated every 2 s; a click on a red cell shows that
@@ -55,6 +58,9 @@ pub enum ClassCommand {
         /// Where to serve it (port 0: any free port; the URL is printed).
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: std::net::SocketAddr,
+        /// Only the students of this roster (default: every student instance of the lab).
+        #[arg(long, value_name = "FILE")]
+        roster: Option<PathBuf>,
     },
     /// Write what each student needs to reach their own instance and nothing
     /// else: on Kubernetes a kubeconfig per student (a ServiceAccount of
@@ -80,6 +86,9 @@ pub enum ClassCommand {
         /// Do not ask.
         #[arg(long, short)]
         yes: bool,
+        /// Only the students of this roster (default: every student instance of the lab).
+        #[arg(long, value_name = "FILE")]
+        roster: Option<PathBuf>,
     },
 }
 
@@ -110,10 +119,10 @@ pub async fn run(cat: &Catalogue, cmd: ClassCommand, globals: Globals, quiet: bo
     match cmd {
         ClassCommand::Up { c, prune } => up(cat, c, prune, &globals, quiet).await,
         ClassCommand::Verify { c } => verify(cat, c, &globals, quiet).await,
-        ClassCommand::Status { lab, json } => status(cat, &lab, json).await,
-        ClassCommand::Board { lab, listen } => board(cat, &lab, listen, quiet).await,
+        ClassCommand::Status { lab, json, roster } => status(cat, &lab, json, only(roster.as_deref())?).await,
+        ClassCommand::Board { lab, listen, roster } => board(cat, &lab, listen, only(roster.as_deref())?, quiet).await,
         ClassCommand::Credentials { lab, roster, out, expires } => credentials(cat, &lab, &roster, &out, expires, quiet).await,
-        ClassCommand::Down { lab, yes } => down(cat, &lab, yes, quiet).await,
+        ClassCommand::Down { lab, yes, roster } => down(cat, &lab, yes, only(roster.as_deref())?, quiet).await,
     }
 }
 
@@ -365,8 +374,16 @@ struct Row {
     verdict: Option<Verdict>,
 }
 
-/// Each student instance of a lab with its last verdict, in natural order.
-async fn rows(backend: &crate::backend::Backend, lab: &str) -> Result<Vec<Row>, Error> {
+/// The students of `--roster`, when given.
+fn only(roster: Option<&std::path::Path>) -> Result<Option<Vec<String>>, Error> {
+    Ok(match roster {
+        Some(r) => Some(read_roster(r)?.into_iter().map(|s| s.id).collect()),
+        None => None,
+    })
+}
+
+/// Each student instance of a lab (of `only`'s students, when given) with its last verdict, in natural order.
+async fn rows(backend: &crate::backend::Backend, lab: &str, only: Option<&[String]>) -> Result<Vec<Row>, Error> {
     let mut rows: Vec<Row> = Vec::new();
     for i in backend.instances(None).await? {
         let Some(student) = i.student.clone().filter(|_| i.lab == lab) else { continue };
@@ -385,14 +402,17 @@ async fn rows(backend: &crate::backend::Backend, lab: &str) -> Result<Vec<Row>, 
             None => rows.push(Row { student: v.student.clone(), instance: v.instance.clone(), state: "none".into(), verdict: Some(v) }),
         }
     }
+    if let Some(ids) = only {
+        rows.retain(|r| ids.contains(&r.student));
+    }
     rows.sort_by(|a, b| crate::class::natural(&a.student, &b.student));
     Ok(rows)
 }
 
-async fn status(cat: &Catalogue, lab: &str, json: bool) -> Result<i32, Error> {
+async fn status(cat: &Catalogue, lab: &str, json: bool, only: Option<Vec<String>>) -> Result<i32, Error> {
     cat.find(lab)?;
     let session = super::session(true).await?;
-    let rows = rows(&session.backend, lab).await?;
+    let rows = rows(&session.backend, lab, only.as_deref()).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({"lab": lab, "students": rows})).expect("rows serialize"));
         return Ok(exit::OK);
@@ -477,7 +497,7 @@ fn write_private(path: &std::path::Path, text: &str) -> Result<String, String> {
 /// The board page; it polls `state`.
 const BOARD_PAGE: &str = include_str!("board.html");
 
-async fn board(cat: &Catalogue, lab: &str, listen: std::net::SocketAddr, quiet: bool) -> Result<i32, Error> {
+async fn board(cat: &Catalogue, lab: &str, listen: std::net::SocketAddr, only: Option<Vec<String>>, quiet: bool) -> Result<i32, Error> {
     use http_body_util::Full;
     use hyper::body::Bytes;
     let def = cat.find(lab)?.def;
@@ -492,7 +512,7 @@ async fn board(cat: &Catalogue, lab: &str, listen: std::net::SocketAddr, quiet: 
         }
         eprintln!("(Ctrl-C stops it)");
     }
-    let shared = std::sync::Arc::new((session, checks, lab.to_string()));
+    let shared = std::sync::Arc::new((session, checks, lab.to_string(), only));
     let serve = async {
         loop {
             let (sock, _) = listener.accept().await.map_err(|e| Error::Io(format!("board: {e}")))?;
@@ -501,10 +521,10 @@ async fn board(cat: &Catalogue, lab: &str, listen: std::net::SocketAddr, quiet: 
                 let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let shared = shared.clone();
                     async move {
-                        let (session, checks, lab) = &*shared;
+                        let (session, checks, lab, only) = &*shared;
                         let (status, kind, body) = match (req.method(), req.uri().path()) {
                             (&hyper::Method::GET, "/") => (200, "text/html; charset=utf-8", BOARD_PAGE.as_bytes().to_vec()),
-                            (&hyper::Method::GET, "/state") => match rows(&session.backend, lab).await {
+                            (&hyper::Method::GET, "/state") => match rows(&session.backend, lab, only.as_deref()).await {
                                 Ok(rows) => (
                                     200,
                                     "application/json",
@@ -537,16 +557,10 @@ async fn board(cat: &Catalogue, lab: &str, listen: std::net::SocketAddr, quiet: 
     }
 }
 
-async fn down(cat: &Catalogue, lab: &str, yes: bool, quiet: bool) -> Result<i32, Error> {
+async fn down(cat: &Catalogue, lab: &str, yes: bool, only: Option<Vec<String>>, quiet: bool) -> Result<i32, Error> {
     cat.find(lab)?;
     let session = super::session(quiet).await?;
-    let mut instances: Vec<String> = session.backend.instances(None).await?.into_iter().filter(|i| i.lab == lab && i.student.is_some()).map(|i| i.instance).collect();
-    // A verdict whose instance is gone (a Docker volume left by an older run) goes too.
-    for v in session.backend.verdicts(lab).await? {
-        if !instances.contains(&v.instance) {
-            instances.push(v.instance);
-        }
-    }
+    let mut instances: Vec<String> = rows(&session.backend, lab, only.as_deref()).await?.into_iter().map(|r| r.instance).collect();
     instances.sort_by(|a, b| crate::class::natural(a, b));
     if instances.is_empty() {
         println!("no student instances of {lab}");
