@@ -41,6 +41,7 @@ pub enum ClassCommand {
     /// A table of the class: each student's instance and last verdict.
     #[command(after_help = "Example:\n  lab class status url-shortener")]
     Status {
+        /// The lab (a name from `lab list`, or a folder).
         lab: String,
         /// Print JSON.
         #[arg(long)]
@@ -54,6 +55,7 @@ pub enum ClassCommand {
     /// check's failure. Self-contained (no external scripts or fonts).
     #[command(after_help = "Example:\n  lab class board url-shortener --listen 127.0.0.1:8090\n  # then open http://127.0.0.1:8090/ (a link to a failure: /#s2/redirect)")]
     Board {
+        /// The lab (a name from `lab list`, or a folder).
         lab: String,
         /// Where to serve it (port 0: any free port; the URL is printed).
         #[arg(long, default_value = "127.0.0.1:8090")]
@@ -68,6 +70,7 @@ pub enum ClassCommand {
     /// port-forwards, a token that expires); on Docker their addresses.
     #[command(after_help = "Example:\n  lab class credentials url-shortener --roster class.csv --out ./creds --expires 8h\n  # a student then: KUBECONFIG=creds/s1.kubeconfig kubectl get pods")]
     Credentials {
+        /// The lab (a name from `lab list`, or a folder).
         lab: String,
         /// The class's roster file.
         #[arg(long, value_name = "FILE")]
@@ -82,6 +85,7 @@ pub enum ClassCommand {
     /// Remove every student instance of a lab (asks first unless --yes).
     #[command(after_help = "Example:\n  lab class down url-shortener --yes")]
     Down {
+        /// The lab (a name from `lab list`, or a folder).
         lab: String,
         /// Do not ask.
         #[arg(long, short)]
@@ -94,6 +98,7 @@ pub enum ClassCommand {
 
 #[derive(Args, Debug)]
 pub struct ClassArgs {
+    /// The lab (a name from `lab list`, or a folder).
     pub lab: String,
     /// The class's roster file (.csv, or .yaml/.yml).
     #[arg(long, value_name = "FILE")]

@@ -116,7 +116,7 @@ pub enum Command {
         #[arg(long)]
         student: Option<String>,
     },
-    /// A class: an instance of a lab per student of a roster (up, verify, status, down).
+    /// A class: an instance of a lab per student of a roster (up, verify, status, board, credentials, down).
     #[command(subcommand)]
     Class(class::ClassCommand),
     /// Remove a lab's instance (containers, network, volumes), or all with --all.
