@@ -56,7 +56,7 @@ fn kchaos(student: &str, args: &[&str]) -> std::process::Output {
 
 fn versions(ns: &str) -> BTreeMap<String, String> {
     let jp = "jsonpath={range .items[*]}{.kind}/{.metadata.name}={.metadata.resourceVersion}{\"\\n\"}{end}";
-    let mut text = kubectl_out(&["get", "service,pod,limitrange,networkpolicy,configmap", "-n", ns, "-o", jp]);
+    let mut text = kubectl_out(&["get", "service,pod,limitrange,resourcequota,networkpolicy,configmap", "-n", ns, "-o", jp]);
     text += &kubectl_out(&["get", "namespace", ns, "-o", "jsonpath=Namespace/{.metadata.name}={.metadata.resourceVersion}{\"\\n\"}"]);
     text.lines().filter(|l| !l.contains("kube-root-ca")).filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
@@ -122,6 +122,7 @@ fn url_shortener_on_the_cluster_up_again_changes_nothing_verify_passes_chaos_is_
             "Pod/app-1",
             "Pod/proxy-1",
             "Pod/redis-1",
+            "ResourceQuota/lab-quota",
             "Service/app",
             "Service/app-1",
             "Service/proxy",
@@ -548,14 +549,27 @@ fn a_class_on_the_cluster_keeps_each_verdict_in_the_students_namespace() {
     common::shortener_with_bug(&dir.path().join("broken"), "redirect-301");
     let roster = dir.path().join("class.yaml");
     std::fs::write(&roster, format!("- id: k2\n  name: Broken\n  solution: broken\n- id: k1\n  name: Good\n  solution: {}\n", shortener().display())).unwrap();
+    // The class's own limits: url-shortener runs 3 pods, and the quota allows 3.
+    let limits = dir.path().join("limits.yaml");
+    std::fs::write(&limits, "container:\n  limit: {memory: 256Mi}\nquota:\n  pods: 3\n").unwrap();
     let mut c = klab();
-    c.args(["class", "up", "url-shortener", "--roster"]).arg(&roster);
+    c.args(["class", "up", "url-shortener", "--limits"]).arg(&limits).arg("--roster").arg(&roster);
     assert_eq!(run(c).status.code(), Some(0));
     let mut c = klab();
     c.args(["class", "verify", "url-shortener", "--roster"]).arg(&roster);
     let out = run(c);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("not: k2"), "{}", stdout(&out));
+    // `class verify` was given no --limits: each namespace kept the class's.
+    for s in ["k1", "k2"] {
+        let ns = format!("lab-url-shortener--{s}");
+        assert_eq!(kubectl_out(&["get", "resourcequota", "lab-quota", "-n", &ns, "-o", "jsonpath={.spec.hard.pods}/{.status.hard.pods}/{.status.used.pods}"]), "3/3/3");
+        assert_eq!(kubectl_out(&["get", "limitrange", "lab-defaults", "-n", &ns, "-o", "jsonpath={.spec.limits[0].default.memory}"]), "256Mi");
+    }
+    // The quota holds against anyone, the cluster's admin too: a fourth pod is refused.
+    let extra = kubectl().args(["run", "extra", "-n", "lab-url-shortener--k1", "--image=envtest/pause:3.4", "--image-pull-policy=Never"]).output().unwrap();
+    let said = String::from_utf8_lossy(&extra.stderr);
+    assert!(!extra.status.success() && said.contains("exceeded quota: lab-quota"), "a pod beyond the quota: {said}");
     // The verdict is an object of the student's namespace.
     let data = kubectl_out(&["get", "configmap", "lab-verdict", "-n", "lab-url-shortener--k2", "-o", "jsonpath={.data.verdict}"]);
     let v: serde_json::Value = serde_json::from_str(&data).unwrap_or_else(|e| panic!("{e}: {data}"));

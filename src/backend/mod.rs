@@ -134,6 +134,14 @@ pub enum BackendError {
     KubeUnreachable { detail: String },
     #[error("{op} failed: {detail}")]
     Kube { op: String, detail: String },
+    #[error("the ResourceQuota of namespace {ns} has no status after {secs} s, and until the cluster computes it the API server refuses every pod (\"status unknown for quota\")")]
+    #[diagnostic(help("the cluster's kube-controller-manager computes quotas: is it running? Or bring the instance up without a quota: --limits FILE holding `quota: none` (see k8s/limits.yaml)"))]
+    QuotaUnknown { ns: String, secs: u64 },
+    #[error("{op} failed: the namespace's quota is spent: {detail}")]
+    #[diagnostic(help(
+        "the instance needs more than its namespace's ResourceQuota (lab-quota) allows: raise it with --limits FILE (e.g. `quota: {{pods: 16}}`; see k8s/limits.yaml), or `quota: none`"
+    ))]
+    QuotaExceeded { op: String, detail: String },
     /// Something a backend cannot do with the same meaning; said plainly, never pretended.
     #[error("{what} is not available on this backend: {why}")]
     #[diagnostic(help("{hint}"))]

@@ -74,7 +74,7 @@ pub fn run(cat: &Catalogue, cmd: ExportCommand) -> Result<i32, Error> {
         Ok(p)
     })?;
     if k8s {
-        let objects = crate::backend::kubernetes::objects::all_objects(&plan, &Default::default());
+        let objects = crate::backend::kubernetes::objects::all_objects(&plan, &super::chosen_limits().unwrap_or_else(crate::backend::kubernetes::limits::Limits::defaults), &Default::default());
         print!(
             "# Made by `lab export k8s {}`: the objects `lab up --backend kubernetes` applies (field manager `lab`).\n{}",
             plan.lab,

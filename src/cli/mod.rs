@@ -61,6 +61,12 @@ pub struct Cli {
     /// Also LAB_REGISTRY, `registry:` in the config file.
     #[arg(long, global = true, env = "LAB_REGISTRY", value_name = "REGISTRY")]
     pub registry: Option<String>,
+    /// On Kubernetes, the resource limits of each instance's namespace: a YAML
+    /// file overriding any of k8s/limits.yaml (each container's default limit
+    /// and request, the namespace's ResourceQuota, or `quota: none`). A
+    /// namespace keeps the limits it was given. Also LAB_LIMITS.
+    #[arg(long, global = true, env = "LAB_LIMITS", value_name = "FILE")]
+    pub limits: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -252,9 +258,25 @@ fn chosen_registry() -> Option<String> {
     REGISTRY.get().cloned().flatten()
 }
 
+/// The namespace limits given with --limits (read once by `run`).
+static LIMITS: std::sync::OnceLock<Option<crate::backend::kubernetes::limits::Limits>> = std::sync::OnceLock::new();
+
+pub(crate) fn chosen_limits() -> Option<crate::backend::kubernetes::limits::Limits> {
+    LIMITS.get().cloned().flatten()
+}
+
 async fn session(quiet: bool) -> Result<Session, Error> {
     let (kind, context) = BACKEND.get().cloned().unwrap_or((crate::backend::BackendKind::Docker, None));
-    Ok(Session { backend: Backend::connect(kind, context.as_deref(), chosen_registry()).await?, ui: Ui::new(quiet) })
+    if kind == crate::backend::BackendKind::Docker && chosen_limits().is_some() {
+        return Err(Error::Usage(
+            "--limits (or LAB_LIMITS) sets the LimitRange and ResourceQuota of each instance's namespace on a cluster; Docker has no namespaces: drop it, or add --backend kubernetes".into(),
+        ));
+    }
+    let mut backend = Backend::connect(kind, context.as_deref(), chosen_registry()).await?;
+    if let Backend::Kubernetes(k) = backend {
+        backend = Backend::Kubernetes(k.with_limits(chosen_limits()));
+    }
+    Ok(Session { backend, ui: Ui::new(quiet) })
 }
 
 /// A session on the Docker engine, whatever the backend (images are baked there).
@@ -321,6 +343,14 @@ pub async fn run(cli: Cli) -> i32 {
         }
         Err(e) => return exit_code(Err(Error::Usage(e))),
     }
+    if let Some(p) = &cli.limits {
+        match crate::backend::kubernetes::limits::Limits::from_file(p) {
+            Ok(l) => {
+                let _ = LIMITS.set(Some(l));
+            }
+            Err(e) => return exit_code(Err(Error::Usage(e))),
+        }
+    }
     // What each student's own `lab` process of `lab class` gets again.
     let mut globals = class::Globals::default();
     for d in &cli.labs {
@@ -334,6 +364,9 @@ pub async fn run(cli: Cli) -> i32 {
     }
     if let Some(r) = chosen_registry() {
         globals.args.extend(["--registry".into(), r.into()]);
+    }
+    if let Some(p) = &cli.limits {
+        globals.args.extend(["--limits".into(), std::path::absolute(p).unwrap_or(p.clone()).into_os_string()]);
     }
     let res = match cli.command {
         Command::List => labs::list(&catalogue),

@@ -9,6 +9,7 @@
 //! through port-forwards it opens on 127.0.0.1 (`expose`). Kill, stop, start
 //! and pause act on lab's supervisor in the pod (`objects::SUPERVISOR`).
 
+pub mod limits;
 pub mod objects;
 
 use std::collections::BTreeMap;
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::BoxStream;
 use futures_util::{AsyncBufReadExt, StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, Pod, ResourceQuota, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, AttachParams, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -35,6 +36,9 @@ const UPLOADED_ANNOTATION: &str = "lab.uploaded";
 const RUNNING_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long `down` waits for a namespace to be gone.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a new namespace's quota may take to be computed (the controller
+/// manager does it within a second or two).
+const QUOTA_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A connection to a cluster's API server.
 #[derive(Clone)]
@@ -46,6 +50,9 @@ pub struct KubeBackend {
     /// images are taken from it, and each node's program goes there as an
     /// image instead of being uploaded into its pod.
     registry: Option<String>,
+    /// The namespace limits given (`--limits`); without them a namespace
+    /// keeps those it has, and a new one gets `k8s/limits.yaml`'s.
+    limits: Option<limits::Limits>,
     /// The cluster's CA certificates (DER) and whether TLS is checked, for
     /// the kubeconfigs `lab class credentials` writes.
     root_cert: Option<Vec<Vec<u8>>>,
@@ -55,6 +62,7 @@ pub struct KubeBackend {
 fn kube_err(op: impl Into<String>) -> impl FnOnce(kube::Error) -> BackendError {
     let op = op.into();
     move |e| match e {
+        kube::Error::Api(s) if s.code == 403 && s.message.contains("exceeded quota") => BackendError::QuotaExceeded { op, detail: s.message },
         kube::Error::Api(s) => BackendError::Kube { op, detail: format!("{} (HTTP {})", s.message, s.code) },
         other => BackendError::KubeUnreachable { detail: format!("{op}: {}", crate::probe::http::error_chain(&other)) },
     }
@@ -90,13 +98,53 @@ impl KubeBackend {
         let server = config.cluster_url.to_string();
         let (root_cert, insecure) = (config.root_cert.clone(), config.accept_invalid_certs);
         let client = Client::try_from(config).map_err(|e| unreachable(e.to_string()))?;
-        Ok(KubeBackend { client, server, registry: None, root_cert, insecure })
+        Ok(KubeBackend { client, server, registry: None, limits: None, root_cert, insecure })
     }
 
     /// Take images from `registry` (see the field).
     pub fn with_registry(mut self, registry: Option<String>) -> Self {
         self.registry = registry.filter(|r| !r.trim().is_empty());
         self
+    }
+
+    pub fn with_limits(mut self, limits: Option<limits::Limits>) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits an instance's namespace gets: those given, else those it
+    /// was given before (its annotation), else the defaults.
+    async fn limits_for(&self, ns: &str) -> Result<limits::Limits, BackendError> {
+        if let Some(l) = &self.limits {
+            return Ok(l.clone());
+        }
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let kept = api
+            .get_opt(ns)
+            .await
+            .map_err(kube_err(format!("reading namespace {ns}")))?
+            .and_then(|n| n.metadata.annotations)
+            .and_then(|a| a.get(limits::ANNOTATION).and_then(|s| limits::Limits::from_annotation(s)));
+        Ok(kept.unwrap_or_else(limits::Limits::defaults))
+    }
+
+    /// Wait until the cluster has computed a namespace's quota: until then
+    /// the API server refuses every pod.
+    async fn wait_quota(&self, ns: &str, hard: &BTreeMap<String, String>) -> Result<(), BackendError> {
+        let api: Api<ResourceQuota> = Api::namespaced(self.client.clone(), ns);
+        let t0 = Instant::now();
+        loop {
+            let q = api.get("lab-quota").await.map_err(kube_err(format!("reading ResourceQuota lab-quota of {ns}")))?;
+            let have = q.status.and_then(|s| s.hard).unwrap_or_default();
+            if hard.keys().all(|k| have.contains_key(k)) && !have.is_empty() {
+                tracing::debug!(%ns, waited = ?t0.elapsed(), "quota computed");
+                return Ok(());
+            }
+            if t0.elapsed() > QUOTA_TIMEOUT {
+                return Err(BackendError::QuotaUnknown { ns: ns.to_string(), secs: QUOTA_TIMEOUT.as_secs() });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The image of each container that does not run its plan's image as it
@@ -202,7 +250,8 @@ impl KubeBackend {
                 hint: format!("use a --student name of at most {} characters", 63usize.saturating_sub(ns.len() - plan.student.as_deref().map_or(0, str::len))),
             });
         }
-        for o in objects::namespace_objects(plan) {
+        let limits = self.limits_for(ns).await?;
+        for o in objects::namespace_objects(plan, &limits) {
             match o["kind"].as_str() {
                 Some("Namespace") => {
                     let api: Api<Namespace> = Api::all(self.client.clone());
@@ -212,9 +261,18 @@ impl KubeBackend {
                     }
                 }
                 Some("LimitRange") => drop(self.apply(&Api::<LimitRange>::namespaced(self.client.clone(), ns), &o).await?),
+                Some("ResourceQuota") => drop(self.apply(&Api::<ResourceQuota>::namespaced(self.client.clone(), ns), &o).await?),
                 Some("NetworkPolicy") => drop(self.apply(&Api::<NetworkPolicy>::namespaced(self.client.clone(), ns), &o).await?),
                 other => unreachable!("k8s/namespace.yaml.tera makes no {other:?}"),
             }
+        }
+        match &limits.quota {
+            Some(hard) => self.wait_quota(ns, hard).await?,
+            None => match Api::<ResourceQuota>::namespaced(self.client.clone(), ns).delete("lab-quota", &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(e) if is_404(&e) => {}
+                Err(e) => return Err(kube_err(format!("removing ResourceQuota lab-quota of {ns}"))(e)),
+            },
         }
         let services: Api<Service> = Api::namespaced(self.client.clone(), ns);
         let mut cluster_ips = BTreeMap::new();

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
+use super::limits::{self, Limits};
 use crate::plan::{labels, ContainerSpec, Plan, Role};
 
 /// The supervisor script, PID 1 of every container lab runs on a cluster.
@@ -66,16 +67,18 @@ fn recommended(plan: &Plan, name: &str, component: &str) -> BTreeMap<String, Str
     ])
 }
 
-/// The namespace, its limits and its network policy.
-pub fn namespace_objects(plan: &Plan) -> Vec<Value> {
-    let (mut l, a) = split_labels(&plan.labels);
+/// The namespace, its limits, its quota and its network policy.
+pub fn namespace_objects(plan: &Plan, limits: &Limits) -> Vec<Value> {
+    let (mut l, mut a) = split_labels(&plan.labels);
+    a.insert(limits::ANNOTATION.to_string(), limits.to_annotation());
     l.extend(recommended(plan, &plan.instance, "instance"));
     let mut ctx = tera::Context::new();
     ctx.insert("instance", &plan.instance);
     ctx.insert("labels", &l);
     ctx.insert("annotations", &a);
-    ctx.insert("memory_limit", "1Gi");
-    ctx.insert("cpu_limit", "1");
+    ctx.insert("limit", &limits.limit);
+    ctx.insert("request", &limits.request);
+    ctx.insert("quota", &limits.quota);
     ctx.insert("backstage", &plan.backstage.is_some());
     let text = tera::Tera::one_off(NAMESPACE_TEMPLATE, &ctx, false).expect("k8s/namespace.yaml.tera renders");
     serde_yaml::Deserializer::from_str(&text).map(|d| serde::Deserialize::deserialize(d).expect("k8s/namespace.yaml.tera is YAML")).collect()
@@ -289,8 +292,8 @@ fn spec_digest(spec: &Value, labels: &BTreeMap<String, String>) -> String {
 
 /// Every object of a plan, in the order they are applied: namespace and
 /// policy, Services, pods.
-pub fn all_objects(plan: &Plan, cluster_ips: &BTreeMap<String, String>) -> Vec<Value> {
-    let mut v = namespace_objects(plan);
+pub fn all_objects(plan: &Plan, limits: &Limits, cluster_ips: &BTreeMap<String, String>) -> Vec<Value> {
+    let mut v = namespace_objects(plan, limits);
     v.extend(service_objects(plan));
     v.extend(plan.containers.iter().map(|c| pod_object(plan, c, cluster_ips)));
     v
@@ -337,7 +340,7 @@ mod tests {
     #[test]
     fn a_dependency_behind_the_proxy_takes_connections_from_the_proxy_only() {
         let plan = plan_of("url-shortener", Solution::Binary { path: "/tmp/b/app".into(), digest: "d1".into(), root: None });
-        let objs = namespace_objects(&plan);
+        let objs = namespace_objects(&plan, &Limits::defaults());
         let policies: Vec<&Value> = objs.iter().filter(|o| o["kind"] == "NetworkPolicy").collect();
         assert_eq!(policies.len(), 2, "{objs:#?}");
         assert_eq!(policies[0]["spec"]["podSelector"]["matchExpressions"][0], json!({"key": "lab.reach", "operator": "DoesNotExist"}));
@@ -349,15 +352,33 @@ mod tests {
         assert!(pod_object(&plan, app, &BTreeMap::new())["metadata"]["labels"].get("lab.reach").is_none());
         // raft's peers go through the proxy, but no dependency hides behind it.
         let raft = plan_of("raft", Solution::Binary { path: "/tmp/b/app".into(), digest: "d1".into(), root: None });
-        assert_eq!(namespace_objects(&raft).iter().filter(|o| o["kind"] == "NetworkPolicy").count(), 1);
+        assert_eq!(namespace_objects(&raft, &Limits::defaults()).iter().filter(|o| o["kind"] == "NetworkPolicy").count(), 1);
+    }
+
+    #[test]
+    fn the_namespace_gets_the_limits_and_quota_given_and_keeps_them_in_an_annotation() {
+        use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota};
+        let plan = plan_of("url-shortener", Solution::Binary { path: "/tmp/b/app".into(), digest: "d1".into(), root: None });
+        let given = Limits::defaults().overridden("container: {limit: {memory: 256Mi}}\nquota: {pods: 3}\n", "f").unwrap();
+        let objs = namespace_objects(&plan, &given);
+        let lr: LimitRange = serde_json::from_value(objs.iter().find(|o| o["kind"] == "LimitRange").unwrap().clone()).unwrap();
+        let default = lr.spec.unwrap().limits[0].default.clone().unwrap();
+        assert_eq!((default["memory"].0.as_str(), default["cpu"].0.as_str()), ("256Mi", "1"));
+        let q: ResourceQuota = serde_json::from_value(objs.iter().find(|o| o["kind"] == "ResourceQuota").unwrap().clone()).unwrap();
+        let hard = q.spec.unwrap().hard.unwrap();
+        assert_eq!((hard["pods"].0.as_str(), hard["limits.memory"].0.as_str()), ("3", "16Gi"));
+        let ns: Namespace = serde_json::from_value(objs[0].clone()).unwrap();
+        assert_eq!(Limits::from_annotation(&ns.metadata.annotations.unwrap()[limits::ANNOTATION]), Some(given));
+        let none = Limits::defaults().overridden("quota: none", "f").unwrap();
+        assert!(!namespace_objects(&plan, &none).iter().any(|o| o["kind"] == "ResourceQuota"));
     }
 
     #[test]
     fn every_object_is_a_valid_kubernetes_object_in_the_instance_namespace() {
         let plan = plan_of("raft", Solution::Binary { path: "/tmp/b/app".into(), digest: "d1".into(), root: None });
-        let objs = all_objects(&plan, &BTreeMap::new());
+        let objs = all_objects(&plan, &Limits::defaults(), &BTreeMap::new());
         let kinds: Vec<&str> = objs.iter().map(|o| o["kind"].as_str().unwrap()).collect();
-        assert_eq!(kinds, ["Namespace", "LimitRange", "NetworkPolicy", "Service", "Service", "Service", "Service", "Service", "Pod", "Pod", "Pod", "Pod"]);
+        assert_eq!(kinds, ["Namespace", "LimitRange", "ResourceQuota", "NetworkPolicy", "Service", "Service", "Service", "Service", "Service", "Pod", "Pod", "Pod", "Pod"]);
         let ns: Namespace = serde_json::from_value(objs[0].clone()).unwrap();
         assert_eq!(ns.metadata.name.as_deref(), Some("lab-raft--eve"));
         assert_eq!(ns.metadata.labels.as_ref().unwrap()["lab.instance"], "lab-raft--eve");
