@@ -7,8 +7,17 @@ use std::process::Command;
 
 use common::*;
 
+/// `class up --prune` removes every url-shortener student instance not on
+/// its roster, so the tests that bring up url-shortener classes take turns.
+static ONE_CLASS_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_class_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_CLASS_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn a_class_of_three_comes_up_is_verified_shows_its_one_broken_student_and_goes() {
+    let _turn = one_class_at_a_time();
     let _down = [Down("url-shortener", Some("s1")), Down("url-shortener", Some("s2")), Down("url-shortener", Some("s10"))];
     let dir = tempfile::tempdir().unwrap();
     common::shortener_with_bug(&dir.path().join("broken"), "redirect-301");
@@ -143,4 +152,68 @@ fn a_bad_roster_is_refused_at_its_line_before_anything_starts() {
     assert!(err.contains("class.csv:3: student id \"Bob Smith\" cannot name an instance"), "{err}");
     assert!(err.contains("lower-case letters and digits"), "{err}");
     assert!(docker_names("container", "label=lab.instance=lab-url-shortener--ann").is_empty());
+}
+
+/// Ctrl-C during `class up` stops the class where it is: the students whose
+/// `up` finished stay, the one being brought up is removed by its own `lab`
+/// (it did not exist before), the rest never start; exit 130. A later `class
+/// up --prune` with a shorter roster removes the students no longer on it.
+#[test]
+fn ctrl_c_stops_class_up_cleanly_and_prune_removes_who_left_the_roster() {
+    use std::io::BufRead;
+    let _turn = one_class_at_a_time();
+    let _down = [Down("url-shortener", Some("p1")), Down("url-shortener", Some("p2")), Down("url-shortener", Some("p3"))];
+    let dir = tempfile::tempdir().unwrap();
+    let roster = dir.path().join("class.csv");
+    let good = shortener();
+    std::fs::write(&roster, format!("id,name,solution\np1,P One,{0}\np2,P Two,{0}\np3,P Three,{0}\n", good.display())).unwrap();
+    let mut c = lab();
+    c.args(["class", "up", "url-shortener", "--jobs", "1", "--roster"]).arg(&roster).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    // After the first student is up, interrupt while the next one comes up.
+    loop {
+        let mut l = String::new();
+        assert!(err.read_line(&mut l).unwrap() > 0, "class up ended before any student was up:\n{said}");
+        said += &l;
+        if l.contains(" up in ") {
+            break;
+        }
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    said += &rest;
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{said}");
+    let up: Vec<&str> = ["p1", "p2", "p3"].into_iter().filter(|s| said.lines().any(|l| l.contains(&format!("✓ {s} ")) && l.contains(" up in "))).collect();
+    assert!(!up.is_empty() && up.len() < 3, "{said}");
+    for s in ["p1", "p2", "p3"] {
+        let instance = format!("lab-url-shortener--{s}");
+        if up.contains(&s) {
+            assert_eq!(docker_names("container", &format!("label=lab.instance={instance}")).len(), 3, "{s} was up before Ctrl-C:\n{said}");
+        } else {
+            assert_gone(&instance);
+        }
+    }
+
+    // The whole roster, then a shorter one with --prune.
+    let mut c = lab();
+    c.args(["class", "up", "url-shortener", "--roster"]).arg(&roster);
+    assert_eq!(run(c).status.code(), Some(0));
+    std::fs::write(&roster, format!("id,name,solution\np1,P One,{}\n", good.display())).unwrap();
+    let mut c = lab();
+    c.args(["class", "up", "url-shortener", "--prune", "--roster"]).arg(&roster);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for s in ["p2", "p3"] {
+        assert!(err.lines().any(|l| l.contains(&format!("- {s} ")) && l.contains("not on the roster: removed")), "{err}");
+        assert_gone(&format!("lab-url-shortener--{s}"));
+    }
+    assert_eq!(docker_names("container", "label=lab.instance=lab-url-shortener--p1").len(), 3, "p1 stays");
+    let mut c = lab();
+    c.args(["class", "down", "url-shortener", "--yes", "--roster"]).arg(&roster);
+    assert_eq!(run(c).status.code(), Some(0));
+    assert_gone("lab-url-shortener--p1");
 }

@@ -9,6 +9,21 @@ use bollard::container::{Config, CreateContainerOptions, ListContainersOptions, 
 use bollard::image::CreateImageOptions;
 use bollard::models::{EndpointSettings, HostConfig, PortBinding};
 use bollard::network::{CreateNetworkOptions, ListNetworksOptions};
+
+/// Where lab takes a network's subnet when the engine's default pools are spent.
+const DEFAULT_SUBNET_POOL: &str = "10.213.0.0/16";
+
+/// The /24 subnets of an IPv4 network of /16 to /24.
+fn pool_subnets(pool: &str) -> Option<Vec<String>> {
+    let (addr, bits) = pool.split_once('/')?;
+    let addr: std::net::Ipv4Addr = addr.parse().ok()?;
+    let bits: u32 = bits.parse().ok()?;
+    if !(16..=24).contains(&bits) {
+        return None;
+    }
+    let base = u32::from(addr) & (u32::MAX << (32 - bits));
+    Some((0..1u32 << (24 - bits)).map(|i| format!("{}/24", std::net::Ipv4Addr::from(base + (i << 8)))).collect())
+}
 use bollard::volume::{ListVolumesOptions, RemoveVolumeOptions};
 use bollard::Docker;
 use futures_util::stream::BoxStream;
@@ -182,15 +197,51 @@ impl DockerBackend {
                 continue;
             }
             let labels: HashMap<String, String> = plan.labels.clone().into_iter().collect();
-            let res = self.docker.create_network(CreateNetworkOptions { name: name.clone(), driver: "bridge".into(), check_duplicate: true, labels, ..Default::default() }).await;
+            let res = self.docker.create_network(CreateNetworkOptions { name: name.clone(), driver: "bridge".into(), check_duplicate: true, labels: labels.clone(), ..Default::default() }).await;
             match res {
                 Ok(_) => {}
                 // Another `up` of the same instance made it in the meantime.
                 Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {}
+                // The engine's default address pools are spent (about 30
+                // networks): a class on one host needs more; lab takes a /24
+                // of its own pool.
+                Err(e) if e.to_string().contains("non-overlapping IPv4 address pool") => self.create_network_in_pool(name, labels).await?,
                 Err(e) => return Err(op_err(format!("creating network {name}"))(e)),
             }
         }
         Ok(())
+    }
+
+    /// Creates a network on a free /24 of `LAB_SUBNET_POOL` (default
+    /// 10.213.0.0/16), trying another where a concurrent `up` took it first.
+    async fn create_network_in_pool(&self, name: &str, labels: HashMap<String, String>) -> Result<(), BackendError> {
+        let pool = std::env::var("LAB_SUBNET_POOL").unwrap_or_else(|_| DEFAULT_SUBNET_POOL.to_string());
+        let subnets = pool_subnets(&pool)
+            .ok_or_else(|| BackendError::Docker { op: format!("creating network {name}"), detail: format!("LAB_SUBNET_POOL={pool}: give an IPv4 network of /16 to /24, such as 10.213.0.0/16") })?;
+        for _attempt in 0..8 {
+            let nets = self.docker.list_networks(None::<ListNetworksOptions<String>>).await.map_err(op_err("listing networks"))?;
+            let used: Vec<String> = nets.iter().filter_map(|n| n.ipam.as_ref()?.config.as_ref()).flatten().filter_map(|c| c.subnet.clone()).collect();
+            // Start at a place of the name's own, so concurrent `up`s rarely meet.
+            let start = name.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize)) % subnets.len();
+            let Some(subnet) = subnets.iter().cycle().skip(start).take(subnets.len()).find(|s| !used.contains(s)) else {
+                return Err(BackendError::Docker {
+                    op: format!("creating network {name}"),
+                    detail: format!("the engine's address pools and lab's ({pool}) are all in use; `lab down` unused instances or set LAB_SUBNET_POOL to a larger free network"),
+                });
+            };
+            let ipam = bollard::models::Ipam { config: Some(vec![bollard::models::IpamConfig { subnet: Some(subnet.clone()), ..Default::default() }]), ..Default::default() };
+            let res =
+                self.docker.create_network(CreateNetworkOptions { name: name.to_string(), driver: "bridge".into(), check_duplicate: true, labels: labels.clone(), ipam, ..Default::default() }).await;
+            match res {
+                Ok(_) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {
+                    tracing::debug!(network = %name, %subnet, "network on lab's own address pool");
+                    return Ok(());
+                }
+                Err(e) if e.to_string().contains("overlaps") => continue,
+                Err(e) => return Err(op_err(format!("creating network {name} on {subnet}"))(e)),
+            }
+        }
+        Err(BackendError::Docker { op: format!("creating network {name}"), detail: format!("every free subnet of {pool} tried was taken meanwhile by another network") })
     }
 
     async fn create(&self, plan: &Plan, spec: &ContainerSpec, digest: &str) -> Result<(), BackendError> {
@@ -771,6 +822,16 @@ impl DockerBackend {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn lab_s_address_pool_is_cut_into_24s() {
+        let s = super::pool_subnets("10.213.0.0/16").unwrap();
+        assert_eq!((s.len(), s[0].as_str(), s[255].as_str()), (256, "10.213.0.0/24", "10.213.255.0/24"));
+        assert_eq!(super::pool_subnets("192.168.77.9/24").unwrap(), ["192.168.77.0/24"]);
+        for bad in ["10.0.0.0/8", "10.1.0.0/25", "ten/16", "10.0.0.0"] {
+            assert!(super::pool_subnets(bad).is_none(), "{bad}");
+        }
+    }
+
     #[test]
     fn a_taken_host_port_is_told_apart_from_other_start_failures() {
         // What the engine answered in CI, and what it answers when a program holds the port.

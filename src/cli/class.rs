@@ -26,7 +26,9 @@ pub enum ClassCommand {
     Up {
         #[command(flatten)]
         c: ClassArgs,
-        /// Also take down the instances of students no longer on the roster.
+        /// Also take down the instances of students no longer on the roster: every
+        /// student instance of the lab on this backend whose id the roster lacks
+        /// (so one class per lab per host or cluster).
         #[arg(long)]
         prune: bool,
     },
