@@ -20,6 +20,9 @@ pub struct Student {
     /// Or an image their CI pushed, or a URL of a service they run.
     pub image: Option<String>,
     pub target: Option<String>,
+    /// Or their git repository (a URL git clones, `URL#BRANCH` for a branch),
+    /// fetched into lab's cache before each run.
+    pub git: Option<String>,
     /// The roster line (1-based) the student is on.
     pub line: usize,
 }
@@ -37,7 +40,7 @@ pub struct RosterError {
 }
 
 const CSV_HINT: &str =
-    "a roster is CSV with the columns id,name and optionally email,solution,image,target (a header line naming them is allowed), or YAML: a list of {id, name, email, solution, image, target}";
+    "a roster is CSV with the columns id,name and optionally email,solution,image,target,git (a header line naming them is allowed), or YAML: a list of {id, name, email, solution, image, target, git}";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,6 +56,8 @@ struct YamlStudent {
     image: Option<String>,
     #[serde(default)]
     target: Option<String>,
+    #[serde(default)]
+    git: Option<String>,
 }
 
 /// Reads a roster file: YAML when it ends in .yaml/.yml, CSV otherwise.
@@ -89,7 +94,7 @@ fn parse_yaml(file: &str, text: &str) -> Result<Vec<Student>, RosterError> {
         .map(|(i, v)| {
             let line = starts.get(i).copied().unwrap_or(0);
             let s: YamlStudent = serde_yaml::from_value(v).map_err(|e| RosterError { file: file.into(), line, message: format!("student {}: {e}", i + 1), hint: CSV_HINT.into() })?;
-            Ok(Student { name: s.name.unwrap_or_else(|| s.id.clone()), id: s.id, email: s.email, solution: s.solution, image: s.image, target: s.target, line })
+            Ok(Student { name: s.name.unwrap_or_else(|| s.id.clone()), id: s.id, email: s.email, solution: s.solution, image: s.image, target: s.target, git: s.git, line })
         })
         .collect()
 }
@@ -132,16 +137,17 @@ fn parse_csv(file: &str, text: &str) -> Result<Vec<Student>, RosterError> {
             });
         }
         let get = |c: &str| columns.iter().position(|x| x == c).and_then(|k| fields.get(k)).map(|s| s.to_string()).filter(|s| !s.is_empty());
-        if get("git").is_some() {
-            return Err(RosterError {
-                file: file.into(),
-                line,
-                message: "a git URL: lab does not clone solutions yet".into(),
-                hint: "clone each student's repository yourself and give its folder in the `solution` column".into(),
-            });
-        }
         let id = get("id").unwrap_or_default();
-        out.push(Student { name: get("name").unwrap_or_else(|| id.clone()), id, email: get("email"), solution: get("solution").map(PathBuf::from), image: get("image"), target: get("target"), line });
+        out.push(Student {
+            name: get("name").unwrap_or_else(|| id.clone()),
+            id,
+            email: get("email"),
+            solution: get("solution").map(PathBuf::from),
+            image: get("image"),
+            target: get("target"),
+            git: get("git"),
+            line,
+        });
     }
     Ok(out)
 }
@@ -162,16 +168,70 @@ fn check(file: &str, students: &[Student]) -> Result<(), RosterError> {
         if let Some(o) = students[..i].iter().find(|o| o.id == s.id) {
             return Err(RosterError { file: file.into(), line: s.line, message: format!("student id {} is on line {} too", s.id, o.line), hint: "each student needs an id of their own".into() });
         }
-        if [s.solution.is_some(), s.image.is_some(), s.target.is_some()].iter().filter(|x| **x).count() > 1 {
+        if [s.solution.is_some(), s.image.is_some(), s.target.is_some(), s.git.is_some()].iter().filter(|x| **x).count() > 1 {
             return Err(RosterError {
                 file: file.into(),
                 line: s.line,
-                message: format!("student {} has more than one of solution, image and target", s.id),
+                message: format!("student {} has more than one of solution, image, target and git", s.id),
                 hint: "give one way to reach each student's service".into(),
             });
         }
     }
     Ok(())
+}
+
+/// Fetches a student's repository (`URL` or `URL#BRANCH`) into lab's cache
+/// and returns the folder: cloned (shallow) the first time, then fetched and
+/// reset to what the remote has, so each run sees the latest push and nothing
+/// of the previous build. Never asks for a password.
+pub fn fetch_git(spec: &str) -> Result<PathBuf, String> {
+    use sha2::Digest;
+    let (url, branch) = match spec.rsplit_once('#') {
+        Some((u, b)) if !b.is_empty() => (u, Some(b)),
+        _ => (spec.trim_end_matches('#'), None),
+    };
+    let key: String = sha2::Sha256::digest(spec.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let dir = crate::build::cache_dir().join("class-git").join(key);
+    let git = |args: &[&str], cwd: Option<&Path>| -> Result<(), String> {
+        let mut c = std::process::Command::new("git");
+        if let Some(d) = cwd {
+            c.current_dir(d);
+        }
+        let out = c.args(args).env("GIT_TERMINAL_PROMPT", "0").env("GIT_ASKPASS", "true").stdin(std::process::Stdio::null()).output().map_err(|e| format!("git cannot be run: {e}; install git"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let last = err.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("no message");
+            Err(format!("git {} {url}: {last}", args[0]))
+        }
+    };
+    if dir.join(".git").is_dir() {
+        let what = branch.unwrap_or("HEAD");
+        git(&["fetch", "--depth", "1", "origin", what], Some(&dir))?;
+        git(&["reset", "--hard", "--quiet", "FETCH_HEAD"], Some(&dir))?;
+        git(&["clean", "-fdxq"], Some(&dir))?;
+    } else {
+        std::fs::create_dir_all(dir.parent().expect("a parent")).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let t = tmp.display().to_string();
+        let mut args = vec!["clone", "--depth", "1", "--quiet"];
+        if let Some(b) = branch {
+            args.extend(["--branch", b]);
+        }
+        args.extend([url, t.as_str()]);
+        let res = git(&args, None);
+        if let Err(e) = res {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        if std::fs::rename(&tmp, &dir).is_err() {
+            // Another run cloned it meanwhile.
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+    }
+    Ok(dir)
 }
 
 /// Natural order: `s2` before `s10`.
@@ -335,8 +395,8 @@ mod tests {
             ("s1,A\ns2,B\ns1,C\n", 3, "s1 is on line 1 too"),
             ("id,name,phone\ns1,A,1\n", 1, "unknown column `phone`"),
             ("s1,A,a@b,extra\n", 1, "4 fields, but the roster has 3 columns"),
-            ("id,name,solution,image\ns1,A,dir,img\n", 2, "more than one of solution, image and target"),
-            ("id,git\ns1,https://example.org/s1.git\n", 2, "git URL"),
+            ("id,name,solution,image\ns1,A,dir,img\n", 2, "more than one of solution, image, target and git"),
+            ("id,solution,git\ns1,dir,https://example.org/s1.git\n", 2, "more than one of solution, image, target and git"),
             ("# nobody\n", 0, "no students"),
         ];
         for (text, line, words) in cases {

@@ -217,3 +217,50 @@ fn ctrl_c_stops_class_up_cleanly_and_prune_removes_who_left_the_roster() {
     assert_eq!(run(c).status.code(), Some(0));
     assert_gone("lab-url-shortener--p1");
 }
+
+/// A roster's `git` column: the student's repository is cloned into lab's
+/// cache for `class up` and fetched again for `class verify`, so the verdict
+/// is of their latest push; a repository that cannot be fetched fails that
+/// student alone, saying so.
+#[test]
+fn a_students_git_repository_is_fetched_before_each_run() {
+    let _turn = one_class_at_a_time();
+    let _down = [Down("url-shortener", Some("g1")), Down("url-shortener", Some("g2"))];
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("g1-shortener");
+    let git = |args: &[&str]| {
+        let out = Command::new("git").args(["-c", "user.name=G One", "-c", "user.email=g1@example.org", "-c", "init.defaultBranch=main"]).args(args).current_dir(&repo).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&["init", "-q"]);
+    common::shortener_with_bug(&repo, "");
+    git(&["add", "."]);
+    git(&["commit", "-qm", "a shortener"]);
+    let roster = dir.path().join("class.csv");
+    std::fs::write(&roster, format!("id,name,git\ng1,G One,file://{}\ng2,G Two,file://{}/nowhere.git\n", repo.display(), dir.path().display())).unwrap();
+    let cache = dir.path().join("cache");
+    let mut c = lab();
+    c.env("LAB_CACHE_DIR", &cache).args(["class", "up", "url-shortener", "--roster"]).arg(&roster);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(4), "g2's repository cannot be fetched");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.lines().any(|l| l.contains("✗ g2") && l.contains("could not fetch their repository") && l.contains("nowhere.git")), "{err}");
+    assert!(err.lines().any(|l| l.contains("✓ g1") && l.contains("up in")), "{err}");
+    assert_gone("lab-url-shortener--g2");
+
+    // g1 pushes a bug: the next verify fetches it and fails where the bug is.
+    common::shortener_with_bug(&repo, "redirect-301");
+    git(&["commit", "-qam", "permanent redirects"]);
+    std::fs::write(&roster, format!("id,name,git\ng1,G One,file://{}\n", repo.display())).unwrap();
+    let mut c = lab();
+    c.env("LAB_CACHE_DIR", &cache).args(["class", "verify", "url-shortener", "--roster"]).arg(&roster);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.lines().any(|l| l.contains("✗ g1") && l.contains("first failed: redirect")), "{err}");
+    let mut c = lab();
+    c.args(["class", "down", "url-shortener", "--yes", "--roster"]).arg(&roster);
+    assert_eq!(run(c).status.code(), Some(0));
+    assert_gone("lab-url-shortener--g1");
+}

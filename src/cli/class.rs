@@ -21,7 +21,7 @@ use crate::verify::expect::fmt_dur;
 pub enum ClassCommand {
     /// Bring up an instance per student of the roster (idempotent; a new roster line adds a student).
     #[command(
-        after_help = "Roster: CSV with the columns id,name[,email,solution,image,target] (a header line may name them), or YAML: a list of {id, name, ...}.\n\nExamples:\n  lab class up url-shortener --roster class.csv --images debian\n  lab class up url-shortener --roster class.csv --solutions ./submissions --jobs 4 --prune"
+        after_help = "Roster: CSV with the columns id,name[,email,solution,image,target,git] (a header line may name them), or YAML: a list of {id, name, ...}. A git column (URL or URL#BRANCH) is cloned into lab's cache and fetched again before each run.\n\nExamples:\n  lab class up url-shortener --roster class.csv --images debian\n  lab class up url-shortener --roster class.csv --solutions ./submissions --jobs 4 --prune"
     )]
     Up {
         #[command(flatten)]
@@ -34,7 +34,7 @@ pub enum ClassCommand {
     },
     /// Run every student's checks and keep each verdict with their instance.
     #[command(
-        after_help = "Each student's solution: the roster's solution/image/target column, else --solutions DIR/<id>, else the instance as `class up` left it.\n\nExample:\n  lab class verify url-shortener --roster class.csv --solutions ./submissions"
+        after_help = "Each student's solution: the roster's solution/image/target/git column, else --solutions DIR/<id>, else the instance as `class up` left it.\n\nExample:\n  lab class verify url-shortener --roster class.csv --solutions ./submissions"
     )]
     Verify {
         #[command(flatten)]
@@ -256,6 +256,44 @@ fn summary(what: &str, done: &[Done]) -> String {
     }
 }
 
+/// Fetches the repositories of the students with a `git` column, `jobs` at a
+/// time, and gives each the fetched folder as their solution; those that
+/// cannot be fetched are taken out of the run, each with their error.
+async fn fetch_repos(students: &mut Vec<Student>, jobs: u16, quiet: bool) -> Vec<Done> {
+    let with_git: Vec<(usize, String)> = students.iter().enumerate().filter_map(|(i, s)| s.git.clone().map(|g| (i, g))).collect();
+    if with_git.is_empty() {
+        return vec![];
+    }
+    if !quiet {
+        eprintln!("fetching {} student repositor{}", with_git.len(), if with_git.len() == 1 { "y" } else { "ies" });
+    }
+    let fetched: Vec<(usize, std::time::Duration, Result<PathBuf, String>)> = stream::iter(with_git.into_iter().map(|(i, url)| async move {
+        let t0 = Instant::now();
+        let r = tokio::task::spawn_blocking(move || crate::class::fetch_git(&url)).await.unwrap_or_else(|e| Err(e.to_string()));
+        (i, t0.elapsed(), r)
+    }))
+    .buffer_unordered(jobs as usize)
+    .collect()
+    .await;
+    let mut failed = Vec::new();
+    let mut drop_ids = Vec::new();
+    for (i, took, r) in fetched {
+        match r {
+            Ok(dir) => students[i].solution = Some(dir),
+            Err(e) => {
+                let d = Done { id: students[i].id.clone(), code: exit::LAB_FAILED, took, stdout: String::new(), stderr: format!("× could not fetch their repository: {e}") };
+                if !quiet {
+                    eprintln!("  {} {:<16} {}", mark(d.code), d.id, error_line(&d.stderr));
+                }
+                drop_ids.push(d.id.clone());
+                failed.push(d);
+            }
+        }
+    }
+    students.retain(|s| !drop_ids.contains(&s.id));
+    failed
+}
+
 fn load(cat: &Catalogue, c: &ClassArgs) -> Result<Vec<Student>, Error> {
     cat.find(&c.lab)?;
     let students = read_roster(&c.roster)?;
@@ -291,9 +329,11 @@ fn images_args(c: &ClassArgs) -> Vec<std::ffi::OsString> {
 }
 
 async fn up(cat: &Catalogue, c: ClassArgs, prune: bool, globals: &Globals, quiet: bool) -> Result<i32, Error> {
-    let students = load(cat, &c)?;
+    let all = load(cat, &c)?;
+    let mut students = all.clone();
+    let failed = fetch_repos(&mut students, c.jobs, quiet).await;
     let lab = c.lab.clone();
-    let done = each(
+    let mut done = each(
         &students,
         c.jobs,
         globals,
@@ -308,9 +348,10 @@ async fn up(cat: &Catalogue, c: ClassArgs, prune: bool, globals: &Globals, quiet
         |d| if d.code == 0 { format!("  {} {:<16} up in {}", mark(0), d.id, fmt_dur(d.took)) } else { format!("  {} {:<16} exit {}: {}", mark(d.code), d.id, d.code, error_line(&d.stderr)) },
     )
     .await?;
+    done.extend(failed);
     if prune {
         let session = super::session(quiet).await?;
-        let keep: Vec<&str> = students.iter().map(|s| s.id.as_str()).collect();
+        let keep: Vec<&str> = all.iter().map(|s| s.id.as_str()).collect();
         for i in session.backend.instances(None).await? {
             if i.lab == lab && i.student.as_deref().is_some_and(|s| !keep.contains(&s)) {
                 let r = session.backend.down(Some(&i.instance)).await?;
@@ -325,10 +366,11 @@ async fn up(cat: &Catalogue, c: ClassArgs, prune: bool, globals: &Globals, quiet
 }
 
 async fn verify(cat: &Catalogue, c: ClassArgs, globals: &Globals, quiet: bool) -> Result<i32, Error> {
-    let students = load(cat, &c)?;
+    let mut students = load(cat, &c)?;
+    let failed = fetch_repos(&mut students, c.jobs, quiet).await;
     let lab = c.lab.clone();
     let session = super::session(quiet).await?;
-    let done = each(
+    let mut done = each(
         &students,
         c.jobs,
         globals,
@@ -353,6 +395,7 @@ async fn verify(cat: &Catalogue, c: ClassArgs, globals: &Globals, quiet: bool) -
         },
     )
     .await?;
+    done.extend(failed);
     // Each verdict is kept with the student's instance.
     let now = crate::backend::unix_now();
     for d in &done {
