@@ -100,7 +100,11 @@ fn the_store_passes_every_check_from_its_lab_yaml_alone() {
     let history = &report["history"];
     let ops = history["ops"].as_array().unwrap();
     assert!(ops.len() > 100, "a real workload ran: {} ops", ops.len());
-    assert!(history["nemesis"].as_array().unwrap().len() >= 3, "the nemesis struck: {}", history["nemesis"]);
+    // The schedule slides when the machine is loaded (each fault starts once
+    // the one before is healed), so the last one (a pause at 6.5 s) may fall
+    // after the workload ends: the partition and the kill must have struck.
+    let faults: Vec<&str> = history["nemesis"].as_array().unwrap().iter().filter_map(|f| f["fault"].as_str()).collect();
+    assert!(faults.starts_with(&["partition", "kill"]), "the nemesis struck: {}", history["nemesis"]);
     // Raw text bodies were read as values: reads returned the workload's own values.
     let read_values = ops.iter().filter(|o| o["f"] == "read" && o["type"] == "ok" && o["output"].as_str().is_some_and(|v| v.starts_with('c') && v.contains('-'))).count();
     assert!(read_values > 10, "reads returned the written text values: {read_values}\n{}", serde_json::to_string(&ops[..ops.len().min(20)]).unwrap());
