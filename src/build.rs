@@ -135,9 +135,14 @@ pub fn cache_dir() -> PathBuf {
     std::env::var_os("LAB_CACHE_DIR").map(PathBuf::from).or_else(|| dirs::cache_dir().map(|d| d.join("lab"))).unwrap_or_else(|| std::env::temp_dir().join("lab-cache"))
 }
 
+/// The first 8 bytes of a SHA-256 of `bytes`, in hex: a cache key.
+pub fn short_digest(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
 fn digest_file(p: &Path) -> Result<String, BuildError> {
     let bytes = std::fs::read(p).map_err(|e| BuildError::Io(format!("{}: {e}", p.display())))?;
-    Ok(Sha256::digest(&bytes).iter().take(8).map(|b| format!("{b:02x}")).collect())
+    Ok(short_digest(&bytes))
 }
 
 /// Where the binary of an instance's service goes.

@@ -185,13 +185,11 @@ fn check(file: &str, students: &[Student]) -> Result<(), RosterError> {
 /// reset to what the remote has, so each run sees the latest push and nothing
 /// of the previous build. Never asks for a password.
 pub fn fetch_git(spec: &str) -> Result<PathBuf, String> {
-    use sha2::Digest;
     let (url, branch) = match spec.rsplit_once('#') {
         Some((u, b)) if !b.is_empty() => (u, Some(b)),
         _ => (spec.trim_end_matches('#'), None),
     };
-    let key: String = sha2::Sha256::digest(spec.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
-    let dir = crate::build::cache_dir().join("class-git").join(key);
+    let dir = crate::build::cache_dir().join("class-git").join(crate::build::short_digest(spec.as_bytes()));
     let git = |args: &[&str], cwd: Option<&Path>| -> Result<(), String> {
         let mut c = std::process::Command::new("git");
         if let Some(d) = cwd {

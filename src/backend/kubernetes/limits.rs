@@ -120,12 +120,8 @@ pub fn quantity_ok(s: &str) -> bool {
 impl Limits {
     /// The defaults (`k8s/limits.yaml`).
     pub fn defaults() -> Limits {
-        Limits::default_with(DEFAULTS, "k8s/limits.yaml").expect("k8s/limits.yaml is a limits file")
-    }
-
-    fn default_with(text: &str, file: &str) -> Result<Limits, String> {
-        let base = Limits { limit: BTreeMap::new(), request: BTreeMap::new(), quota: Some(BTreeMap::new()) };
-        base.overridden(text, file)
+        let none = Limits { limit: BTreeMap::new(), request: BTreeMap::new(), quota: Some(BTreeMap::new()) };
+        none.overridden(DEFAULTS, "k8s/limits.yaml").expect("k8s/limits.yaml is a limits file")
     }
 
     /// These limits with a limits file's over them; the error names the
