@@ -146,7 +146,7 @@ fn url_shortener_on_the_cluster_up_again_changes_nothing_verify_passes_chaos_is_
     c.args(["verify", "url-shortener", "--student", "kube", "--output", "json"]);
     let out = run(c);
     let report = json(&out);
-    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(out.status.code(), Some(0), "{report:#}{}", failures(&report));
     assert_eq!(report["summary"]["passed"], 10, "{report:#}");
 
     // A fault is a labelled ConfigMap in the namespace, found by status and healed.
@@ -469,7 +469,7 @@ fn with_a_registry_the_nodes_pull_the_images_and_the_program_arrives_as_an_image
     c.args(["verify", "url-shortener", "--student", "kreg", "--registry", &reg, "--output", "json"]);
     let out = run(c);
     let report = json(&out);
-    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(out.status.code(), Some(0), "{report:#}{}", failures(&report));
 }
 
 /// A third-party store (tests/stores/textkv) from a folder of its built
@@ -494,7 +494,7 @@ fn a_third_party_store_from_a_folder_passes_on_the_cluster_from_its_lab_yaml_alo
     let out = run(c);
     eprintln!("verify textkv on the cluster: {:?}", t0.elapsed());
     let report = json(&out);
-    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(out.status.code(), Some(0), "{report:#}{}", failures(&report));
     assert!(report["history"]["ops"].as_array().unwrap().len() > 50, "a real workload ran");
     // Its textkv.conf came along: the node read it from its own folder in the pod.
     let conf = kubectl_out(&["-n", "lab-textkv--kstore", "exec", "kv-1", "--", "cat", "/lab/bin/textkv.conf"]);
@@ -526,8 +526,8 @@ fn every_other_lab_passes_on_the_cluster_and_a_bug_fails_at_its_docker_check() {
         eprintln!("verify {name} (reference) on the cluster: {:?}", t0.elapsed());
         let _ = klab().args(["down", name, "--student", student]).output();
         let report = json(&out);
-        assert_eq!(out.status.code(), Some(0), "{name}: {report:#}");
-        assert_eq!(report["summary"]["failed"], 0, "{name}: {report:#}");
+        assert_eq!(out.status.code(), Some(0), "{name}: {report:#}{}", failures(&report));
+        assert_eq!(report["summary"]["failed"], 0, "{name}: {report:#}{}", failures(&report));
         assert!(report["summary"]["passed"].as_u64().unwrap() > 5, "{name}: {report:#}");
         assert_namespace_gone(&format!("lab-{name}--{student}"));
         // The bug: the check Docker names fails with Docker's words.

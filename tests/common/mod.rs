@@ -211,6 +211,27 @@ pub fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", stdout(o)))
 }
 
+/// The checks of a JSON report that did not pass, one line each with what
+/// they said: put last in an assertion's message, so that a truncated CI log
+/// still shows them.
+pub fn failures(report: &serde_json::Value) -> String {
+    let mut out = String::new();
+    for c in report["checks"].as_array().into_iter().flatten() {
+        if c["status"] != "passed" && c["status"] != "skipped" {
+            let said: String = ["summary", "got", "expected", "message"]
+                .iter()
+                .filter_map(|k| c.get(*k).and_then(|v| v.as_str()).map(|v| format!("{k}: {v}")))
+                .collect::<Vec<_>>()
+                .join(" | ")
+                .chars()
+                .take(800)
+                .collect();
+            out.push_str(&format!("\nNOT PASSED {} ({}): {said}", c["name"], c["status"]));
+        }
+    }
+    out
+}
+
 /// The outcome of a named check in a JSON report.
 pub fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     report["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no check {name} in {report}"))

@@ -57,6 +57,12 @@ pub struct KubeBackend {
     /// the kubeconfigs `lab class credentials` writes.
     root_cert: Option<Vec<Vec<u8>>>,
     insecure: bool,
+    /// The namespace of each container name this process has seen (a plan
+    /// applied, an instance listed), so that finding its pod lists one
+    /// namespace's pods, not the whole cluster's: a class of 30 students
+    /// would otherwise make each student's commands cost more with every
+    /// other student.
+    namespaces: std::sync::Arc<std::sync::Mutex<BTreeMap<String, String>>>,
 }
 
 fn kube_err(op: impl Into<String>) -> impl FnOnce(kube::Error) -> BackendError {
@@ -98,7 +104,7 @@ impl KubeBackend {
         let server = config.cluster_url.to_string();
         let (root_cert, insecure) = (config.root_cert.clone(), config.accept_invalid_certs);
         let client = Client::try_from(config).map_err(|e| unreachable(e.to_string()))?;
-        Ok(KubeBackend { client, server, registry: None, limits: None, root_cert, insecure })
+        Ok(KubeBackend { client, server, registry: None, limits: None, root_cert, insecure, namespaces: Default::default() })
     }
 
     /// Take images from `registry` (see the field).
@@ -242,38 +248,8 @@ impl KubeBackend {
     /// (created, or replaced when their spec changed; those the plan no longer
     /// has are deleted). Uploads each pod's program once it runs.
     pub async fn converge(&self, plan: &Plan) -> Result<Vec<(String, Converged)>, BackendError> {
+        self.ensure_namespace(plan).await?;
         let ns = plan.instance.as_str();
-        if ns.len() > 63 {
-            return Err(BackendError::Unsupported {
-                what: format!("instance {ns} ({} characters) on a cluster", ns.len()),
-                why: "it is the namespace's name, and a Kubernetes namespace name holds at most 63 characters".into(),
-                hint: format!("use a --student name of at most {} characters", 63usize.saturating_sub(ns.len() - plan.student.as_deref().map_or(0, str::len))),
-            });
-        }
-        let limits = self.limits_for(ns).await?;
-        for o in objects::namespace_objects(plan, &limits) {
-            match o["kind"].as_str() {
-                Some("Namespace") => {
-                    let api: Api<Namespace> = Api::all(self.client.clone());
-                    let got = self.apply(&api, &o).await?;
-                    if got.status.and_then(|s| s.phase).as_deref() == Some("Terminating") {
-                        return Err(BackendError::Kube { op: format!("creating namespace {ns}"), detail: "it is still being deleted (an earlier `lab down`)".into() });
-                    }
-                }
-                Some("LimitRange") => drop(self.apply(&Api::<LimitRange>::namespaced(self.client.clone(), ns), &o).await?),
-                Some("ResourceQuota") => drop(self.apply(&Api::<ResourceQuota>::namespaced(self.client.clone(), ns), &o).await?),
-                Some("NetworkPolicy") => drop(self.apply(&Api::<NetworkPolicy>::namespaced(self.client.clone(), ns), &o).await?),
-                other => unreachable!("k8s/namespace.yaml.tera makes no {other:?}"),
-            }
-        }
-        match &limits.quota {
-            Some(hard) => self.wait_quota(ns, hard).await?,
-            None => match Api::<ResourceQuota>::namespaced(self.client.clone(), ns).delete("lab-quota", &DeleteParams::default()).await {
-                Ok(_) => {}
-                Err(e) if is_404(&e) => {}
-                Err(e) => return Err(kube_err(format!("removing ResourceQuota lab-quota of {ns}"))(e)),
-            },
-        }
         let services: Api<Service> = Api::namespaced(self.client.clone(), ns);
         let mut cluster_ips = BTreeMap::new();
         let wanted = objects::service_objects(plan);
@@ -330,6 +306,46 @@ impl KubeBackend {
             }
         });
         futures_util::future::try_join_all(jobs).await
+    }
+
+    /// The instance's namespace and what is the namespace's own: its
+    /// NetworkPolicy, LimitRange and ResourceQuota (waited for until the
+    /// cluster has computed it). The first step of [`Self::converge`].
+    pub async fn ensure_namespace(&self, plan: &Plan) -> Result<(), BackendError> {
+        let ns = plan.instance.as_str();
+        if ns.len() > 63 {
+            return Err(BackendError::Unsupported {
+                what: format!("instance {ns} ({} characters) on a cluster", ns.len()),
+                why: "it is the namespace's name, and a Kubernetes namespace name holds at most 63 characters".into(),
+                hint: format!("use a --student name of at most {} characters", 63usize.saturating_sub(ns.len() - plan.student.as_deref().map_or(0, str::len))),
+            });
+        }
+        self.remember(ns, plan.containers.iter().map(|c| c.name.as_str()));
+        let limits = self.limits_for(ns).await?;
+        for o in objects::namespace_objects(plan, &limits) {
+            match o["kind"].as_str() {
+                Some("Namespace") => {
+                    let api: Api<Namespace> = Api::all(self.client.clone());
+                    let got = self.apply(&api, &o).await?;
+                    if got.status.and_then(|s| s.phase).as_deref() == Some("Terminating") {
+                        return Err(BackendError::Kube { op: format!("creating namespace {ns}"), detail: "it is still being deleted (an earlier `lab down`)".into() });
+                    }
+                }
+                Some("LimitRange") => drop(self.apply(&Api::<LimitRange>::namespaced(self.client.clone(), ns), &o).await?),
+                Some("ResourceQuota") => drop(self.apply(&Api::<ResourceQuota>::namespaced(self.client.clone(), ns), &o).await?),
+                Some("NetworkPolicy") => drop(self.apply(&Api::<NetworkPolicy>::namespaced(self.client.clone(), ns), &o).await?),
+                other => unreachable!("k8s/namespace.yaml.tera makes no {other:?}"),
+            }
+        }
+        match &limits.quota {
+            Some(hard) => self.wait_quota(ns, hard).await?,
+            None => match Api::<ResourceQuota>::namespaced(self.client.clone(), ns).delete("lab-quota", &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(e) if is_404(&e) => {}
+                Err(e) => return Err(kube_err(format!("removing ResourceQuota lab-quota of {ns}"))(e)),
+            },
+        }
+        Ok(())
     }
 
     async fn delete_pod(&self, ns: &str, name: &str) -> Result<(), BackendError> {
@@ -496,13 +512,30 @@ impl KubeBackend {
         self.exec_with_input(ns, pod, script, &[]).await
     }
 
-    /// The namespace and pod of a plan's container name.
+    /// Remember the namespace of these container names.
+    fn remember<'a>(&self, ns: &str, containers: impl IntoIterator<Item = &'a str>) {
+        let mut m = self.namespaces.lock().unwrap_or_else(|e| e.into_inner());
+        for c in containers {
+            m.insert(c.to_string(), ns.to_string());
+        }
+    }
+
+    /// The namespace and pod of a plan's container name: among its
+    /// namespace's pods when this process knows the namespace, else among
+    /// the cluster's.
     async fn locate(&self, container: &str) -> Result<(String, String), BackendError> {
         if objects::label_value_ok(container) {
-            let api: Api<Pod> = Api::all(self.client.clone());
-            let list = api.list(&ListParams::default().labels(&format!("{CONTAINER_LABEL}={container}"))).await.map_err(kube_err("finding a pod"))?;
+            let lp = ListParams::default().labels(&format!("{CONTAINER_LABEL}={container}"));
+            let known = self.namespaces.lock().unwrap_or_else(|e| e.into_inner()).get(container).cloned();
+            let api: Api<Pod> = match &known {
+                Some(ns) => self.pods(ns),
+                None => Api::all(self.client.clone()),
+            };
+            let list = api.list(&lp).await.map_err(kube_err("finding a pod"))?;
             if let Some(p) = list.items.into_iter().next() {
-                return Ok((p.metadata.namespace.unwrap_or_default(), p.metadata.name.unwrap_or_default()));
+                let ns = p.metadata.namespace.unwrap_or_default();
+                self.remember(&ns, [container]);
+                return Ok((ns, p.metadata.name.unwrap_or_default()));
             }
         }
         Err(BackendError::NoContainer(container.into()))
@@ -635,8 +668,20 @@ impl KubeBackend {
         };
         let lp = ListParams::default().labels(&selector);
         let nss: Api<Namespace> = Api::all(self.client.clone());
-        let (nss, pods) =
-            tokio::try_join!(async { nss.list(&lp).await.map_err(kube_err("listing namespaces")) }, async { Api::<Pod>::all(self.client.clone()).list(&lp).await.map_err(kube_err("listing pods")) })?;
+        // One instance is one namespace of its name: read that namespace and
+        // list its pods, a cost that does not grow with the cluster.
+        let (nss, pods): (Vec<Namespace>, Vec<Pod>) = match instance {
+            Some(i) => tokio::try_join!(
+                async {
+                    let n = nss.get_opt(i).await.map_err(kube_err(format!("reading namespace {i}")))?;
+                    Ok(n.into_iter().filter(|n| n.metadata.labels.as_ref().and_then(|l| l.get(labels::INSTANCE)).map(String::as_str) == Some(i)).collect())
+                },
+                async { self.pods(i).list(&lp).await.map(|l| l.items).map_err(kube_err("listing pods")) }
+            )?,
+            None => tokio::try_join!(async { nss.list(&lp).await.map(|l| l.items).map_err(kube_err("listing namespaces")) }, async {
+                Api::<Pod>::all(self.client.clone()).list(&lp).await.map(|l| l.items).map_err(kube_err("listing pods"))
+            })?,
+        };
         let mut out: BTreeMap<String, InstanceState> = BTreeMap::new();
         for n in nss {
             let a = n.metadata.annotations.clone().unwrap_or_default();
@@ -655,9 +700,13 @@ impl KubeBackend {
         }
         for p in pods {
             let a: BTreeMap<String, String> = p.metadata.annotations.clone().unwrap_or_default();
-            let Some(inst) = out.get_mut(&p.metadata.namespace.clone().unwrap_or_default()) else {
+            let ns = p.metadata.namespace.clone().unwrap_or_default();
+            let Some(inst) = out.get_mut(&ns) else {
                 continue;
             };
+            if let Some(c) = a.get(CONTAINER_LABEL) {
+                self.remember(&ns, [c.as_str()]);
+            }
             let spec_c = p.spec.as_ref().and_then(|s| s.containers.first());
             inst.containers.push(ContainerState {
                 name: a.get(CONTAINER_LABEL).cloned().unwrap_or_default(),
@@ -960,11 +1009,39 @@ impl KubeBackend {
 /// One connection through a port-forward.
 async fn forward(pods: Api<Pod>, pod: &str, port: u16, mut sock: tokio::net::TcpStream) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut pf = pods.portforward(pod, &[port]).await?;
-    let mut stream = pf.take_stream(port).ok_or("no stream")?;
-    let _ = tokio::io::copy_bidirectional(&mut sock, &mut stream).await;
-    drop(stream);
+    let stream = pf.take_stream(port).ok_or("no stream")?;
+    relay(&mut sock, stream).await;
     pf.abort();
     Ok(())
+}
+
+/// Relay a local connection and a pod's port-forward stream, each direction
+/// on its own: what the pod sent is delivered in full even when the pod no
+/// longer takes what the client sends (a server that closes a WebSocket for
+/// a frame over its limit sends its close frame and shuts its socket while
+/// the client is still writing). The client's bytes the pod will not take
+/// are read and dropped for a moment, so that closing the local socket
+/// does not reset it before the client has read the pod's last words.
+async fn relay(sock: &mut tokio::net::TcpStream, stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin) {
+    use tokio::io::AsyncWriteExt;
+    let (mut cr, mut cw) = sock.split();
+    let (mut sr, mut sw) = tokio::io::split(stream);
+    let up = async {
+        let _ = tokio::io::copy(&mut cr, &mut sw).await;
+        let _ = sw.shutdown().await;
+        let _ = tokio::io::copy(&mut cr, &mut tokio::io::sink()).await;
+    };
+    let down = async {
+        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+        let _ = cw.shutdown().await;
+    };
+    tokio::pin!(up, down);
+    tokio::select! {
+        _ = &mut up => down.await,
+        _ = &mut down => {
+            let _ = tokio::time::timeout(Duration::from_secs(2), up).await;
+        }
+    }
 }
 
 /// What a pod's state reads as next to Docker's container states.
@@ -1028,4 +1105,48 @@ fn pem(label: &str, der: &[u8]) -> String {
     let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der);
     let body: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("base64 is ASCII")).collect();
     format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", body.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A pod that answers and closes while the client is still sending (a
+    /// WebSocket server closing for a frame over its limit): the client
+    /// still reads the answer, then the end, not a reset.
+    #[tokio::test]
+    async fn the_pods_last_words_reach_the_client_though_it_was_still_sending() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (pod_side, mut pod) = tokio::io::duplex(4096);
+        let forwarder = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            relay(&mut sock, pod_side).await;
+        });
+        let pod = tokio::spawn(async move {
+            let mut first = [0u8; 1024];
+            pod.read_exact(&mut first).await.unwrap();
+            pod.write_all(b"too big: closing").await.unwrap();
+            // Closed with what the client still sends unread.
+        });
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut r, mut w) = client.into_split();
+        let sender = tokio::spawn(async move {
+            let chunk = vec![7u8; 64 << 10];
+            for _ in 0..64 {
+                if w.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+            let _ = w.shutdown().await;
+        });
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), r.read_to_end(&mut got)).await.expect("the relay ends");
+        assert!(read.is_ok(), "the client read an error, not the pod's words and the end: {read:?} after {:?}", String::from_utf8_lossy(&got));
+        assert_eq!(got, b"too big: closing");
+        pod.await.unwrap();
+        let _ = sender.await;
+        forwarder.await.unwrap();
+    }
 }
