@@ -232,6 +232,23 @@ pub fn fetch_git(spec: &str) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
+/// The token that opens one student's own row of the class board: derived
+/// from their instance's secret, so only whoever was given it (their
+/// credentials) and lab, which reads the secret from the backend, know it.
+pub fn board_token(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"lab class board\0");
+    h.update(secret.as_bytes());
+    h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether two tokens are equal, in a time that does not tell how much of
+/// them matched.
+pub fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Natural order: `s2` before `s10`.
 pub fn natural(a: &str, b: &str) -> Ordering {
     let (mut x, mut y) = (a.as_bytes(), b.as_bytes());

@@ -26,6 +26,13 @@ const ENV_LABEL: &str = "lab.extra-env";
 /// containers so that later commands (a second `up`, `verify`) use the same one.
 const SECRET_LABEL: &str = "lab.secret";
 
+/// The secret of a running instance (kept on its containers' labels), from
+/// which the tokens of its fault proxy and of its student's board view are
+/// derived; none for an instance made without one.
+pub fn instance_secret(i: &crate::backend::InstanceState) -> Option<&str> {
+    i.containers.iter().find_map(|c| c.labels.get(SECRET_LABEL)).map(String::as_str).filter(|s| !s.is_empty())
+}
+
 /// What the learner gives.
 #[derive(Debug, Clone)]
 pub enum SolutionArg {

@@ -79,6 +79,19 @@ fn a_class_of_three_comes_up_is_verified_shows_its_one_broken_student_and_goes()
     let env = std::fs::read_to_string(creds.join("s2.env")).unwrap();
     assert!(env.contains("LAB_INSTANCE=lab-url-shortener--s2\n") && env.contains("APP_1_ADDR=127.0.0.1:"), "{env}");
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(creds.join("s2.env")).unwrap().permissions()) & 0o777, 0o600);
+    // Each student's tokens are their own: s1's fault proxy refuses s2's, and
+    // a private board shows s2's token s2's row alone.
+    let var = |s: &str, k: &str| {
+        let env = std::fs::read_to_string(creds.join(format!("{s}.env"))).unwrap();
+        env.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap_or_else(|| panic!("no {k} in {s}.env:\n{env}")).to_string()
+    };
+    let s1_proxy = var("s1", "PROXY_1_ADDR");
+    assert_ne!(var("s1", "LAB_PROXY_TOKEN"), var("s2", "LAB_PROXY_TOKEN"));
+    let refused = proxy_control(&s1_proxy, &var("s2", "LAB_PROXY_TOKEN"));
+    assert!(refused.contains("\"ok\":false") && refused.contains("token"), "{refused}");
+    let taken = proxy_control(&s1_proxy, &var("s1", "LAB_PROXY_TOKEN"));
+    assert!(taken.lines().all(|l| l.contains("\"ok\":true")) && taken.lines().count() == 2, "{taken}");
+    private_board_shows_each_student_their_own(&roster, &var("s2", "LAB_BOARD_TOKEN"));
 
     // Down asks first: with no terminal to ask on, it wants --yes.
     let mut c = lab();
@@ -94,6 +107,61 @@ fn a_class_of_three_comes_up_is_verified_shows_its_one_broken_student_and_goes()
     for s in ["s1", "s2", "s10"] {
         assert_gone(&format!("lab-url-shortener--{s}"));
     }
+}
+
+/// Sends a fault proxy's control port the token, then `list`; what it answered.
+fn proxy_control(addr: &str, token: &str) -> String {
+    use std::io::{Read, Write};
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    write!(sock, "{{\"cmd\":\"auth\",\"token\":\"{token}\"}}\n{{\"cmd\":\"list\"}}\n").unwrap();
+    sock.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    let _ = sock.read_to_string(&mut answer);
+    answer
+}
+
+/// A GET on the board's server: (status, body).
+fn get(url: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut sock = std::net::TcpStream::connect(host).unwrap();
+    write!(sock, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    sock.read_to_string(&mut text).unwrap();
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+}
+
+/// `class board --private`: nothing without a token, the class with the
+/// instructor's (the printed address), one row with a student's, in the
+/// server's answers and on the page Chromium loads.
+fn private_board_shows_each_student_their_own(roster: &std::path::Path, s2_token: &str) {
+    use std::io::BufRead;
+    let mut c = lab();
+    c.args(["class", "board", "url-shortener", "--private", "--listen", "127.0.0.1:0", "--roster"]).arg(roster).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+    let mut board = c.spawn().unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(board.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let url = first.split_whitespace().find(|w| w.starts_with("http://127.0.0.1:")).unwrap_or_else(|| panic!("no URL in {first:?}")).to_string();
+    let (base, instructor) = url.split_once("/?token=").unwrap_or_else(|| panic!("a private board prints its token: {url}"));
+    let students = |body: &str| serde_json::from_str::<serde_json::Value>(body).unwrap()["students"].as_array().unwrap().iter().map(|r| r["student"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let (code, body) = get(&format!("{base}/state"));
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("private"), "{body}");
+    let (code, body) = get(&format!("{base}/state?token={}", &s2_token[..s2_token.len() - 1]));
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = get(&format!("{base}/state?token={instructor}"));
+    assert_eq!((code, students(&body)), (200, vec!["s1".to_string(), "s2".into(), "s10".into()]), "{body}");
+    let (code, body) = get(&format!("{base}/state?token={s2_token}"));
+    assert_eq!((code, students(&body)), (200, vec!["s2".to_string()]), "{body}");
+    let out = Command::new("chromium").args(["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--dump-dom"]).arg(format!("{base}/?token={s2_token}")).output().unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = dom.split("data-student=\"").skip(1).map(|r| r.split('"').next().unwrap()).collect();
+    assert_eq!(rows, ["s2"], "{dom}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(board.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    assert_eq!(board.wait().unwrap().code(), Some(0));
 }
 
 /// Starts `lab class board` on a free port, loads the page in headless

@@ -65,6 +65,11 @@ pub enum ClassCommand {
         /// Only the students of this roster (default: every student instance of the lab).
         #[arg(long, value_name = "FILE")]
         roster: Option<PathBuf>,
+        /// Show nothing without a token: the address printed (the
+        /// instructor's token) shows the class, a student's
+        /// LAB_BOARD_TOKEN (from `class credentials`) their own row alone.
+        #[arg(long)]
+        private: bool,
     },
     /// Write what each student needs to reach their own instance and nothing
     /// else: on Kubernetes a kubeconfig per student (a ServiceAccount of
@@ -127,7 +132,7 @@ pub async fn run(cat: &Catalogue, cmd: ClassCommand, globals: Globals, quiet: bo
         ClassCommand::Up { c, prune } => up(cat, c, prune, &globals, quiet).await,
         ClassCommand::Verify { c } => verify(cat, c, &globals, quiet).await,
         ClassCommand::Status { lab, json, roster } => status(cat, &lab, json, only(roster.as_deref())?).await,
-        ClassCommand::Board { lab, listen, roster } => board(cat, &lab, listen, only(roster.as_deref())?, quiet).await,
+        ClassCommand::Board { lab, listen, roster, private } => board(cat, &lab, listen, only(roster.as_deref())?, private, quiet).await,
         ClassCommand::Credentials { lab, roster, out, expires } => credentials(cat, &lab, &roster, &out, expires, quiet).await,
         ClassCommand::Down { lab, yes, roster } => down(cat, &lab, yes, only(roster.as_deref())?, quiet).await,
     }
@@ -422,6 +427,9 @@ struct Row {
     state: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     verdict: Option<Verdict>,
+    /// The token of the student's own view of the board (from the instance's secret).
+    #[serde(skip)]
+    token: Option<String>,
 }
 
 /// The students of `--roster`, when given.
@@ -444,12 +452,13 @@ async fn rows(backend: &crate::backend::Backend, lab: &str, only: Option<&[Strin
             (r, n) if r == n => "running".to_string(),
             (r, n) => format!("partly running ({r} of {n} containers)"),
         };
-        rows.push(Row { student, instance: i.instance.clone(), state, verdict: None });
+        let token = crate::session::instance_secret(&i).map(crate::class::board_token);
+        rows.push(Row { student, instance: i.instance.clone(), state, verdict: None, token });
     }
     for v in backend.verdicts(lab).await? {
         match rows.iter_mut().find(|r| r.instance == v.instance) {
             Some(r) => r.verdict = Some(v),
-            None => rows.push(Row { student: v.student.clone(), instance: v.instance.clone(), state: "none".into(), verdict: Some(v) }),
+            None => rows.push(Row { student: v.student.clone(), instance: v.instance.clone(), state: "none".into(), verdict: Some(v), token: None }),
         }
     }
     if let Some(ids) = only {
@@ -502,26 +511,45 @@ async fn credentials(cat: &Catalogue, lab: &str, roster: &std::path::Path, out: 
     let mut code = exit::OK;
     for s in &students {
         let instance = crate::plan::instance_name(lab, Some(&s.id));
-        let written = if kube {
-            match session.backend.student_kubeconfig(&instance, lab, &s.id, expires).await {
-                Ok((text, until)) => write_private(&out.join(format!("{}.kubeconfig", s.id)), &text).map(|p| format!("{p} (namespace {instance}; expires {until})")),
-                Err(e) => Err(e.to_string()),
-            }
-        } else {
-            match session.backend.instances(Some(&instance)).await {
-                Ok(found) if found.is_empty() => Err(format!("no instance {instance} (bring the class up first: lab class up {lab} --roster FILE)")),
-                Ok(found) => {
-                    let mut text = format!("# {} ({}): your instance of {lab} on this host\nLAB_INSTANCE={instance}\n", s.id, s.name);
+        // Both backends: the instance's name and the token of the student's
+        // own row of the board; on Docker also their addresses and their
+        // fault proxy's control token; on Kubernetes a kubeconfig.
+        let written = match session.backend.instances(Some(&instance)).await {
+            Ok(found) if found.is_empty() => Err(format!("no instance {instance} (bring the class up first: lab class up {lab} --roster FILE)")),
+            Ok(found) => {
+                let mut text = format!("# {} ({}): your instance of {lab}\nLAB_INSTANCE={instance}\n", s.id, s.name);
+                let secret = found.iter().find_map(crate::session::instance_secret);
+                if let Some(secret) = secret {
+                    text.push_str(&format!("# your own row of the class board: its address with ?token=<this>\nLAB_BOARD_TOKEN={}\n", crate::class::board_token(secret)));
+                }
+                if !kube {
                     for c in found.iter().flat_map(|i| i.containers.iter()) {
                         if let Some(p) = c.host_port {
                             let var = format!("{}_{}", c.service, c.node).to_uppercase().replace('-', "_");
                             text.push_str(&format!("{var}_ADDR=127.0.0.1:{p}\n"));
                         }
                     }
-                    write_private(&out.join(format!("{}.env", s.id)), &text)
+                    let proxied = found.iter().flat_map(|i| i.containers.iter()).any(|c| c.service == "proxy");
+                    if let (true, Some(secret)) = (proxied, secret) {
+                        text.push_str(&format!(
+                            "# your fault proxy's control port (PROXY_1_ADDR) takes JSON lines after {{\"cmd\":\"auth\",\"token\":\"<this>\"}}\n{}={}\n",
+                            crate::chaos::proxy::TOKEN_ENV,
+                            crate::chaos::proxy::token_for(secret)
+                        ));
+                    }
                 }
-                Err(e) => Err(e.to_string()),
+                let env = write_private(&out.join(format!("{}.env", s.id)), &text);
+                if kube {
+                    match (env, session.backend.student_kubeconfig(&instance, lab, &s.id, expires).await) {
+                        (Ok(env), Ok((text, until))) => write_private(&out.join(format!("{}.kubeconfig", s.id)), &text).map(|p| format!("{p} and {env} (namespace {instance}; expires {until})")),
+                        (Err(e), _) => Err(e),
+                        (_, Err(e)) => Err(e.to_string()),
+                    }
+                } else {
+                    env
+                }
             }
+            Err(e) => Err(e.to_string()),
         };
         match written {
             Ok(what) if !quiet => eprintln!("  ✓ {:<16} {what}", s.id),
@@ -547,7 +575,29 @@ fn write_private(path: &std::path::Path, text: &str) -> Result<String, String> {
 /// The board page; it polls `state`.
 const BOARD_PAGE: &str = include_str!("board.html");
 
-async fn board(cat: &Catalogue, lab: &str, listen: std::net::SocketAddr, only: Option<Vec<String>>, quiet: bool) -> Result<i32, Error> {
+/// The `token` of a request's query, if any.
+fn query_token(query: Option<&str>) -> Option<&str> {
+    query?.split('&').find_map(|kv| kv.strip_prefix("token="))
+}
+
+/// What the board's `state` shows to a request with this token: every row
+/// without a token (refused on a private board), a student's own row alone
+/// with their token, every row with the instructor's; any other token is
+/// refused.
+fn board_view(mut rows: Vec<Row>, token: Option<&str>, instructor: Option<&str>) -> Result<Vec<Row>, &'static str> {
+    let same = |a: Option<&str>, b: &str| a.is_some_and(|a| crate::class::same_token(a, b));
+    match token {
+        Some(t) if instructor.is_some_and(|i| crate::class::same_token(t, i)) => Ok(rows),
+        Some(t) => match rows.iter().position(|r| same(r.token.as_deref(), t)) {
+            Some(k) => Ok(vec![rows.swap_remove(k)]),
+            None => Err("this token opens no row of this board: use the address lab class board printed, or your LAB_BOARD_TOKEN from lab class credentials"),
+        },
+        None if instructor.is_some() => Err("this board is private: open it with a token (the address lab class board printed, or ?token=<your LAB_BOARD_TOKEN>)"),
+        None => Ok(rows),
+    }
+}
+
+async fn board(cat: &Catalogue, lab: &str, listen: std::net::SocketAddr, only: Option<Vec<String>>, private: bool, quiet: bool) -> Result<i32, Error> {
     use http_body_util::Full;
     use hyper::body::Bytes;
     let def = cat.find(lab)?.def;
@@ -555,14 +605,18 @@ async fn board(cat: &Catalogue, lab: &str, listen: std::net::SocketAddr, only: O
     let session = super::session(true).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| Error::Usage(format!("--listen {listen}: {e}; pick another port (or 0 for any free one)")))?;
     let addr = listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
-    println!("class board of {lab}: http://{addr}/");
+    let instructor = private.then(|| crate::class::board_token(&crate::plan::new_secret()));
+    match &instructor {
+        Some(t) => println!("class board of {lab}: http://{addr}/?token={t}"),
+        None => println!("class board of {lab}: http://{addr}/"),
+    }
     if !quiet {
-        if !addr.ip().is_loopback() {
-            eprintln!("warning: anyone who reaches {addr} sees every student's results");
+        if !addr.ip().is_loopback() && !private {
+            eprintln!("warning: anyone who reaches {addr} sees every student's results (--private shows them only with a token)");
         }
         eprintln!("(Ctrl-C stops it)");
     }
-    let shared = std::sync::Arc::new((session, checks, lab.to_string(), only));
+    let shared = std::sync::Arc::new((session, checks, lab.to_string(), only, instructor));
     let serve = async {
         loop {
             let (sock, _) = listener.accept().await.map_err(|e| Error::Io(format!("board: {e}")))?;
@@ -571,15 +625,16 @@ async fn board(cat: &Catalogue, lab: &str, listen: std::net::SocketAddr, only: O
                 let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let shared = shared.clone();
                     async move {
-                        let (session, checks, lab, only) = &*shared;
+                        let (session, checks, lab, only, instructor) = &*shared;
                         let (status, kind, body) = match (req.method(), req.uri().path()) {
                             (&hyper::Method::GET, "/") => (200, "text/html; charset=utf-8", BOARD_PAGE.as_bytes().to_vec()),
-                            (&hyper::Method::GET, "/state") => match rows(&session.backend, lab, only.as_deref()).await {
-                                Ok(rows) => (
+                            (&hyper::Method::GET, "/state") => match rows(&session.backend, lab, only.as_deref()).await.map(|r| board_view(r, query_token(req.uri().query()), instructor.as_deref())) {
+                                Ok(Ok(rows)) => (
                                     200,
                                     "application/json",
                                     serde_json::to_vec(&serde_json::json!({"lab": lab, "at": crate::backend::unix_now(), "checks": checks, "students": rows})).expect("state serializes"),
                                 ),
+                                Ok(Err(why)) => (401, "text/plain; charset=utf-8", format!("{why}\n").into_bytes()),
                                 Err(e) => (503, "text/plain; charset=utf-8", format!("the backend could not be read: {e}\n").into_bytes()),
                             },
                             _ => (404, "text/plain; charset=utf-8", b"not found: the board is at /\n".to_vec()),
@@ -658,6 +713,29 @@ mod tests {
         assert_eq!(class_code(&[done("a", 0), done("b", 1)]), 1);
         assert_eq!(class_code(&[done("a", 1), done("b", 4), done("c", 3)]), 4);
         assert_eq!(summary("up", &[done("s1", 0), done("s2", 1)]), "up: 1 of 2 students; not: s2");
+    }
+
+    #[test]
+    fn a_board_token_opens_its_own_row_the_instructor_s_all_any_other_none() {
+        let row = |id: &str| Row { student: id.into(), instance: format!("lab-x--{id}"), state: "running".into(), verdict: None, token: Some(crate::class::board_token(id)) };
+        let class = || vec![row("s1"), row("s2"), Row { token: None, ..row("s3") }];
+        fn ids(r: Result<Vec<Row>, &str>) -> Result<Vec<String>, &str> {
+            r.map(|v| v.into_iter().map(|r| r.student).collect())
+        }
+        let s2 = crate::class::board_token("s2");
+        // An open board: everything without a token, a student's row with theirs.
+        assert_eq!(ids(board_view(class(), None, None)).unwrap(), ["s1", "s2", "s3"]);
+        assert_eq!(ids(board_view(class(), Some(&s2), None)).unwrap(), ["s2"]);
+        assert!(board_view(class(), Some("0123"), None).is_err());
+        // A private board: nothing without a token, everything with the instructor's.
+        assert!(board_view(class(), None, Some("inst")).unwrap_err().contains("private"));
+        assert_eq!(ids(board_view(class(), Some("inst"), Some("inst"))).unwrap(), ["s1", "s2", "s3"]);
+        assert_eq!(ids(board_view(class(), Some(&s2), Some("inst"))).unwrap(), ["s2"]);
+        assert!(board_view(class(), Some(&s2[..31]), Some("inst")).is_err(), "a prefix of a token is no token");
+        assert_eq!(query_token(Some("a=1&token=abc")), Some("abc"));
+        assert_eq!(query_token(None), None);
+        assert_ne!(crate::class::board_token("a"), crate::class::board_token("b"));
+        assert_ne!(crate::class::board_token("a"), crate::chaos::proxy::token_for("a")[..32], "the board's token does not give the proxy's");
     }
 
     #[test]
