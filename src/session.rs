@@ -26,6 +26,20 @@ const ENV_LABEL: &str = "lab.extra-env";
 /// containers so that later commands (a second `up`, `verify`) use the same one.
 const SECRET_LABEL: &str = "lab.secret";
 
+/// The class an instance was brought up for (`lab class up`, which gives
+/// each student's `lab` process `LAB_CLASS`): kept by later commands that do
+/// not give one, so that `class up --prune` removes its own class's
+/// students alone.
+const CLASS_LABEL: &str = "lab.class";
+
+/// The environment variable that names the class of an instance being brought up.
+pub const CLASS_ENV: &str = "LAB_CLASS";
+
+/// The class of a running instance (see [`CLASS_LABEL`]).
+pub fn instance_class(i: &crate::backend::InstanceState) -> Option<&str> {
+    i.containers.iter().find_map(|c| c.labels.get(CLASS_LABEL)).map(String::as_str).filter(|s| !s.is_empty())
+}
+
 /// The secret of a running instance (kept on its containers' labels), from
 /// which the tokens of its fault proxy and of its student's board view are
 /// derived; none for an instance made without one.
@@ -158,11 +172,12 @@ impl Session {
             }
         };
         let secret = existing.iter().flat_map(|i| i.containers.iter()).find_map(|c| c.labels.get(SECRET_LABEL)).filter(|s| !s.is_empty()).cloned().unwrap_or_else(plan::new_secret);
+        let class = std::env::var(CLASS_ENV).ok().filter(|c| !c.is_empty()).or_else(|| existing.iter().find_map(instance_class).map(str::to_string));
         let mut ports = ports;
         let mut taken = Vec::new();
         loop {
             let avoid: Vec<u16> = others.iter().chain(&taken).copied().collect();
-            let mut plan = self.plan_and_converge(lab, opts, &solution, &secret, ports, &avoid).await?;
+            let mut plan = self.plan_and_converge(lab, opts, &solution, (&secret, class.as_deref()), ports, &avoid).await?;
             if plan.containers.is_empty() {
                 // A command-line lab without dependencies: building was all there was to do.
                 return Ok(plan);
@@ -185,7 +200,7 @@ impl Session {
     }
 
     /// Make the plan (new host ports where `ports` has none) and converge the backend to it.
-    async fn plan_and_converge(&self, lab: &Lab, opts: &UpOptions, solution: &Solution, secret: &str, ports: HashMap<String, u16>, avoid: &[u16]) -> Result<Plan, Error> {
+    async fn plan_and_converge(&self, lab: &Lab, opts: &UpOptions, solution: &Solution, (secret, class): (&str, Option<&str>), ports: HashMap<String, u16>, avoid: &[u16]) -> Result<Plan, Error> {
         let mut picker = PortPicker { avoid: avoid.to_vec(), ..Default::default() };
         let popts = PlanOptions {
             student: opts.student.clone(),
@@ -205,9 +220,15 @@ impl Session {
         plan.labels.insert(IMAGES_LABEL.into(), opts.images.to_string());
         plan.labels.insert(ENV_LABEL.into(), serde_json::to_string(&opts.extra_env).expect("map serializes"));
         plan.labels.insert(SECRET_LABEL.into(), secret.to_string());
+        if let Some(class) = class {
+            plan.labels.insert(CLASS_LABEL.into(), class.to_string());
+        }
         for c in &mut plan.containers {
             c.labels.insert(IMAGES_LABEL.into(), opts.images.to_string());
             c.labels.insert(SECRET_LABEL.into(), secret.to_string());
+            if let Some(class) = class {
+                c.labels.insert(CLASS_LABEL.into(), class.to_string());
+            }
             // Only the service gets --env, so only its containers change with it.
             if c.role == Role::Service {
                 c.labels.insert(ENV_LABEL.into(), serde_json::to_string(&opts.extra_env).expect("map serializes"));

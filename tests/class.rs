@@ -230,7 +230,7 @@ fn a_bad_roster_is_refused_at_its_line_before_anything_starts() {
 fn ctrl_c_stops_class_up_cleanly_and_prune_removes_who_left_the_roster() {
     use std::io::BufRead;
     let _turn = one_class_at_a_time();
-    let _down = [Down("url-shortener", Some("p1")), Down("url-shortener", Some("p2")), Down("url-shortener", Some("p3"))];
+    let _down = [Down("url-shortener", Some("p1")), Down("url-shortener", Some("p2")), Down("url-shortener", Some("p3")), Down("url-shortener", Some("p8")), Down("url-shortener", Some("p9"))];
     let dir = tempfile::tempdir().unwrap();
     let roster = dir.path().join("class.csv");
     let good = shortener();
@@ -269,6 +269,20 @@ fn ctrl_c_stops_class_up_cleanly_and_prune_removes_who_left_the_roster() {
     let mut c = lab();
     c.args(["class", "up", "url-shortener", "--roster"]).arg(&roster);
     assert_eq!(run(c).status.code(), Some(0));
+    // A student's own `lab up` keeps their instance in the class; another
+    // class's student and one brought up by hand are not this class's.
+    for (s, how) in [("p2", None), ("p9", None), ("p8", Some("tuesday"))] {
+        let mut c = lab();
+        match how {
+            None => drop(c.args(["up", "url-shortener", "--quiet", "--student", s, "--solution"]).arg(&good)),
+            Some(class) => {
+                let other = dir.path().join(format!("{class}.csv"));
+                std::fs::write(&other, format!("id,name,solution\n{s},Other,{}\n", good.display())).unwrap();
+                c.args(["class", "up", "url-shortener", "--roster"]).arg(&other);
+            }
+        }
+        assert_eq!(run(c).status.code(), Some(0), "{s}");
+    }
     std::fs::write(&roster, format!("id,name,solution\np1,P One,{}\n", good.display())).unwrap();
     let mut c = lab();
     c.args(["class", "up", "url-shortener", "--prune", "--roster"]).arg(&roster);
@@ -280,6 +294,10 @@ fn ctrl_c_stops_class_up_cleanly_and_prune_removes_who_left_the_roster() {
         assert_gone(&format!("lab-url-shortener--{s}"));
     }
     assert_eq!(docker_names("container", "label=lab.instance=lab-url-shortener--p1").len(), 3, "p1 stays");
+    for (s, whose) in [("p8", "by class tuesday, not by class class"), ("p9", "not by a class (lab up --student)")] {
+        assert!(err.lines().any(|l| l.contains(&format!("· {s} ")) && l.contains("left alone") && l.contains(whose)), "{s}: {err}");
+        assert_eq!(docker_names("container", &format!("label=lab.instance=lab-url-shortener--{s}")).len(), 3, "{s} stays");
+    }
     let mut c = lab();
     c.args(["class", "down", "url-shortener", "--yes", "--roster"]).arg(&roster);
     assert_eq!(run(c).status.code(), Some(0));

@@ -615,6 +615,14 @@ fn a_class_on_the_cluster_keeps_each_verdict_in_the_students_namespace() {
     let claims: serde_json::Value = serde_json::from_slice(&base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, token.split('.').nth(1).unwrap()).unwrap()).unwrap();
     let left = claims["exp"].as_i64().unwrap() - std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     assert!((540..=600).contains(&left), "the token expires in {left} s: {claims}");
+    // Each student's board token, in their own .env, differs from the other's.
+    let board_token = |s: &str| {
+        let env = std::fs::read_to_string(creds.join(format!("{s}.env"))).unwrap();
+        assert!(env.contains(&format!("LAB_INSTANCE=lab-url-shortener--{s}\n")) && !env.contains("LAB_PROXY_TOKEN"), "{env}");
+        env.lines().find_map(|l| l.strip_prefix("LAB_BOARD_TOKEN=")).unwrap_or_else(|| panic!("no LAB_BOARD_TOKEN in {env}")).to_string()
+    };
+    let (t1, t2) = (board_token("k1"), board_token("k2"));
+    assert!(t1.len() == 32 && t2.len() == 32 && t1 != t2, "{t1} {t2}");
     let mut c = klab();
     c.args(["class", "down", "url-shortener", "--yes", "--roster"]).arg(&roster);
     assert_eq!(run(c).status.code(), Some(0));

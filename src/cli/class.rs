@@ -26,9 +26,9 @@ pub enum ClassCommand {
     Up {
         #[command(flatten)]
         c: ClassArgs,
-        /// Also take down the instances of students no longer on the roster: every
-        /// student instance of the lab on this backend whose id the roster lacks
-        /// (so one class per lab per host or cluster).
+        /// Also take down the instances of this class's students who are no
+        /// longer on the roster (see --class); another class's students and
+        /// instances brought up by hand are left alone.
         #[arg(long)]
         prune: bool,
     },
@@ -119,6 +119,26 @@ pub struct ClassArgs {
     /// Image set: upstream (pulled) or debian (baked here).
     #[arg(long, value_parser = super::image_set())]
     pub images: Option<crate::images::ImageSet>,
+    /// The class's name, kept on each student's instance so that `--prune`
+    /// removes this class's students alone (default: the roster's file name
+    /// without its extension, `monday` for monday.csv).
+    #[arg(long, value_name = "NAME")]
+    pub class: Option<String>,
+}
+
+impl ClassArgs {
+    /// The class's name: `--class`, else the roster's file stem; letters,
+    /// digits, `.`, `_` and `-`, at most 63.
+    fn class_name(&self) -> Result<String, Error> {
+        let (name, from) = match &self.class {
+            Some(c) => (c.clone(), "--class".to_string()),
+            None => (self.roster.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(), format!("the roster's file name ({})", self.roster.display())),
+        };
+        if name.is_empty() || name.len() > 63 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
+            return Err(Error::Usage(format!("{from} gives the class name {name:?}: a class name holds 1 to 63 letters, digits, '.', '_' or '-'; name it with --class NAME")));
+        }
+        Ok(name)
+    }
 }
 
 /// The global options each student's `lab` process gets again.
@@ -160,6 +180,7 @@ fn error_line(stderr: &str) -> String {
 async fn each(
     students: &[Student],
     jobs: u16,
+    class: &str,
     globals: &Globals,
     quiet: bool,
     what: &str,
@@ -180,7 +201,8 @@ async fn each(
                 return None;
             }
             let began = Instant::now();
-            let child = tokio::process::Command::new(&exe).args(&argv).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).env("NO_COLOR", "1").spawn();
+            let child =
+                tokio::process::Command::new(&exe).args(&argv).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).env("NO_COLOR", "1").env(crate::session::CLASS_ENV, class).spawn();
             let out = match child {
                 Ok(c) => {
                     let pid = c.id();
@@ -335,12 +357,14 @@ fn images_args(c: &ClassArgs) -> Vec<std::ffi::OsString> {
 
 async fn up(cat: &Catalogue, c: ClassArgs, prune: bool, globals: &Globals, quiet: bool) -> Result<i32, Error> {
     let all = load(cat, &c)?;
+    let class = c.class_name()?;
     let mut students = all.clone();
     let failed = fetch_repos(&mut students, c.jobs, quiet).await;
     let lab = c.lab.clone();
     let mut done = each(
         &students,
         c.jobs,
+        &class,
         globals,
         quiet,
         &format!("bringing up {lab} for"),
@@ -358,11 +382,19 @@ async fn up(cat: &Catalogue, c: ClassArgs, prune: bool, globals: &Globals, quiet
         let session = super::session(quiet).await?;
         let keep: Vec<&str> = all.iter().map(|s| s.id.as_str()).collect();
         for i in session.backend.instances(None).await? {
-            if i.lab == lab && i.student.as_deref().is_some_and(|s| !keep.contains(&s)) {
-                let r = session.backend.down(Some(&i.instance)).await?;
-                if !quiet {
-                    eprintln!("  - {:<16} not on the roster: removed {} ({} containers)", i.student.unwrap_or_default(), i.instance, r.containers.len());
+            let Some(student) = i.student.clone().filter(|s| i.lab == lab && !keep.contains(&s.as_str())) else { continue };
+            match crate::session::instance_class(&i) {
+                Some(k) if k == class => {
+                    let r = session.backend.down(Some(&i.instance)).await?;
+                    if !quiet {
+                        eprintln!("  - {student:<16} not on the roster: removed {} ({} containers)", i.instance, r.containers.len());
+                    }
                 }
+                other if !quiet => {
+                    let whose = other.map_or("not by a class (lab up --student)".to_string(), |k| format!("by class {k}"));
+                    eprintln!("  · {student:<16} not on the roster, left alone: brought up {whose}, not by class {class}");
+                }
+                _ => {}
             }
         }
     }
@@ -372,12 +404,14 @@ async fn up(cat: &Catalogue, c: ClassArgs, prune: bool, globals: &Globals, quiet
 
 async fn verify(cat: &Catalogue, c: ClassArgs, globals: &Globals, quiet: bool) -> Result<i32, Error> {
     let mut students = load(cat, &c)?;
+    let class = c.class_name()?;
     let failed = fetch_repos(&mut students, c.jobs, quiet).await;
     let lab = c.lab.clone();
     let session = super::session(quiet).await?;
     let mut done = each(
         &students,
         c.jobs,
+        &class,
         globals,
         quiet,
         &format!("verifying {lab} for"),
