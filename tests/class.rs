@@ -1,4 +1,4 @@
-//! `lab class` on the real Docker engine: a roster of three, one of them with
+//! `lab class` on the real Docker engine: a roster of five, one of them with
 //! a broken solution; up, verify, status and down of the whole class.
 
 mod common;
@@ -15,31 +15,34 @@ fn one_class_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     ONE_CLASS_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The class of five, in natural order (the roster lists them in another).
+const CLASS: [&str; 5] = ["s1", "s2", "s3", "s10", "s11"];
+
 #[test]
-fn a_class_of_three_comes_up_is_verified_shows_its_one_broken_student_and_goes() {
+fn a_class_of_five_comes_up_is_verified_shows_its_one_broken_student_and_goes() {
     let _turn = one_class_at_a_time();
-    let _down = [Down("url-shortener", Some("s1")), Down("url-shortener", Some("s2")), Down("url-shortener", Some("s10"))];
+    let _down = ["s1", "s2", "s3", "s10", "s11"].map(|s| Down("url-shortener", Some(s)));
     let dir = tempfile::tempdir().unwrap();
     common::shortener_with_bug(&dir.path().join("broken"), "redirect-301");
     std::os::unix::fs::symlink(shortener(), dir.path().join("good")).unwrap();
     let roster = dir.path().join("class.csv");
-    std::fs::write(&roster, "id,name,solution\ns10,Student Ten,good\ns2,\"Two, Jr.\",broken\ns1,Student One,good\n").unwrap();
+    std::fs::write(&roster, "id,name,solution\ns10,Student Ten,good\ns2,\"Two, Jr.\",broken\ns1,Student One,good\ns11,Student Eleven,good\ns3,Student Three,good\n").unwrap();
 
     let mut c = lab();
     c.args(["class", "up", "url-shortener", "--jobs", "3", "--roster"]).arg(&roster);
     let out = run(c);
     assert_eq!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
-    for s in ["s1", "s2", "s10"] {
+    for s in CLASS {
         assert!(err.lines().any(|l| l.contains(&format!("✓ {s} ")) && l.contains("up in")), "no progress line for {s}:\n{err}");
     }
-    assert!(stdout(&out).contains("up: 3 of 3 students"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("up: 5 of 5 students"), "{}", stdout(&out));
 
     let mut c = lab();
     c.args(["class", "verify", "url-shortener", "--jobs", "3", "--roster"]).arg(&roster);
     let out = run(c);
     assert_eq!(out.status.code(), Some(1), "one student's service fails a check");
-    assert!(stdout(&out).contains("all checks passed: 2 of 3 students; not: s2"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("all checks passed: 4 of 5 students; not: s2"), "{}", stdout(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.lines().any(|l| l.contains("✗ s2") && l.contains("first failed: redirect") && l.contains("301")), "{err}");
 
@@ -50,7 +53,7 @@ fn a_class_of_three_comes_up_is_verified_shows_its_one_broken_student_and_goes()
     assert_eq!(out.status.code(), Some(0));
     let status = json(&out);
     let rows = status["students"].as_array().unwrap();
-    assert_eq!(rows.iter().map(|r| r["student"].as_str().unwrap()).collect::<Vec<_>>(), ["s1", "s2", "s10"], "{status:#}");
+    assert_eq!(rows.iter().map(|r| r["student"].as_str().unwrap()).collect::<Vec<_>>(), CLASS, "{status:#}");
     for r in rows {
         assert_eq!(r["state"], "running", "{r:#}");
         let v = &r["verdict"];
@@ -69,7 +72,7 @@ fn a_class_of_three_comes_up_is_verified_shows_its_one_broken_student_and_goes()
 
     // The board shows the same, read from the page's DOM in headless Chromium;
     // a link to a red cell (`#s2/redirect`, what a click sets) opens its failure.
-    board_shows_the_class(&roster, &["s1", "s2", "s10"], ("s2", "redirect"), "301 Moved Permanently");
+    board_shows_the_class(&roster, &CLASS, ("s2", "redirect"), "301 Moved Permanently");
 
     // On Docker a student's credentials are their own instance's addresses, readable by the owner alone.
     let creds = dir.path().join("creds");
@@ -103,8 +106,8 @@ fn a_class_of_three_comes_up_is_verified_shows_its_one_broken_student_and_goes()
     c.args(["class", "down", "url-shortener", "--yes", "--roster"]).arg(&roster);
     let out = run(c);
     assert_eq!(out.status.code(), Some(0));
-    assert!(stdout(&out).contains("removed 3 student instances"), "{}", stdout(&out));
-    for s in ["s1", "s2", "s10"] {
+    assert!(stdout(&out).contains("removed 5 student instances"), "{}", stdout(&out));
+    for s in CLASS {
         assert_gone(&format!("lab-url-shortener--{s}"));
     }
 }
@@ -153,7 +156,7 @@ fn private_board_shows_each_student_their_own(roster: &std::path::Path, s2_token
     let (code, body) = get(&format!("{base}/state?token={}", &s2_token[..s2_token.len() - 1]));
     assert_eq!(code, 401, "{body}");
     let (code, body) = get(&format!("{base}/state?token={instructor}"));
-    assert_eq!((code, students(&body)), (200, vec!["s1".to_string(), "s2".into(), "s10".into()]), "{body}");
+    assert_eq!((code, students(&body)), (200, CLASS.map(String::from).to_vec()), "{body}");
     let (code, body) = get(&format!("{base}/state?token={s2_token}"));
     assert_eq!((code, students(&body)), (200, vec!["s2".to_string()]), "{body}");
     let out = Command::new("chromium").args(["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--dump-dom"]).arg(format!("{base}/?token={s2_token}")).output().unwrap();
