@@ -236,11 +236,7 @@ pub fn fetch_git(spec: &str) -> Result<PathBuf, String> {
 /// from their instance's secret, so only whoever was given it (their
 /// credentials) and lab, which reads the secret from the backend, know it.
 pub fn board_token(secret: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(b"lab class board\0");
-    h.update(secret.as_bytes());
-    h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+    crate::plan::derive_token("lab class board", secret)[..32].to_string()
 }
 
 /// Whether two tokens are equal, in a time that does not tell how much of

@@ -269,6 +269,17 @@ pub fn new_secret() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// A token derived from an instance's secret for one purpose (the fault
+/// proxy's control port, a student's board view): sha256 of the purpose, a
+/// NUL and the secret, in hex; one purpose's token does not give another's.
+pub fn derive_token(purpose: &str, secret: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(purpose.as_bytes());
+    h.update(b"\0");
+    h.update(secret.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The instance name: `lab-<lab>` or `lab-<lab>--<student>`. Neither name may
 /// hold `--` (see [`is_name`]), so each instance has its own name: student
 /// `redirect` of lab `raft` is `lab-raft--redirect`, lab `raft-redirect` is

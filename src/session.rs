@@ -171,7 +171,7 @@ impl Session {
                 }
             }
         };
-        let secret = existing.iter().flat_map(|i| i.containers.iter()).find_map(|c| c.labels.get(SECRET_LABEL)).filter(|s| !s.is_empty()).cloned().unwrap_or_else(plan::new_secret);
+        let secret = existing.iter().find_map(instance_secret).map(str::to_string).unwrap_or_else(plan::new_secret);
         let class = std::env::var(CLASS_ENV).ok().filter(|c| !c.is_empty()).or_else(|| existing.iter().find_map(instance_class).map(str::to_string));
         let mut ports = ports;
         let mut taken = Vec::new();
@@ -416,7 +416,7 @@ impl Session {
             Solution::None
         };
         let ports: HashMap<String, u16> = inst.containers.iter().filter_map(|c| Some((c.name.clone(), c.host_port?))).collect();
-        let secret = inst.containers.iter().find_map(|c| c.labels.get(SECRET_LABEL)).cloned().unwrap_or_default();
+        let secret = instance_secret(&inst).unwrap_or_default().to_string();
         let popts = PlanOptions { student: student.map(str::to_string), images, solution, ports, extra_env, ready_timeout: None, lab_exe: std::env::current_exe().ok(), secret };
         let mut picker = PortPicker::default();
         let mut plan = plan::plan(lab, &popts, || picker.pick())?;

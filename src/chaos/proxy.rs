@@ -31,14 +31,10 @@ pub const TOKEN_ENV: &str = "LAB_PROXY_TOKEN";
 /// The control token of an instance's proxy, derived from the instance's
 /// secret (which lab keeps on the instance's labels); empty without a secret.
 pub fn token_for(secret: &str) -> String {
-    use sha2::{Digest, Sha256};
     if secret.is_empty() {
         return String::new();
     }
-    let mut h = Sha256::new();
-    h.update(b"lab fault proxy control\0");
-    h.update(secret.as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::plan::derive_token("lab fault proxy control", secret)
 }
 
 /// Who may use the control port: lab on the host, which reaches the proxy
