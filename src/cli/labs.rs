@@ -13,12 +13,12 @@ pub fn list(cat: &Catalogue) -> Result<i32, Error> {
         return Ok(exit::OK);
     }
     let mut bad = false;
-    // In ladder order: the rung first (labs without one last), then the name.
+    // In roadmap order: the rung first (labs without one last), then the name.
     let mut all = all;
     all.sort_by_key(|(name, res)| (res.as_ref().ok().and_then(|l| l.def.rung).unwrap_or(u32::MAX), name.clone()));
     for (name, res) in all {
         match res {
-            Ok(l) => println!("{:<16} rung {:<2} {}", name, l.def.rung.map(|r| r.to_string()).unwrap_or_else(|| "-".into()), l.def.title),
+            Ok(l) => println!("{:<16} {:>2}  {:<16} {}", name, l.def.rung.map(|r| r.to_string()).unwrap_or_else(|| "-".into()), l.def.module.as_deref().unwrap_or("-"), l.def.title),
             Err(_) => {
                 bad = true;
                 println!("{name:<16} (invalid: run `lab validate` for details)");
@@ -32,6 +32,9 @@ pub fn show(cat: &Catalogue, name: &str, readme: bool) -> Result<i32, Error> {
     let l = cat.find(name)?;
     let d = &l.def;
     println!("{} — {}", d.name, d.title);
+    if let (Some(r), Some(m)) = (d.rung, &d.module) {
+        println!("rung {r} of the roadmap: {m}");
+    }
     println!("source: {}", l.source.describe());
     if !d.summary.trim().is_empty() {
         println!("\n{}", d.summary.trim());

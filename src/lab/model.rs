@@ -17,6 +17,10 @@ pub struct LabDef {
     /// Place on the learners' ladder (1 = first project).
     #[serde(default)]
     pub rung: Option<u32>,
+    /// Where the lab sits in the learners' roadmap (`Project 2`, `Module 11`,
+    /// `System Design 1`), shown by `lab list` and `lab show`.
+    #[serde(default)]
+    pub module: Option<String>,
     /// What the learner builds, a paragraph for `lab show`.
     #[serde(default)]
     pub summary: String,
@@ -489,6 +493,10 @@ pub struct Step {
     /// the expectation must hold for every one. `{{ i }}` is the repetition, from 1.
     #[serde(default)]
     pub repeat: Option<IntOrTemplate>,
+    /// With `repeat`, start repetition `i` this long after repetition `i-1`
+    /// started (a steady pace, e.g. one request every 250 ms), not back to back.
+    #[serde(default, with = "humantime_serde")]
+    pub interval: Option<Duration>,
     /// Keep sending until the expectation holds or this much time has passed.
     /// With `repeat`, each repetition is retried on its own, for this long
     /// from its first attempt.

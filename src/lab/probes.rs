@@ -37,6 +37,11 @@ pub enum Probe {
     Jwt(JwtProbe),
     /// Run one SQL query against a PostgreSQL dependency.
     Sql(SqlProbe),
+    /// Many HTTP requests to the service at once, spread over its nodes,
+    /// answered by counts (how many got each status, per node, per request).
+    Burst(BurstProbe),
+    /// Ask a Redis dependency: one command, or what keys it holds and whether they expire.
+    Redis(RedisProbe),
 }
 
 impl Probe {
@@ -51,6 +56,8 @@ impl Probe {
             Probe::Grpc(_) => "grpc",
             Probe::Jwt(_) => "jwt",
             Probe::Sql(_) => "sql",
+            Probe::Burst(_) => "burst",
+            Probe::Redis(_) => "redis",
         }
     }
 }
@@ -447,4 +454,68 @@ pub struct SqlProbe {
 
 fn sql_timeout() -> Duration {
     Duration::from_secs(5)
+}
+
+/// `count` HTTP requests to the learner's service, `concurrency` of them in
+/// flight at once: the k-th request is `requests[k mod len]`, sent to
+/// `nodes[k mod len]` unless that request names its own `node`. What a check
+/// judges is the whole: how many were admitted, refused, failed. The answer:
+///
+/// ```json
+/// {"sent": 60, "answered": 60, "no_answer": 0, "no_answer_example": null,
+///  "status": {"200": 10, "429": 50},
+///  "class": {"2xx": 10, "3xx": 0, "4xx": 50, "5xx": 0},
+///  "by_node": {"1": {"status": {...}, "class": {...}}, ...},
+///  "by_request": [{"status": {...}, "class": {...}}, ...],
+///  "latency_ms": {"p50": 3, "p95": 9, "max": 14}}
+/// ```
+///
+/// `class` always holds its four keys, so `/class/2xx: {max: 10}` reads 0
+/// when nothing was admitted. Each request has its own `timeout`; one that
+/// gets no answer counts in `no_answer` and is never waited for beyond it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BurstProbe {
+    /// The requests, taken in turn (templates are rendered once, before the burst).
+    pub requests: Vec<crate::lab::Request>,
+    /// How many requests in all (a number or a template; 1 to 10000).
+    pub count: crate::lab::IntOrTemplate,
+    /// How many are in flight at once (1 to 256).
+    #[serde(default = "burst_concurrency")]
+    pub concurrency: u32,
+    /// Node numbers the requests are spread over, round robin; default every node.
+    #[serde(default)]
+    pub nodes: Vec<u32>,
+}
+
+fn burst_concurrency() -> u32 {
+    16
+}
+
+/// Ask a Redis dependency (on its published port, never through lab's fault
+/// proxy). Exactly one of `command` and `keys`. Answers:
+///
+/// * `command: [DBSIZE]`: `{"reply": <the reply: text, number, array or null>, "error": "Redis' refusal"|null}`;
+/// * `keys: "rl:*"`: the keys matching the pattern (SCAN, at most 100000 looked at):
+///   `{"count": n, "without_ttl": k, "longest_ttl_ms": ms|null, "sample": ["a key without an expiry", ...], "truncated": bool}`,
+///   where `without_ttl` counts the keys that never expire (a cache or limiter
+///   whose keys grow forever) and `sample` names up to 10 of them.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisProbe {
+    /// The dependency's name under `dependencies`; default `redis`.
+    #[serde(default = "redis_dep")]
+    pub dep: String,
+    /// A command and its arguments (templates).
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// A key pattern (glob, as Redis' SCAN MATCH takes it).
+    #[serde(default)]
+    pub keys: Option<String>,
+    #[serde(default = "sql_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn redis_dep() -> String {
+    "redis".into()
 }

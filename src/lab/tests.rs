@@ -430,3 +430,28 @@ fn hints_no_step_can_trigger_are_refused_at_their_key() {
     let polled = some.replacen("expect: { json: { /n: { equals: \"3\" } } }", "retry_for: 5s\n            expect: { json: { /n: { equals: \"3\" } } }", 1);
     assert!(parse("demo/lab.yaml", &polled, Some("demo")).is_ok());
 }
+
+#[test]
+fn a_burst_a_redis_probe_and_a_paced_repeat_are_checked_where_they_are_written() {
+    let src = include_str!("../../labs/rate-limiter/lab.yaml").replacen("name: rate-limiter", "name: demo", 1);
+    let def = parse("demo/lab.yaml", &src, Some("demo")).unwrap();
+    assert_eq!(def.module.as_deref(), Some("System Design 1"));
+    // Both or neither of command and keys; a dependency the lab does not have.
+    let bad = src.replacen("- probe: { redis: { keys: \"*\" } }", "- probe: { redis: { keys: \"*\", command: [DBSIZE], dep: cache } }", 1);
+    let errs = errors(&bad);
+    let (line, _) = line_col(&bad, "dep: cache");
+    assert!(errs.iter().any(|e| e.line == line && e.message.contains("exactly one of `command` and `keys`")), "{errs:#?}");
+    let e = errs.iter().find(|e| e.message.contains("`cache` is not a dependency")).unwrap_or_else(|| panic!("{errs:#?}"));
+    assert_eq!(e.hint.as_deref(), Some("known: redis"));
+    // A burst's concurrency and count have bounds; its requests go to the service.
+    let bad = src.replacen("count: 60\n                concurrency: 30", "count: 20000\n                concurrency: 0", 1).replacen("path: /api/resource, headers: { X-API-Key: \"{{ run.id }}-race\" }", "path: /api/resource, dep: redis", 1);
+    let errs = errors(&bad);
+    for words in ["count 20000 is out of range", "concurrency 0 is out of range", "a burst goes to the learner's service"] {
+        assert!(errs.iter().any(|e| e.message.contains(words)), "{words}: {errs:#?}");
+    }
+    // `interval` paces a repeat: alone it means nothing.
+    let bad = src.replacen("            repeat: 5\n            interval: 200ms\n", "            interval: 200ms\n", 1);
+    let errs = errors(&bad);
+    let e = errs.iter().find(|e| e.message.contains("`interval` paces the repetitions")).unwrap_or_else(|| panic!("{errs:#?}"));
+    assert!(e.hint.as_deref().unwrap_or_default().contains("action: {sleep: 1s}"), "{e:?}");
+}

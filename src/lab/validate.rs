@@ -634,6 +634,51 @@ fn action_word(a: &Action) -> &'static str {
 /// Fault names, as `lab chaos` takes them.
 const FAULTS: &[&str] = &["kill", "stop", "pause", "restart", "partition", "outage", "bandwidth", "latency", "jitter", "loss", "blackhole", "reset"];
 
+/// What a burst or redis probe's spec must hold beyond its templates.
+fn validate_probe_spec(probe: &Probe, p: &str, targets: &BTreeSet<String>, service: &str, out: &mut Vec<Problem>) {
+    match probe {
+        Probe::Burst(b) => {
+            let at = format!("{p}.probe.burst");
+            if b.requests.is_empty() {
+                out.push(problem(format!("{at}.requests"), "a burst needs at least one request", "e.g. requests: [{method: GET, path: /api/resource}]"));
+            }
+            for (i, r) in b.requests.iter().enumerate() {
+                if !r.path.starts_with('/') {
+                    out.push(problem(format!("{at}.requests[{i}].path"), format!("path `{}` must start with /", r.path), ""));
+                }
+                if r.dep.is_some() {
+                    out.push(problem(format!("{at}.requests[{i}].dep"), "a burst goes to the learner's service, not to a dependency", "remove `dep`"));
+                }
+                if r.json.is_some() && r.body.is_some() {
+                    out.push(problem(format!("{at}.requests[{i}]"), "give `json` or `body`, not both", ""));
+                }
+            }
+            if !(1..=256).contains(&b.concurrency) {
+                out.push(problem(format!("{at}.concurrency"), format!("concurrency {} is out of range", b.concurrency), "give 1 to 256 requests in flight at once"));
+            }
+            if let IntOrTemplate::Int(n) = b.count {
+                if !(1..=10_000).contains(&n) {
+                    out.push(problem(format!("{at}.count"), format!("count {n} is out of range"), "give 1 to 10000 requests"));
+                }
+            }
+            if b.nodes.contains(&0) {
+                out.push(problem(format!("{at}.nodes"), "nodes are numbered from 1", ""));
+            }
+        }
+        Probe::Redis(r) => {
+            let at = format!("{p}.probe.redis");
+            if r.command.is_empty() == r.keys.is_none() {
+                out.push(problem(at.clone(), "a redis probe takes exactly one of `command` and `keys`", "e.g. command: [DBSIZE], or keys: \"rl:*\""));
+            }
+            if !targets.contains(&r.dep) || r.dep == service {
+                let deps: Vec<&String> = targets.iter().filter(|t| *t != service).collect();
+                out.push(problem(format!("{at}.dep"), format!("`{}` is not a dependency of this lab", r.dep), format!("known: {}", deps.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))));
+            }
+        }
+        _ => {}
+    }
+}
+
 fn validate_probe_step(step: &Step, probe: &Probe, p: &str, scope: &Scope, out: &mut Vec<Problem>) {
     let kind = probe.kind();
     // The expectation sees what this step saved from its answer.
@@ -680,15 +725,19 @@ fn validate_step(step: &Step, p: &str, targets: &BTreeSet<String>, service: &str
         out.push(problem(p, "a step has exactly one of `request`, `action` or `probe`", "split it into steps"));
         return;
     }
+    if step.interval.is_some() && step.repeat.is_none() {
+        out.push(problem(format!("{p}.interval"), "`interval` paces the repetitions of `repeat`, and this step has none", "add `repeat: N`, or remove `interval` (a pause between steps is `action: {sleep: 1s}`)"));
+    }
     if let Some(probe) = &step.probe {
         validate_probe_step(step, probe, p, scope, out);
+        validate_probe_spec(probe, p, targets, service, out);
         return;
     }
     match (&step.request, &step.action) {
         (Some(_), Some(_)) | (None, None) => unreachable!("counted above"),
         (None, Some(action)) => {
             if step.expect.is_some() || step.repeat.is_some() || step.retry_for.is_some() || !step.save.is_empty() {
-                out.push(problem(p, "`expect`, `repeat`, `retry_for` and `save` go with a `request`, not an `action`", ""));
+                out.push(problem(p, "`expect`, `repeat`, `interval`, `retry_for` and `save` go with a `request`, not an `action`", ""));
             }
             if let Action::Chaos(ChaosStep { target: Some(t), .. }) = action {
                 check_template(t, &format!("{p}.action.chaos.target"), scope, out);

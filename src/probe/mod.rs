@@ -7,6 +7,8 @@ mod ready;
 
 pub use ready::{check_ready, wait_ready, Readiness};
 pub mod amqp;
+pub mod burst;
+pub mod redis;
 pub mod exec;
 pub mod grpc;
 pub mod jwt;

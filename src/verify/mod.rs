@@ -491,7 +491,11 @@ impl<'a> CheckRunner<'a> {
                 r.trim().parse().map_err(|_| StepError::Lab(format!("repeat {s:?} rendered {r:?}, not a number")))?
             }
         };
+        let paced_from = Instant::now();
         for i in 1..=times {
+            if let Some(every) = step.interval {
+                tokio::time::sleep_until((paced_from + every * (i - 1)).into()).await;
+            }
             let deadline = step.retry_for.map(|d| Instant::now() + d);
             let mut attempts = 0u32;
             let mut polled = polled::Polled::new();

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::lab::Probe;
-use crate::probe::{amqp, exec, grpc, jwt, sql, ws, Answer};
+use crate::probe::{amqp, burst, exec, grpc, jwt, redis, sql, ws, Answer};
 
 /// What a probe may use of the run.
 pub(crate) struct ProbeEnv<'a> {
@@ -241,6 +241,69 @@ pub(crate) async fn run(p: &Probe, env: &ProbeEnv<'_>) -> (String, Result<Answer
             };
             let sent = format!("verify the token {} with the instance's secret ({})", crate::probe::excerpt(&x.token, 80), x.algorithm);
             (sent, Ok(jwt::check(&jwt::JwtSpec { token: &x.token, secret: &x.secret, algorithm, require_exp: x.require_exp })))
+        }
+        Probe::Burst(x) => {
+            let count = match &x.count {
+                crate::lab::IntOrTemplate::Int(n) => *n as usize,
+                crate::lab::IntOrTemplate::Template(t) => match t.trim().parse::<usize>() {
+                    Ok(n) => n,
+                    Err(_) => return (String::new(), Err(ProbeError::Lab(format!("burst count {t:?} is not a number")))),
+                },
+            };
+            if !(1..=10_000).contains(&count) {
+                return (String::new(), Err(ProbeError::Lab(format!("burst count {count} is out of range: give 1 to 10000 requests"))));
+            }
+            let all: Vec<u32> = (1..=env.nodes.len() as u32).collect();
+            let spread = if x.nodes.is_empty() { &all } else { &x.nodes };
+            let base = |n: u32| env.nodes.get(n as usize - 1).cloned().ok_or_else(|| ProbeError::Lab(format!("burst: there is no node {n} (the service has {})", env.nodes.len())));
+            let mut kinds = Vec::new();
+            let mut first = String::new();
+            for r in &x.requests {
+                let nodes: Vec<u32> = match &r.node {
+                    Some(n) => match n.trim().parse() {
+                        Ok(k) => vec![k],
+                        Err(_) => return (String::new(), Err(ProbeError::Lab(format!("burst: node {n:?} is not a node number")))),
+                    },
+                    None => spread.clone(),
+                };
+                let mut shots = Vec::new();
+                for n in nodes {
+                    let b = match base(n) {
+                        Ok(b) => b,
+                        Err(e) => return (String::new(), Err(e)),
+                    };
+                    // The spec's templates were rendered already: nothing is left to render.
+                    match super::render_request(r, &tera::Context::new(), &b) {
+                        Ok((req, shown)) => {
+                            if first.is_empty() {
+                                first = shown.replace('\n', " ");
+                            }
+                            shots.push(burst::Shot { node: n, request: req });
+                        }
+                        Err(e) => return (String::new(), Err(ProbeError::Lab(e))),
+                    }
+                }
+                kinds.push(shots);
+            }
+            if kinds.is_empty() {
+                return (String::new(), Err(ProbeError::Lab("a burst needs at least one request".into())));
+            }
+            let spec = burst::BurstSpec { kinds, count, concurrency: x.concurrency.clamp(1, 256) as usize };
+            let sent = burst::sent(&spec, &first);
+            (sent, Ok(burst::run(&spec).await))
+        }
+        Probe::Redis(x) => {
+            let Some(dep) = env.plan.dependencies().find(|c| c.service == x.dep) else {
+                return (String::new(), Err(ProbeError::Lab(format!("this instance has no dependency `{}` for the redis probe", x.dep))));
+            };
+            let addr = format!("127.0.0.1:{}", dep.port.host);
+            let what = match (&x.keys, x.command.is_empty()) {
+                (Some(p), true) => redis::Ask::Keys(p.clone()),
+                (None, false) => redis::Ask::Command(x.command.clone()),
+                _ => return (String::new(), Err(ProbeError::Lab("a redis probe takes exactly one of `command` and `keys`".into()))),
+            };
+            let sent = redis::sent(&x.dep, &what);
+            (sent, redis::ask(&addr, &what, x.timeout).await.map_err(|e| ProbeError::NoAnswer(e.to_string())))
         }
         Probe::Sql(x) => {
             let sent = format!("SQL: {}", x.query);
