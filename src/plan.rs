@@ -341,6 +341,8 @@ pub enum PlanError {
     Env { var: String, message: String },
     #[error("no free TCP port on 127.0.0.1: {0}")]
     NoPort(String),
+    #[error("dependency `{0}` runs lab's own program, and lab does not know where its executable is")]
+    NoLabExe(String),
 }
 
 /// The service name (and network alias) of lab's webhook sink.
@@ -377,6 +379,9 @@ fn template_context(lab: &Lab, opts: &PlanOptions, instance: &str) -> Result<ter
     ctx.insert("service", &serde_json::json!({"name": svc.name, "port": svc.port, "targets": targets, "on_host": on_host}));
     ctx.insert("deps", &deps);
     ctx.insert("webhook", &format!("http://{WEBHOOK_SERVICE}:{}/notify", crate::probe::webhook::PORT));
+    if let Some(exe) = &opts.lab_exe {
+        ctx.insert("lab_exe", &exe_in_container(exe));
+    }
     ctx.insert("host_gateway", HOST_GATEWAY);
     Ok(ctx)
 }
@@ -427,8 +432,15 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
     let tctx = template_context(lab, opts, &instance)?;
     let mut wants_webhook = false;
     for (name, dep) in &def.dependencies {
-        let image = opts.images.image(&dep.template);
+        // A dependency that runs lab's own program is made from the base image.
+        let runs_lab = template::render(&dep.template, "image", name, &instance, &dep.options)?.1.lab.runs_lab;
+        let image = opts.images.image(if runs_lab { "base" } else { &dep.template });
         let (text, spec) = template::render_with(&dep.template, &image, name, &instance, &dep.options, &tctx)?;
+        let exe_mount = match (runs_lab, &opts.lab_exe) {
+            (false, _) => None,
+            (true, Some(exe)) => Some(Mount { host: exe.parent().map(|p| p.to_path_buf()).unwrap_or_default(), container: "/lab/exe".into(), read_only: true }),
+            (true, None) => return Err(PlanError::NoLabExe(name.clone())),
+        };
         wants_webhook |= spec.lab.webhook;
         let cname = format!("{instance}-{name}-1");
         let host_port = port_for(&cname)?;
@@ -468,7 +480,7 @@ pub fn plan(lab: &Lab, opts: &PlanOptions, mut free_port: impl FnMut() -> Result
             aliases: vec![name.clone()],
             port: PortSpec { container: spec.lab.port, host: host_port },
             extra_ports: vec![],
-            mounts: vec![],
+            mounts: exe_mount.into_iter().collect(),
             extra_hosts: spec.extra_hosts.clone(),
             labels: l,
             ready: spec.lab.ready.clone(),

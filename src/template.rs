@@ -56,6 +56,11 @@ pub struct LabExt {
     /// the template's context is its URL), so the plan runs the sink.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub webhook: bool,
+    /// The container runs lab's own program (`lab_exe` in the context is its
+    /// path inside the container): it is made from the image set's base image
+    /// with lab's executable mounted, as the fault proxy is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub runs_lab: bool,
 }
 
 /// Failure to render a dependency template.

@@ -23,9 +23,12 @@ fn list_show_and_validate_the_built_in_labs() {
     let mut c = lab();
     c.arg("list");
     let list = stdout(&run(c));
-    // In ladder order.
+    // In roadmap order, each with its place in the roadmap.
     let at = |l: &str| list.find(l).unwrap_or_else(|| panic!("{l} missing:\n{list}"));
-    assert!(at("task-cli") < at("url-shortener") && at("url-shortener") < at("grpc-auth") && at("raft ") < at("monitoring"), "{list}");
+    assert!(at("task-cli") < at("url-shortener") && at("url-shortener") < at("grpc-auth") && at("raft ") < at("monitoring") && at("monitoring") < at("rate-limiter"), "{list}");
+    let line = |l: &str| list.lines().find(|x| x.starts_with(l)).unwrap_or_else(|| panic!("{l} missing:\n{list}")).to_string();
+    assert!(line("rate-limiter ").contains("System Design 1"), "{list}");
+    assert!(line("monitoring ").contains("Module 11"), "{list}");
     let mut c = lab();
     c.args(["show", "url-shortener"]);
     let text = stdout(&run(c));

@@ -178,6 +178,12 @@ pub enum ProxyCommand {
         #[arg(long, default_value = "0.0.0.0:9095")]
         listen: std::net::SocketAddr,
     },
+    /// lab's programmable HTTP upstream: answers calls as PUT /_lab/mode says
+    /// (status, delay, hang, trickle, reset) and counts them (GET /_lab/stats).
+    Upstream {
+        #[arg(long, default_value = "0.0.0.0:9096")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 /// Options shared by `up` and `verify`.
@@ -387,6 +393,10 @@ pub async fn run(cli: Cli) -> i32 {
         },
         Command::Proxy(ProxyCommand::Webhook { listen }) => tokio::select! {
             r = crate::probe::webhook::serve(listen) => r.map(|_| 0).map_err(|e| Error::Io(format!("webhook sink: {e}"))),
+            _ = interrupted() => Ok(0),
+        },
+        Command::Proxy(ProxyCommand::Upstream { listen }) => tokio::select! {
+            r = crate::probe::upstream::serve(listen) => r.map(|_| 0).map_err(|e| Error::Io(format!("upstream: {e}"))),
             _ = interrupted() => Ok(0),
         },
         Command::Export(c) => export::run(&catalogue, c),

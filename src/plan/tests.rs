@@ -280,3 +280,22 @@ fn a_store_as_it_ships_gets_its_arguments_its_folder_its_data_folder_and_tcp_rea
     let def = crate::lab::parse("lab.yaml", &bad, None);
     assert!(def.is_err(), "validation catches an undefined variable in an argument");
 }
+
+#[test]
+fn a_dependency_that_runs_labs_program_is_made_from_the_base_image_with_lab_mounted() {
+    let cb = Catalogue::new(vec![]).find("circuit-breaker").unwrap();
+    let mut o = opts(binary(), None);
+    o.lab_exe = Some(PathBuf::from("/opt/lab/bin/lab"));
+    let p = plan(&cb, &o, counter()).unwrap();
+    let up = p.containers.iter().find(|c| c.service == "upstream").expect("the upstream runs");
+    assert_eq!(up.image, o.images.image("base"));
+    assert_eq!(up.mounts[0].host, PathBuf::from("/opt/lab/bin"));
+    assert_eq!(up.command.as_ref().unwrap()[..3], ["/lab/exe/lab", "proxy", "upstream"]);
+    assert_eq!(up.port.container, crate::probe::upstream::PORT);
+    let app = p.replicas().next().unwrap();
+    assert_eq!(p.service_env[0]["UPSTREAM_URL"], "http://upstream:9096");
+    assert_eq!(app.role, Role::Service);
+    // Without lab's executable there is nothing to run: said, not guessed.
+    let err = plan(&cb, &opts(binary(), None), counter()).unwrap_err();
+    assert!(err.to_string().contains("dependency `upstream` runs lab's own program"), "{err}");
+}

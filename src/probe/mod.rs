@@ -14,6 +14,7 @@ pub mod grpc;
 pub mod jwt;
 pub mod prometheus;
 pub mod sql;
+pub mod upstream;
 pub mod webhook;
 pub mod ws;
 
