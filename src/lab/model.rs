@@ -639,18 +639,43 @@ pub struct Matcher {
     /// Present (true) or absent (false).
     #[serde(default)]
     pub present: Option<bool>,
-    /// A whole number at least this.
+    /// A whole number at least this (a number, or a template such as `"{{ baseline - 5 }}"`).
     #[serde(default)]
-    pub min: Option<i64>,
+    pub min: Option<Bound>,
     /// Does not contain this (a template), e.g. `not_contains: "panic:"` on a program's stderr.
     #[serde(default)]
     pub not_contains: Option<String>,
-    /// A whole number at most this.
+    /// A whole number at most this (a number, or a template such as `"{{ baseline + 15 }}"`).
     #[serde(default)]
-    pub max: Option<i64>,
+    pub max: Option<Bound>,
     /// Of this JSON type (JSON pointers only): `"3"` is a string, not a number.
     #[serde(default, rename = "type")]
     pub kind: Option<JsonKind>,
+}
+
+/// A bound of `min` or `max`: a whole number, or a template that renders to
+/// one with the check's variables (a value saved by an earlier step).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Bound {
+    Int(i64),
+    Template(String),
+}
+
+impl Bound {
+    /// The number, once any template is rendered.
+    pub fn value(&self) -> Option<i64> {
+        match self {
+            Bound::Int(n) => Some(*n),
+            Bound::Template(t) => t.trim().parse().ok(),
+        }
+    }
+}
+
+impl From<i64> for Bound {
+    fn from(n: i64) -> Self {
+        Bound::Int(n)
+    }
 }
 
 /// A JSON value's type, for `type:` in a matcher.

@@ -455,3 +455,17 @@ fn a_burst_a_redis_probe_and_a_paced_repeat_are_checked_where_they_are_written()
     let e = errs.iter().find(|e| e.message.contains("`interval` paces the repetitions")).unwrap_or_else(|| panic!("{errs:#?}"));
     assert!(e.hint.as_deref().unwrap_or_default().contains("action: {sleep: 1s}"), "{e:?}");
 }
+
+#[test]
+fn a_bound_may_be_a_template_of_a_saved_value_and_nothing_else() {
+    let src = include_str!("../../labs/timeouts/lab.yaml").replacen("name: timeouts", "name: demo", 1);
+    let def = parse("demo/lab.yaml", &src, Some("demo")).unwrap();
+    let last = def.stages.last().unwrap().checks[0].steps.last().unwrap();
+    assert_eq!(last.expect.as_ref().unwrap().json["/goroutines"].max, Some(Bound::Template("{{ baseline + 15 }}".into())));
+    // A variable no step saved, and a word that is no number, are refused where they are written.
+    let bad = src.replacen("{{ baseline + 15 }}", "{{ baseline2 + 15 }}", 1).replacen("/goroutines: { min: 1, type: integer }", "/goroutines: { min: \"one\", type: integer }", 1);
+    let errs = errors(&bad);
+    assert!(errs.iter().any(|e| e.line == line_col(&bad, "{{ baseline2").0 && e.message.contains("baseline2")), "{errs:#?}");
+    let e = errs.iter().find(|e| e.message.contains("`one` is not a whole number")).unwrap_or_else(|| panic!("{errs:#?}"));
+    assert_eq!(e.line, line_col(&bad, "\"one\"").0);
+}

@@ -841,6 +841,15 @@ fn validate_matcher(m: &Matcher, p: &str, scope: &Scope, out: &mut Vec<Problem>)
             check_template(t, &format!("{p}.{field}"), scope, out);
         }
     }
+    for (field, b) in [("min", &m.min), ("max", &m.max)] {
+        if let Some(Bound::Template(t)) = b {
+            if t.contains("{{") {
+                check_template(t, &format!("{p}.{field}"), scope, out);
+            } else if t.trim().parse::<i64>().is_err() {
+                out.push(problem(format!("{p}.{field}"), format!("`{t}` is not a whole number"), format!("write a number, or a template such as \"{{{{ baseline + 10 }}}}\"")));
+            }
+        }
+    }
     if m.equals.is_none() && m.contains.is_none() && m.not_contains.is_none() && m.matches.is_none() && m.present.is_none() && m.min.is_none() && m.max.is_none() {
         out.push(problem(p, "a matcher needs one of equals, contains, not_contains, matches, present, min, max", ""));
     }

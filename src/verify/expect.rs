@@ -46,13 +46,13 @@ pub fn test_value(what: &str, value: Option<&str>, m: &Matcher) -> Result<(), Mi
             return Err(Mismatch { expected: format!("{what} matching /{re}/"), got: shown(value) });
         }
     }
-    if let Some(min) = m.min {
+    if let Some(min) = m.min.as_ref().and_then(crate::lab::Bound::value) {
         match value.and_then(|v| v.trim().parse::<i64>().ok()) {
             Some(n) if n >= min => {}
             _ => return Err(Mismatch { expected: format!("{what}: a whole number ≥ {min}"), got: shown(value) }),
         }
     }
-    if let Some(max) = m.max {
+    if let Some(max) = m.max.as_ref().and_then(crate::lab::Bound::value) {
         match value.and_then(|v| v.trim().parse::<i64>().ok()) {
             Some(n) if n <= max => {}
             _ => return Err(Mismatch { expected: format!("{what}: a whole number ≤ {max}"), got: shown(value) }),
@@ -245,7 +245,7 @@ mod tests {
     #[test]
     fn headers_are_case_insensitive_and_min_reads_numbers() {
         let mut headers = BTreeMap::new();
-        headers.insert("Retry-After".to_string(), m(|x| x.min = Some(1)));
+        headers.insert("Retry-After".to_string(), m(|x| x.min = Some(1.into())));
         let e = Expect { status: Some(429), headers, ..Default::default() };
         assert!(check(&resp(429, &[("retry-after", "42")], ""), &e).is_ok());
         let err = check(&resp(429, &[("retry-after", "0")], ""), &e).unwrap_err();
@@ -305,7 +305,7 @@ mod tests {
 
     #[test]
     fn max_reads_numbers_and_refuses_null() {
-        let mx = m(|x| x.max = Some(2000));
+        let mx = m(|x| x.max = Some(2000.into()));
         assert!(test_value("latency_ms.max", Some("19"), &mx).is_ok());
         let err = test_value("latency_ms.max", Some("2500"), &mx).unwrap_err();
         assert_eq!(err.expected, "latency_ms.max: a whole number ≤ 2000");

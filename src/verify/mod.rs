@@ -473,6 +473,13 @@ impl<'a> CheckRunner<'a> {
             if let Some(x) = &m.not_contains {
                 m.not_contains = Some(self.render(x, ctx)?);
             }
+            for b in [&mut m.min, &mut m.max].into_iter().flatten() {
+                if let crate::lab::Bound::Template(t) = b {
+                    let r = self.render(t, ctx)?;
+                    let n = r.trim().parse::<f64>().map_err(|_| StepError::Lab(format!("the bound {t:?} rendered {r:?}, not a number")))?;
+                    *b = crate::lab::Bound::Int(n.round() as i64);
+                }
+            }
             Ok(())
         };
         for m in e.headers.values_mut().chain(e.json.values_mut()).chain(e.body.iter_mut()) {
