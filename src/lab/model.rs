@@ -237,6 +237,20 @@ fn memory_amount<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, 
     Ok(Some(bytes))
 }
 
+fn fill_amount<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    use serde::de::Error;
+    let text: String = match serde_yaml::Value::deserialize(d)? {
+        serde_yaml::Value::String(s) => s,
+        serde_yaml::Value::Number(n) => n.to_string(),
+        other => return Err(D::Error::custom(format!("fill must be an amount such as 4MiB, not {other:?}"))),
+    };
+    let bytes = text.trim().parse::<bytesize::ByteSize>().map_err(|e| D::Error::custom(format!("fill `{text}` is not an amount ({e}): write e.g. 4MiB or 512KiB")))?.as_u64();
+    if bytes > 64 << 20 {
+        return Err(D::Error::custom(format!("fill `{text}` is over 64 MiB: lab keeps each request's body in memory")));
+    }
+    Ok(Some(bytes))
+}
+
 fn cpu_amount<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     use serde::de::Error;
     let n = f64::deserialize(d)?;
@@ -537,6 +551,10 @@ pub struct Request {
     /// A raw body, a template.
     #[serde(default)]
     pub body: Option<String>,
+    /// A body of this many bytes of filler (`4MiB`, `64KiB`; at most 64 MiB),
+    /// for a service that must cope with large uploads or memory pressure.
+    #[serde(default, deserialize_with = "fill_amount", skip_serializing_if = "Option::is_none")]
+    pub fill: Option<u64>,
     /// Which replica of the service to ask (1-based); default the first.
     #[serde(default)]
     pub node: Option<String>,

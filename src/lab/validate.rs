@@ -649,8 +649,8 @@ fn validate_probe_spec(probe: &Probe, p: &str, targets: &BTreeSet<String>, servi
                 if r.dep.is_some() {
                     out.push(problem(format!("{at}.requests[{i}].dep"), "a burst goes to the learner's service, not to a dependency", "remove `dep`"));
                 }
-                if r.json.is_some() && r.body.is_some() {
-                    out.push(problem(format!("{at}.requests[{i}]"), "give `json` or `body`, not both", ""));
+                if [r.json.is_some(), r.body.is_some(), r.fill.is_some()].iter().filter(|x| **x).count() > 1 {
+                    out.push(problem(format!("{at}.requests[{i}]"), "give one of `json`, `body` and `fill`", ""));
                 }
             }
             if !(1..=256).contains(&b.concurrency) {
@@ -764,8 +764,8 @@ fn validate_step(step: &Step, p: &str, targets: &BTreeSet<String>, service: &str
                     out.push(problem(format!("{p}.request"), "give `dep` or `node`, not both", ""));
                 }
             }
-            if req.json.is_some() && req.body.is_some() {
-                out.push(problem(format!("{p}.request"), "give `json` or `body`, not both", ""));
+            if [req.json.is_some(), req.body.is_some(), req.fill.is_some()].iter().filter(|x| **x).count() > 1 {
+                out.push(problem(format!("{p}.request"), "give one of `json`, `body` and `fill`", ""));
             }
             for (k, v) in req.headers.iter() {
                 if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {

@@ -136,6 +136,10 @@ pub(crate) fn render_request(req: &Request, ctx: &tera::Context, base: &str) -> 
         headers.insert(k.clone(), render(v, ctx)?);
     }
     let (body, json, body_text) = match (&req.json, &req.body) {
+        _ if req.fill.is_some() => {
+            let n = req.fill.unwrap_or(0) as usize;
+            (Some(b"abcdefghijklmnopqrstuvwxyz".iter().copied().cycle().take(n).collect()), false, Some(format!("({n} bytes of filler)")))
+        }
         (Some(j), _) => {
             let text = render_json(j, ctx)?.to_string();
             (Some(text.clone().into_bytes()), true, Some(text))
@@ -586,6 +590,15 @@ impl<'a> CheckRunner<'a> {
                         };
                         // A polled value shows how it moved, and the hint follows how it ended.
                         let got = if attempts > 1 { polled.describe() } else { mismatch.got.clone() };
+                        // A node the kernel killed for memory is the story, not the silence that followed.
+                        // Docker records the kill a moment after the connections break: when
+                        // something went unanswered, it is given a second to.
+                        let unanswered = match &result {
+                            Got::Http(Err(_)) | Got::Probe(Err(_)) => true,
+                            Got::Probe(Ok(a)) => a.value.get("no_answer").and_then(|n| n.as_u64()).is_some_and(|n| n > 0),
+                            Got::Http(Ok(_)) => false,
+                        };
+                        let killed = self.killed_for_memory(if unanswered { Duration::from_secs(1) } else { Duration::ZERO }).await;
                         let h = &self.check.hints;
                         let hint = match polled.observed(&mismatch.expected, step.retry_for.unwrap_or_default()) {
                             Some(polled::Observed::Over) => h.over.clone(),
@@ -596,7 +609,10 @@ impl<'a> CheckRunner<'a> {
                         .or_else(|| step.hint.clone())
                         .unwrap_or_else(|| self.check.hint.clone());
                         return Err(StepError::Failed(Failure {
-                            summary: format!("{which} got {got}; expected {}", mismatch.expected),
+                            summary: match &killed {
+                                Some(k) => format!("{k}; {which} got {got}; expected {}", mismatch.expected),
+                                None => format!("{which} got {got}; expected {}", mismatch.expected),
+                            },
                             sent,
                             got: match &result {
                                 Got::Http(Ok(r)) => describe(r),
@@ -614,6 +630,31 @@ impl<'a> CheckRunner<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The service's nodes the kernel killed for going over their memory
+    /// limit, said as a learner reads it; none when lab does not run them.
+    /// Asks again for up to `wait` while none is found.
+    async fn killed_for_memory(&self, wait: Duration) -> Option<String> {
+        if !self.t.managed {
+            return None;
+        }
+        let until = Instant::now() + wait;
+        loop {
+            let mut said = Vec::new();
+            for c in self.t.plan.replicas() {
+                if let Ok(Some((_, true))) = self.t.backend.exited(&c.name).await {
+                    said.push(format!("{}-{} was killed by the kernel for memory (OOMKilled), at its limit of {} MiB", c.service, c.node, c.limits.memory >> 20));
+                }
+            }
+            if !said.is_empty() {
+                return Some(said.join("; "));
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     fn evaluate_answer(&mut self, step: &Step, a: &crate::probe::Answer, ctx: &tera::Context) -> Result<(), Mismatch> {
