@@ -296,11 +296,11 @@ fn each_fault_kind_outlives_a_kill_9_of_its_process_as_a_record_that_heals() {
         child.wait().unwrap();
         assert!(in_force(), "{args:?}: the fault is in force after its process died");
         assert_eq!(records().len(), 1, "{args:?}: {:?}", records());
-        let mut c = kinds_chaos(&["status"]);
+        let c = kinds_chaos(&["status"]);
         let out = run(c);
         let listed = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(listed.contains(&redis) && !listed.contains("no faults"), "{args:?}: status lists it:\n{listed}");
-        let mut c = kinds_chaos(&["heal"]);
+        let c = kinds_chaos(&["heal"]);
         let out = run(c);
         assert!(String::from_utf8_lossy(&out.stdout).contains("healed 1 fault"), "{args:?}: {}", String::from_utf8_lossy(&out.stdout));
         assert!(records().is_empty(), "{args:?}: {:?}", records());

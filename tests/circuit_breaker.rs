@@ -6,11 +6,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -30,14 +26,6 @@ fn the_reference_solution_passes_every_check() {
     assert_gone("lab-circuit-breaker--good");
 }
 
-/// (bug, the check that must fail, words its message must contain).
-const BUGS: &[(&str, &str, &str)] = &[
-    ("no-breaker", "opens-after-failures", r#"JSON /state = "closed"; expected JSON /state = "open""#),
-    ("never-half-open", "half-open-lets-one-through", "class.2xx = 0"),
-    ("half-open-all", "half-open-lets-one-through", "class.2xx = 5"),
-    ("slow-is-failure", "slow-success-is-success", "got status 503 Service Unavailable; expected status 200 OK"),
-    ("no-timeout", "timeout-is-failure", "the service hung"),
-];
 
 static VARIANTS: Variants = Variants {
     lab: "circuit-breaker",
@@ -53,74 +41,14 @@ static VARIANTS: Variants = Variants {
 
 #[test]
 fn each_buggy_variant_fails_at_its_check() {
-    each_variant_fails_at_its_check(&VARIANTS, BUGS);
+    each_variant_fails_at_its_check(&VARIANTS, CIRCUIT_BREAKER_BUGS);
 }
 
-/// A fake service: /healthz answers 200; everything else, by mode, hangs,
-/// floods, answers bytes that are not HTTP, or answers 200 whatever the
-/// upstream does (a cache that never calls it).
-fn hostile_service(mode: Arc<AtomicUsize>) -> u16 {
-    let l = TcpListener::bind("0.0.0.0:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let mode = mode.load(Ordering::SeqCst);
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                let n = s.read(&mut buf).unwrap_or(0);
-                let head = String::from_utf8_lossy(&buf[..n]).to_string();
-                if head.starts_with("GET /healthz") {
-                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n");
-                    return;
-                }
-                match mode {
-                    0 => std::thread::sleep(Duration::from_secs(60)),
-                    1 => {
-                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"quote\": \"");
-                        let chunk = vec![b'x'; 65536];
-                        let until = Instant::now() + Duration::from_secs(20);
-                        while Instant::now() < until && s.write_all(&chunk).is_ok() {}
-                    }
-                    2 => {
-                        let _ = s.write_all(b"\x00\x01HTTP/9\xff\xfe garbage\r\n\r\n");
-                    }
-                    _ => {
-                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 19\r\nconnection: close\r\n\r\n{\"state\": \"closed\"}");
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
+/// A fake service: /healthz answers 200; the rest hangs, floods, answers bytes that are not HTTP, or answers 200 whatever the upstream does (a cache that never calls it).
 #[test]
 fn a_hostile_service_fails_its_checks_without_hanging_verify() {
     let _down = Down("circuit-breaker", Some("hostile"));
-    let mode = Arc::new(AtomicUsize::new(0));
-    let port = hostile_service(mode.clone());
-    let url = format!("http://127.0.0.1:{port}");
-    let mut c = lab();
-    c.args(["up", "circuit-breaker", "--student", "hostile", "--target", &url]);
-    assert_eq!(run(c).status.code(), Some(0));
-    for (m, name, words) in [(0, "hang", "the service hung"), (1, "flood", ""), (2, "garbage", ""), (3, "never calls", "/quote")] {
-        mode.store(m, Ordering::SeqCst);
-        let began = Instant::now();
-        let mut c = lab();
-        c.args(["verify", "circuit-breaker", "--student", "hostile", "--output", "json", "--target", &url]);
-        let out = run(c);
-        let took = began.elapsed();
-        let report = json(&out);
-        assert_eq!(out.status.code(), Some(1), "{name}: {report:#}");
-        assert!(took < Duration::from_secs(60), "{name}: verify took {took:?}");
-        assert_eq!(check(&report, "healthz")["status"], "passed", "{name}");
-        let first = check(&report, "passes-through");
-        assert_eq!(first["status"], "failed", "{name}: {report:#}");
-        let text = format!("{} | {}", first["summary"].as_str().unwrap_or(""), first["got"].as_str().unwrap_or(""));
-        assert!(text.contains(words), "{name}: passes-through's message lacks {words:?}: {text}");
-        assert_eq!(check(&report, "opens-after-failures")["status"], "skipped", "{name}");
-    }
+    hostile_run("circuit-breaker", "hostile", &[(Hostile::Hang, "hang", "the service hung"), (Hostile::Flood(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"quote\": \""), "flood", ""), (Hostile::Garbage, "garbage", ""), (Hostile::Answer(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 19\r\nconnection: close\r\n\r\n{\"state\": \"closed\"}"), "never calls", "/quote")], "passes-through", "opens-after-failures", Duration::from_secs(60));
 }
 
 #[test]

@@ -512,6 +512,12 @@ const OTHER_LABS: &[(&str, &str, &str, &[(&str, &str, &str)], &str)] = &[
     ("chat", "CHAT_BUG", "tests/solutions/chat", CHAT_BUGS, "dead-publisher"),
     ("orders", "ORDERS_BUG", "tests/solutions/orders", ORDERS_BUGS, "no-confirm"),
     ("monitoring", "MONITORING_BUG", "tests/solutions/monitoring", MONITORING_BUGS, "errors-as-200"),
+    // Three instances and one limit; Redis black-holed through the proxy.
+    ("rate-limiter", "RATELIMIT_BUG", "tests/solutions/rate-limiter", RATE_LIMITER_BUGS, "single-conn"),
+    // lab's own upstream runs in a pod of its own.
+    ("circuit-breaker", "BREAKER_BUG", "tests/solutions/circuit-breaker", CIRCUIT_BREAKER_BUGS, "half-open-all"),
+    ("timeouts", "TIMEOUTS_BUG", "tests/solutions/timeouts", TIMEOUTS_BUGS, "background-ctx"),
+    ("gin-api", "GINAPI_BUG", "tests/solutions/gin-api", GIN_API_BUGS, "no-deadline"),
 ];
 
 #[test]

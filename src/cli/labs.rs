@@ -44,7 +44,13 @@ pub fn show(cat: &Catalogue, name: &str, readme: bool) -> Result<i32, Error> {
         println!("  none");
     }
     for (n, dep) in &d.dependencies {
-        println!("  {n:<12} template {:<12} upstream {:<26} debian {}", dep.template, ImageSet::Upstream.image(&dep.template), ImageSet::Debian.image(&dep.template));
+        // A dependency that runs lab's own program (lab's upstream) runs from the set's base image.
+        let runs_lab = crate::template::render(&dep.template, "image", n, "lab", &dep.options).is_ok_and(|(_, s)| s.lab.runs_lab);
+        if runs_lab {
+            println!("  {n:<12} template {:<12} lab's own program, on the base image (upstream {}, debian {})", dep.template, ImageSet::Upstream.image("base"), ImageSet::Debian.image("base"));
+        } else {
+            println!("  {n:<12} template {:<12} upstream {:<26} debian {}", dep.template, ImageSet::Upstream.image(&dep.template), ImageSet::Debian.image(&dep.template));
+        }
     }
     let s = &d.service;
     // What `--solution` takes for this lab, and what lab does with it.

@@ -72,6 +72,53 @@ pub const SHORTENER_BUGS: &[(&str, &str, &str)] = &[
     ("accept-any-url", "reject-invalid-url", "expected status 400 Bad Request"),
 ];
 
+/// The rate-limiter lab's bugs: (bug, the check that must fail, words its message must contain).
+pub const RATE_LIMITER_BUGS: &[(&str, &str, &str)] = &[
+    // Each instance admits 10: requests 11 to 16, spread over three, pass.
+    ("per-instance", "one-limit-across-instances", "request 1 of 6 got status 200 OK; expected status 429"),
+    // Whatever the buckets' alignment: either the second five land in a new
+    // bucket (the paced requests pass) or the bucket ends before the last
+    // six requests (the sixth passes).
+    ("fixed-window", "window-slides", "got status 200 OK; expected status 429 Too Many Requests"),
+    ("non-atomic", "atomic-at-the-limit", "class.2xx"),
+    ("no-ttl", "keys-expire", "without_ttl"),
+    ("global-key", "clients-independent", "got status 429 Too Many Requests; expected status 200 OK"),
+    ("no-retry-after", "limit-per-client", "no header Retry-After"),
+    ("no-redis-timeout", "redis-down-fails-open", "the service hung"),
+    ("fail-closed", "redis-down-fails-open", "got status 503 Service Unavailable; expected status 200 OK"),
+    // Its one connection timed out while Redis was black-holed: it admits everything ever after.
+    ("single-conn", "limits-again-after-redis", "expected status 429 Too Many Requests"),
+];
+
+/// The circuit-breaker lab's bugs: (bug, the check that must fail, words its message must contain).
+pub const CIRCUIT_BREAKER_BUGS: &[(&str, &str, &str)] = &[
+    ("no-breaker", "opens-after-failures", r#"JSON /state = "closed"; expected JSON /state = "open""#),
+    ("never-half-open", "half-open-lets-one-through", "class.2xx = 0"),
+    ("half-open-all", "half-open-lets-one-through", "class.2xx = 5"),
+    ("slow-is-failure", "slow-success-is-success", "got status 503 Service Unavailable; expected status 200 OK"),
+    ("no-timeout", "timeout-is-failure", "the service hung"),
+];
+
+/// The timeouts lab's bugs: (bug, the check that must fail, words its message must contain).
+pub const TIMEOUTS_BUGS: &[(&str, &str, &str)] = &[
+    ("default-client", "upstream-hangs", "the service hung"),
+    ("header-timeout-only", "upstream-trickles", "the service hung"),
+    ("background-ctx", "client-gone-cancels-call", "/cancelled = 0"),
+    ("new-transport", "connections-reused", "/connections = "),
+    ("default-transport", "connections-reused", "/connections = "),
+    ("leak", "goroutines-return", "/goroutines"),
+];
+
+/// The gin-api lab's bugs: (bug, the check that must fail, words its message must contain).
+pub const GIN_API_BUGS: &[(&str, &str, &str)] = &[
+    // 14 transfers of 7 fit in 100: a check outside the transaction lets more through.
+    ("no-tx", "concurrent-transfers", "status.201 = "),
+    ("lost-update", "concurrent-transfers", "status.201 = "),
+    ("no-deadline", "postgres-blackhole-503", "the service hung"),
+    ("concat-sql", "quotes-in-names", "got status 500 Internal Server Error; expected status 201 Created"),
+    ("offset-page", "pagination-stable", "JSON /items/0/id = "),
+];
+
 /// How the URL shortener's bugs run (on Docker and on the test cluster).
 pub static SHORTENER_VARIANTS: Variants = Variants {
     lab: "url-shortener",
@@ -456,4 +503,87 @@ pub fn each_check_alone_gives_the_verdict_of_the_whole_run(lab_name: &'static st
         took.push((name.clone(), check(&whole, name).clone(), check(&alone, name).clone()));
     }
     took
+}
+
+/// How a fake service of [`hostile_run`] answers everything but `GET /healthz`.
+#[derive(Clone, Copy)]
+pub enum Hostile {
+    /// Keeps the connection open and answers nothing.
+    Hang,
+    /// Sends these bytes (a status line, headers and the start of a JSON
+    /// body) and then a body that never ends.
+    Flood(&'static [u8]),
+    /// Bytes that are not HTTP at all.
+    Garbage,
+    /// This whole answer, every time.
+    Answer(&'static [u8]),
+}
+
+/// A fake service on all interfaces: `/healthz` answers 200; the rest as
+/// `mode` says at the time of the request.
+pub fn hostile_service(mode: std::sync::Arc<std::sync::Mutex<Hostile>>) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mode = *mode.lock().unwrap();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let n = s.read(&mut buf).unwrap_or(0);
+                if buf[..n].starts_with(b"GET /healthz") {
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n");
+                    return;
+                }
+                match mode {
+                    Hostile::Hang => std::thread::sleep(std::time::Duration::from_secs(60)),
+                    Hostile::Flood(head) => {
+                        let _ = s.write_all(head);
+                        let chunk = vec![b'x'; 65536];
+                        let until = Instant::now() + std::time::Duration::from_secs(20);
+                        while Instant::now() < until && s.write_all(&chunk).is_ok() {}
+                    }
+                    Hostile::Garbage => {
+                        let _ = s.write_all(b"\x00\x01NOT-HTTP\xff\xfe garbage\r\n\r\n");
+                    }
+                    Hostile::Answer(a) => {
+                        let _ = s.write_all(a);
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// `lab up --target` a fake service, then `lab verify` it once per mode
+/// (mode, its name, words the first check's message must contain): exit 1
+/// within `bound`, `healthz` passed, `first` failed with the words, and
+/// `later` (in a stage after a required one) skipped, never run against a
+/// broken service.
+pub fn hostile_run(lab_name: &str, student: &str, modes: &[(Hostile, &str, &str)], first: &str, later: &str, bound: std::time::Duration) {
+    let mode = std::sync::Arc::new(std::sync::Mutex::new(Hostile::Hang));
+    let port = hostile_service(mode.clone());
+    let url = format!("http://127.0.0.1:{port}");
+    let mut c = lab();
+    c.args(["up", lab_name, "--student", student, "--target", &url]);
+    assert_eq!(run(c).status.code(), Some(0));
+    for &(m, name, words) in modes {
+        *mode.lock().unwrap() = m;
+        let began = Instant::now();
+        let mut c = lab();
+        c.args(["verify", lab_name, "--student", student, "--output", "json", "--target", &url]);
+        let out = run(c);
+        let took = began.elapsed();
+        let report = json(&out);
+        assert_eq!(out.status.code(), Some(1), "{name}: {report:#}");
+        assert!(took < bound, "{name}: verify took {took:?}");
+        assert_eq!(check(&report, "healthz")["status"], "passed", "{name}");
+        let ch = check(&report, first);
+        assert_eq!(ch["status"], "failed", "{name}: {report:#}");
+        let text = format!("{} | {}", ch["summary"].as_str().unwrap_or(""), ch["got"].as_str().unwrap_or(""));
+        assert!(text.contains(words), "{name}: {first}'s message lacks {words:?}: {text}");
+        assert_eq!(check(&report, later)["status"], "skipped", "{name}");
+    }
 }
