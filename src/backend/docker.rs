@@ -497,6 +497,17 @@ impl DockerBackend {
         })
     }
 
+    pub async fn memory(&self, name: &str) -> Result<Option<(u64, Option<u64>)>, BackendError> {
+        use futures_util::StreamExt;
+        let mut s = self.docker.stats(name, Some(bollard::container::StatsOptions { stream: false, one_shot: true }));
+        match s.next().await {
+            Some(Ok(st)) => Ok(st.memory_stats.usage.map(|u| (u, st.memory_stats.max_usage))),
+            Some(Err(e)) if is_404(&e) => Err(BackendError::NoContainer(name.into())),
+            Some(Err(e)) => Err(op_err("reading the memory of")(e)),
+            None => Ok(None),
+        }
+    }
+
     pub async fn exited(&self, name: &str) -> Result<Option<(i64, bool)>, BackendError> {
         let info = self.docker.inspect_container(name, None).await.map_err(|e| if is_404(&e) { BackendError::NoContainer(name.into()) } else { op_err("inspecting")(e) })?;
         let st = info.state.unwrap_or_default();

@@ -352,6 +352,15 @@ impl Backend {
     pub async fn exited(&self, container: &str) -> Result<Option<(i64, bool)>, BackendError> {
         dispatch!(self, b => b.exited(container).await)
     }
+    /// A running container's memory use and the most it used, in bytes, where
+    /// the engine tells (Docker: the usage, and the peak on cgroup v1 hosts);
+    /// None where it does not (a cluster, the fake).
+    pub async fn memory(&self, container: &str) -> Result<Option<(u64, Option<u64>)>, BackendError> {
+        match self {
+            Backend::Docker(d) => d.memory(container).await,
+            _ => Ok(None),
+        }
+    }
     /// A container's address on the instance's network.
     pub async fn ip(&self, container: &str) -> Result<String, BackendError> {
         dispatch!(self, b => b.ip(container).await)

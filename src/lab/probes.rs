@@ -42,6 +42,8 @@ pub enum Probe {
     Burst(BurstProbe),
     /// Ask a Redis dependency: one command, or what keys it holds and whether they expire.
     Redis(RedisProbe),
+    /// Read a node's container as the engine sees it: running, killed for memory, memory used.
+    Container(ContainerProbe),
 }
 
 impl Probe {
@@ -58,6 +60,7 @@ impl Probe {
             Probe::Sql(_) => "sql",
             Probe::Burst(_) => "burst",
             Probe::Redis(_) => "redis",
+            Probe::Container(_) => "container",
         }
     }
 }
@@ -518,4 +521,18 @@ pub struct RedisProbe {
 
 fn redis_dep() -> String {
     "redis".into()
+}
+
+/// A node of the learner's service as its engine sees it (lab must run it):
+/// `{"node": 1, "container": "...", "running": bool, "exit_code": n|null,
+/// "oom_killed": bool, "memory_limit_mib": n, "memory_mib": n|null,
+/// "memory_peak_mib": n|null}`. The memory figures come from Docker (the
+/// peak where the host's cgroups are v1); on a cluster they are null and
+/// `oom_killed` is false.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerProbe {
+    /// The node (1-based); default 1.
+    #[serde(default = "one")]
+    pub node: u32,
 }

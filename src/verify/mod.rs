@@ -531,6 +531,7 @@ impl<'a> CheckRunner<'a> {
                             plan: self.t.plan,
                             nodes: &nodes,
                             direct: &direct,
+                            backend: self.t.managed.then_some(self.t.backend),
                         };
                         let (sent, res) = probes::run(&p, &env).await;
                         match res {

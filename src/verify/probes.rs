@@ -24,6 +24,8 @@ pub(crate) struct ProbeEnv<'a> {
     /// (URL as lab reaches a node, the node's own address inside the lab's network),
     /// for the probes that [`wants_direct`].
     pub direct: &'a [(String, String)],
+    /// The engine, when lab runs the service (for the container probe).
+    pub backend: Option<&'a crate::backend::Backend>,
 }
 
 /// Whether a probe needs the nodes' own addresses: a WebSocket client that never
@@ -304,6 +306,41 @@ pub(crate) async fn run(p: &Probe, env: &ProbeEnv<'_>) -> (String, Result<Answer
             };
             let sent = redis::sent(&x.dep, &what);
             (sent, redis::ask(&addr, &what, x.timeout).await.map_err(|e| ProbeError::NoAnswer(e.to_string())))
+        }
+        Probe::Container(x) => {
+            let sent = format!("read node {}'s container from the engine", x.node);
+            let (Some(backend), Some(c)) = (env.backend, env.plan.replicas().find(|c| c.node == x.node)) else {
+                return (sent, Err(ProbeError::Lab(format!("the container probe reads a node lab runs, and lab runs no node {} here (with --target it runs none)", x.node))));
+            };
+            let started = std::time::Instant::now();
+            let ended = match backend.exited(&c.name).await {
+                Ok(e) => e,
+                Err(e) => return (sent, Err(ProbeError::Lab(e.to_string()))),
+            };
+            let mib = |b: u64| b >> 20;
+            let memory = if ended.is_none() { backend.memory(&c.name).await.ok().flatten() } else { None };
+            let value = serde_json::json!({
+                "node": x.node,
+                "container": c.name,
+                "running": ended.is_none(),
+                "exit_code": ended.map(|(code, _)| code),
+                "oom_killed": ended.is_some_and(|(_, oom)| oom),
+                "memory_limit_mib": mib(c.limits.memory),
+                "memory_mib": memory.map(|(u, _)| mib(u)),
+                "memory_peak_mib": memory.and_then(|(_, p)| p).map(mib),
+            });
+            let shown = match ended {
+                Some((_, true)) => format!("{} was killed by the kernel for memory (OOMKilled), at its limit of {} MiB", c.name, mib(c.limits.memory)),
+                Some((code, false)) => format!("{} is not running: it exited with code {code}", c.name),
+                None => format!(
+                    "{} is running; memory {} of its {} MiB{}",
+                    c.name,
+                    memory.map(|(u, _)| format!("{} MiB", mib(u))).unwrap_or_else(|| "unknown".into()),
+                    mib(c.limits.memory),
+                    memory.and_then(|(_, p)| p).map(|p| format!(", at most {} MiB so far", mib(p))).unwrap_or_default()
+                ),
+            };
+            (sent, Ok(Answer { value, shown, elapsed: started.elapsed() }))
         }
         Probe::Sql(x) => {
             let sent = format!("SQL: {}", x.query);
