@@ -1,7 +1,8 @@
 //! The memlimit lab end to end on the real Docker engine: the reference
 //! solution lives through the load in its 200 MiB container; a service without
 //! a Go memory limit is killed by the kernel and the failure says so (not "did
-//! not answer"); each check alone gives the verdict of the whole run.
+//! not answer"); a hostile fake service fails without hanging `lab verify`;
+//! each check alone gives the verdict of the whole run.
 
 mod common;
 
@@ -60,4 +61,19 @@ fn each_buggy_variant_fails_at_its_check() {
 fn each_check_alone_gives_the_verdict_of_the_whole_run() {
     let took = common::each_check_alone_gives_the_verdict_of_the_whole_run("memlimit", &service(), "alone");
     assert_eq!(took.len(), 4);
+}
+
+/// A fake service (hanging, flooding, answering garbage) fails the first
+/// check without hanging `lab verify`; the memory stage is skipped.
+#[test]
+fn a_hostile_service_fails_its_checks_without_hanging_verify() {
+    let _down = Down("memlimit", Some("hostile"));
+    hostile_run(
+        "memlimit",
+        "hostile",
+        &[(Hostile::Hang, "hang", "the service hung"), (Hostile::Flood(b"HTTP/1.1 204 No Content\r\ncontent-type: application/json\r\n\r\n{\"x\": \""), "flood", ""), (Hostile::Garbage, "garbage", "")],
+        "docs-and-transform",
+        "survives-the-load",
+        Duration::from_secs(60),
+    );
 }
