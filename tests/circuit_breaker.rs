@@ -26,7 +26,6 @@ fn the_reference_solution_passes_every_check() {
     assert_gone("lab-circuit-breaker--good");
 }
 
-
 static VARIANTS: Variants = Variants {
     lab: "circuit-breaker",
     var: "BREAKER_BUG",
@@ -48,7 +47,19 @@ fn each_buggy_variant_fails_at_its_check() {
 #[test]
 fn a_hostile_service_fails_its_checks_without_hanging_verify() {
     let _down = Down("circuit-breaker", Some("hostile"));
-    hostile_run("circuit-breaker", "hostile", &[(Hostile::Hang, "hang", "the service hung"), (Hostile::Flood(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"quote\": \""), "flood", ""), (Hostile::Garbage, "garbage", ""), (Hostile::Answer(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 19\r\nconnection: close\r\n\r\n{\"state\": \"closed\"}"), "never calls", "/quote")], "passes-through", "opens-after-failures", Duration::from_secs(60));
+    hostile_run(
+        "circuit-breaker",
+        "hostile",
+        &[
+            (Hostile::Hang, "hang", "the service hung"),
+            (Hostile::Flood(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"quote\": \""), "flood", ""),
+            (Hostile::Garbage, "garbage", ""),
+            (Hostile::Answer(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 19\r\nconnection: close\r\n\r\n{\"state\": \"closed\"}"), "never calls", "/quote"),
+        ],
+        "passes-through",
+        "opens-after-failures",
+        Duration::from_secs(60),
+    );
 }
 
 #[test]

@@ -26,7 +26,6 @@ fn the_reference_solution_passes_every_check() {
     assert_gone("lab-gin-api--good");
 }
 
-
 static VARIANTS: Variants = Variants {
     lab: "gin-api",
     var: "GINAPI_BUG",
@@ -49,7 +48,18 @@ fn each_buggy_variant_fails_at_its_check() {
 #[test]
 fn a_hostile_service_fails_its_checks_without_hanging_verify() {
     let _down = Down("gin-api", Some("hostile"));
-    hostile_run("gin-api", "hostile", &[(Hostile::Hang, "hang", "the service hung"), (Hostile::Flood(b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n\r\n{\"id\": 1, \"owner\": \""), "flood", ""), (Hostile::Garbage, "garbage", "")], "create-account", "deposit-and-transfer", Duration::from_secs(90));
+    hostile_run(
+        "gin-api",
+        "hostile",
+        &[
+            (Hostile::Hang, "hang", "the service hung"),
+            (Hostile::Flood(b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n\r\n{\"id\": 1, \"owner\": \""), "flood", ""),
+            (Hostile::Garbage, "garbage", ""),
+        ],
+        "create-account",
+        "deposit-and-transfer",
+        Duration::from_secs(90),
+    );
 }
 
 #[test]

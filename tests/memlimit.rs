@@ -71,7 +71,11 @@ fn a_hostile_service_fails_its_checks_without_hanging_verify() {
     hostile_run(
         "memlimit",
         "hostile",
-        &[(Hostile::Hang, "hang", "the service hung"), (Hostile::Flood(b"HTTP/1.1 204 No Content\r\ncontent-type: application/json\r\n\r\n{\"x\": \""), "flood", ""), (Hostile::Garbage, "garbage", "")],
+        &[
+            (Hostile::Hang, "hang", "the service hung"),
+            (Hostile::Flood(b"HTTP/1.1 204 No Content\r\ncontent-type: application/json\r\n\r\n{\"x\": \""), "flood", ""),
+            (Hostile::Garbage, "garbage", ""),
+        ],
         "docs-and-transform",
         "survives-the-load",
         Duration::from_secs(60),

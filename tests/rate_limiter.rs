@@ -30,7 +30,6 @@ fn the_reference_solution_passes_every_check() {
     assert_gone("lab-rate-limiter--good");
 }
 
-
 static VARIANTS: Variants = Variants {
     lab: "rate-limiter",
     var: "RATELIMIT_BUG",
@@ -52,7 +51,25 @@ fn each_buggy_variant_fails_at_its_check() {
 #[test]
 fn a_hostile_service_fails_its_checks_without_hanging_verify() {
     let _down = Down("rate-limiter", Some("hostile"));
-    hostile_run("rate-limiter", "hostile", &[(Hostile::Hang, "hang", "the service hung"), (Hostile::Flood(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"ok\": \""), "flood", ""), (Hostile::Garbage, "garbage", ""), (Hostile::Answer(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-ratelimit-limit: 10\r\nx-ratelimit-remaining: 9\r\ncontent-length: 12\r\nconnection: close\r\n\r\n{\"ok\": true}"), "no limit", "X-RateLimit-Remaining")], "limit-per-client", "atomic-at-the-limit", Duration::from_secs(60));
+    hostile_run(
+        "rate-limiter",
+        "hostile",
+        &[
+            (Hostile::Hang, "hang", "the service hung"),
+            (Hostile::Flood(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"ok\": \""), "flood", ""),
+            (Hostile::Garbage, "garbage", ""),
+            (
+                Hostile::Answer(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-ratelimit-limit: 10\r\nx-ratelimit-remaining: 9\r\ncontent-length: 12\r\nconnection: close\r\n\r\n{\"ok\": true}",
+                ),
+                "no limit",
+                "X-RateLimit-Remaining",
+            ),
+        ],
+        "limit-per-client",
+        "atomic-at-the-limit",
+        Duration::from_secs(60),
+    );
 }
 
 #[test]

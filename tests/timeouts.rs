@@ -26,7 +26,6 @@ fn the_reference_solution_passes_every_check() {
     assert_gone("lab-timeouts--good");
 }
 
-
 static VARIANTS: Variants = Variants {
     lab: "timeouts",
     var: "TIMEOUTS_BUG",
@@ -48,7 +47,14 @@ fn each_buggy_variant_fails_at_its_check() {
 #[test]
 fn a_hostile_service_fails_its_checks_without_hanging_verify() {
     let _down = Down("timeouts", Some("hostile"));
-    hostile_run("timeouts", "hostile", &[(Hostile::Hang, "hang", "the service hung"), (Hostile::Flood(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"data\": \""), "flood", ""), (Hostile::Garbage, "garbage", "")], "fetch-ok", "upstream-hangs", Duration::from_secs(60));
+    hostile_run(
+        "timeouts",
+        "hostile",
+        &[(Hostile::Hang, "hang", "the service hung"), (Hostile::Flood(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"data\": \""), "flood", ""), (Hostile::Garbage, "garbage", "")],
+        "fetch-ok",
+        "upstream-hangs",
+        Duration::from_secs(60),
+    );
 }
 
 #[test]

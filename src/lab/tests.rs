@@ -444,7 +444,11 @@ fn a_burst_a_redis_probe_and_a_paced_repeat_are_checked_where_they_are_written()
     let e = errs.iter().find(|e| e.message.contains("`cache` is not a dependency")).unwrap_or_else(|| panic!("{errs:#?}"));
     assert_eq!(e.hint.as_deref(), Some("known: redis"));
     // A burst's concurrency and count have bounds; its requests go to the service.
-    let bad = src.replacen("count: 60\n                concurrency: 30", "count: 20000\n                concurrency: 0", 1).replacen("path: /api/resource, headers: { X-API-Key: \"{{ run.id }}-race\" }", "path: /api/resource, dep: redis", 1);
+    let bad = src.replacen("count: 60\n                concurrency: 30", "count: 20000\n                concurrency: 0", 1).replacen(
+        "path: /api/resource, headers: { X-API-Key: \"{{ run.id }}-race\" }",
+        "path: /api/resource, dep: redis",
+        1,
+    );
     let errs = errors(&bad);
     for words in ["count 20000 is out of range", "concurrency 0 is out of range", "a burst goes to the learner's service"] {
         assert!(errs.iter().any(|e| e.message.contains(words)), "{words}: {errs:#?}");

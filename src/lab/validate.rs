@@ -726,7 +726,11 @@ fn validate_step(step: &Step, p: &str, targets: &BTreeSet<String>, service: &str
         return;
     }
     if step.interval.is_some() && step.repeat.is_none() {
-        out.push(problem(format!("{p}.interval"), "`interval` paces the repetitions of `repeat`, and this step has none", "add `repeat: N`, or remove `interval` (a pause between steps is `action: {sleep: 1s}`)"));
+        out.push(problem(
+            format!("{p}.interval"),
+            "`interval` paces the repetitions of `repeat`, and this step has none",
+            "add `repeat: N`, or remove `interval` (a pause between steps is `action: {sleep: 1s}`)",
+        ));
     }
     if let Some(probe) = &step.probe {
         validate_probe_step(step, probe, p, scope, out);

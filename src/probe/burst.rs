@@ -74,10 +74,14 @@ pub async fn run(spec: &BurstSpec) -> Answer {
     let tally = Arc::new(Mutex::new(Tally { by_request: vec![BTreeMap::new(); spec.kinds.len()], ..Default::default() }));
     let workers = spec.concurrency.clamp(1, spec.count.max(1));
     let mut set = tokio::task::JoinSet::new();
-    let shots: Arc<Vec<(usize, Shot)>> = Arc::new((0..spec.count).map(|k| {
-        let (j, s) = spec.shot(k);
-        (j, s.clone())
-    }).collect());
+    let shots: Arc<Vec<(usize, Shot)>> = Arc::new(
+        (0..spec.count)
+            .map(|k| {
+                let (j, s) = spec.shot(k);
+                (j, s.clone())
+            })
+            .collect(),
+    );
     for _ in 0..workers {
         let (next, tally, shots, client) = (next.clone(), tally.clone(), shots.clone(), client.clone());
         set.spawn(async move {

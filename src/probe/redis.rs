@@ -77,7 +77,8 @@ pub async fn ask(addr: &str, what: &Ask, timeout: Duration) -> Result<Answer, Re
                 let mut cursor: u64 = 0;
                 let (mut count, mut without, mut longest, mut sample, mut truncated) = (0usize, 0usize, None::<i64>, Vec::new(), false);
                 loop {
-                    let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000).query_async(&mut conn).await.map_err(|e| RedisFailure::Io(e.to_string()))?;
+                    let (next, keys): (u64, Vec<Vec<u8>>) =
+                        redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000).query_async(&mut conn).await.map_err(|e| RedisFailure::Io(e.to_string()))?;
                     for k in keys {
                         // A key that expired between SCAN and PTTL answers -2: not counted.
                         let ttl: i64 = redis::cmd("PTTL").arg(&k).query_async(&mut conn).await.map_err(|e| RedisFailure::Io(e.to_string()))?;

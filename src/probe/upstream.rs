@@ -239,12 +239,14 @@ async fn answer(sock: &mut TcpStream, mode: &Mode, n: u64, close: bool) -> Outco
 
 fn control(state: &Shared, method: &str, what: &str, body: &[u8]) -> (u16, String) {
     let mut st = state.lock().expect("state");
-    let stats = |st: &State| serde_json::json!({
-        "calls": st.stats.calls, "in_flight": st.stats.in_flight, "max_in_flight": st.stats.max_in_flight,
-        "connections": st.stats.connections, "open_connections": st.stats.open_connections,
-        "cancelled": st.stats.cancelled, "completed": st.stats.completed, "mode": st.mode,
-    })
-    .to_string();
+    let stats = |st: &State| {
+        serde_json::json!({
+            "calls": st.stats.calls, "in_flight": st.stats.in_flight, "max_in_flight": st.stats.max_in_flight,
+            "connections": st.stats.connections, "open_connections": st.stats.open_connections,
+            "cancelled": st.stats.cancelled, "completed": st.stats.completed, "mode": st.mode,
+        })
+        .to_string()
+    };
     match (method, what) {
         ("GET", "healthz") => (200, r#"{"ok": true}"#.into()),
         ("GET", "stats") => (200, stats(&st)),
