@@ -361,6 +361,11 @@ impl Backend {
             _ => Ok(None),
         }
     }
+    /// Whether [`Backend::exited`] can tell a kill for memory (Docker records
+    /// it; a cluster's pods report only their exit code here).
+    pub fn tells_oom_kills(&self) -> bool {
+        matches!(self, Backend::Docker(_))
+    }
     /// A container's address on the instance's network.
     pub async fn ip(&self, container: &str) -> Result<String, BackendError> {
         dispatch!(self, b => b.ip(container).await)

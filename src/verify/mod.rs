@@ -636,9 +636,8 @@ impl<'a> CheckRunner<'a> {
     /// The service's nodes the kernel killed for going over their memory
     /// limit, said as a learner reads it; none when lab does not run them.
     /// Asks again for up to `wait` while none is found.
-    /// Docker alone records an OOM kill; a cluster's pods report only exit codes here.
     async fn killed_for_memory(&self, wait: Duration) -> Option<String> {
-        if !self.t.managed || self.t.backend.name() != "docker" {
+        if !self.t.managed || !self.t.backend.tells_oom_kills() {
             return None;
         }
         let until = Instant::now() + wait;
