@@ -38,6 +38,167 @@ pub struct LabDef {
     /// A workload of concurrent clients that records a history (for history checks).
     #[serde(default)]
     pub workload: Option<Workload>,
+    /// What `lab init` gives the learner: the contract's routes, the work
+    /// beside them, the Go libraries, the lab's files to copy.
+    #[serde(default)]
+    pub starter: Starter,
+}
+
+impl LabDef {
+    /// What kind of program the learner writes, as `lab init` sees it.
+    pub fn starter_kind(&self) -> StarterKind {
+        if self.service.run == RunKind::Cli {
+            StarterKind::Cli
+        } else if self.service.ready.as_ref().is_some_and(|r| r.grpc) {
+            StarterKind::Grpc
+        } else {
+            StarterKind::Http
+        }
+    }
+}
+
+/// The kinds of starter `lab init` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StarterKind {
+    /// An HTTP server (Go's ServeMux patterns: `GET /links/{code}`).
+    Http,
+    /// A gRPC server (full method names: `/auth.v1.Auth/Login`).
+    Grpc,
+    /// A command-line program (its commands: `add`).
+    Cli,
+}
+
+/// The learner's starter (`lab init`), rendered from the lab's definition.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Starter {
+    /// The Go libraries the lab's solutions use: go.mod requires those with
+    /// a version; CI and the dev container install their Debian packages.
+    #[serde(default)]
+    pub libraries: Vec<GoLibrary>,
+    /// The contract's entry points, in the order a learner meets them: an
+    /// HTTP route (`POST /api/links`, `GET /{code}`), a gRPC method
+    /// (`/auth.v1.Auth/Login`) or a command (`add`), each with the check that
+    /// exercises it. The starter answers each "not written yet" with a TODO
+    /// naming that check (an HTTP service answers its readiness path 200).
+    #[serde(default)]
+    pub routes: Vec<StarterRoute>,
+    /// Work beside the routes (a consumer, a consensus loop): logged at start as a TODO of its check.
+    #[serde(default)]
+    pub work: Vec<StarterWork>,
+    /// Files of the lab's folder copied into the starter (a .proto).
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+/// A Go library of a lab.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoLibrary {
+    /// Its module path (`github.com/gomodule/redigo`).
+    pub module: String,
+    /// The version go.mod requires (the Debian package's); none: not required, only installed.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The Debian package holding it (`golang-github-gomodule-redigo-dev`).
+    pub debian: String,
+}
+
+/// A route of the starter: `"GET /healthz"` or `{route: ..., check: ...}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StarterRoute {
+    pub route: String,
+    /// The check that exercises it (none: a route of the contract no check calls).
+    pub check: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for StarterRoute {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            route: String,
+            #[serde(default)]
+            check: Option<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Plain(String),
+            Full(Full),
+        }
+        match Either::deserialize(d).map_err(|_| serde::de::Error::custom("a route is \"METHOD /path\" or {route: \"METHOD /path\", check: <check name>}"))? {
+            Either::Plain(route) => Ok(StarterRoute { route, check: None }),
+            Either::Full(f) => Ok(StarterRoute { route: f.route, check: f.check }),
+        }
+    }
+}
+
+/// Work of the starter beside its routes.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StarterWork {
+    /// The check that needs it.
+    pub check: String,
+    /// What to write, one sentence.
+    pub todo: String,
+}
+
+/// The starter's form of a route: a ServeMux pattern (`GET /kv/{key}`), a
+/// gRPC full method (`/pkg.Service/Method`) or a command, trimmed.
+pub fn route_pattern(kind: StarterKind, route: &str) -> String {
+    let r = route.split_whitespace().collect::<Vec<_>>().join(" ");
+    match kind {
+        StarterKind::Grpc if !r.starts_with('/') => format!("/{r}"),
+        _ => r,
+    }
+}
+
+/// Why a route of the starter is not one of its kind, if it is not.
+pub fn route_problem(kind: StarterKind, route: &str) -> Option<String> {
+    let r = route_pattern(kind, route);
+    match kind {
+        StarterKind::Http => {
+            let Some((method, path)) = r.split_once(' ') else {
+                return Some(format!("route `{r}` needs a method and a path, e.g. `GET /kv/{{key}}`"));
+            };
+            if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"].contains(&method) {
+                return Some(format!("route `{r}`: `{method}` is not an HTTP method (GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS)"));
+            }
+            if !path.starts_with('/') || path.contains(' ') || path.contains('?') {
+                return Some(format!("route `{r}`: the path must start with / and hold no spaces or query"));
+            }
+            let segs: Vec<&str> = path[1..].split('/').collect();
+            for (i, seg) in segs.iter().enumerate() {
+                if !(seg.contains('{') || seg.contains('}')) {
+                    continue;
+                }
+                let last = i + 1 == segs.len();
+                let inner = seg.strip_prefix('{').and_then(|x| x.strip_suffix('}'));
+                let ok = match inner {
+                    Some("$") => last,
+                    Some(n) => {
+                        let (name, rest) = n.strip_suffix("...").map(|x| (x, true)).unwrap_or((n, false));
+                        (!rest || last) && !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !name.starts_with(|c: char| c.is_ascii_digit())
+                    }
+                    None => false,
+                };
+                if !ok {
+                    return Some(format!("route `{r}`: `{seg}` is not a wildcard Go's ServeMux knows: a whole segment `{{name}}`, or last `{{name...}}` or `{{$}}`"));
+                }
+            }
+            None
+        }
+        StarterKind::Grpc => {
+            let parts: Vec<&str> = r[1..].split('/').collect();
+            let ok = parts.len() == 2 && parts[0].contains('.') && !parts[1].is_empty() && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_'));
+            (!ok).then(|| format!("route `{r}` is not a gRPC method: write /<package>.<Service>/<Method>, e.g. /auth.v1.Auth/Login"))
+        }
+        StarterKind::Cli => {
+            let ok = !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') && !r.starts_with('-');
+            (!ok).then(|| format!("route `{r}` is not a command: one word such as `add`"))
+        }
+    }
 }
 
 /// Concurrent clients through random nodes, with a nemesis, recording a history

@@ -473,3 +473,39 @@ fn a_bound_may_be_a_template_of_a_saved_value_and_nothing_else() {
     let e = errs.iter().find(|e| e.message.contains("`one` is not a whole number")).unwrap_or_else(|| panic!("{errs:#?}"));
     assert_eq!(e.line, line_col(&bad, "\"one\"").0);
 }
+
+#[test]
+fn starter_routes_are_checked_and_point_at_their_line() {
+    let with = |starter: &str| format!("{GOOD}starter:\n{starter}");
+    // A good one: plain routes, a route with its check, a library.
+    let ok = with("  libraries:\n    - { module: github.com/gomodule/redigo, version: v1.8.3, debian: golang-github-gomodule-redigo-dev }\n  routes:\n    - GET /healthz\n    - { route: \"GET /kv/{key}\", check: up }\n");
+    let def = parse("demo/lab.yaml", &ok, Some("demo")).unwrap();
+    assert_eq!(def.starter.routes[1].check.as_deref(), Some("up"));
+    assert_eq!(def.starter_kind(), StarterKind::Http);
+
+    let errs = errors(&with("  routes:\n    - FETCH /x\n    - { route: \"GET /kv/x{key}\", check: up }\n    - { route: GET /y, check: nope }\n    - GET /healthz\n    - GET /healthz\n"));
+    let msgs: Vec<String> = errs.iter().map(|e| format!("{}:{} {}", e.line, e.column, e.message)).collect();
+    assert_eq!(errs.len(), 4, "{msgs:#?}");
+    assert!(errs[0].message.contains("`FETCH` is not an HTTP method") && errs[0].line == 22, "{msgs:#?}");
+    assert!(errs[1].message.contains("not a wildcard Go's ServeMux knows") && errs[1].line == 23, "{msgs:#?}");
+    assert!(errs[2].message.contains("no check named `nope`") && errs[2].line == 24, "{msgs:#?}");
+    assert!(errs[2].hint.as_deref().unwrap().contains("up"), "the hint lists the checks");
+    assert!(errs[3].message.contains("listed twice") && errs[3].line == 26, "{msgs:#?}");
+
+    let errs = errors(&with("  libraries:\n    - { module: redigo, version: 1.8.3, debian: Redigo }\n  work:\n    - { check: later, todo: \"\" }\n"));
+    let msgs: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(errs.len(), 5, "{msgs:#?}");
+}
+
+#[test]
+fn routes_of_a_grpc_or_command_line_service_are_its_methods_or_commands() {
+    assert_eq!(route_problem(StarterKind::Grpc, "/auth.v1.Auth/Login"), None);
+    assert_eq!(route_pattern(StarterKind::Grpc, "auth.v1.Auth/Login"), "/auth.v1.Auth/Login");
+    assert!(route_problem(StarterKind::Grpc, "GET /login").is_some());
+    assert_eq!(route_problem(StarterKind::Cli, "add"), None);
+    assert!(route_problem(StarterKind::Cli, "--file").is_some());
+    assert_eq!(route_problem(StarterKind::Http, "GET /files/{path...}"), None);
+    assert_eq!(route_problem(StarterKind::Http, "GET /{$}"), None);
+    assert!(route_problem(StarterKind::Http, "GET /{path...}/x").is_some());
+    assert!(route_problem(StarterKind::Http, "/x").is_some());
+}

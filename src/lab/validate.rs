@@ -435,7 +435,59 @@ pub(crate) fn validate(def: &LabDef, folder: Option<&str>) -> Vec<Problem> {
     if def.service.run != RunKind::Cli {
         validate_leader(def, &mut out);
     }
+    validate_starter(def, &mut out);
     out
+}
+
+/// `starter`: routes of the service's kind, each naming a check of the lab,
+/// no route twice, work naming a check, libraries with their Debian package.
+fn validate_starter(def: &LabDef, out: &mut Vec<Problem>) {
+    let kind = def.starter_kind();
+    let checks: Vec<&str> = def.stages.iter().flat_map(|s| s.checks.iter().map(|c| c.name.as_str())).collect();
+    let known = |c: &str| checks.contains(&c);
+    let check_hint = || format!("checks of this lab: {}", checks.join(", "));
+    let mut seen = BTreeSet::new();
+    for (i, r) in def.starter.routes.iter().enumerate() {
+        let p = format!("starter.routes[{i}]");
+        if let Some(why) = super::model::route_problem(kind, &r.route) {
+            out.push(problem(&p, why, ""));
+        } else if !seen.insert(super::model::route_pattern(kind, &r.route)) {
+            out.push(problem(&p, format!("route `{}` is listed twice", r.route), "keep one"));
+        }
+        if let Some(c) = &r.check {
+            if !known(c) {
+                out.push(problem(format!("{p}.check"), format!("no check named `{c}`"), check_hint()));
+            }
+        }
+    }
+    for (i, w) in def.starter.work.iter().enumerate() {
+        let p = format!("starter.work[{i}]");
+        if !known(&w.check) {
+            out.push(problem(format!("{p}.check"), format!("no check named `{}`", w.check), check_hint()));
+        }
+        if w.todo.trim().is_empty() {
+            out.push(problem(format!("{p}.todo"), "the work's `todo` is empty", "one sentence saying what to write"));
+        }
+    }
+    for (i, l) in def.starter.libraries.iter().enumerate() {
+        let p = format!("starter.libraries[{i}]");
+        if l.module.is_empty() || l.module.contains(char::is_whitespace) || !l.module.split('/').next().unwrap_or("").contains('.') {
+            out.push(problem(format!("{p}.module"), format!("`{}` is not a Go module path", l.module), "e.g. github.com/gomodule/redigo"));
+        }
+        if let Some(v) = &l.version {
+            if !v.starts_with('v') || v.contains(char::is_whitespace) {
+                out.push(problem(format!("{p}.version"), format!("`{v}` is not a module version"), "e.g. v1.8.3 (the Debian package's version)"));
+            }
+        }
+        if l.debian.is_empty() || !l.debian.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c)) {
+            out.push(problem(format!("{p}.debian"), format!("`{}` is not a Debian package name", l.debian), "e.g. golang-github-gomodule-redigo-dev"));
+        }
+    }
+    for (i, f) in def.starter.files.iter().enumerate() {
+        if f.is_empty() || f.starts_with('/') || f.split('/').any(|s| s == ".." || s.is_empty()) {
+            out.push(problem(format!("starter.files[{i}]"), format!("`{f}` is not a path inside the lab's folder"), "a relative path such as auth.proto"));
+        }
+    }
 }
 
 /// What to write when something needs the leader and the service does not say how to find it.
