@@ -360,3 +360,72 @@ fn validate_refuses_leader_targets_without_service_leader_and_malformed_leader_p
     assert!(err.contains(&format!("twoways/lab.yaml:{}:", line_of(&text, "  leader: {"))) && err.contains("2 ways to read the leader (regex, header)"), "{err}");
     assert!(err.contains(&format!("twoways/lab.yaml:{}:", line_of(&text, "value: value"))) && err.contains("write /value; for a body that is the value itself write {body: text}"), "{err}");
 }
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let out = run({
+        let mut c = lab();
+        c.arg("--version");
+        c
+    });
+    let v = stdout(&out);
+    assert!(v.starts_with(&format!("lab {} (commit ", env!("CARGO_PKG_VERSION"))), "{v}");
+    if let Ok(g) = std::process::Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).current_dir(root()).output() {
+        let head = String::from_utf8_lossy(&g.stdout).trim().to_string();
+        if g.status.success() && !head.is_empty() {
+            assert!(v.contains(&head), "{v} does not name HEAD {head}");
+        }
+    }
+}
+
+#[test]
+fn completions_for_each_shell_know_the_commands() {
+    for (shell, marker) in [("bash", "_lab()"), ("zsh", "#compdef lab"), ("fish", "complete -c lab")] {
+        let out = run({
+            let mut c = lab();
+            c.args(["completions", shell]);
+            c
+        });
+        assert_eq!(out.status.code(), Some(0));
+        let text = stdout(&out);
+        assert!(text.contains(marker), "{shell}: no {marker}");
+        for sub in ["init", "verify", "completions"] {
+            assert!(text.contains(sub), "{shell} completions lack {sub}");
+        }
+        if shell == "bash" {
+            let tmp = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(tmp.path(), &text).unwrap();
+            let syntax = std::process::Command::new("bash").arg("-n").arg(tmp.path()).output().unwrap();
+            assert!(syntax.status.success(), "bash -n: {}", String::from_utf8_lossy(&syntax.stderr));
+        }
+    }
+    let out = run({
+        let mut c = lab();
+        c.args(["completions", "tcsh"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(2), "an unknown shell is a usage error");
+}
+
+#[test]
+fn the_manual_page_is_roff_and_can_be_written_per_command() {
+    let out = run({
+        let mut c = lab();
+        c.arg("man");
+        c
+    });
+    let page = stdout(&out);
+    assert!(page.contains(".TH lab 1"), "{page}");
+    assert!(page.contains("verify") && page.contains("init"), "{page}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = run({
+        let mut c = lab();
+        c.args(["man", "--out"]).arg(dir.path());
+        c
+    });
+    assert_eq!(out.status.code(), Some(0));
+    for f in ["lab.1", "lab-verify.1", "lab-init.1"] {
+        let text = std::fs::read_to_string(dir.path().join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert!(text.contains(".TH"), "{f}");
+    }
+}

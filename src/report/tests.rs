@@ -80,6 +80,26 @@ fn junit_report() {
 }
 
 #[test]
+fn github_report() {
+    let text = render(&sample(), Format::Github);
+    // One annotation per failed check and per check lab could not run, titled by the check.
+    let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("::error ")).collect();
+    assert_eq!(errors.len(), 2, "{text}");
+    assert!(errors[0].starts_with("::error title=redirect::the request got status 301"), "{text}");
+    // A message's lines are one command's: newlines escaped.
+    assert!(errors[0].contains("%0Ahint: use http.StatusFound"), "{text}");
+    assert_eq!(text.matches("::group::").count(), 2);
+    assert_eq!(text.matches("::endgroup::").count(), 2);
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn github_commands_escape_what_would_end_them() {
+    assert_eq!(super::github::data("50% done\r\nnext"), "50%25 done%0D%0Anext");
+    assert_eq!(super::github::property("a: b, c"), "a%3A b%2C c");
+}
+
+#[test]
 fn a_report_passes_only_without_failures_and_errors() {
     let mut r = sample();
     assert!(!r.passed());
