@@ -32,6 +32,9 @@
 //!    its `files` and `dns` sources built in). Skipped, leaving a dynamic
 //!    binary, when an archive is missing (no libc6-dev) or the unwinder is
 //!    shared; set LAB_DYNAMIC=1 for a dynamic one.
+//! 5. The commit lab is built from (`git rev-parse`), for `lab --version`, as
+//!    LAB_COMMIT; a LAB_COMMIT in the environment overrides it (a packager
+//!    without the git history); without either it is `unknown`.
 
 use std::path::PathBuf;
 
@@ -42,6 +45,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LAB_PIE");
     println!("cargo:rerun-if-env-changed=LAB_LIBGCC_S");
     println!("cargo:rerun-if-env-changed=LAB_DYNAMIC");
+    commit();
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
     if os == "linux" && std::env::var_os("LAB_PIE").is_none() {
@@ -91,4 +95,31 @@ fn cc_file(name: &str) -> Option<PathBuf> {
     let out = std::process::Command::new(cc).arg(format!("-print-file-name={name}")).output().ok()?;
     let path = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
     (out.status.success() && path.is_absolute() && path.is_file()).then_some(path)
+}
+
+/// The output of a git command, if it ran and said something.
+fn git(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git").args(args).output().ok()?;
+    let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !s.is_empty()).then_some(s)
+}
+
+/// `LAB_COMMIT` for the crate: the commit's short hash and date.
+fn commit() {
+    println!("cargo:rerun-if-env-changed=LAB_COMMIT");
+    let commit = std::env::var("LAB_COMMIT").ok().filter(|s| !s.is_empty()).or_else(|| {
+        // Build again when HEAD moves: HEAD itself, the branch it points at, packed refs.
+        if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
+            let dir = std::path::PathBuf::from(dir);
+            println!("cargo:rerun-if-changed={}", dir.join("HEAD").display());
+            println!("cargo:rerun-if-changed={}", dir.join("packed-refs").display());
+            if let Some(r) = std::fs::read_to_string(dir.join("HEAD")).ok().and_then(|h| h.strip_prefix("ref: ").map(|r| r.trim().to_string())) {
+                println!("cargo:rerun-if-changed={}", dir.join(r).display());
+            }
+        }
+        let hash = git(&["rev-parse", "--short=12", "HEAD"])?;
+        let date = git(&["log", "-1", "--format=%cs"]).unwrap_or_default();
+        Some(if date.is_empty() { hash } else { format!("{hash} {date}") })
+    });
+    println!("cargo:rustc-env=LAB_COMMIT={}", commit.unwrap_or_else(|| "unknown".into()));
 }

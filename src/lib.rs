@@ -5,6 +5,9 @@
 //! The data flows one way: `lab` (definition) → `plan` (pure) → `backend`
 //! (Docker) → `session` → `verify` → `event` → `report`.
 
+/// lab's version and the commit it was built from (`lab --version`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("LAB_COMMIT"), ")");
+
 pub mod backend;
 pub mod build;
 pub mod chaos;
@@ -14,6 +17,7 @@ pub mod cli;
 pub mod error;
 pub mod event;
 pub mod images;
+pub mod init;
 pub mod lab;
 pub mod plan;
 pub mod probe;

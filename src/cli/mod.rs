@@ -7,6 +7,7 @@ mod class;
 mod down;
 mod export;
 mod images;
+mod init;
 mod labs;
 mod logs;
 mod status;
@@ -41,7 +42,7 @@ Backend (first found wins): --backend, LAB_BACKEND, `backend:` in the config fil
 
 /// lab: bring up Go practice labs on Docker, break them, and verify the learner's service.
 #[derive(Parser, Debug)]
-#[command(name = "lab", version, about, after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
+#[command(name = "lab", version = crate::VERSION, about, after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
 pub struct Cli {
     /// Another folder of labs (searched before the built-in ones); repeatable. Also LAB_PATH.
     #[arg(long = "labs", global = true, value_name = "DIR")]
@@ -85,6 +86,11 @@ pub enum Command {
         #[arg(long)]
         readme: bool,
     },
+    /// Write a starter repository for a lab: a Go module that builds and answers each route with a TODO naming its check, LAB.md, a Makefile, a dev container and a CI workflow running lab verify.
+    #[command(
+        after_help = "Examples:\n  lab init url-shortener                 # into ./url-shortener\n  lab init raft ~/src/my-raft\n  lab init task-cli . --force            # into the current folder, over what is there\n  lab init orders --lab-git https://git.example/lab.git"
+    )]
+    Init(init::InitArgs),
     /// Check lab definitions without starting anything (all labs when no path is given).
     #[command(after_help = "Examples:\n  lab validate\n  lab validate labs/url-shortener ./my-lab/lab.yaml")]
     Validate {
@@ -158,6 +164,22 @@ pub enum Command {
     /// Export a lab as a file for another tool.
     #[command(subcommand)]
     Export(export::ExportCommand),
+    /// Print lab's completions for a shell.
+    #[command(
+        after_help = "Examples:\n  lab completions bash > ~/.local/share/bash-completion/completions/lab\n  lab completions zsh > ~/.zfunc/_lab          # with fpath+=~/.zfunc before compinit\n  lab completions fish > ~/.config/fish/completions/lab.fish"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print lab's manual page (roff), or write one page per command into a folder.
+    #[command(after_help = "Examples:\n  lab man | man -l -\n  lab man --out ~/.local/share/man/man1         # lab.1, lab-verify.1, ...")]
+    Man {
+        /// Write lab.1 and a page per command (lab-verify.1, ...) into this folder.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -328,6 +350,16 @@ pub fn run_blocking(cli: Cli) -> Result<i32, Cli> {
             set_error_hook();
             Ok(exit_code(check::run(c)))
         }
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "lab", &mut buf);
+            set_error_hook();
+            Ok(exit_code(print_out(&buf, "the completions")))
+        }
+        Command::Man { out } => {
+            set_error_hook();
+            Ok(exit_code(man(out)))
+        }
         _ => Err(cli),
     }
 }
@@ -378,6 +410,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::List => labs::list(&catalogue),
         Command::Show { lab, readme } => labs::show(&catalogue, &lab, readme),
         Command::Validate { paths } => labs::validate(&catalogue, &paths),
+        Command::Init(a) => init::run(&catalogue, a, quiet),
         Command::Up(a) => up::run(&catalogue, a, quiet).await,
         Command::Status { lab, student, json } => status::run(&catalogue, lab, student, json).await,
         Command::Logs { lab, service, follow, tail, student } => logs::run(&catalogue, &lab, service, follow, tail, student).await,
@@ -400,11 +433,39 @@ pub async fn run(cli: Cli) -> i32 {
             _ = interrupted() => Ok(0),
         },
         Command::Export(c) => export::run(&catalogue, c),
+        Command::Completions { .. } | Command::Man { .. } => unreachable!("run_blocking runs them"),
     };
     exit_code(res)
 }
 
 pub(crate) use crate::session::interrupted;
+
+/// Write to stdout; a reader that stopped early (`| head`) is not an error.
+fn print_out(bytes: &[u8], what: &str) -> Result<i32, Error> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io(format!("writing {what}: {e}"))),
+        _ => Ok(0),
+    }
+}
+
+/// `lab man`: the manual page on stdout, or a page per command into a folder.
+fn man(out: Option<PathBuf>) -> Result<i32, Error> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    match out {
+        None => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut buf).map_err(|e| Error::Io(format!("rendering the manual page: {e}")))?;
+            print_out(&buf, "the manual page")?;
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("making {}: {e}", dir.display())))?;
+            clap_mangen::generate_to(cmd, &dir).map_err(|e| Error::Io(format!("writing the manual pages into {}: {e}", dir.display())))?;
+        }
+    }
+    Ok(0)
+}
 
 /// Print an error with miette; the problems of a lab definition one by one.
 pub(crate) fn print_error(e: Error) {
@@ -468,11 +529,13 @@ pub(crate) fn report_format() -> impl clap::builder::TypedValueParser<Value = cr
         PossibleValue::new("json").help("One JSON document, for scripts"),
         PossibleValue::new("junit").help("JUnit XML, which CI systems render"),
         PossibleValue::new("html").help("A self-contained HTML page of the checks; for labs that run a workload, its timeline and latencies too"),
+        PossibleValue::new("github").help("GitHub Actions workflow commands: a group per stage, an error annotation (title = the check) per failed check"),
     ])
     .map(|s| match s.as_str() {
         "json" => Format::Json,
         "junit" => Format::Junit,
         "html" => Format::Html,
+        "github" => Format::Github,
         _ => Format::Terminal,
     })
 }

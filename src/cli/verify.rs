@@ -15,7 +15,7 @@ use crate::report::{self, Format, Terminal};
 use crate::session::{SolutionArg, UpOptions};
 use crate::verify::{self, Target};
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct VerifyArgs {
     /// Lab name or folder.
     pub lab: String,
@@ -24,9 +24,9 @@ pub struct VerifyArgs {
     /// What to print on stdout.
     #[arg(long, value_parser = super::report_format(), default_value = "terminal")]
     pub output: Format,
-    /// Also write the report to this file (.xml: JUnit, .json: JSON, .html: a page of the checks, with the workload's timeline and latencies for labs that run a workload).
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
+    /// Also write the report to this file (.xml: JUnit, .json: JSON, .html: a page of the checks, with the workload's timeline and latencies for labs that run a workload); repeatable.
+    #[arg(long = "report", value_name = "FILE")]
+    pub reports: Vec<PathBuf>,
     /// Keep the instance running afterwards when verify brought it up (also when the service did not start).
     #[arg(long)]
     pub keep: bool,
@@ -42,9 +42,168 @@ pub struct VerifyArgs {
     /// Run only the checks of this stage (repeatable), with the required stages before it.
     #[arg(long = "stage", value_name = "NAME")]
     pub stages: Vec<String>,
+    /// Build and run the checks again on every save of the solution's Go files
+    /// (debounced), keeping the lab up between runs and saying which checks
+    /// changed; Ctrl-C stops and removes the lab (unless --keep).
+    #[arg(long, requires = "solution")]
+    pub watch: bool,
+    /// A run of --watch (which keeps the lab up between runs itself).
+    #[arg(skip)]
+    pub watching: bool,
 }
 
 pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Error> {
+    if a.watch {
+        return watch(cat, a, quiet).await;
+    }
+    once(cat, a, quiet).await.map(|(code, _)| code)
+}
+
+/// `--watch`: verify, then again after each burst of saves of the solution's
+/// Go files, until Ctrl-C.
+async fn watch(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Error> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let lab = cat.find(&a.lab)?;
+    let dir = a.run.solution.clone().expect("clap requires --solution with --watch");
+    if !dir.is_dir() {
+        return Err(Error::Usage(format!("--watch {}: watch needs a Go folder to watch, not a file; give --solution DIR", dir.display())));
+    }
+    if a.output != Format::Terminal {
+        return Err(Error::Usage("--watch prints each run for a person reading it: drop --output (use --report FILE to keep each run's report)".into()));
+    }
+    // Writes, creations, removals and renames of Go files; not reads (the
+    // build reads every file, and would set the next run off).
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(ev) = res {
+            let writes = matches!(
+                ev.kind,
+                EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(notify::event::ModifyKind::Data(_) | notify::event::ModifyKind::Name(_) | notify::event::ModifyKind::Any)
+            );
+            let go: Vec<PathBuf> = ev.paths.into_iter().filter(|p| is_go_file(p)).collect();
+            if writes && !go.is_empty() {
+                let _ = tx.send(go);
+            }
+        }
+    })
+    .map_err(|e| Error::Io(format!("watching {}: {e}", dir.display())))?;
+    watcher.watch(&dir, RecursiveMode::Recursive).map_err(|e| Error::Io(format!("watching {}: {e}", dir.display())))?;
+    let mut each = a.clone();
+    each.watch = false;
+    each.keep = true;
+    each.watching = true;
+    let mut last: Option<RunReport> = None;
+    let mut code;
+    loop {
+        let res = tokio::select! {
+            r = once(cat, each.clone(), quiet) => r,
+            _ = interrupted() => Err(Error::Interrupted),
+        };
+        match res {
+            Ok((c, report)) => {
+                code = c;
+                if let (Some(before), Some(now)) = (&last, &report) {
+                    println!("{}", changes(before, now));
+                }
+                if report.is_some() {
+                    last = report;
+                }
+            }
+            Err(Error::Interrupted) => return stop_watching(cat, &lab, &a, quiet).await,
+            // lab itself could not run this time (the engine went away, a
+            // port was taken): say so and wait for the next save.
+            Err(e) => {
+                code = e.exit_code();
+                super::print_error(e);
+            }
+        }
+        println!("watching {} for changes to .go files, go.mod and go.sum (Ctrl-C stops and {})", dir.display(), if a.keep { "keeps the lab up" } else { "removes the lab" });
+        // A save (also one made while the run ran), then quiet for 300 ms (an editor writes a file in several
+        // steps; `gofmt -w` of many files is one change).
+        let mut changed: Vec<PathBuf> = tokio::select! {
+            got = rx.recv() => match got {
+                Some(paths) => paths,
+                None => return Ok(code),
+            },
+            _ = interrupted() => return stop_watching(cat, &lab, &a, quiet).await,
+        };
+        loop {
+            tokio::select! {
+                more = tokio::time::timeout(Duration::from_millis(300), rx.recv()) => match more {
+                    Ok(Some(paths)) => changed.extend(paths),
+                    _ => break,
+                },
+                _ = interrupted() => return stop_watching(cat, &lab, &a, quiet).await,
+            }
+        }
+        changed.sort();
+        changed.dedup();
+        let shown: Vec<String> = changed.iter().map(|p| p.strip_prefix(&dir).unwrap_or(p).display().to_string()).collect();
+        println!("\n── {} changed: building and checking again", shown.join(", "));
+    }
+}
+
+/// Whether a changed path is one a Go build reads.
+fn is_go_file(p: &std::path::Path) -> bool {
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    (name.ends_with(".go") || name == "go.mod" || name == "go.sum") && !name.starts_with('.') && !p.components().any(|c| c.as_os_str() == ".git")
+}
+
+/// Ctrl-C while watching: remove the lab (unless --keep), exit as interrupted.
+async fn stop_watching(_cat: &Catalogue, lab: &crate::lab::Lab, a: &VerifyArgs, quiet: bool) -> Result<i32, Error> {
+    if a.keep {
+        eprintln!("stopped watching; the lab is kept up (lab down {} removes it)", lab.name());
+        return Err(Error::Interrupted);
+    }
+    let s = session(quiet).await?;
+    if lab.def.service.run == RunKind::Cli {
+        let _ = std::fs::remove_file(crate::session::built_program(lab, a.run.student.as_deref()));
+    } else {
+        let instance = crate::plan::instance_name(lab.name(), a.run.student.as_deref());
+        if let Err(e) = s.down(Some(&instance)).await {
+            s.ui.warn(&format!("could not remove {instance}: {e}"));
+        }
+    }
+    Err(Error::Interrupted)
+}
+
+/// Which checks changed since the last run, one line each.
+fn changes(before: &RunReport, now: &RunReport) -> String {
+    let status = |o: &Outcome| match o {
+        Outcome::Passed => "passed",
+        Outcome::Failed(_) => "failed",
+        Outcome::Skipped { .. } => "skipped",
+        Outcome::Error { .. } => "error",
+    };
+    let mut lines = Vec::new();
+    for c in &now.checks {
+        let was = before.checks.iter().find(|b| b.name == c.name).map(|b| status(&b.outcome));
+        let is = status(&c.outcome);
+        match was {
+            Some(w) if w != is => lines.push(format!(
+                "  {} {}: {w} → {is}",
+                if is == "passed" {
+                    "✓"
+                } else if is == "failed" || is == "error" {
+                    "✗"
+                } else {
+                    "-"
+                },
+                c.name
+            )),
+            None => lines.push(format!("  {}: new, {is}", c.name)),
+            _ => {}
+        }
+    }
+    if lines.is_empty() {
+        format!("no check changed since the last run ({} passed, {} failed)", now.summary.passed, now.summary.failed)
+    } else {
+        format!("changed since the last run:\n{}", lines.join("\n"))
+    }
+}
+
+/// One verify run: its exit code and, when checks ran, the report.
+async fn once(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<(i32, Option<RunReport>), Error> {
     let began = std::time::Instant::now();
     let lab = cat.find(&a.lab)?;
     check_student(&a.run.student)?;
@@ -52,15 +211,15 @@ pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Err
     if let Some(why) = only.unknown(&lab.def) {
         return Err(Error::Usage(why));
     }
-    let report_format = match &a.report {
-        None => None,
-        Some(p) => match p.extension().and_then(|e| e.to_str()) {
-            Some("xml") => Some(Format::Junit),
-            Some("json") => Some(Format::Json),
-            Some("html") => Some(Format::Html),
+    let mut report_files = Vec::new();
+    for p in &a.reports {
+        report_files.push(match p.extension().and_then(|e| e.to_str()) {
+            Some("xml") => (p.clone(), Format::Junit),
+            Some("json") => (p.clone(), Format::Json),
+            Some("html") => (p.clone(), Format::Html),
             _ => return Err(Error::Usage(format!("--report {}: name a .xml (JUnit), .json or .html file", p.display()))),
-        },
-    };
+        });
+    }
     let solution = a.run.solution()?;
     let s = session(quiet || a.output != Format::Terminal).await?;
     let _lock = crate::session::InstanceLock::acquire(&crate::plan::instance_name(lab.name(), a.run.student.as_deref()), "verify", &s.ui).await?;
@@ -90,8 +249,8 @@ pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Err
                         _ => String::new(),
                     };
                     let report = startup_failure(&lab, &only, &instance, &target, &e, began.elapsed());
-                    emit_report(&report, &a, report_format, false)?;
-                    return Ok(exit::CHECKS_FAILED);
+                    emit_report(&report, &a, &report_files, false)?;
+                    return Ok((exit::CHECKS_FAILED, Some(report)));
                 }
                 Err(e) => return Err(e),
             }
@@ -156,26 +315,27 @@ pub async fn run(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Err
         return Err(Error::Interrupted);
     };
     cleanup.await;
-    if brought_up && a.keep {
+    if brought_up && a.keep && !a.watching {
         if cli {
             s.ui.line(&format!("kept the built program of {} (lab down {} removes it)", plan.instance, lab.name()));
         } else {
             s.ui.line(&format!("kept {} running (lab down {} removes it)", plan.instance, lab.name()));
         }
     }
-    emit_report(&report, &a, report_format, true)?;
-    Ok(if report.passed() {
+    emit_report(&report, &a, &report_files, true)?;
+    let code = if report.passed() {
         exit::OK
     } else if report.summary.failed == 0 {
         exit::LAB_FAILED
     } else {
         exit::CHECKS_FAILED
-    })
+    };
+    Ok((code, Some(report)))
 }
 
 /// Print the report in the chosen format (the terminal's live output already
 /// showed a run that `lived`) and write the `--report` file.
-fn emit_report(report: &RunReport, a: &VerifyArgs, file_format: Option<Format>, lived: bool) -> Result<(), Error> {
+fn emit_report(report: &RunReport, a: &VerifyArgs, files: &[(PathBuf, Format)], lived: bool) -> Result<(), Error> {
     match a.output {
         Format::Terminal => {
             if !lived {
@@ -184,8 +344,8 @@ fn emit_report(report: &RunReport, a: &VerifyArgs, file_format: Option<Format>, 
         }
         f => print!("{}", report::render(report, f)),
     }
-    if let (Some(path), Some(f)) = (&a.report, file_format) {
-        std::fs::write(path, report::render(report, f)).map_err(|e| Error::Io(format!("writing {}: {e}", path.display())))?;
+    for (path, f) in files {
+        std::fs::write(path, report::render(report, *f)).map_err(|e| Error::Io(format!("writing {}: {e}", path.display())))?;
     }
     Ok(())
 }
