@@ -153,3 +153,34 @@ fn a_folder_that_is_not_empty_is_refused_unless_forced() {
     let out = run(c);
     assert_eq!(out.status.code(), Some(2), "an unknown lab is a usage error");
 }
+
+/// The gRPC starter's `make proto` generates the contract's package, which a
+/// learner's service registers and lab's build path builds (offline, GOPATH
+/// mode with Debian's libraries): the check then fails for the method the
+/// learner has not written, not for a build error.
+#[test]
+fn the_grpc_starter_generates_its_package_and_builds_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("auth");
+    init("grpc-auth", &dir);
+    let make = std::process::Command::new("make").arg("proto").current_dir(&dir).output().expect("make runs");
+    assert!(make.status.success(), "make proto: {}{}", String::from_utf8_lossy(&make.stdout), String::from_utf8_lossy(&make.stderr));
+    assert!(dir.join("authpb/auth_grpc.pb.go").is_file());
+    // The learner's first step: register a server that embeds the generated Unimplemented one.
+    let main = std::fs::read_to_string(dir.join("main.go")).unwrap();
+    let main = main
+        .replace("\"google.golang.org/grpc/status\"\n)", "\"google.golang.org/grpc/status\"\n\n\t\"grpc-auth/authpb\"\n)\n\ntype server struct{ authpb.UnimplementedAuthServer }\n")
+        .replace("\t// TODO: register your service here: authpb.RegisterAuthServer(srv, &server{...}).", "\tauthpb.RegisterAuthServer(srv, &server{})");
+    assert!(main.contains("authpb.RegisterAuthServer(srv, &server{})"), "the starter's registration comment changed:\n{main}");
+    std::fs::write(dir.join("main.go"), main).unwrap();
+    let _down = Down("grpc-auth", Some("proto"));
+    let mut c = lab();
+    c.args(["verify", "grpc-auth", "--student", "proto", "--check", "signup", "--output", "json", "--solution"]).arg(&dir);
+    let out = run(c);
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", failures(&report));
+    let signup = check(&report, "signup");
+    assert_eq!(signup["status"], "failed", "{}", failures(&report));
+    assert!(signup.to_string().contains("UNIMPLEMENTED"), "{}", failures(&report));
+    assert!(!signup.to_string().contains("TODO(signup)"), "the generated server answers now, not the starter's TODO");
+}

@@ -158,7 +158,14 @@ pub fn starter(lab: &Lab, opts: &Options) -> Result<Vec<File>, InitError> {
         })
         .collect();
     ctx.insert("work", &work);
-    ctx.insert("protos", &def.starter.files.iter().filter(|f| f.ends_with(".proto")).collect::<Vec<_>>());
+    let protos: Vec<&String> = def.starter.files.iter().filter(|f| f.ends_with(".proto")).collect();
+    ctx.insert("protos", &protos);
+    // The generated code goes into a package of its own (two packages cannot
+    // share main's folder), named as the first .proto's go_package says.
+    let proto_pkg = protos.first().and_then(|f| lab.source.read_file(f)).and_then(|t| go_package_name(&t)).unwrap_or_else(|| "pb".to_string());
+    ctx.insert("proto_pkg", &proto_pkg);
+    let service = def.starter.routes.first().and_then(|r| route_pattern_service(&r.route)).unwrap_or_else(|| "Service".to_string());
+    ctx.insert("grpc_service", &service);
 
     let render =
         |file: &'static str, template: &str| -> Result<String, InitError> { tera::Tera::one_off(template, &ctx, false).map_err(|e| InitError::Render { file, why: crate::lab::tera_message(&e) }) };
@@ -167,15 +174,7 @@ pub fn starter(lab: &Lab, opts: &Options) -> Result<Vec<File>, InitError> {
         StarterKind::Grpc => MAIN_GRPC,
         StarterKind::Cli => MAIN_CLI,
     };
-    let mut makefile = render("Makefile", MAKEFILE)?;
-    let protos: Vec<&String> = def.starter.files.iter().filter(|f| f.ends_with(".proto")).collect();
-    if !protos.is_empty() {
-        let names: Vec<&str> = protos.iter().map(|s| s.as_str()).collect();
-        makefile.push_str(&format!(
-            "\n# The Go code of the contract's .proto (protoc, protoc-gen-go and protoc-gen-go-grpc;\n# on Debian: protobuf-compiler, golang-goprotobuf-dev, protoc-gen-go-grpc).\nproto:\n\tprotoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative {}\n",
-            names.join(" ")
-        ));
-    }
+    let makefile = render("Makefile", MAKEFILE)?;
     let mut files = vec![
         File { path: "go.mod".into(), text: render("go.mod", GO_MOD)? },
         File { path: "main.go".into(), text: render("main.go", main)? },
@@ -380,6 +379,23 @@ fn routes(lab: &Lab, kind: StarterKind) -> Vec<RouteCtx> {
     out
 }
 
+/// The Go package a .proto's `option go_package` names (`lab/x/authpb` or `x;authpb` → authpb).
+fn go_package_name(proto: &str) -> Option<String> {
+    let line = proto.lines().map(str::trim).find(|l| l.starts_with("option") && l.contains("go_package"))?;
+    let value = line.split('"').nth(1)?;
+    let name = match value.split_once(';') {
+        Some((_, n)) => n,
+        None => value.rsplit('/').next()?,
+    };
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then(|| name.to_string())
+}
+
+/// The service of a gRPC route: `/auth.v1.Auth/Login` → Auth.
+fn route_pattern_service(route: &str) -> Option<String> {
+    let full = route.trim().trim_start_matches('/').split('/').next()?;
+    full.rsplit('.').next().filter(|s| !s.is_empty()).map(str::to_string)
+}
+
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -408,5 +424,13 @@ mod tests {
         assert_eq!(go_name("JWT_SECRET"), "jwtSecret");
         assert_eq!(go_name("TYPE"), "typeEnv");
         assert_eq!(go_name("2FA"), "env2fa");
+    }
+
+    #[test]
+    fn the_generated_code_package_comes_from_go_package() {
+        assert_eq!(go_package_name("syntax = \"proto3\";\noption go_package = \"lab/grpcauth/authpb\";").as_deref(), Some("authpb"));
+        assert_eq!(go_package_name("option go_package = \"example.com/x;xpb\";").as_deref(), Some("xpb"));
+        assert_eq!(go_package_name("package a;"), None);
+        assert_eq!(route_pattern_service("/auth.v1.Auth/Login").as_deref(), Some("Auth"));
     }
 }
