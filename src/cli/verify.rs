@@ -68,6 +68,8 @@ async fn watch(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Error
     if !dir.is_dir() {
         return Err(Error::Usage(format!("--watch {}: watch needs a Go folder to watch, not a file; give --solution DIR", dir.display())));
     }
+    // Events name absolute paths: the folder's own, to show them relative to it.
+    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
     if a.output != Format::Terminal {
         return Err(Error::Usage("--watch prints each run for a person reading it: drop --output (use --report FILE to keep each run's report)".into()));
     }
@@ -118,8 +120,8 @@ async fn watch(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Error
             }
         }
         println!("watching {} for changes to .go files, go.mod and go.sum (Ctrl-C stops and {})", dir.display(), if a.keep { "keeps the lab up" } else { "removes the lab" });
-        // A save (also one made while the run ran), then quiet for 300 ms (an editor writes a file in several
-        // steps; `gofmt -w` of many files is one change).
+        // A save (also one made while the run ran), then quiet for 300 ms (an
+        // editor writes a file in several steps; `gofmt -w` of many files is one change).
         let mut changed: Vec<PathBuf> = tokio::select! {
             got = rx.recv() => match got {
                 Some(paths) => paths,
