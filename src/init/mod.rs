@@ -26,8 +26,8 @@ const MAIN_CLI: &str = include_str!("templates/main_cli.go.tera");
 /// Why a starter could not be written.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum InitError {
+    /// (`lab init` adds what to do: another folder, or --force.)
     #[error("{dir} is not empty (it holds {holds})")]
-    #[diagnostic(help("choose a new or empty folder, or add --force to write the starter's files over it (other files are kept)"))]
     NotEmpty { dir: PathBuf, holds: String },
     #[error("the lab {lab} names the file {file} in `starter.files`, but its folder has no such file")]
     #[diagnostic(help("add the file to the lab's folder or drop it from `starter.files`"))]
