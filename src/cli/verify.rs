@@ -111,7 +111,7 @@ async fn watch(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Error
                     last = report;
                 }
             }
-            Err(Error::Interrupted) => return stop_watching(cat, &lab, &a, quiet).await,
+            Err(Error::Interrupted) => return stop_watching(&lab, &a, quiet).await,
             // lab itself could not run this time (the engine went away, a
             // port was taken): say so and wait for the next save.
             Err(e) => {
@@ -127,7 +127,7 @@ async fn watch(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Error
                 Some(paths) => paths,
                 None => return Ok(code),
             },
-            _ = interrupted() => return stop_watching(cat, &lab, &a, quiet).await,
+            _ = interrupted() => return stop_watching(&lab, &a, quiet).await,
         };
         loop {
             tokio::select! {
@@ -135,7 +135,7 @@ async fn watch(cat: &Catalogue, a: VerifyArgs, quiet: bool) -> Result<i32, Error
                     Ok(Some(paths)) => changed.extend(paths),
                     _ => break,
                 },
-                _ = interrupted() => return stop_watching(cat, &lab, &a, quiet).await,
+                _ = interrupted() => return stop_watching(&lab, &a, quiet).await,
             }
         }
         changed.sort();
@@ -152,7 +152,7 @@ fn is_go_file(p: &std::path::Path) -> bool {
 }
 
 /// Ctrl-C while watching: remove the lab (unless --keep), exit as interrupted.
-async fn stop_watching(_cat: &Catalogue, lab: &crate::lab::Lab, a: &VerifyArgs, quiet: bool) -> Result<i32, Error> {
+async fn stop_watching(lab: &crate::lab::Lab, a: &VerifyArgs, quiet: bool) -> Result<i32, Error> {
     if a.keep {
         eprintln!("stopped watching; the lab is kept up (lab down {} removes it)", lab.name());
         return Err(Error::Interrupted);
