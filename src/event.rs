@@ -224,6 +224,17 @@ impl RunReport {
     pub fn passed(&self) -> bool {
         self.summary.failed == 0 && self.summary.errors == 0
     }
+
+    /// The stages of the checks, in the order they ran.
+    pub fn stages(&self) -> Vec<&str> {
+        let mut stages: Vec<&str> = Vec::new();
+        for c in &self.checks {
+            if !stages.contains(&c.stage.as_str()) {
+                stages.push(&c.stage);
+            }
+        }
+        stages
+    }
 }
 
 pub(crate) mod secs {

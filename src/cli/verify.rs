@@ -157,14 +157,11 @@ async fn stop_watching(lab: &crate::lab::Lab, a: &VerifyArgs, quiet: bool) -> Re
         eprintln!("stopped watching; the lab is kept up (lab down {} removes it)", lab.name());
         return Err(Error::Interrupted);
     }
+    // Session::down removes a command-line lab's built program too.
     let s = session(quiet).await?;
-    if lab.def.service.run == RunKind::Cli {
-        let _ = std::fs::remove_file(crate::session::built_program(lab, a.run.student.as_deref()));
-    } else {
-        let instance = crate::plan::instance_name(lab.name(), a.run.student.as_deref());
-        if let Err(e) = s.down(Some(&instance)).await {
-            s.ui.warn(&format!("could not remove {instance}: {e}"));
-        }
+    let instance = crate::plan::instance_name(lab.name(), a.run.student.as_deref());
+    if let Err(e) = s.down(Some(&instance)).await {
+        s.ui.warn(&format!("could not remove {instance}: {e}"));
     }
     Err(Error::Interrupted)
 }

@@ -17,13 +17,7 @@ pub(super) fn property(s: &str) -> String {
 
 pub fn github(r: &RunReport) -> String {
     let mut out = String::new();
-    let mut stages: Vec<&str> = Vec::new();
-    for c in &r.checks {
-        if !stages.contains(&c.stage.as_str()) {
-            stages.push(&c.stage);
-        }
-    }
-    for stage in stages {
+    for stage in r.stages() {
         let checks: Vec<_> = r.checks.iter().filter(|c| c.stage == stage).collect();
         out.push_str(&format!("::group::{} ({} check{})\n", data(stage), checks.len(), if checks.len() == 1 { "" } else { "s" }));
         for c in checks {

@@ -7,13 +7,7 @@ use crate::event::{Outcome, RunReport};
 pub fn junit(r: &RunReport) -> String {
     let mut report = Report::new(format!("lab verify {}", r.lab));
     report.set_time(r.summary.duration);
-    let mut stages: Vec<String> = Vec::new();
-    for c in &r.checks {
-        if !stages.contains(&c.stage) {
-            stages.push(c.stage.clone());
-        }
-    }
-    for stage in stages {
+    for stage in r.stages() {
         let mut suite = TestSuite::new(format!("{}.{stage}", r.lab));
         for c in r.checks.iter().filter(|c| c.stage == stage) {
             let status = match &c.outcome {
